@@ -1,0 +1,35 @@
+"""Atomic file writes: a reader sees the old file or the whole new one, never half of one."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+class OutputError(ValueError):
+    """An output that cannot be written; the message names the file and the fix."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise OutputError(f"{path}: folder {path.parent} does not exist; create it or choose another output")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write there ({e.strerror}); choose a writable output folder") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())     # mkstemp makes 0600; give the usual permissions
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write ({e.strerror}); choose a writable output") from None

@@ -1,0 +1,151 @@
+"""Reading and writing image files.
+
+Images are handled as :class:`Picture`: float32 pixels in [0, 1] of shape
+``(H, W, C)`` in RGB order (C is 1 for grayscale, 3 for colour), plus the
+alpha channel, if any, and the bit depth to write back. Files are decoded by
+OpenCV; the EXIF orientation tag is applied on reading. Writes are atomic: the
+encoded file goes to a temporary name beside the target, then is renamed.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .atomic import write_atomic
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
+_SIXTEEN_BIT = (".png", ".tif", ".tiff")
+_ALPHA = (".png", ".tif", ".tiff", ".webp")
+MAX_PIXELS = 100_000_000
+
+
+class ImageError(ValueError):
+    """A file that cannot be read or written as an image; the message says why and what to do."""
+
+
+@dataclass
+class Picture:
+    pixels: np.ndarray               # (H, W, C) float32 in [0, 1], RGB
+    alpha: np.ndarray | None = None  # (H, W) float32 in [0, 1]
+    bit_depth: int = 8               # 8 or 16
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.pixels.shape[:2]
+
+    def with_pixels(self, pixels: np.ndarray, alpha: np.ndarray | None = None) -> "Picture":
+        return replace(self, pixels=pixels, alpha=self.alpha if alpha is None else alpha)
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Picture:
+    """Read an image file as a :class:`Picture`.
+
+    Raises :class:`ImageError` with a one-line reason for a missing file, an
+    undecodable file or an image larger than ``max_pixels``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file; check the path")
+    size, orientation = _header(path)
+    if size is not None:
+        _check_size(path, size, max_pixels)          # before decoding a huge file
+    array = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise ImageError(f"{path}: not a readable image; use PNG, JPEG, TIFF, WebP or BMP")
+    _check_size(path, (array.shape[1], array.shape[0]), max_pixels)
+    if array.dtype == np.uint8:
+        bit_depth, scale = 8, 255.0
+    elif array.dtype == np.uint16:
+        bit_depth, scale = 16, 65535.0
+    elif array.dtype.kind == "f":
+        bit_depth, scale = 16, 1.0
+    else:
+        raise ImageError(f"{path}: unsupported pixel type {array.dtype}; save it as 8- or 16-bit")
+    array = array.astype(np.float32) / scale
+    if array.ndim == 2:
+        array = array[:, :, None]
+    channels = array.shape[2]
+    alpha = None
+    if channels in (2, 4):
+        alpha, array = array[:, :, -1], array[:, :, :-1]
+    if array.shape[2] == 3:
+        array = array[:, :, ::-1]                       # OpenCV's BGR -> RGB
+    pixels = np.ascontiguousarray(np.clip(array, 0, 1))
+    pixels = _orient(pixels, orientation)
+    alpha = None if alpha is None else np.ascontiguousarray(_orient(alpha, orientation))
+    return Picture(pixels=pixels, alpha=alpha, bit_depth=bit_depth)
+
+
+def _check_size(path: Path, size: tuple[int, int], max_pixels: int) -> None:
+    if size[0] * size[1] > max_pixels:
+        raise ImageError(f"{path}: image of {size[0]}x{size[1]} pixels is over the limit of "
+                         f"{max_pixels / 1e6:g} megapixels; downscale it or raise --max-megapixels")
+
+
+def _header(path: Path) -> tuple[tuple[int, int] | None, int]:
+    """(width, height) and EXIF orientation, read without decoding the pixels."""
+    try:
+        with Image.open(path) as im:
+            return im.size, int(im.getexif().get(0x0112, 1))
+    except Exception:  # a format Pillow does not read: OpenCV decides, no rotation
+        return None, 1
+
+
+def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) so the image displays upright."""
+    ops = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.swapaxes(a, 0, 1)[:, ::-1],
+           7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1], 8: lambda a: np.swapaxes(a, 0, 1)[::-1]}
+    return ops[orientation](a) if orientation in ops else a
+
+
+def encode_image(picture: Picture, suffix: str) -> bytes:
+    """Encode ``picture`` in the format named by ``suffix`` (e.g. ``".png"``).
+
+    16-bit is kept where the format allows it (PNG, TIFF), else written as 8-bit;
+    alpha is kept where the format allows it (PNG, TIFF, WebP).
+    """
+    suffix = suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise ImageError(f"cannot write '{suffix}' files; use one of {', '.join(IMAGE_SUFFIXES)}")
+    bits = picture.bit_depth if suffix in _SIXTEEN_BIT else 8
+    array = picture.pixels
+    if array.shape[2] == 3:
+        array = array[:, :, ::-1]
+    if picture.alpha is not None and suffix in _ALPHA:
+        array = np.concatenate([array, picture.alpha[:, :, None]], axis=2)
+    array = to_integer(array, bits)
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix in (".jpg", ".jpeg") else []
+    if suffix == ".webp":
+        params = [cv2.IMWRITE_WEBP_QUALITY, 101]        # > 100 means lossless
+    ok, buffer = cv2.imencode(suffix, np.ascontiguousarray(array.squeeze(2) if array.shape[2] == 1 else array), params)
+    if not ok:
+        raise ImageError(f"could not encode the image as '{suffix}'")
+    return buffer.tobytes()
+
+
+def to_integer(array: np.ndarray, bits: int) -> np.ndarray:
+    """Quantise [0, 1] floats to 8- or 16-bit integers."""
+    top = 65535 if bits == 16 else 255
+    return np.round(np.clip(array, 0, 1) * top).astype(np.uint16 if bits == 16 else np.uint8)
+
+
+def quantize(picture: Picture, suffix: str) -> np.ndarray:
+    """The pixels exactly as :func:`write_image` stores them, back in [0, 1]."""
+    bits = picture.bit_depth if suffix.lower() in _SIXTEEN_BIT else 8
+    top = 65535.0 if bits == 16 else 255.0
+    return to_integer(picture.pixels, bits).astype(np.float32) / top
+
+
+def write_image(path: str | os.PathLike, picture: Picture) -> None:
+    """Write ``picture`` to ``path`` atomically; the format follows the suffix."""
+    write_atomic(path, encode_image(picture, Path(path).suffix))

@@ -1,0 +1,211 @@
+"""The VAE priors.
+
+Two architectures share one interface, so the solver and the trainer never ask
+which one they hold:
+
+* :class:`ConvVAE` -- fully convolutional, with a spatial latent of
+  ``latent_channels x H/f x W/f``; it works on any image whose sides are
+  multiples of ``f``. This is the photo prior.
+* :class:`DigitsVAE` -- the textbook MNIST VAE: a small conv encoder to a global
+  latent vector, a deconv decoder back to 28x28. This is the digits prior.
+
+Each model has ``encode(x) -> (mu, logvar)``, ``decode(z) -> mean image`` and a
+learned decoder scale ``gamma`` (the standard deviation of p(x|z)). Its
+architecture is a small dataclass stored inside the checkpoint next to the
+weights, so :func:`load_checkpoint` needs nothing but the file.
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .atomic import write_atomic
+
+
+@dataclass
+class ConvVAEConfig:
+    channels: int = 3           # image channels
+    width: int = 64             # feature channels of every conv layer
+    latent_channels: int = 8    # channels of the spatial latent
+    levels: int = 2             # number of 2x downsamplings: f = 2**levels
+    blocks: int = 1             # residual blocks per level
+    tile_size: int = 256        # default tile for large images (a multiple of f)
+
+
+@dataclass
+class DigitsVAEConfig:
+    channels: int = 1
+    image_size: int = 28        # fixed input size, as MNIST
+    latent_dim: int = 16
+    width: int = 32             # channels of the first conv layer (the second has 2x)
+    hidden: int = 256
+
+    @property
+    def tile_size(self) -> int:
+        return self.image_size
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3, padding=1)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
+
+    def forward(self, x):
+        return x + self.conv2(F.silu(self.conv1(F.silu(x))))
+
+
+class _VAE(nn.Module):
+    """What both architectures share: the learned decoder scale and sampling."""
+
+    config: ConvVAEConfig | DigitsVAEConfig
+
+    def __init__(self):
+        super().__init__()
+        # log of the decoder's standard deviation gamma, learned with the ELBO.
+        self.log_gamma = nn.Parameter(torch.tensor(math.log(0.1)))
+
+    @property
+    def gamma(self) -> torch.Tensor:
+        # A floor keeps the likelihood from collapsing onto the training pixels.
+        return self.log_gamma.exp().clamp(min=1e-3)
+
+    @property
+    def channels(self) -> int:
+        return self.config.channels
+
+    @property
+    def tile_size(self) -> int:
+        return self.config.tile_size
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        """Encode, sample z by the reparameterisation trick, decode."""
+        mu, logvar = self.encode(x)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        return self.decode(z), mu, logvar
+
+
+class ConvVAE(_VAE):
+    """Fully convolutional VAE with a spatial latent (the photo prior)."""
+
+    def __init__(self, config: ConvVAEConfig):
+        super().__init__()
+        self.config = config
+        w, lc = config.width, config.latent_channels
+        enc = [nn.Conv2d(config.channels, w, 3, padding=1)]
+        for _ in range(config.levels):
+            enc += [_ResBlock(w) for _ in range(config.blocks)]
+            enc += [nn.Conv2d(w, w, 4, stride=2, padding=1)]
+        enc += [_ResBlock(w) for _ in range(config.blocks)]
+        enc += [nn.SiLU(), nn.Conv2d(w, 2 * lc, 1)]
+        self.encoder = nn.Sequential(*enc)
+        dec = [nn.Conv2d(lc, w, 3, padding=1)]
+        dec += [_ResBlock(w) for _ in range(config.blocks)]
+        for _ in range(config.levels):
+            dec += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w, w, 3, padding=1)]
+            dec += [_ResBlock(w) for _ in range(config.blocks)]
+        dec += [nn.SiLU(), nn.Conv2d(w, config.channels, 3, padding=1)]
+        self.decoder = nn.Sequential(*dec)
+
+    @property
+    def size_multiple(self) -> int:
+        """Image sides must be multiples of this."""
+        return 2 ** self.config.levels
+
+    def encode(self, x):
+        mu, logvar = self.encoder(x * 2 - 1).chunk(2, dim=1)
+        return mu, logvar.clamp(-12, 6)
+
+    def decode(self, z):
+        return (self.decoder(z) + 1) / 2
+
+
+class DigitsVAE(_VAE):
+    """The classic global-latent VAE on 28x28 digits."""
+
+    def __init__(self, config: DigitsVAEConfig):
+        super().__init__()
+        self.config = config
+        w, s = config.width, config.image_size // 4
+        self.encoder = nn.Sequential(
+            nn.Conv2d(config.channels, w, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(w, 2 * w, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Flatten(), nn.Linear(2 * w * s * s, config.hidden), nn.ReLU(),
+            nn.Linear(config.hidden, 2 * config.latent_dim),
+        )
+        self.decoder = nn.Sequential(
+            nn.Linear(config.latent_dim, config.hidden), nn.ReLU(),
+            nn.Linear(config.hidden, 2 * w * s * s), nn.ReLU(),
+            nn.Unflatten(1, (2 * w, s, s)),
+            nn.ConvTranspose2d(2 * w, w, 4, stride=2, padding=1), nn.ReLU(),
+            nn.ConvTranspose2d(w, config.channels, 4, stride=2, padding=1),
+        )
+
+    @property
+    def size_multiple(self) -> int:
+        return self.config.image_size
+
+    def encode(self, x):
+        size = self.config.image_size
+        if x.shape[-2:] != (size, size):
+            raise ValueError(f"the digits prior takes {size}x{size} images, got {tuple(x.shape[-2:])}")
+        mu, logvar = self.encoder(x * 2 - 1).chunk(2, dim=1)
+        return mu, logvar.clamp(-12, 6)
+
+    def decode(self, z):
+        return (self.decoder(z) + 1) / 2
+
+
+VAE = ConvVAE | DigitsVAE
+# The architectures a checkpoint may name, keyed by class name.
+_ARCHITECTURES = {cls.__name__: (cls, cfg) for cls, cfg in
+                  ((ConvVAE, ConvVAEConfig), (DigitsVAE, DigitsVAEConfig))}
+
+
+def save_checkpoint(path: str | os.PathLike, model: VAE, **extra) -> None:
+    """Write config, weights and ``extra`` (training state, metadata) atomically."""
+    state = {"architecture": type(model).__name__, "config": asdict(model.config),
+             "state_dict": model.state_dict(), **extra}
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomic(path, buffer.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[VAE, dict]:
+    """Build the model a checkpoint describes and load its weights.
+
+    Returns the model (in eval mode) and the whole checkpoint dictionary, whose
+    other keys hold training state and metadata.
+    """
+    state = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(state, dict) or state.get("architecture") not in _ARCHITECTURES:
+        raise ValueError(f"{path} is not a restore prior checkpoint")
+    cls, cfg = _ARCHITECTURES[state["architecture"]]
+    model = cls(cfg(**state["config"]))
+    model.load_state_dict(state["state_dict"])
+    return model.eval(), state
+
+
+def vae_loss(model: VAE, x_in: torch.Tensor, target: torch.Tensor,
+             generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
+    """Negative ELBO per pixel of ``target`` given the encoder's view ``x_in``.
+
+    With ``x_in = target`` this is the textbook ELBO; with a degraded ``x_in``
+    it trains the encoder to map damaged images near the clean image's code.
+    """
+    recon, mu, logvar = model(x_in, generator)
+    gamma = model.gamma
+    n_pix = target[0].numel()
+    # Gaussian decoder: |x - D(z)|^2 / (2 gamma^2) + log gamma per pixel (+ const).
+    rec = ((target - recon) ** 2).flatten(1).sum(1) / (2 * gamma**2) + n_pix * torch.log(gamma)
+    kl = 0.5 * (mu**2 + logvar.exp() - 1 - logvar).flatten(1).sum(1)
+    loss = (rec + kl).mean() / n_pix
+    mse = ((target - recon.detach()) ** 2).mean()
+    return loss, {"mse": mse.item(), "kl": (kl.mean() / n_pix).item(), "gamma": gamma.item()}

@@ -1,0 +1,187 @@
+"""Forward operators: how a clean image ``x`` becomes what we observe.
+
+Every task shares one data model,
+
+    y = A(x) + n,    n ~ N(0, sigma^2 I),
+
+and differs only in ``A``. An operator exposes
+
+* ``forward(x)``  -- ``A(x)``;
+* ``adjoint(y)``  -- ``A^T(y)``;
+* ``initial_guess(y)`` -- a first image to hand to the encoder;
+* ``data_consistency(d, y, sigma, gamma)`` -- the solver's x-step,
+  ``argmin_x |A(x) - y|^2 / (2 sigma^2) + |x - d|^2 / (2 gamma^2)``:
+  closed form where ``A^T A`` is diagonal, conjugate gradients otherwise.
+
+A new restoration task is one new subclass; the solver never changes.
+Tensors are ``(N, C, H, W)`` floats with pixel values in [0, 1].
+"""
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from .resize import imresize, resize_matrices
+
+
+class ForwardOperator:
+    """Base class; subclasses implement ``forward`` and ``adjoint``."""
+
+    #: One observed pixel covers ``scale x scale`` image pixels.
+    scale: int = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward(x)
+
+    def initial_guess(self, y: torch.Tensor) -> torch.Tensor:
+        """A first estimate of ``x`` from ``y`` (default: ``A^T y``)."""
+        return self.adjoint(y)
+
+    def observe(self, x: torch.Tensor, sigma: float = 0.0,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """Simulate an observation ``A(x) + n`` with noise level ``sigma``."""
+        y = self.forward(x)
+        if sigma > 0:
+            y = y + sigma * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+        return y
+
+    def data_consistency(self, d: torch.Tensor, y: torch.Tensor, sigma: float, gamma: float,
+                         x0: torch.Tensor | None = None, iterations: int = 25) -> torch.Tensor:
+        """Solve ``(A^T A + lam I) x = A^T y + lam d`` with ``lam = sigma^2 / gamma^2``.
+
+        Conjugate gradients, warm-started at ``x0`` (or ``d``); batched over N.
+        """
+        lam = (sigma / gamma) ** 2
+        x = (d if x0 is None else x0).clone()
+        rhs = self.adjoint(y) + lam * d
+        r = rhs - self.adjoint(self.forward(x)) - lam * x
+        p = r.clone()
+        rr = _dot(r, r)
+        for _ in range(iterations):
+            ap = self.adjoint(self.forward(p)) + lam * p
+            alpha = rr / _dot(p, ap).clamp_min(1e-20)
+            x = x + alpha * p
+            r = r - alpha * ap
+            rr_new = _dot(r, r)
+            if float(rr_new.max()) < 1e-12:
+                break
+            p = r + (rr_new / rr.clamp_min(1e-20)) * p
+            rr = rr_new
+        return x
+
+    def crop(self, windows: list[tuple[int, int, int, int]]) -> "ForwardOperator":
+        """The operator restricted to tiles ``(top, left, height, width)`` of ``y``.
+
+        Operators without per-pixel data are the same on every tile.
+        """
+        return self
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-sample inner product, shaped to broadcast over (N, C, H, W)."""
+    return (a * b).flatten(1).sum(1).view(-1, 1, 1, 1)
+
+
+class Denoise(ForwardOperator):
+    """``A = I``: additive white Gaussian noise."""
+
+    def forward(self, x):
+        return x
+
+    def adjoint(self, y):
+        return y
+
+    def data_consistency(self, d, y, sigma, gamma, x0=None, iterations=0):
+        # (1/sigma^2 + 1/gamma^2) x = y/sigma^2 + d/gamma^2
+        return (gamma**2 * y + sigma**2 * d) / (sigma**2 + gamma**2)
+
+
+class Inpaint(ForwardOperator):
+    """``A = diag(m)``: only pixels where ``m = 1`` are observed.
+
+    Parameters
+    ----------
+    missing : tensor of shape (N or 1, 1, H, W)
+        1 (or True) where a pixel is missing and must be filled.
+    """
+
+    def __init__(self, missing: torch.Tensor):
+        if missing.dim() != 4 or missing.shape[1] != 1:
+            raise ValueError(f"missing must have shape (N, 1, H, W), got {tuple(missing.shape)}")
+        self.observed = 1.0 - missing.float()
+
+    def forward(self, x):
+        return x * self.observed
+
+    def adjoint(self, y):
+        return y * self.observed
+
+    def initial_guess(self, y):
+        return fill_holes(y, self.observed)
+
+    def data_consistency(self, d, y, sigma, gamma, x0=None, iterations=0):
+        blend = (gamma**2 * y + sigma**2 * d) / (sigma**2 + gamma**2)
+        return self.observed * blend + (1 - self.observed) * d
+
+    def crop(self, windows):
+        if self.observed.shape[0] != 1:
+            raise ValueError("crop takes an operator over one image")
+        # Windows may reach into the padding the tiler adds at the bottom and right.
+        bottom = max(t + h for t, _, h, _ in windows) - self.observed.shape[-2]
+        right = max(l + w for _, l, _, w in windows) - self.observed.shape[-1]
+        observed = F.pad(self.observed, (0, max(right, 0), 0, max(bottom, 0)), mode="replicate")
+        return Inpaint(1.0 - torch.cat([observed[..., t:t + h, l:l + w] for t, l, h, w in windows]))
+
+
+class Superres(ForwardOperator):
+    """``A`` = antialiased bicubic downsampling by an integer ``scale`` (MATLAB convention)."""
+
+    def __init__(self, scale: int):
+        if scale not in (2, 3, 4, 8):
+            raise ValueError(f"scale must be 2, 3, 4 or 8, got {scale}")
+        self.scale = scale
+
+    def _matrices(self, hr_hw, like):
+        lr_hw = (hr_hw[0] // self.scale, hr_hw[1] // self.scale)
+        return resize_matrices(hr_hw, lr_hw, device=like.device, dtype=like.dtype)
+
+    def forward(self, x):
+        if x.shape[-2] % self.scale or x.shape[-1] % self.scale:
+            raise ValueError(f"image sides {tuple(x.shape[-2:])} must be multiples of {self.scale}")
+        r_h, r_w = self._matrices(tuple(x.shape[-2:]), x)
+        return r_h @ x @ r_w.T
+
+    def adjoint(self, y):
+        hr_hw = (y.shape[-2] * self.scale, y.shape[-1] * self.scale)
+        r_h, r_w = self._matrices(hr_hw, y)
+        return r_h.T @ y @ r_w
+
+    def initial_guess(self, y):
+        return imresize(y, (y.shape[-2] * self.scale, y.shape[-1] * self.scale))
+
+
+def fill_holes(y: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+    """Fill unobserved pixels smoothly from their surroundings (push-pull).
+
+    Averages the observed pixels over a pyramid of ever coarser grids, then
+    paints each hole from the finest level at which it has data.
+    """
+    if observed.sum() == 0:
+        return torch.full_like(y, 0.5)
+    num, den = [y * observed], [observed.expand_as(y[:, :1])]
+    while min(num[-1].shape[-2:]) > 1 and bool((den[-1] == 0).any()):
+        num.append(F.avg_pool2d(num[-1], 2, ceil_mode=True))
+        den.append(F.avg_pool2d(den[-1], 2, ceil_mode=True))
+    fill = num[-1] / den[-1].clamp_min(1e-8)
+    fill = torch.where(den[-1] > 0, fill, fill.mean(dim=(-2, -1), keepdim=True))
+    for n, w in zip(reversed(num[:-1]), reversed(den[:-1])):
+        up = F.interpolate(fill, size=n.shape[-2:], mode="bilinear", align_corners=False)
+        known = n / w.clamp_min(1e-8)
+        fill = torch.where(w > 0.999, known, w * known + (1 - w) * up)
+    return y * observed + fill * (1 - observed)

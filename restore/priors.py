@@ -1,0 +1,69 @@
+"""The shipped priors and loading a prior by name or path.
+
+The weights in ``pretrained/`` install as the package ``restore.pretrained``,
+so they are found from a checkout, an editable install and a wheel alike.
+``pretrained/SHA256SUMS`` lists each file's digest, checked on loading.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from .model import VAE, load_checkpoint
+
+SHIPPED = ("photo", "digits")
+
+
+class PriorError(ValueError):
+    """A prior that cannot be found or loaded; the message says what to do."""
+
+
+def _pretrained_dir() -> Path:
+    return Path(str(resources.files("restore.pretrained")))
+
+
+def prior_path(name_or_path: str) -> Path:
+    """The file of a shipped prior (``photo``, ``digits``) or a given checkpoint path."""
+    if name_or_path in SHIPPED:
+        path = _pretrained_dir() / f"{name_or_path}.pt"
+        if not path.is_file():
+            raise PriorError(f"the shipped '{name_or_path}' prior is missing from {path.parent}; reinstall restore")
+        return path
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise PriorError(f"{path}: no such prior; use --model photo, digits or the path of a .pt checkpoint")
+    return path
+
+
+def _expected_digest(path: Path) -> str | None:
+    sums = path.parent / "SHA256SUMS"
+    if not sums.is_file():
+        return None
+    for line in sums.read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        if name.strip() == path.name:
+            return digest.strip()
+    return None
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: Path, device: str) -> VAE:
+    if path.parent == _pretrained_dir():
+        expected = _expected_digest(path)
+        actual = hashlib.sha256(path.read_bytes()).hexdigest()
+        if expected is not None and expected != actual:
+            raise PriorError(f"{path}: SHA-256 {actual[:12]}... does not match SHA256SUMS; reinstall restore")
+    try:
+        model, _ = load_checkpoint(path, map_location=device)
+    except Exception as e:
+        raise PriorError(f"{path}: not a restore prior ({type(e).__name__}); give a checkpoint written by 'restore train'") from None
+    return model.to(device)
+
+
+def load_prior(name_or_path: str = "photo", device: str | torch.device = "cpu") -> VAE:
+    """Load a prior once per process and device (later calls reuse it)."""
+    return _load(prior_path(str(name_or_path)).resolve(), str(torch.device(device)))

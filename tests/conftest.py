@@ -1,0 +1,47 @@
+"""Shared fixtures: small smooth test images and a tiny prior trained on them in the test session."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from restore.data import CropSampler
+from restore.images import Picture, write_image
+from restore.model import ConvVAE, ConvVAEConfig, save_checkpoint
+from restore.train import TrainSettings, train
+
+
+def smooth_images(n: int, size: int, seed: int, channels: int = 3) -> np.ndarray:
+    """Random smooth colour fields: bicubic upsampling of coarse noise, values in [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, channels, 5, 5, generator=g)
+    fine = F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=True)
+    return fine.clamp(0, 1).permute(0, 2, 3, 1).numpy()
+
+
+@pytest.fixture(scope="session")
+def image_dir(tmp_path_factory):
+    """A folder of smooth 64x64 training images."""
+    folder = tmp_path_factory.mktemp("train")
+    for i, im in enumerate(smooth_images(24, 64, seed=1)):
+        write_image(folder / f"im{i:02d}.png", Picture(im))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_prior(image_dir, tmp_path_factory):
+    """A tiny convolutional VAE trained for a few hundred steps on smooth images; (model, path)."""
+    torch.manual_seed(0)
+    model = ConvVAE(ConvVAEConfig(width=16, latent_channels=4, levels=2, tile_size=32))
+    sampler = CropSampler(sorted(image_dir.glob("*.png")), channels=3, crop=32, seed=0)
+    path = tmp_path_factory.mktemp("prior") / "tiny.pt"
+    train(model, sampler, TrainSettings(steps=250, batch_size=16, crop=32, lr=3e-3, checkpoint_every=250),
+          path, device=torch.device("cpu"), progress=False)
+    return model, path
+
+
+@pytest.fixture
+def clean_image() -> np.ndarray:
+    """A held-out smooth 48x48 image (not in the training folder)."""
+    return smooth_images(1, 48, seed=99)[0]

@@ -1,0 +1,180 @@
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from restore.cli import app
+from restore.images import Picture, read_image, write_image
+from tests.conftest import smooth_images
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert "Traceback" not in result.output
+    return result
+
+
+def _error_lines(result):
+    return [line for line in result.output.splitlines() if line.startswith("error:")]
+
+
+@pytest.fixture
+def images(tmp_path):
+    """clean/ and noisy/ folders of three 32x32 images each, and a stray text file."""
+    rng = np.random.default_rng(0)
+    clean = smooth_images(3, 32, seed=7)
+    for sub in ("clean", "noisy"):
+        (tmp_path / sub).mkdir()
+    for i, im in enumerate(clean):
+        write_image(tmp_path / "clean" / f"im{i}.png", Picture(im))
+        noisy = np.clip(im + rng.normal(0, 25 / 255, im.shape), 0, 1).astype(np.float32)
+        write_image(tmp_path / "noisy" / f"im{i}.png", Picture(noisy))
+    (tmp_path / "noisy" / "readme.txt").write_text("not an image")
+    return tmp_path
+
+
+def test_help_lists_every_command_and_option():
+    result = invoke("--help")
+    for command in ("denoise", "inpaint", "superres", "train"):
+        assert command in result.output
+    for command in ("denoise", "inpaint", "superres", "train"):
+        assert invoke(command, "--help").exit_code == 0
+
+
+def test_denoise_single_file_default_output(images, tiny_prior):
+    _, model = tiny_prior
+    src = images / "noisy" / "im0.png"
+    result = invoke("denoise", src, "--model", model, "--sigma", "25", "--steps", "5", "-q")
+    assert result.exit_code == 0, result.output
+    out = images / "noisy" / "im0_denoise.png"
+    assert out.is_file() and read_image(out).pixels.shape == (32, 32, 3)
+    assert "wrote" in result.output
+
+
+def test_auto_sigma_is_estimated_and_printed(images, tiny_prior):
+    _, model = tiny_prior
+    result = invoke("denoise", images / "noisy" / "im0.png", "--model", model, "--steps", "2",
+                    "-o", images / "o.png")
+    assert result.exit_code == 0, result.output
+    assert "estimated noise sigma" in result.output
+
+
+def test_existing_output_is_never_overwritten_without_flag(images, tiny_prior):
+    _, model = tiny_prior
+    src, out = images / "noisy" / "im0.png", images / "out.png"
+    out.write_bytes(b"precious")
+    result = invoke("denoise", src, "-o", out, "--model", model, "--sigma", "25", "--steps", "1", "-q")
+    assert result.exit_code == 1 and len(_error_lines(result)) == 1 and "--overwrite" in result.output
+    assert out.read_bytes() == b"precious"
+    assert invoke("denoise", src, "-o", out, "--model", model, "--sigma", "25", "--steps", "1",
+                  "--skip-existing", "-q").exit_code == 0
+    assert out.read_bytes() == b"precious"
+    assert invoke("denoise", src, "-o", out, "--model", model, "--sigma", "25", "--steps", "1",
+                  "--overwrite", "-q").exit_code == 0
+    assert read_image(out).pixels.shape == (32, 32, 3)
+
+
+def test_batch_with_reference_prints_table_and_writes_json(images, tiny_prior):
+    _, model = tiny_prior
+    (images / "noisy" / "broken.png").write_text("not really a png")
+    result = invoke("denoise", images / "noisy", "-o", images / "out", "--sigma", "25", "--model", model,
+                    "--steps", "20", "--ref", images / "clean", "--json", images / "r.json")
+    assert result.exit_code == 1, result.output         # broken.png failed ...
+    assert sorted(p.name for p in (images / "out").iterdir()) == ["im0.png", "im1.png", "im2.png"]  # ... the rest went on
+    assert "broken.png" in result.output and "readme.txt" in result.output
+    assert "mean" in result.output and "3 restored, 0 skipped, 1 failed" in result.output
+    report = json.loads((images / "r.json").read_text())
+    ok = [r for r in report if r["status"] == "ok"]
+    assert len(ok) == 3 and all(r["psnr"] > r["input_psnr"] for r in ok)
+    assert {"seconds", "device", "model", "sigma", "ssim"} <= set(ok[0])
+
+
+def test_inpaint_with_mask_and_alpha_only_mask(images, tiny_prior):
+    _, model = tiny_prior
+    clean = read_image(images / "clean" / "im1.png").pixels
+    mask = np.zeros((32, 32), np.float32)
+    mask[8:20, 10:24] = 1
+    holed = clean.copy()
+    holed[mask > 0] = 1.0
+    write_image(images / "holed.png", Picture(holed))
+    write_image(images / "mask.png", Picture(mask[:, :, None]))
+    result = invoke("inpaint", images / "holed.png", "--mask", images / "mask.png", "--model", model,
+                    "--steps", "20", "--ref", images / "clean" / "im1.png", "-o", images / "filled.png")
+    assert result.exit_code == 0, result.output
+    assert "PSNR" in result.output
+    # The same holes given only in an alpha channel (colour uniform).
+    write_image(images / "alpha_mask.png", Picture(np.zeros((32, 32, 3), np.float32), alpha=mask))
+    result = invoke("inpaint", images / "holed.png", "--mask", images / "alpha_mask.png", "--model", model,
+                    "--steps", "20", "-o", images / "filled2.png", "-q")
+    assert result.exit_code == 0
+    assert np.allclose(read_image(images / "filled.png").pixels, read_image(images / "filled2.png").pixels)
+
+
+def test_inpaint_mask_of_wrong_size_is_one_line_error(images, tiny_prior):
+    _, model = tiny_prior
+    write_image(images / "small_mask.png", Picture(np.ones((8, 8, 1), np.float32)))
+    result = invoke("inpaint", images / "clean" / "im0.png", "--mask", images / "small_mask.png",
+                    "--model", model, "-o", images / "x.png")
+    assert result.exit_code == 1
+    assert len(_error_lines(result)) == 1 and "small_mask.png" in result.output
+    assert not (images / "x.png").exists()
+
+
+def test_superres_doubles_size_and_keeps_alpha(images, tiny_prior):
+    _, model = tiny_prior
+    small = smooth_images(1, 16, seed=3)[0]
+    alpha = np.full((16, 16), 0.5, np.float32)
+    write_image(images / "small.png", Picture(small, alpha=alpha))
+    result = invoke("superres", images / "small.png", "--scale", "2", "--model", model, "--steps", "3", "-q")
+    assert result.exit_code == 0, result.output
+    out = read_image(images / "small_superres.png")
+    assert out.pixels.shape == (32, 32, 3) and out.alpha is not None and out.alpha.shape == (32, 32)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["denoise", "missing.png"], "missing.png"),
+    (["denoise", "{noisy}/readme.txt", "-o", "{tmp}/r.png"], "not a readable image"),
+    (["denoise", "{noisy}/im0.png", "-o", "{tmp}/no/such/dir/out.png"], "does not exist"),
+    (["denoise", "{noisy}/im0.png", "--sigma", "loud"], "--sigma"),
+    (["denoise", "{noisy}/im0.png", "--device", "tpu"], "--device"),
+    (["superres", "{noisy}/im0.png", "--scale", "5"], "--scale"),
+    (["denoise", "{noisy}/im0.png", "--model", "{tmp}/nope.pt"], "nope.pt"),
+    (["denoise", "{noisy}/im0.png", "--max-megapixels", "0.0001", "-o", "{tmp}/big.png"], "megapixel"),
+])
+def test_bad_input_gives_one_line_error_and_nonzero_exit(images, tiny_prior, args, needle):
+    _, model = tiny_prior
+    args = [a.format(noisy=images / "noisy", tmp=images) for a in args]
+    if "--model" not in args:
+        args += ["--model", str(model)]
+    result = invoke(*args)
+    assert result.exit_code != 0
+    assert len(_error_lines(result)) == 1 and needle in result.output, result.output
+
+
+def test_output_never_replaces_the_input(images, tiny_prior):
+    _, model = tiny_prior
+    src = images / "noisy" / "im0.png"
+    before = src.read_bytes()
+    result = invoke("denoise", src, "-o", src, "--overwrite", "--model", model, "--sigma", "25", "--steps", "1")
+    assert result.exit_code == 1 and "input" in result.output
+    assert src.read_bytes() == before
+
+
+def test_train_then_resume(images):
+    out = images / "prior.pt"
+    args = ["train", images / "clean", "--out", out, "--width", "8", "--latent", "2", "--crop", "16",
+            "--batch-size", "4", "--checkpoint-every", "2"]
+    result = invoke(*args, "--steps", "3")
+    assert result.exit_code == 0, result.output and out.is_file()
+    assert invoke(*args, "--steps", "3").exit_code == 2          # refuses to overwrite
+    result = invoke(*args, "--steps", "5", "--resume")
+    assert result.exit_code == 0, result.output
+    from restore.model import load_checkpoint
+    _, state = load_checkpoint(out)
+    assert state["meta"]["steps"] == 5
+    # The trained prior restores through the CLI.
+    assert invoke("denoise", images / "noisy" / "im0.png", "--model", out, "--sigma", "25", "--steps", "2",
+                  "-o", images / "t.png", "-q").exit_code == 0

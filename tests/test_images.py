@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from restore.images import ImageError, Picture, encode_image, read_image, write_image
+
+
+def _gradient(h=12, w=16, c=3):
+    y, x = np.mgrid[0:h, 0:w]
+    planes = [(x / (w - 1)), (y / (h - 1)), ((x + y) / (h + w - 2))][:c]
+    return np.stack(planes, axis=2).astype(np.float32)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".bmp", ".webp"])
+def test_8bit_colour_round_trip_is_exact(tmp_path, suffix):
+    pic = Picture(np.round(_gradient() * 255) / 255)
+    write_image(tmp_path / f"a{suffix}", pic)
+    back = read_image(tmp_path / f"a{suffix}")
+    assert back.bit_depth == 8 and back.pixels.shape == (12, 16, 3)
+    assert np.array_equal(np.round(back.pixels * 255), np.round(pic.pixels * 255))
+
+
+def test_colour_order_is_rgb(tmp_path):
+    Image.fromarray(np.array([[[255, 0, 0]]], np.uint8)).save(tmp_path / "red.png")
+    assert read_image(tmp_path / "red.png").pixels[0, 0].tolist() == [1.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_16bit_stays_16bit(tmp_path, suffix):
+    pixels = np.round(_gradient() * 65535) / 65535
+    write_image(tmp_path / f"a{suffix}", Picture(pixels, bit_depth=16))
+    back = read_image(tmp_path / f"a{suffix}")
+    assert back.bit_depth == 16
+    assert np.array_equal(np.round(back.pixels * 65535), np.round(pixels * 65535))
+
+
+def test_16bit_to_jpeg_is_written_as_8bit(tmp_path):
+    write_image(tmp_path / "a.jpg", Picture(_gradient(), bit_depth=16))
+    assert read_image(tmp_path / "a.jpg").bit_depth == 8
+
+
+def test_grayscale_stays_grayscale(tmp_path):
+    write_image(tmp_path / "g.png", Picture(_gradient(c=1)))
+    back = read_image(tmp_path / "g.png")
+    assert back.pixels.shape == (12, 16, 1)
+    assert np.asarray(Image.open(tmp_path / "g.png")).ndim == 2
+
+
+def test_alpha_is_preserved(tmp_path):
+    alpha = np.linspace(0, 1, 16 * 12, dtype=np.float32).reshape(12, 16)
+    alpha = np.round(alpha * 255) / 255
+    write_image(tmp_path / "a.png", Picture(_gradient(), alpha=alpha))
+    back = read_image(tmp_path / "a.png")
+    assert back.alpha is not None and np.allclose(back.alpha, alpha, atol=1e-6)
+    assert back.pixels.shape == (12, 16, 3)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    # Stored landscape 16x12 with orientation 6 ("rotate 90 CW to display"): displays as 12x16.
+    stored = np.zeros((12, 16, 3), np.uint8)
+    stored[0, 0] = 255                                 # top-left corner marked white
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "o.jpg", exif=exif, quality=100)
+    back = read_image(tmp_path / "o.jpg")
+    assert back.pixels.shape[:2] == (16, 12)
+    # Rotating 90 degrees clockwise moves the stored top-left corner to the top-right.
+    assert back.pixels[0, -1].mean() > 0.8 and back.pixels[0, 0].mean() < 0.2
+
+
+def test_missing_file_and_not_an_image_give_clear_errors(tmp_path):
+    with pytest.raises(ImageError, match="no such file"):
+        read_image(tmp_path / "nope.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(ImageError, match="not a readable image"):
+        read_image(tmp_path / "notes.png")
+
+
+def test_huge_image_is_refused_before_decoding(tmp_path):
+    write_image(tmp_path / "big.png", Picture(np.zeros((100, 100, 1), np.float32)))
+    with pytest.raises(ImageError, match="megapixel"):
+        read_image(tmp_path / "big.png", max_pixels=5000)
+
+
+def test_write_is_atomic_and_leaves_no_temporary_file(tmp_path):
+    write_image(tmp_path / "a.png", Picture(_gradient()))
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
+    with pytest.raises(ImageError, match="cannot write"):
+        encode_image(Picture(_gradient()), ".xyz")
+    assert [p.name for p in tmp_path.iterdir()] == ["a.png"]

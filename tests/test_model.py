@@ -1,0 +1,70 @@
+import hashlib
+
+import pytest
+import torch
+
+from restore.model import (ConvVAE, ConvVAEConfig, DigitsVAE, DigitsVAEConfig, load_checkpoint,
+                           save_checkpoint, vae_loss)
+from restore.priors import PriorError, load_prior, prior_path
+
+
+def test_conv_vae_shapes_any_size():
+    model = ConvVAE(ConvVAEConfig(width=8, latent_channels=3, levels=2))
+    x = torch.rand(2, 3, 20, 36)
+    mu, logvar = model.encode(x)
+    assert mu.shape == logvar.shape == (2, 3, 5, 9)
+    assert model.decode(mu).shape == x.shape
+    assert model.size_multiple == 4
+
+
+def test_digits_vae_is_the_textbook_global_latent_model():
+    model = DigitsVAE(DigitsVAEConfig(latent_dim=10))
+    x = torch.rand(5, 1, 28, 28)
+    mu, _ = model.encode(x)
+    assert mu.shape == (5, 10)
+    assert model.decode(mu).shape == x.shape
+    with pytest.raises(ValueError, match="28x28"):
+        model.encode(torch.rand(1, 1, 32, 32))
+
+
+def test_elbo_loss_is_finite_and_trains():
+    torch.manual_seed(0)
+    model = ConvVAE(ConvVAEConfig(width=8, latent_channels=2))
+    x = torch.rand(4, 3, 16, 16) * 0.2 + 0.4
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(30):
+        loss, stats = vae_loss(model, x, x)
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert torch.isfinite(loss) and loss.item() < first
+    assert set(stats) == {"mse", "kl", "gamma"}
+
+
+@pytest.mark.parametrize("model", [ConvVAE(ConvVAEConfig(width=8, latent_channels=2, levels=1)),
+                                   DigitsVAE(DigitsVAEConfig(latent_dim=4, width=4, hidden=16))])
+def test_checkpoint_round_trip_needs_only_the_file(tmp_path, model):
+    save_checkpoint(tmp_path / "m.pt", model, meta={"steps": 1})
+    loaded, state = load_checkpoint(tmp_path / "m.pt")
+    assert type(loaded) is type(model) and loaded.config == model.config
+    assert state["meta"]["steps"] == 1
+    for a, b in zip(model.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_not_a_checkpoint_is_refused(tmp_path):
+    (tmp_path / "x.pt").write_bytes(b"junk")
+    with pytest.raises(PriorError, match="not a restore prior"):
+        load_prior(str(tmp_path / "x.pt"))
+    with pytest.raises(PriorError, match="no such prior"):
+        load_prior(str(tmp_path / "missing.pt"))
+
+
+@pytest.mark.parametrize("name,cls", [("photo", ConvVAE), ("digits", DigitsVAE)])
+def test_shipped_priors_load_and_match_their_checksums(name, cls):
+    path = prior_path(name)
+    sums = (path.parent / "SHA256SUMS").read_text()
+    assert f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}" in sums
+    assert isinstance(load_prior(name), cls)

@@ -1,0 +1,104 @@
+import numpy as np
+import pytest
+import torch
+
+from restore import denoise, inpaint, psnr, superres
+from restore.operators import Denoise, Inpaint
+from restore.solver import solve
+
+
+def _noisy(clean, sigma, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.clip(clean + rng.normal(0, sigma / 255, clean.shape), 0, 1).astype(np.float32)
+
+
+def test_joint_solver_lowers_its_objective(tiny_prior, clean_image):
+    model, _ = tiny_prior
+    y = torch.from_numpy(_noisy(clean_image, 25)).permute(2, 0, 1)[None]
+    result = solve(y, Denoise(), model, sigma=25 / 255, steps=40)
+    assert len(result.objective) == 41
+    assert result.objective[-1] < result.objective[0]
+    assert result.x.shape == y.shape and 0 <= result.x.min() and result.x.max() <= 1
+
+
+def test_latent_mode_lowers_its_objective(tiny_prior, clean_image):
+    model, _ = tiny_prior
+    y = torch.from_numpy(_noisy(clean_image, 25)).permute(2, 0, 1)[None]
+    result = solve(y, Denoise(), model, sigma=25 / 255, steps=40, mode="latent")
+    assert result.objective[-1] < result.objective[0]
+
+
+def test_denoise_beats_the_noisy_input(tiny_prior, clean_image):
+    model, _ = tiny_prior
+    noisy = _noisy(clean_image, 25)
+    restored = denoise(noisy, sigma=25, prior=model, steps=40)
+    assert restored.shape == noisy.shape and restored.dtype == np.float32
+    assert psnr(clean_image, restored) > psnr(clean_image, noisy) + 3
+
+
+def test_more_steps_do_better_than_the_encoder_alone(tiny_prior, clean_image):
+    model, _ = tiny_prior
+    noisy = _noisy(clean_image, 25)
+    fast = denoise(noisy, sigma=25, prior=model, steps=0)
+    slow = denoise(noisy, sigma=25, prior=model, steps=60)
+    assert psnr(clean_image, fast) > psnr(clean_image, noisy)
+    assert psnr(clean_image, slow) >= psnr(clean_image, fast) - 0.1
+
+
+def test_inpaint_beats_the_damaged_input_and_keeps_known_pixels(tiny_prior, clean_image):
+    model, _ = tiny_prior
+    mask = np.zeros(clean_image.shape[:2], bool)
+    mask[12:28, 10:34] = True
+    damaged = clean_image.copy()
+    damaged[mask] = 1.0
+    restored = inpaint(damaged, mask, prior=model, steps=40)
+    assert psnr(clean_image, restored) > psnr(clean_image, damaged) + 5
+    assert np.abs(restored[~mask] - clean_image[~mask]).max() < 0.02
+
+
+def test_superres_gives_the_right_size_for_uint8_and_tensor(tiny_prior, clean_image):
+    model, _ = tiny_prior
+    small = (clean_image[::4, ::4] * 255).astype(np.uint8)
+    big = superres(small, 4, prior=model, steps=5)
+    assert big.shape == (48, 48, 3) and big.dtype == np.uint8
+    t = torch.from_numpy(clean_image[::2, ::2].copy()).permute(2, 0, 1)
+    assert superres(t, 2, prior=model, steps=2).shape == (3, 48, 48)
+
+
+def test_results_are_deterministic(tiny_prior, clean_image):
+    model, _ = tiny_prior
+    noisy = _noisy(clean_image, 25)
+    a = denoise(noisy, sigma=25, prior=model, steps=10, seed=3)
+    b = denoise(noisy, sigma=25, prior=model, steps=10, seed=3)
+    assert np.array_equal(a, b)
+
+
+def test_large_images_are_tiled_without_visible_seams(tiny_prior):
+    model, _ = tiny_prior
+    from tests.conftest import smooth_images
+    clean = smooth_images(1, 80, seed=5)[0]
+    noisy = _noisy(clean, 20)
+    restored = denoise(noisy, sigma=20, prior=model, steps=20, tile=32, overlap=8)
+    assert psnr(clean, restored) > psnr(clean, noisy) + 3
+    # No seam: the column-to-column jump at a tile border is like anywhere else.
+    jumps = np.abs(np.diff(restored, axis=1)).mean(axis=(0, 2))
+    assert jumps.max() < 4 * np.median(jumps)
+
+
+def test_gray_image_through_a_colour_prior_stays_gray(tiny_prior, clean_image):
+    model, _ = tiny_prior
+    gray = clean_image.mean(axis=2)
+    out = denoise(_noisy(gray, 10), sigma=10, prior=model, steps=3)
+    assert out.shape == gray.shape
+
+
+def test_bad_arguments_raise_value_errors(tiny_prior, clean_image):
+    model, _ = tiny_prior
+    with pytest.raises(ValueError, match="mask"):
+        inpaint(clean_image, np.zeros((5, 5)), prior=model)
+    with pytest.raises(ValueError, match="sigma"):
+        solve(torch.rand(1, 3, 8, 8), Denoise(), model, sigma=0)
+    with pytest.raises(ValueError, match="scale"):
+        superres(clean_image, 5, prior=model)
+    with pytest.raises(ValueError, match="images are"):
+        denoise(np.zeros((4, 4, 5)), sigma=5, prior=model)
