@@ -76,10 +76,10 @@ def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
         x = operator.data_consistency(d, y, sigma, gamma) if mode == "joint" else d
     z = z0.clone().requires_grad_(True)
     history = [_objective(operator, y, x, d, z0, sigma, gamma, mode)]
-    optimizer = torch.optim.Adam([z], lr=lr)
+    adam = _Adam(z, lr)
 
     for it in range(steps):
-        optimizer.zero_grad(set_to_none=True)
+        z.grad = None
         d = vae.decode(z)
         if mode == "joint":
             # x-step: exact minimiser of J for the current decoder output.
@@ -89,7 +89,7 @@ def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
         else:
             loss = ((operator(d) - y) ** 2).sum() / (2 * sigma**2) + (z**2).sum() / 2
         loss.backward()
-        optimizer.step()
+        adam.step()
         with torch.no_grad():
             d = vae.decode(z)
             if mode == "latent":
@@ -110,3 +110,22 @@ def _objective(operator, y, x, d, z, sigma, gamma, mode) -> float:
     prior = (z**2).sum() / 2
     coupling = ((x - d) ** 2).sum() / (2 * gamma**2) if mode == "joint" else 0.0
     return float(data + coupling + prior) / y.shape[0]
+
+
+class _Adam:
+    """Adam on one tensor (torch.optim's would add seconds of imports to every CLI call)."""
+
+    def __init__(self, param: torch.Tensor, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.param, self.lr, self.betas, self.eps, self.t = param, lr, betas, eps, 0
+        self.m, self.v = torch.zeros_like(param), torch.zeros_like(param)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        b1, b2 = self.betas
+        self.t += 1
+        g = self.param.grad
+        self.m.mul_(b1).add_(g, alpha=1 - b1)
+        self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        m_hat = self.m / (1 - b1**self.t)
+        v_hat = self.v / (1 - b2**self.t)
+        self.param.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps))
