@@ -16,7 +16,7 @@ from .atomic import write_atomic
 from .images import ImageError, read_image
 from .masks import missing_pixels
 from .priors import PriorError, load_prior
-from .tasks import DEFAULT_STEPS
+from .tasks import TASK_DEFAULTS
 
 app = typer.Typer(help="Repair damaged photos with a learned VAE prior.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -117,7 +117,8 @@ def _device_or_fail(name: str):
 # Options shared by the restoring commands.
 OUTPUT = typer.Option(None, "--output", "-o", help="Output file, or folder in batch mode (default: <stem>_<task>.<ext> beside the input).")
 MODEL = typer.Option("photo", "--model", "-m", help="Prior: photo, digits, or the path of a checkpoint from 'restore train'.")
-STEPS = typer.Option(None, help=f"Solver iterations per tile (default {DEFAULT_STEPS}); 0 = encoder only, fastest.")
+STEPS = typer.Option(None, help="Solver iterations per tile (default: " + ", ".join(
+    f"{task} {d['steps']}" for task, d in TASK_DEFAULTS.items()) + "); 0 = encoder only, fastest.")
 MODE = typer.Option("joint", help="joint: MAP over image and latent (keeps detail); latent: over the latent only.")
 DEVICE = typer.Option("auto", help="auto (GPU if present), cpu, cuda or cuda:N.")
 REF = typer.Option(None, "--ref", help="Clean reference file or folder (matched by name) to score PSNR/SSIM.")
@@ -230,8 +231,8 @@ def _run(task_name: str, task, source: Path, output: Optional[Path], p: dict, *,
     """Plan the jobs, run them with progress bars, print the summary; exit 1 if any failed."""
     from tqdm import tqdm
 
-    steps = DEFAULT_STEPS if p["steps"] is None else p["steps"]
-    if steps < 0:
+    steps = p["steps"]
+    if steps is not None and steps < 0:
         fail("--steps must be 0 or more")
     if p["mode"] not in ("joint", "latent"):
         fail(f"--mode {p['mode']}: use joint or latent")

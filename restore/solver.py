@@ -35,7 +35,7 @@ class SolverResult:
 
 def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
           steps: int = 100, lr: float = 0.05, mode: str = "joint", gamma: float | None = None,
-          callback: Callable[[int, float], None] | None = None) -> SolverResult:
+          prior_weight: float = 1.0, callback: Callable[[int, float], None] | None = None) -> SolverResult:
     """Restore ``x`` from ``y`` under the VAE prior.
 
     Parameters
@@ -57,6 +57,9 @@ def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
         Joint MAP over (x, z) (JPMAP), or over z alone (CSGM).
     gamma : float, optional
         Decoder standard deviation; default the one the VAE learned.
+    prior_weight : float
+        Weight ``lambda`` of the latent prior ``lambda |z|^2 / 2`` (1 is the
+        Bayesian value; lower trusts the data more, as CSGM's lambda).
     callback : callable, optional
         Called as ``callback(iteration, objective)`` after every iteration.
     """
@@ -75,7 +78,7 @@ def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
         d = vae.decode(z0)
         x = operator.data_consistency(d, y, sigma, gamma) if mode == "joint" else d
     z = z0.clone().requires_grad_(True)
-    history = [_objective(operator, y, x, d, z0, sigma, gamma, mode)]
+    history = [_objective(operator, y, x, d, z0, sigma, gamma, mode, prior_weight)]
     adam = _Adam(z, lr)
 
     for it in range(steps):
@@ -85,16 +88,16 @@ def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
             # x-step: exact minimiser of J for the current decoder output.
             with torch.no_grad():
                 x = operator.data_consistency(d.detach(), y, sigma, gamma, x0=x)
-            loss = ((x - d) ** 2).sum() / (2 * gamma**2) + (z**2).sum() / 2
+            loss = ((x - d) ** 2).sum() / (2 * gamma**2) + prior_weight * (z**2).sum() / 2
         else:
-            loss = ((operator(d) - y) ** 2).sum() / (2 * sigma**2) + (z**2).sum() / 2
+            loss = ((operator(d) - y) ** 2).sum() / (2 * sigma**2) + prior_weight * (z**2).sum() / 2
         loss.backward()
         adam.step()
         with torch.no_grad():
             d = vae.decode(z)
             if mode == "latent":
                 x = d
-            history.append(_objective(operator, y, x, d, z, sigma, gamma, mode))
+            history.append(_objective(operator, y, x, d, z, sigma, gamma, mode, prior_weight))
         if callback is not None:
             callback(it + 1, history[-1])
 
@@ -104,10 +107,10 @@ def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
     return SolverResult(x=x.detach().clamp(0, 1), z=z.detach(), objective=history)
 
 
-def _objective(operator, y, x, d, z, sigma, gamma, mode) -> float:
+def _objective(operator, y, x, d, z, sigma, gamma, mode, prior_weight) -> float:
     """J(x, z) per image, as a Python float (the value the solver lowers)."""
     data = ((operator(x) - y) ** 2).sum() / (2 * sigma**2)
-    prior = (z**2).sum() / 2
+    prior = prior_weight * (z**2).sum() / 2
     coupling = ((x - d) ** 2).sum() / (2 * gamma**2) if mode == "joint" else 0.0
     return float(data + coupling + prior) / y.shape[0]
 
