@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from . import tasks
+from . import baselines, tasks
 from .batch import PlanError, plan, process
 from .atomic import write_atomic
 from .images import ImageError, read_image
@@ -198,7 +198,7 @@ def superres_command(
         fail(f"--scale must be 2, 3, 4 or 8, got {scale}")
 
     def task(pixels, job, options, note):
-        bicubic = bicubic_upscale(pixels, scale)
+        bicubic = baselines.bicubic(pixels, scale)
         return tasks.superres(pixels, scale, sigma=sigma, **options), sigma, bicubic
 
     _run("superres", task, source, output, locals(), scale=scale)
@@ -214,16 +214,6 @@ def _parse_sigma(text: str) -> float | None:
     if not 0 < value <= 255:
         fail(f"--sigma {text}: must be above 0 and at most 255")
     return value
-
-
-def bicubic_upscale(pixels, scale: int):
-    """The bicubic upscale restore is compared with (MATLAB imresize convention)."""
-    import torch
-
-    from .resize import imresize
-    t = torch.from_numpy(pixels).permute(2, 0, 1)
-    up = imresize(t, (t.shape[1] * scale, t.shape[2] * scale))
-    return up.clamp(0, 1).permute(1, 2, 0).numpy()
 
 
 def _run(task_name: str, task, source: Path, output: Optional[Path], p: dict, *,
@@ -315,3 +305,74 @@ def _print_summary(results, device: str) -> None:
     seconds = sum(r.seconds for r in done)
     typer.echo(f"{len(done)} restored, {n_skip} skipped, {n_fail} failed "
                f"({seconds:.1f} s on {device})")
+
+
+@app.command("bench")
+def bench_command(
+    folder: Optional[Path] = typer.Argument(None, help="Folder of clean images (default: scikit-image's photographs and the digits test split)."),
+    output: Path = typer.Option(Path("bench-report"), "--output", "-o", help="Report folder: results.md/.json/.csv and comparison sheets."),
+    task_list: str = typer.Option("denoise,superres,inpaint", "--tasks", help="Comma-separated tasks to measure."),
+    quick: bool = typer.Option(False, "--quick", help="A small subset (3 conditions, 2 small images, 10 digits) for smoke tests."),
+    size: int = typer.Option(256, help="Centre-crop photographs to this size (0 = whole images)."),
+    digits: int = typer.Option(100, help="Digits from the test split, spread over the classes (0 = none; max 1000)."),
+    model: str = MODEL, steps: Optional[int] = STEPS, device: str = DEVICE, seed: int = SEED,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into a report folder that already has results."),
+    quiet: bool = QUIET,
+) -> None:
+    """Measure restore against classical tools (BM3D, OpenCV, scikit-image, bicubic/Lanczos)."""
+    import platform
+    import time
+
+    from tqdm import tqdm
+
+    from . import bench
+    from .data import find_images
+
+    wanted = {t.strip() for t in task_list.split(",") if t.strip()}
+    if not wanted or wanted - set(bench.BASELINES):
+        fail(f"--tasks {task_list}: choose from denoise, superres, inpaint")
+    if not 0 <= digits <= 1000:
+        fail("--digits must be between 0 and 1000")
+    if size < 0:
+        fail("--size must be 0 or more")
+    conditions = [c for c in bench.CONDITIONS if c.task in wanted
+                  and (not quick or c.name in bench.QUICK_CONDITIONS)]
+    if (output / "results.json").exists() and not overwrite:
+        fail(f"{output} already holds a report; pass --overwrite or choose another -o")
+    dev = _device_or_fail(device)
+    try:
+        photo_prior = load_prior(model, dev)
+        if folder is None:
+            sets = [bench.ImageSet("photos", bench.skimage_photos(128 if quick else size,
+                                                                  bench.PHOTOS[:2] if quick else bench.PHOTOS),
+                                   photo_prior)]
+            n_digits = min(digits, 10) if quick else digits
+            if n_digits:
+                sets.append(bench.ImageSet("digits", bench.digits_test(n_digits), load_prior("digits", dev)))
+        else:
+            if not folder.is_dir():
+                fail(f"{folder}: not a folder; give a folder of clean images")
+            files = find_images(folder)[:2 if quick else None]
+            if not files:
+                fail(f"{folder}: no images found")
+            images = [(f.stem, bench.centre_crop(read_image(f).pixels, 128 if quick else size)) for f in files]
+            sets = [bench.ImageSet(folder.name, images, photo_prior)]
+    except (PriorError, ImageError) as e:
+        fail(str(e))
+    output.mkdir(parents=True, exist_ok=True)
+
+    bar = tqdm(total=bench.total_runs(sets, conditions), desc="bench", unit="run", disable=quiet)
+    start = time.perf_counter()
+    rows, shown, notes = bench.run_benchmark(
+        sets, conditions, device=dev, steps=steps, seed=seed,
+        progress=lambda what: (bar.set_postfix_str(what), bar.update(1)))
+    bar.close()
+    for note in notes:
+        typer.echo(note, err=True)
+    meta = {"seconds": round(time.perf_counter() - start, 1), "device": str(dev), "model": model,
+            "steps": steps if steps is not None else "task defaults", "machine": platform.platform(),
+            "processor": platform.machine(), "cpus": __import__("os").cpu_count(), "quick": quick,
+            "size": size, "seed": seed}
+    written = bench.write_report(output, rows, shown, meta)
+    typer.echo((output / "results.md").read_text())
+    typer.echo(f"wrote {len(written)} files to {output} in {meta['seconds']:.0f} s")

@@ -1,0 +1,97 @@
+"""The classical methods restore is measured against, from the libraries people use.
+
+Each takes the damaged image as ``(H, W, C)`` float32 in [0, 1] and returns the
+restored one. Parameters follow each library's documentation or the usual
+rule of thumb for a known noise level; none was tuned on the benchmark images.
+BM3D and wavelet denoising need the ``bench`` extra (``pip install -e .[bench]``).
+"""
+from __future__ import annotations
+
+import importlib.util
+
+import cv2
+import numpy as np
+import torch
+
+from .resize import imresize
+
+
+def available(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _u8(pixels: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
+
+
+def _f32(array: np.ndarray, like: np.ndarray) -> np.ndarray:
+    return (array.astype(np.float32) / 255).reshape(like.shape[0], like.shape[1], -1)
+
+
+# --- denoising (sigma in 0..255 units) ---------------------------------------------------------
+
+def bm3d(noisy: np.ndarray, sigma: float) -> np.ndarray:
+    import bm3d as lib
+    if noisy.shape[2] == 3:
+        out = lib.bm3d_rgb(noisy, sigma_psd=sigma / 255)
+    else:
+        out = lib.bm3d(noisy[:, :, 0], sigma_psd=sigma / 255)
+    return np.clip(out, 0, 1).astype(np.float32).reshape(noisy.shape)
+
+
+def opencv_nlm(noisy: np.ndarray, sigma: float) -> np.ndarray:
+    """OpenCV's fast non-local means with filter strength h = sigma."""
+    u8 = _u8(noisy)
+    if noisy.shape[2] == 3:
+        out = cv2.fastNlMeansDenoisingColored(u8, None, h=sigma, hColor=sigma)
+    else:
+        out = cv2.fastNlMeansDenoising(u8[:, :, 0], None, h=sigma)
+    return _f32(out, noisy)
+
+
+def skimage_tv(noisy: np.ndarray, sigma: float) -> np.ndarray:
+    """Chambolle total variation with weight = sigma (in [0, 1] units)."""
+    from skimage.restoration import denoise_tv_chambolle
+    out = denoise_tv_chambolle(noisy, weight=sigma / 255, channel_axis=2)
+    return out.astype(np.float32).reshape(noisy.shape)
+
+
+def skimage_wavelet(noisy: np.ndarray, sigma: float) -> np.ndarray:
+    """BayesShrink soft thresholding, colour in YCbCr (scikit-image's documented example)."""
+    from skimage.restoration import denoise_wavelet
+    colour = noisy.shape[2] == 3
+    out = denoise_wavelet(noisy if colour else noisy[:, :, 0], sigma=sigma / 255, method="BayesShrink",
+                          mode="soft", rescale_sigma=True, convert2ycbcr=colour,
+                          channel_axis=2 if colour else None)
+    return np.clip(out, 0, 1).astype(np.float32).reshape(noisy.shape)
+
+
+# --- inpainting (mask: True = missing) ---------------------------------------------------------
+
+def opencv_telea(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return _f32(cv2.inpaint(_u8(image), mask.astype(np.uint8), 3, cv2.INPAINT_TELEA), image)
+
+
+def opencv_navier_stokes(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return _f32(cv2.inpaint(_u8(image), mask.astype(np.uint8), 3, cv2.INPAINT_NS), image)
+
+
+def skimage_biharmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    from skimage.restoration import inpaint_biharmonic
+    out = inpaint_biharmonic(image, mask, channel_axis=2)
+    return np.clip(out, 0, 1).astype(np.float32)
+
+
+# --- upscaling ---------------------------------------------------------------------------------
+
+def bicubic(small: np.ndarray, scale: int) -> np.ndarray:
+    """Bicubic upscaling, MATLAB imresize convention (the benchmark's downsampler, inverted)."""
+    t = torch.from_numpy(np.ascontiguousarray(small)).permute(2, 0, 1)
+    up = imresize(t, (t.shape[1] * scale, t.shape[2] * scale))
+    return up.clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def lanczos(small: np.ndarray, scale: int) -> np.ndarray:
+    h, w = small.shape[:2]
+    out = cv2.resize(small, (w * scale, h * scale), interpolation=cv2.INTER_LANCZOS4)
+    return np.clip(out, 0, 1).astype(np.float32).reshape(h * scale, w * scale, -1)

@@ -1,0 +1,52 @@
+import json
+
+import numpy as np
+from typer.testing import CliRunner
+
+from restore import bench
+from restore.cli import app
+from restore.images import Picture, write_image
+from tests.conftest import smooth_images
+
+
+def test_damage_is_8bit_and_reproducible():
+    clean = smooth_images(1, 32, seed=2)[0]
+    for condition in bench.CONDITIONS:
+        a, mask_a = bench.damage(clean, condition, np.random.default_rng(1))
+        b, mask_b = bench.damage(clean, condition, np.random.default_rng(1))
+        assert np.array_equal(a, b)
+        assert np.allclose(a * 255, np.round(a * 255), atol=1e-4)           # exactly 8-bit values
+        if condition.task == "superres":
+            assert a.shape == (32 // condition.scale, 32 // condition.scale, 3)
+        if condition.task == "inpaint":
+            assert mask_a.any() and (a[mask_a] == 1.0).all()                 # holes painted white
+    pixels = bench.make_mask("pixels", 64, 64, np.random.default_rng(0))
+    assert 0.4 < pixels.mean() < 0.6
+
+
+def test_digits_test_split_is_balanced():
+    digits = bench.digits_test(30)
+    assert len(digits) == 30 and digits[0][1].shape == (28, 28, 1)
+    labels = [name.split("_")[0] for name, _ in digits]
+    assert all(labels.count(f"digit{k}") == 3 for k in range(10))
+
+
+def test_quick_bench_on_a_folder_writes_every_report(tmp_path, tiny_prior):
+    _, model = tiny_prior
+    for i, im in enumerate(smooth_images(2, 48, seed=4)):
+        write_image(tmp_path / f"im{i}.png", Picture(im))
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["bench", str(tmp_path), "-o", str(out), "--quick", "--model", str(model),
+                                      "--steps", "3", "-q"])
+    assert result.exit_code == 0, result.output
+    names = {p.name for p in out.iterdir()}
+    assert {"results.md", "results.json", "results.csv"} <= names
+    assert {f"sheet_{tmp_path.name}_{c}.png" for c in bench.QUICK_CONDITIONS} <= names
+    report = json.loads((out / "results.json").read_text())
+    methods = {r["method"] for r in report["results"]}
+    assert {"restore", "OpenCV NLM", "skimage TV", "bicubic", "Lanczos", "OpenCV Telea", "skimage biharmonic"} <= methods
+    assert all(r["hole_psnr"] is not None for r in report["results"] if r["condition"] == "inpaint-box")
+    assert "**" in (out / "results.md").read_text()
+    # A second run refuses to overwrite the report.
+    again = CliRunner().invoke(app, ["bench", str(tmp_path), "-o", str(out), "--quick", "--model", str(model)])
+    assert again.exit_code == 2 and "--overwrite" in again.output
