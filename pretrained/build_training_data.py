@@ -51,6 +51,15 @@ def unpack(packages: list[str], into: Path) -> None:
         subprocess.run(["dpkg", "-x", str(deb), str(into / "root")], check=True)
 
 
+def copy_photos(photos: list[tuple[str, str]], root: Path, folder: Path) -> None:
+    """Copy as ``<package>__<name>``; a plasma wallpaper is named by its folder, not its resolution."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for pkg, rel in photos:
+        src = root / rel
+        name = src.parent.parent.parent.name + src.suffix if pkg.startswith("plasma") else src.name
+        shutil.copy(src, folder / f"{pkg}__{name}")
+
+
 def main(out: Path) -> None:
     from restore.digits import digits_split
     from restore.images import Picture, write_image
@@ -58,24 +67,14 @@ def main(out: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         unpack(PACKAGES, root)
-        photos = out / "photos"
-        photos.mkdir(parents=True, exist_ok=True)
-        for pkg, rel in PHOTOS:
-            src = root / "root" / rel
-            name = src.parent.parent.parent.name + src.suffix if pkg.startswith("plasma") else src.name
-            shutil.copy(src, photos / f"{pkg}__{name}")
+        copy_photos(PHOTOS, root / "root", out / "photos")
+        copy_photos(HELD_OUT, root / "root", out / "held_out")
         for split in ("train", "test"):
             folder = out / f"digits_{split}"
             folder.mkdir(parents=True, exist_ok=True)
             images, labels = digits_split(root / "root" / OPENCV / "digits.png", split)
             for i, (im, label) in enumerate(zip(images, labels)):
                 write_image(folder / f"{label}_{i:04d}.png", Picture(pixels=im[:, :, None]))
-        held = out / "held_out"
-        held.mkdir(parents=True, exist_ok=True)
-        for pkg, rel in HELD_OUT:
-            src = root / "root" / rel
-            name = src.parent.parent.parent.name + src.suffix if pkg.startswith("plasma") else src.name
-            shutil.copy(src, held / f"{pkg}__{name}")
     print(f"{len(PHOTOS)} photographs, digits train/test and {len(HELD_OUT)} held-out photographs in {out}")
 
 

@@ -1,16 +1,22 @@
-"""Turning a file or folder argument into jobs: which output, mask and reference go with each image.
+"""Batch mode: turning a file or folder argument into jobs, and running one job safely.
 
-No image is read or written here; this module only decides paths, so the rules
-(never overwrite an input, mirror folders, match masks and references by stem)
-live in one place.
+:func:`plan` only decides paths, so the rules (never overwrite an input, mirror
+folders, match masks and references by stem) live in one place; :func:`process`
+runs one job and turns any failure into a one-line message.
 """
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .images import is_image_file
+import cv2
+import numpy as np
+
+from .images import ImageError, Picture, is_image_file, quantize, read_image, to_integer, write_image
+from .metrics import psnr, ssim
+from .priors import PriorError
 
 
 @dataclass
@@ -146,15 +152,6 @@ def process(job: Job, restore_fn, *, overwrite: bool, skip_existing: bool, max_p
     ``baseline`` is what the output is compared against (the input, or its
     bicubic upscale).
     """
-    import time
-
-    import cv2
-    import numpy as np
-
-    from .images import ImageError, Picture, quantize, read_image, to_integer, write_image
-    from .metrics import psnr, ssim
-    from .priors import PriorError
-
     result = Result(str(job.source), str(job.output), "ok")
     try:
         if job.problem:

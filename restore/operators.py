@@ -75,6 +75,10 @@ class ForwardOperator:
             rr = rr_new
         return x
 
+    def to(self, device) -> "ForwardOperator":
+        """The operator with its per-pixel data (if any) on ``device``."""
+        return self
+
     def crop(self, windows: list[tuple[int, int, int, int]]) -> "ForwardOperator":
         """The operator restricted to tiles ``(top, left, height, width)`` of ``y``.
 
@@ -128,6 +132,9 @@ class Inpaint(ForwardOperator):
     def data_consistency(self, d, y, sigma, gamma, x0=None, iterations=0):
         blend = (gamma**2 * y + sigma**2 * d) / (sigma**2 + gamma**2)
         return self.observed * blend + (1 - self.observed) * d
+
+    def to(self, device):
+        return Inpaint(1.0 - self.observed.to(device))
 
     def crop(self, windows):
         if self.observed.shape[0] != 1:

@@ -159,8 +159,7 @@ def _restore(image, operator: ForwardOperator, *, sigma: float, options: SolverO
     vae = options.prior.to(device) if isinstance(options.prior, torch.nn.Module) else load_prior(options.prior, device)
     channels = pixels.shape[2]
     y = torch.from_numpy(to_channels(pixels, vae.channels)).permute(2, 0, 1)[None].to(device)
-    if isinstance(operator, Inpaint):
-        operator = Inpaint(1 - operator.observed.to(device))
+    operator = operator.to(device)
     tile = options.tile or vae.tile_size
     torch.manual_seed(options.seed)
     state = {"done": 0, "total": 0}
@@ -183,6 +182,4 @@ def _restore(image, operator: ForwardOperator, *, sigma: float, options: SolverO
     x = run_tiled(y, restore_tiles, tile=tile, overlap=options.overlap, multiple=vae.size_multiple,
                   scale=operator.scale, batch=options.tile_batch, on_tiles=count_tiles)
     out = to_channels(x[0].permute(1, 2, 0).cpu().numpy(), channels)
-    if vae.channels == 3 and channels == 1:
-        out = x[0].mean(0)[:, :, None].cpu().numpy()
     return back(np.clip(out, 0, 1))
