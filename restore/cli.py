@@ -13,7 +13,7 @@ import typer
 from . import baselines, tasks
 from .batch import PlanError, plan, process
 from .atomic import write_atomic
-from .images import ImageError, read_image
+from .images import ImageError, Picture, read_image, write_image
 from .masks import missing_pixels
 from .priors import PriorError, load_prior
 from .tasks import TASK_DEFAULTS
@@ -376,3 +376,57 @@ def bench_command(
     written = bench.write_report(output, rows, shown, meta)
     typer.echo((output / "results.md").read_text())
     typer.echo(f"wrote {len(written)} files to {output} in {meta['seconds']:.0f} s")
+
+
+@app.command("sample")
+def sample_command(
+    output: Path = typer.Option(..., "--output", "-o", help="Grid image to write (PNG, JPEG, ...)."),
+    model: str = MODEL,
+    n: int = typer.Option(64, "-n", help="Number of samples."),
+    size: Optional[int] = typer.Option(None, help="Side of each sample in pixels (photo prior; default its tile size)."),
+    temperature: float = typer.Option(1.0, help="Scale of z ~ N(0, t^2 I); below 1 gives cleaner, plainer samples."),
+    seed: int = SEED, device: str = DEVICE,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output if it exists."),
+) -> None:
+    """Draw images from the prior: decode random latent codes into a grid."""
+    from .generate import grid, sample
+
+    _check_output(output, overwrite)
+    try:
+        vae = load_prior(model, _device_or_fail(device))
+        images = sample(vae, n, size=size, temperature=temperature, seed=seed)
+        write_image(output, Picture(grid(images)))
+    except (PriorError, ImageError, ValueError) as e:
+        fail(str(e))
+    typer.echo(f"wrote {n} samples to {output}")
+
+
+@app.command("interpolate")
+def interpolate_command(
+    start: Path = typer.Argument(..., help="First image."),
+    end: Path = typer.Argument(..., help="Second image, of the same size."),
+    output: Path = typer.Option(..., "--output", "-o", help="Image to write: the frames side by side."),
+    model: str = MODEL,
+    frames: int = typer.Option(8, help="Number of frames, both ends included."),
+    device: str = DEVICE,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output if it exists."),
+) -> None:
+    """Walk the latent space between two images: decode codes on the line between their encodings."""
+    from .generate import grid, interpolate
+
+    _check_output(output, overwrite)
+    try:
+        vae = load_prior(model, _device_or_fail(device))
+        a, b = read_image(start).pixels, read_image(end).pixels
+        frames_ = interpolate(vae, a, b, frames)
+        write_image(output, Picture(grid(frames_, columns=frames)))
+    except (PriorError, ImageError, ValueError) as e:
+        fail(str(e))
+    typer.echo(f"wrote {frames} frames to {output}")
+
+
+def _check_output(output: Path, overwrite: bool) -> None:
+    if output.exists() and not overwrite:
+        fail(f"{output} exists; pass --overwrite to replace it")
+    if not output.parent.is_dir():
+        fail(f"{output}: folder {output.parent} does not exist; create it first")

@@ -119,6 +119,10 @@ class ConvVAE(_VAE):
         """Image sides must be multiples of this."""
         return 2 ** self.config.levels
 
+    def latent_shape(self, height: int, width: int) -> tuple[int, ...]:
+        f = self.size_multiple
+        return (self.config.latent_channels, height // f, width // f)
+
     def encode(self, x):
         mu, logvar = self.encoder(x * 2 - 1).chunk(2, dim=1)
         return mu, logvar.clamp(-12, 6)
@@ -151,6 +155,9 @@ class DigitsVAE(_VAE):
     @property
     def size_multiple(self) -> int:
         return self.config.image_size
+
+    def latent_shape(self, height: int, width: int) -> tuple[int, ...]:
+        return (self.config.latent_dim,)
 
     def encode(self, x):
         size = self.config.image_size
