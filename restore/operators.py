@@ -18,23 +18,27 @@ Tensors are ``(N, C, H, W)`` floats with pixel values in [0, 1].
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 from torch.nn import functional as F
 
 from .resize import imresize, resize_matrices
 
 
-class ForwardOperator:
+class ForwardOperator(ABC):
     """Base class; subclasses implement ``forward`` and ``adjoint``."""
 
     #: One observed pixel covers ``scale x scale`` image pixels.
     scale: int = 1
 
+    @abstractmethod
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """``A(x)``."""
 
+    @abstractmethod
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """``A^T(y)``."""
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward(x)
