@@ -70,8 +70,6 @@ def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     gamma = float(vae.gamma.detach()) if gamma is None else float(gamma)
-    for p in vae.parameters():
-        p.requires_grad_(False)
 
     with torch.no_grad():
         z0, _ = vae.encode(operator.initial_guess(y).clamp(0, 1))
@@ -82,7 +80,6 @@ def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
     adam = _Adam(z, lr)
 
     for it in range(steps):
-        z.grad = None
         d = vae.decode(z)
         if mode == "joint":
             # x-step: exact minimiser of J for the current decoder output.
@@ -91,8 +88,9 @@ def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
             loss = ((x - d) ** 2).sum() / (2 * gamma**2) + prior_weight * (z**2).sum() / 2
         else:
             loss = ((operator(d) - y) ** 2).sum() / (2 * sigma**2) + prior_weight * (z**2).sum() / 2
-        loss.backward()
-        adam.step()
+        # Gradient with respect to z only: the prior's weights are neither updated nor touched.
+        (grad,) = torch.autograd.grad(loss, z)
+        adam.step(grad)
         with torch.no_grad():
             d = vae.decode(z)
             if mode == "latent":
@@ -123,10 +121,9 @@ class _Adam:
         self.m, self.v = torch.zeros_like(param), torch.zeros_like(param)
 
     @torch.no_grad()
-    def step(self) -> None:
+    def step(self, g: torch.Tensor) -> None:
         b1, b2 = self.betas
         self.t += 1
-        g = self.param.grad
         self.m.mul_(b1).add_(g, alpha=1 - b1)
         self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
         m_hat = self.m / (1 - b1**self.t)
