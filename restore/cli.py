@@ -1,6 +1,7 @@
 """The ``restore`` command line: each command parses, calls the library, prints."""
 from __future__ import annotations
 
+import functools
 import json as json_module
 import sys
 from dataclasses import asdict
@@ -246,6 +247,7 @@ def _run(task_name: str, task, source: Path, output: Optional[Path], p: dict, *,
         fail(f"{source}: no images to restore; it holds no PNG/JPEG/TIFF/WebP/BMP files")
 
     quiet = p["quiet"]
+    note = tqdm.write if not quiet else (lambda _msg: None)
     files_bar = tqdm(jobs.jobs, desc=task_name, unit="image", disable=quiet or not jobs.batch)
     results = []
     for job in files_bar:
@@ -258,8 +260,7 @@ def _run(task_name: str, task, source: Path, output: Optional[Path], p: dict, *,
 
         options = dict(prior=vae, steps=steps, mode=p["mode"], device=dev, tile=p["tile"],
                        seed=p["seed"], progress=progress)
-        note = tqdm.write if not quiet else (lambda _msg: None)
-        result = process(job, lambda pixels, job: task(pixels, job, dict(options), note),
+        result = process(job, functools.partial(_call_task, task, options=options, note=note),
                          overwrite=p["overwrite"], skip_existing=p["skip_existing"],
                          max_pixels=int(p["max_megapixels"] * 1e6), crop=scale if scale > 1 else 0)
         solver_bar.close()
@@ -279,6 +280,10 @@ def _run(task_name: str, task, source: Path, output: Optional[Path], p: dict, *,
         write_atomic(p["json"], json_module.dumps(report, indent=2).encode())
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)
+
+
+def _call_task(task, pixels, job, *, options: dict, note):
+    return task(pixels, job, dict(options), note)
 
 
 def _scores(r) -> str:

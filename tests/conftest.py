@@ -8,7 +8,7 @@ from torch.nn import functional as F
 
 from restore.data import CropSampler
 from restore.images import Picture, write_image
-from restore.model import ConvVAE, ConvVAEConfig, save_checkpoint
+from restore.model import ConvVAE, ConvVAEConfig
 from restore.train import TrainSettings, train
 
 

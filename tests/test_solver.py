@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from restore import denoise, inpaint, psnr, superres
-from restore.operators import Denoise, Inpaint
+from restore.operators import Denoise
 from restore.solver import solve
 
 
