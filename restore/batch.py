@@ -94,7 +94,7 @@ def plan(source: Path, output: Path | None, task: str, *, recursive: bool = Fals
     out_dir = output if output is not None else default_output(source, task)
     if out_dir.exists() and not out_dir.is_dir():
         raise PlanError(f"{out_dir}: is a file; with a folder of images, -o must name a folder")
-    if _inside(out_dir, source) and out_dir.resolve() == source.resolve():
+    if out_dir.exists() and same_file(out_dir, source):
         raise PlanError(f"{out_dir}: output folder is the input folder; choose another -o so inputs stay untouched")
     entries = sorted(source.rglob("*") if recursive else source.glob("*"))
     jobs, skipped = [], []
@@ -127,7 +127,7 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def same_file(a: Path, b: Path) -> bool:
-    return os.path.abspath(a.resolve()) == os.path.abspath(b.resolve())
+    return a.resolve() == b.resolve()
 
 
 @dataclass
@@ -156,7 +156,7 @@ def process(job: Job, restore_fn, *, overwrite: bool, skip_existing: bool, max_p
     try:
         if job.problem:
             raise PlanError(job.problem)
-        if same_file(job.source, job.output) if job.output.exists() else False:
+        if job.output.exists() and same_file(job.source, job.output):
             raise ImageError(f"{job.output}: is the input file; choose another -o, inputs are never overwritten")
         if job.output.exists():
             if skip_existing:
