@@ -298,8 +298,8 @@ def skimage_photos(size: int, names=PHOTOS) -> list[tuple[str, np.ndarray]]:
 def digits_test(limit: int) -> list[tuple[str, np.ndarray]]:
     """The digits prior's test split (shipped as pretrained/digits_test.png), ``limit`` spread over classes."""
     from .images import read_image
-    from .priors import _pretrained_dir
-    sheet = read_image(_pretrained_dir() / "digits_test.png").pixels[:, :, 0]
+    from .priors import pretrained_dir
+    sheet = read_image(pretrained_dir() / "digits_test.png").pixels[:, :, 0]
     digits = sheet.reshape(50, 28, 20, 28).transpose(0, 2, 1, 3).reshape(1000, 28, 28)
     labels = np.repeat(np.arange(10), 100)
     # Take the same number from each class, spread over the split.

@@ -260,7 +260,7 @@ def _run(task_name: str, task, source: Path, output: Optional[Path], p: dict, *,
 
         options = dict(prior=vae, steps=steps, mode=p["mode"], device=dev, tile=p["tile"],
                        seed=p["seed"], progress=progress)
-        result = process(job, functools.partial(_call_task, task, options=options, note=note),
+        result = process(job, functools.partial(task, options=options, note=note),
                          overwrite=p["overwrite"], skip_existing=p["skip_existing"],
                          max_pixels=int(p["max_megapixels"] * 1e6), crop=scale if scale > 1 else 0)
         solver_bar.close()
@@ -280,10 +280,6 @@ def _run(task_name: str, task, source: Path, output: Optional[Path], p: dict, *,
         write_atomic(p["json"], json_module.dumps(report, indent=2).encode())
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)
-
-
-def _call_task(task, pixels, job, *, options: dict, note):
-    return task(pixels, job, dict(options), note)
 
 
 def _scores(r) -> str:
@@ -325,6 +321,7 @@ def bench_command(
     quiet: bool = QUIET,
 ) -> None:
     """Measure restore against classical tools (BM3D, OpenCV, scikit-image, bicubic/Lanczos)."""
+    import os
     import platform
     import time
 
@@ -376,7 +373,7 @@ def bench_command(
         typer.echo(note, err=True)
     meta = {"seconds": round(time.perf_counter() - start, 1), "device": str(dev), "model": model,
             "steps": steps if steps is not None else "task defaults", "machine": platform.platform(),
-            "processor": platform.machine(), "cpus": __import__("os").cpu_count(), "quick": quick,
+            "processor": platform.machine(), "cpus": os.cpu_count(), "quick": quick,
             "size": size, "seed": seed}
     written = bench.write_report(output, rows, shown, meta)
     typer.echo((output / "results.md").read_text())

@@ -22,14 +22,14 @@ class PriorError(ValueError):
     """A prior that cannot be found or loaded; the message says what to do."""
 
 
-def _pretrained_dir() -> Path:
+def pretrained_dir() -> Path:
     return Path(str(resources.files("restore.pretrained")))
 
 
 def prior_path(name_or_path: str) -> Path:
     """The file of a shipped prior (``photo``, ``digits``) or a given checkpoint path."""
     if name_or_path in SHIPPED:
-        path = _pretrained_dir() / f"{name_or_path}.pt"
+        path = pretrained_dir() / f"{name_or_path}.pt"
         if not path.is_file():
             raise PriorError(f"the shipped '{name_or_path}' prior is missing from {path.parent}; reinstall restore")
         return path
@@ -52,7 +52,7 @@ def _expected_digest(path: Path) -> str | None:
 
 @functools.lru_cache(maxsize=4)
 def _load(path: Path, device: str) -> VAE:
-    if path.parent == _pretrained_dir():
+    if path.parent == pretrained_dir():
         expected = _expected_digest(path)
         actual = hashlib.sha256(path.read_bytes()).hexdigest()
         if expected is not None and expected != actual:
