@@ -56,6 +56,8 @@ def train_command(
     levels: int = typer.Option(2, help="photo: downsamplings; the latent is 2**levels smaller than the image."),
     degraded: float = typer.Option(0.5, help="Share of each batch shown to the encoder damaged (noise, holes, blur)."),
     checkpoint_every: int = typer.Option(500, help="Write a checkpoint every N steps."),
+    pixel_scale: bool = typer.Option(False, "--pixel-scale", help="Also learn the decoder's scale per pixel (where it is sure, the solver trusts it over the data)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from this checkpoint's weights (fine-tuning); layers it lacks start new."),
     resume: bool = typer.Option(False, "--resume", help="Continue training from the checkpoint at --out."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out instead of refusing."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
@@ -87,13 +89,16 @@ def train_command(
         if "optimizer" not in state:
             fail(f"{out} holds no training state (a shipped prior?); train a new one instead")
         settings = TrainSettings(**{**state["meta"]["settings"], "steps": steps})
+    elif init is not None:
+        model = _init_from(init, pixel_scale)
     else:
         if arch is Architecture.digits:
-            model = DigitsVAE(DigitsVAEConfig(latent_dim=latent))
+            model = DigitsVAE(DigitsVAEConfig(latent_dim=latent, pixel_scale=pixel_scale))
         else:
-            model = ConvVAE(ConvVAEConfig(width=width, latent_channels=latent, levels=levels))
+            model = ConvVAE(ConvVAEConfig(width=width, latent_channels=latent, levels=levels, pixel_scale=pixel_scale))
+    if not resume:
         settings = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, degraded_fraction=degraded,
-                                 crop=crop or (28 if arch is Architecture.digits else 64),
+                                 crop=crop or (28 if isinstance(model, DigitsVAE) else 64),
                                  checkpoint_every=checkpoint_every, seed=seed)
     digits = isinstance(model, DigitsVAE)
     try:
@@ -105,6 +110,17 @@ def train_command(
                f"{sum(p.numel() for p in model.parameters()):,} parameters, device {dev}")
     meta = train(model, sampler, settings, out, device=dev, resume=state)
     typer.echo(f"wrote {out} after {meta['steps']} steps in {meta['seconds']:.0f} s")
+
+
+def _init_from(path: Path, pixel_scale: bool):
+    """The model of checkpoint ``path``, given a per-pixel scale head if asked for."""
+    from .model import load_checkpoint
+
+    try:
+        model, _ = load_checkpoint(path)
+    except (OSError, ValueError, RuntimeError) as e:
+        fail(f"{path}: cannot start from it ({str(e).splitlines()[0]}); give a checkpoint written by restore train")
+    return model.with_pixel_scale() if pixel_scale else model
 
 
 def _device_or_fail(name: str):

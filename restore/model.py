@@ -10,7 +10,10 @@ which one they hold:
   latent vector, a deconv decoder back to 28x28. This is the digits prior.
 
 Each model has ``encode(x) -> (mu, logvar)``, ``decode(z) -> mean image`` and a
-learned decoder scale ``gamma`` (the standard deviation of p(x|z)). Its
+learned decoder scale ``gamma`` (the standard deviation of p(x|z)). With
+``pixel_scale`` the decoder also predicts a scale per pixel (small where the
+mean is sure, as on a flat sky or a digit's blank margin; large on texture it
+cannot draw), returned by ``decode_with_scale``. Its
 architecture is a small dataclass stored inside the checkpoint next to the
 weights, so :func:`load_checkpoint` needs nothing but the file.
 """
@@ -19,7 +22,7 @@ from __future__ import annotations
 import io
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -36,6 +39,7 @@ class ConvVAEConfig:
     levels: int = 2             # number of 2x downsamplings: f = 2**levels
     blocks: int = 1             # residual blocks per level
     tile_size: int = 256        # default tile for large images (a multiple of f)
+    pixel_scale: bool = False   # predict the decoder's scale per pixel, not one for the image
 
 
 @dataclass
@@ -45,6 +49,7 @@ class DigitsVAEConfig:
     latent_dim: int = 16
     width: int = 32             # channels of the first conv layer (the second has 2x)
     hidden: int = 256
+    pixel_scale: bool = False   # predict the decoder's scale per pixel, not one for the image
 
     @property
     def tile_size(self) -> int:
@@ -61,10 +66,21 @@ class _ResBlock(nn.Module):
         return x + self.conv2(F.silu(self.conv1(F.silu(x))))
 
 
+#: Smallest decoder scale: a floor keeps the likelihood from collapsing onto the training pixels.
+GAMMA_FLOOR = 1e-3
+
+
 class _VAE(nn.Module):
-    """What both architectures share: the learned decoder scale and sampling."""
+    """What both architectures share: the decoder scale, decoding and sampling.
+
+    Subclasses build ``self.decoder`` as a sequence whose last layer maps
+    features to pixels, and ``self.scale_head`` (features to log-scale per
+    pixel) when the config asks for ``pixel_scale``.
+    """
 
     config: ConvVAEConfig | DigitsVAEConfig
+    decoder: nn.Sequential
+    scale_head: nn.Module | None
 
     def __init__(self):
         super().__init__()
@@ -73,8 +89,22 @@ class _VAE(nn.Module):
 
     @property
     def gamma(self) -> torch.Tensor:
-        # A floor keeps the likelihood from collapsing onto the training pixels.
-        return self.log_gamma.exp().clamp(min=1e-3)
+        """The image-wide decoder scale (what the ELBO of the mean uses)."""
+        return self.log_gamma.exp().clamp(min=GAMMA_FLOOR)
+
+    def decode(self, z):
+        """The decoder's mean image ``D(z)``, pixel values around [0, 1]."""
+        return (self.decoder(z) + 1) / 2
+
+    def decode_with_scale(self, z) -> tuple[torch.Tensor, torch.Tensor]:
+        """``D(z)`` and the decoder's scale: per pixel with ``pixel_scale``, else :attr:`gamma`."""
+        if self.scale_head is None:
+            return self.decode(z), self.gamma
+        features = self.decoder[:-1](z)
+        mean = (self.decoder[-1](features) + 1) / 2
+        # Detached: the scale is fitted to the mean's errors and never bends the mean itself.
+        log_gamma = self.scale_head(features.detach()) + self.log_gamma.detach()
+        return mean, log_gamma.exp().clamp(min=GAMMA_FLOOR)
 
     @property
     def channels(self) -> int:
@@ -84,12 +114,20 @@ class _VAE(nn.Module):
     def tile_size(self) -> int:
         return self.config.tile_size
 
+    def with_pixel_scale(self) -> "_VAE":
+        """This model with a per-pixel scale head (a new one starts at the image-wide scale)."""
+        if self.scale_head is not None:
+            return self
+        model = type(self)(replace(self.config, pixel_scale=True))
+        missing, unexpected = model.load_state_dict(self.state_dict(), strict=False)
+        assert not unexpected and all(k.startswith("scale_head.") for k in missing), (missing, unexpected)
+        return model.to(self.log_gamma.device)
+
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
-        """Encode, sample z by the reparameterisation trick, decode."""
+        """Encode, sample z by the reparameterisation trick, decode: ``(D(z), gamma, mu, logvar)``."""
         mu, logvar = self.encode(x)
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        z = mu + torch.exp(0.5 * logvar) * eps
-        return self.decode(z), mu, logvar
+        return *self.decode_with_scale(mu + torch.exp(0.5 * logvar) * eps), mu, logvar
 
 
 class ConvVAE(_VAE):
@@ -113,6 +151,7 @@ class ConvVAE(_VAE):
             dec += [_ResBlock(w) for _ in range(config.blocks)]
         dec += [nn.SiLU(), nn.Conv2d(w, config.channels, 3, padding=1)]
         self.decoder = nn.Sequential(*dec)
+        self.scale_head = _zero_init(nn.Conv2d(w, config.channels, 3, padding=1)) if config.pixel_scale else None
 
     @property
     def size_multiple(self) -> int:
@@ -127,8 +166,6 @@ class ConvVAE(_VAE):
         mu, logvar = self.encoder(x * 2 - 1).chunk(2, dim=1)
         return mu, logvar.clamp(-12, 6)
 
-    def decode(self, z):
-        return (self.decoder(z) + 1) / 2
 
 
 class DigitsVAE(_VAE):
@@ -151,6 +188,8 @@ class DigitsVAE(_VAE):
             nn.ConvTranspose2d(2 * w, w, 4, stride=2, padding=1), nn.ReLU(),
             nn.ConvTranspose2d(w, config.channels, 4, stride=2, padding=1),
         )
+        self.scale_head = (_zero_init(nn.ConvTranspose2d(w, config.channels, 4, stride=2, padding=1))
+                           if config.pixel_scale else None)
 
     @property
     def size_multiple(self) -> int:
@@ -166,8 +205,12 @@ class DigitsVAE(_VAE):
         mu, logvar = self.encoder(x * 2 - 1).chunk(2, dim=1)
         return mu, logvar.clamp(-12, 6)
 
-    def decode(self, z):
-        return (self.decoder(z) + 1) / 2
+
+def _zero_init(layer: nn.Module) -> nn.Module:
+    # A new scale head starts at the image-wide scale: its output is added to log_gamma.
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
 
 
 VAE = ConvVAE | DigitsVAE
@@ -207,7 +250,7 @@ def vae_loss(model: VAE, x_in: torch.Tensor, target: torch.Tensor,
     With ``x_in = target`` this is the textbook ELBO; with a degraded ``x_in``
     it trains the encoder to map damaged images near the clean image's code.
     """
-    recon, mu, logvar = model(x_in, generator)
+    recon, pixel_gamma, mu, logvar = model(x_in, generator)
     gamma = model.gamma
     n_pix = target[0].numel()
     # Gaussian decoder: |x - D(z)|^2 / (2 gamma^2) + log gamma per pixel (+ const).
@@ -215,4 +258,10 @@ def vae_loss(model: VAE, x_in: torch.Tensor, target: torch.Tensor,
     kl = 0.5 * (mu**2 + logvar.exp() - 1 - logvar).flatten(1).sum(1)
     loss = (rec + kl).mean() / n_pix
     mse = ((target - recon.detach()) ** 2).mean()
-    return loss, {"mse": mse.item(), "kl": (kl.mean() / n_pix).item(), "gamma": gamma.item()}
+    stats = {"mse": mse.item(), "kl": (kl.mean() / n_pix).item(), "gamma": gamma.item()}
+    if model.scale_head is not None:
+        # The per-pixel scale's own likelihood, on the mean's (detached) errors: it learns
+        # where the decoder is sure without trading sharpness of the mean for it.
+        err2 = (target - recon.detach()) ** 2
+        loss = loss + (err2 / (2 * pixel_gamma**2) + torch.log(pixel_gamma)).mean()
+    return loss, stats

@@ -10,8 +10,9 @@ and differs only in ``A``. An operator exposes
 * ``adjoint(y)``  -- ``A^T(y)``;
 * ``initial_guess(y)`` -- a first image to hand to the encoder;
 * ``data_consistency(d, y, sigma, gamma)`` -- the solver's x-step,
-  ``argmin_x |A(x) - y|^2 / (2 sigma^2) + |x - d|^2 / (2 gamma^2)``:
-  closed form where ``A^T A`` is diagonal, conjugate gradients otherwise.
+  ``argmin_x |A(x) - y|^2 / (2 sigma^2) + |(x - d) / gamma|^2 / 2`` (``gamma``
+  one number or one per pixel): closed form where ``A^T A`` is diagonal,
+  conjugate gradients otherwise.
 
 A new restoration task is one new subclass; the solver never changes.
 Tensors are ``(N, C, H, W)`` floats with pixel values in [0, 1].
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -55,9 +57,9 @@ class ForwardOperator(ABC):
             y = y + sigma * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
         return y
 
-    def data_consistency(self, d: torch.Tensor, y: torch.Tensor, sigma: float, gamma: float,
+    def data_consistency(self, d: torch.Tensor, y: torch.Tensor, sigma: float, gamma: float | torch.Tensor,
                          x0: torch.Tensor | None = None, iterations: int = 25) -> torch.Tensor:
-        """Solve ``(A^T A + lam I) x = A^T y + lam d`` with ``lam = sigma^2 / gamma^2``.
+        """Solve ``(A^T A + diag(lam)) x = A^T y + lam d`` with ``lam = sigma^2 / gamma^2``.
 
         Conjugate gradients, warm-started at ``x0`` (or ``d``); batched over N.
         """
@@ -178,21 +180,22 @@ class Superres(ForwardOperator):
 
 
 def fill_holes(y: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
-    """Fill unobserved pixels smoothly from their surroundings (push-pull).
+    """Fill unobserved pixels smoothly from their surroundings (biharmonic).
 
-    Averages the observed pixels over a pyramid of ever coarser grids, then
-    paints each hole from the finest level at which it has data.
+    Each hole is filled by the smoothest surface that meets its border in value
+    and slope (scikit-image's ``inpaint_biharmonic``): no texture, but the
+    low frequencies the encoder needs to start from the right code.
     """
+    from skimage.restoration import inpaint_biharmonic   # deferred: a second of imports
+
     if observed.sum() == 0:
         return torch.full_like(y, 0.5)
-    num, den = [y * observed], [observed.expand_as(y[:, :1])]
-    while min(num[-1].shape[-2:]) > 1 and bool((den[-1] == 0).any()):
-        num.append(F.avg_pool2d(num[-1], 2, ceil_mode=True))
-        den.append(F.avg_pool2d(den[-1], 2, ceil_mode=True))
-    fill = num[-1] / den[-1].clamp_min(1e-8)
-    fill = torch.where(den[-1] > 0, fill, fill.mean(dim=(-2, -1), keepdim=True))
-    for n, w in zip(reversed(num[:-1]), reversed(den[:-1])):
-        up = F.interpolate(fill, size=n.shape[-2:], mode="bilinear", align_corners=False)
-        known = n / w.clamp_min(1e-8)
-        fill = torch.where(w > 0.999, known, w * known + (1 - w) * up)
-    return y * observed + fill * (1 - observed)
+    missing = (observed < 0.5).expand(y.shape[0], 1, *y.shape[-2:])
+    out = []
+    for image, hole in zip(y.detach().cpu().double().numpy(), missing.cpu().numpy()):
+        if not hole.any():
+            out.append(image)
+            continue
+        out.append(inpaint_biharmonic(image, hole[0], channel_axis=0, split_into_regions=True))
+    filled = torch.from_numpy(np.stack(out)).to(y)
+    return torch.where(missing, filled, y)

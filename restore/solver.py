@@ -1,13 +1,16 @@
 """MAP restoration in the latent space of a VAE prior.
 
-Given ``y = A(x) + n`` and a VAE (decoder mean ``D``, decoder scale ``gamma``),
-the joint mode (JPMAP) minimises over the image ``x`` and the code ``z``
+Given ``y = A(x) + n`` and a VAE (decoder mean ``D``, decoder scale ``gamma``,
+one number or one per pixel), the joint mode (JPMAP) minimises over the image
+``x`` and the code ``z``
 
-    J(x, z) = |A(x) - y|^2 / (2 sigma^2) + |x - D(z)|^2 / (2 gamma^2) + |z|^2 / 2,
+    J(x, z) = |A(x) - y|^2 / (2 sigma^2) + |(x - D(z)) / gamma|^2 / 2 + |z|^2 / 2,
 
 starting from the encoder's code of the operator's first guess. Each iteration
 takes the x-step in closed form (``A.data_consistency``) and one Adam step on
-``z``. The output is ``x``, which keeps detail the decoder cannot express.
+``z``. The output is ``x``, which keeps detail the decoder cannot express; with
+a per-pixel ``gamma`` the last x-step follows ``D(z)`` where the decoder is
+sure and keeps the data where it is not.
 
 The latent mode (CSGM) minimises ``|A(D(z)) - y|^2 / (2 sigma^2) + |z|^2 / 2``
 over ``z`` alone and returns ``D(z)``.
@@ -56,7 +59,8 @@ def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
     mode : {"joint", "latent"}
         Joint MAP over (x, z) (JPMAP), or over z alone (CSGM).
     gamma : float, optional
-        Decoder standard deviation; default the one the VAE learned.
+        Decoder standard deviation; default the one the VAE learned (per
+        pixel, for a prior with ``pixel_scale``).
     prior_weight : float
         Weight ``lambda`` of the latent prior ``lambda |z|^2 / 2`` (1 is the
         Bayesian value; lower trusts the data more, as CSGM's lambda).
@@ -69,14 +73,22 @@ def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
         raise ValueError(f"mode must be 'joint' or 'latent', got {mode!r}")
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
-    gamma = float(vae.gamma.detach()) if gamma is None else float(gamma)
+    # The search over z uses one scale for the image: per-pixel weights 1/gamma^2 span three
+    # orders of magnitude and leave a few dozen Adam steps badly conditioned (measured on the
+    # digits test split: 25.6 dB at x2 against 27.2 with one scale). The per-pixel scale, where the
+    # prior has one, decides the last x-step: how much of the data each pixel keeps.
+    search_gamma = float(vae.gamma.detach()) if gamma is None else float(gamma)
+
+    def final_x(code, x0=None):
+        d, g = vae.decode_with_scale(code)
+        return operator.data_consistency(d, y, sigma, g if gamma is None else float(gamma), x0=x0)
 
     with torch.no_grad():
         z0, _ = vae.encode(operator.initial_guess(y).clamp(0, 1))
         d = vae.decode(z0)
-        x = operator.data_consistency(d, y, sigma, gamma) if mode == "joint" else d
+        x = d if mode == "latent" else final_x(z0) if steps == 0 else operator.data_consistency(d, y, sigma, search_gamma)
     z = z0.clone().requires_grad_(True)
-    history = [_objective(operator, y, x, d, z0, sigma, gamma, mode, prior_weight)]
+    history = [_objective(operator, y, x, d, z0, sigma, search_gamma, mode, prior_weight)]
     adam = _Adam(z, lr)
 
     for it in range(steps):
@@ -84,8 +96,8 @@ def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
         if mode == "joint":
             # x-step: exact minimiser of J for the current decoder output.
             with torch.no_grad():
-                x = operator.data_consistency(d.detach(), y, sigma, gamma, x0=x)
-            loss = ((x - d) ** 2).sum() / (2 * gamma**2) + prior_weight * (z**2).sum() / 2
+                x = operator.data_consistency(d.detach(), y, sigma, search_gamma, x0=x)
+            loss = ((x - d) ** 2).sum() / (2 * search_gamma**2) + prior_weight * (z**2).sum() / 2
         else:
             loss = ((operator(d) - y) ** 2).sum() / (2 * sigma**2) + prior_weight * (z**2).sum() / 2
         # Gradient with respect to z only: the prior's weights are neither updated nor touched.
@@ -95,13 +107,13 @@ def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
             d = vae.decode(z)
             if mode == "latent":
                 x = d
-            history.append(_objective(operator, y, x, d, z, sigma, gamma, mode, prior_weight))
+            history.append(_objective(operator, y, x, d, z, sigma, search_gamma, mode, prior_weight))
         if callback is not None:
             callback(it + 1, history[-1])
 
     with torch.no_grad():
         if mode == "joint" and steps > 0:
-            x = operator.data_consistency(vae.decode(z), y, sigma, gamma, x0=x)
+            x = final_x(z, x0=x)
     return SolverResult(x=x.detach().clamp(0, 1), z=z.detach(), objective=history)
 
 

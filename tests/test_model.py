@@ -68,3 +68,36 @@ def test_shipped_priors_load_and_match_their_checksums(name, cls):
     sums = (path.parent / "SHA256SUMS").read_text()
     assert f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}" in sums
     assert isinstance(load_prior(name), cls)
+
+
+@pytest.mark.parametrize("model", [ConvVAE(ConvVAEConfig(width=8, latent_channels=2)),
+                                   DigitsVAE(DigitsVAEConfig(latent_dim=4, width=4, hidden=16))])
+def test_a_new_pixel_scale_head_starts_at_the_image_wide_scale(model):
+    x = torch.rand(2, 1 if isinstance(model, DigitsVAE) else 3, 28, 28)
+    scaled = model.with_pixel_scale()
+    z = model.encode(x)[0]
+    mean, gamma = scaled.decode_with_scale(z)
+    assert gamma.shape == x.shape
+    assert torch.allclose(gamma, model.gamma.expand_as(gamma))
+    assert torch.allclose(mean, model.decode(z))
+
+
+def test_pixel_scale_learns_where_the_decoder_errs_without_moving_the_mean():
+    torch.manual_seed(0)
+    plain = ConvVAE(ConvVAEConfig(width=8, latent_channels=2))
+    model = plain.with_pixel_scale()
+    # Left half flat (easy), right half random texture (the decoder cannot draw it).
+    x = torch.full((8, 3, 16, 16), 0.5)
+    x[..., 8:] = torch.rand(8, 3, 16, 8)
+    for m in (plain, model):
+        vae_loss(m, x, x, torch.Generator().manual_seed(1))[0].backward()
+    for a, b in zip(plain.decoder.parameters(), model.decoder.parameters()):
+        assert torch.allclose(a.grad, b.grad)      # the scale's likelihood leaves the mean alone
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(200):
+        loss, _ = vae_loss(model, x, x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    _, gamma = model.decode_with_scale(model.encode(x)[0])
+    assert gamma[..., 10:].mean() > 1.4 * gamma[..., :6].mean()

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from restore import denoise, inpaint, psnr, superres
-from restore.operators import Denoise
+from restore.operators import Denoise, Inpaint, Superres
 from restore.solver import solve
 
 
@@ -102,3 +102,13 @@ def test_bad_arguments_raise_value_errors(tiny_prior, clean_image):
         superres(clean_image, 5, prior=model)
     with pytest.raises(ValueError, match="images are"):
         denoise(np.zeros((4, 4, 5)), sigma=5, prior=model)
+
+
+def test_per_pixel_scale_trusts_the_decoder_where_it_is_sure():
+    y, d = torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2)
+    gamma = torch.tensor([[[[1e-3, 1e3], [1e-3, 1e3]]]])
+    for op in (Denoise(), Inpaint(torch.zeros(1, 1, 2, 2)), Superres(2)):
+        x = op.data_consistency(d, op(y), 0.1, gamma, iterations=50)
+        assert torch.allclose(x[..., 0], torch.ones(1, 1, 2), atol=1e-3), type(op).__name__
+        if not isinstance(op, Superres):   # its one observed pixel covers both columns
+            assert torch.allclose(x[..., 1], torch.zeros(1, 1, 2), atol=1e-3)
