@@ -12,6 +12,12 @@ takes the x-step in closed form (``A.data_consistency``) and one Adam step on
 a per-pixel ``gamma`` the last x-step follows ``D(z)`` where the decoder is
 sure and keeps the data where it is not.
 
+With ``anchor="encoder"`` the latent term ``|z|^2 / 2`` becomes
+``(z - mu)^T diag(1/s^2) (z - mu) / 2``, the encoder's posterior ``q(z | x0) =
+N(mu, s^2)`` of the first guess ``x0`` standing in for ``N(0, I)``: codes the
+data cannot reach (those under a large hole) stay where the encoder put them
+instead of shrinking to the mean or drifting to fit the hole's border.
+
 The latent mode (CSGM) minimises ``|A(D(z)) - y|^2 / (2 sigma^2) + |z|^2 / 2``
 over ``z`` alone and returns ``D(z)``.
 
@@ -38,7 +44,7 @@ class SolverResult:
 
 def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
           steps: int = 100, lr: float = 0.05, mode: str = "joint", gamma: float | None = None,
-          prior_weight: float = 1.0, callback: Callable[[int, float], None] | None = None) -> SolverResult:
+          prior_weight: float = 1.0, anchor: str = "prior", callback: Callable[[int, float], None] | None = None) -> SolverResult:
     """Restore ``x`` from ``y`` under the VAE prior.
 
     Parameters
@@ -64,6 +70,9 @@ def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
     prior_weight : float
         Weight ``lambda`` of the latent prior ``lambda |z|^2 / 2`` (1 is the
         Bayesian value; lower trusts the data more, as CSGM's lambda).
+    anchor : {"prior", "encoder"}
+        Centre of the latent term: the prior ``N(0, I)`` or the encoder's
+        posterior of the first guess.
     callback : callable, optional
         Called as ``callback(iteration, objective)`` after every iteration.
     """
@@ -71,6 +80,8 @@ def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
         raise ValueError(f"sigma must be positive, got {sigma}")
     if mode not in ("joint", "latent"):
         raise ValueError(f"mode must be 'joint' or 'latent', got {mode!r}")
+    if anchor not in ("prior", "encoder"):
+        raise ValueError(f"anchor must be 'prior' or 'encoder', got {anchor!r}")
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     # The search over z uses one scale for the image: per-pixel weights 1/gamma^2 span three
@@ -84,11 +95,20 @@ def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
         return operator.data_consistency(d, y, sigma, g if gamma is None else float(gamma), x0=x0)
 
     with torch.no_grad():
-        z0, _ = vae.encode(operator.initial_guess(y).clamp(0, 1))
+        z0, logvar = vae.encode(operator.initial_guess(y).clamp(0, 1))
         d = vae.decode(z0)
         x = d if mode == "latent" else final_x(z0) if steps == 0 else operator.data_consistency(d, y, sigma, search_gamma)
+    centre, precision = (z0, torch.exp(-logvar)) if anchor == "encoder" else (torch.zeros_like(z0), 1.0)
+
+    def latent_term(code):
+        return prior_weight * (precision * (code - centre) ** 2).sum() / 2
+
+    def objective(x, d, code) -> float:
+        """J(x, z) per image, as a Python float (the value the solver lowers)."""
+        return _objective(operator, y, x, d, sigma, search_gamma, mode) + float(latent_term(code)) / y.shape[0]
+
     z = z0.clone().requires_grad_(True)
-    history = [_objective(operator, y, x, d, z0, sigma, search_gamma, mode, prior_weight)]
+    history = [objective(x, d, z0)]
     adam = _Adam(z, lr)
 
     for it in range(steps):
@@ -97,9 +117,9 @@ def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
             # x-step: exact minimiser of J for the current decoder output.
             with torch.no_grad():
                 x = operator.data_consistency(d.detach(), y, sigma, search_gamma, x0=x)
-            loss = ((x - d) ** 2).sum() / (2 * search_gamma**2) + prior_weight * (z**2).sum() / 2
+            loss = ((x - d) ** 2).sum() / (2 * search_gamma**2) + latent_term(z)
         else:
-            loss = ((operator(d) - y) ** 2).sum() / (2 * sigma**2) + prior_weight * (z**2).sum() / 2
+            loss = ((operator(d) - y) ** 2).sum() / (2 * sigma**2) + latent_term(z)
         # Gradient with respect to z only: the prior's weights are neither updated nor touched.
         (grad,) = torch.autograd.grad(loss, z)
         adam.step(grad)
@@ -107,7 +127,7 @@ def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
             d = vae.decode(z)
             if mode == "latent":
                 x = d
-            history.append(_objective(operator, y, x, d, z, sigma, search_gamma, mode, prior_weight))
+            history.append(objective(x, d, z))
         if callback is not None:
             callback(it + 1, history[-1])
 
@@ -117,12 +137,11 @@ def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
     return SolverResult(x=x.detach().clamp(0, 1), z=z.detach(), objective=history)
 
 
-def _objective(operator, y, x, d, z, sigma, gamma, mode, prior_weight) -> float:
-    """J(x, z) per image, as a Python float (the value the solver lowers)."""
+def _objective(operator, y, x, d, sigma, gamma, mode) -> float:
+    """J(x, z) per image without its latent term."""
     data = ((operator(x) - y) ** 2).sum() / (2 * sigma**2)
-    prior = prior_weight * (z**2).sum() / 2
     coupling = ((x - d) ** 2).sum() / (2 * gamma**2) if mode == "joint" else 0.0
-    return float(data + coupling + prior) / y.shape[0]
+    return float(data + coupling) / y.shape[0]
 
 
 class _Adam:

@@ -25,11 +25,12 @@ from .tiling import run_tiled
 
 # Per-task defaults, chosen on held-out validation crops (not the samples, not the benchmark):
 # with the photo prior the encoder's estimate is the best denoiser (refining the MAP fits the
-# noise), refinement helps super-resolution, and inpainting needs a weak latent prior so the
-# code under a hole follows its surroundings instead of shrinking to the mean.
+# noise), refinement helps super-resolution, and inpainting refines within the encoder's
+# posterior of the smooth first fill, so codes under a large hole stay where the encoder put
+# them instead of shrinking to the mean or drifting to fit the hole's border.
 TASK_DEFAULTS = {
     "denoise": {"steps": 0, "prior_weight": 1.0},
-    "inpaint": {"steps": 60, "prior_weight": 0.01},
+    "inpaint": {"steps": 30, "prior_weight": 1.0, "anchor": "encoder"},
     "superres": {"steps": 30, "prior_weight": 1.0},
 }
 #: Noise assumed in an image that is not noisy, only incomplete (holes, low resolution).
@@ -45,6 +46,7 @@ class SolverOptions:
     mode: str = "joint"            # "joint" (JPMAP) or "latent" (CSGM)
     gamma: float | None = None     # decoder std; default the prior's learned one
     prior_weight: float = 1.0      # lambda in lambda |z|^2 / 2
+    anchor: str = "prior"          # centre of the latent term: "prior" N(0, I) or "encoder" q(z | first guess)
     device: str | torch.device = "cpu"
     tile: int | None = None        # tile size in output pixels; default the prior's
     overlap: int = 32
@@ -174,7 +176,7 @@ def _restore(image, operator: ForwardOperator, *, sigma: float, options: SolverO
                 options.progress(state["done"], state["total"])
         result = solve(tiles, operator.crop(windows), vae, sigma=sigma / 255.0, steps=options.steps,
                        lr=options.lr, mode=options.mode, gamma=options.gamma,
-                       prior_weight=options.prior_weight, callback=tick)
+                       prior_weight=options.prior_weight, anchor=options.anchor, callback=tick)
         if options.steps == 0:
             tick(0, 0.0)
         return result.x

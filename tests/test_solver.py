@@ -112,3 +112,20 @@ def test_per_pixel_scale_trusts_the_decoder_where_it_is_sure():
         assert torch.allclose(x[..., 0], torch.ones(1, 1, 2), atol=1e-3), type(op).__name__
         if not isinstance(op, Superres):   # its one observed pixel covers both columns
             assert torch.allclose(x[..., 1], torch.zeros(1, 1, 2), atol=1e-3)
+
+
+def test_encoder_anchor_keeps_codes_the_data_cannot_reach(tiny_prior, clean_image):
+    model, _ = tiny_prior
+    x = torch.from_numpy(clean_image).permute(2, 0, 1)[None]
+    missing = torch.zeros(1, 1, 48, 48)
+    missing[..., 8:40, 8:40] = 1                       # a hole of 8x8 latent cells
+    op = Inpaint(missing)
+    y = op(x)
+    start = solve(y, op, model, sigma=0.01, steps=0).z
+    inner = (..., slice(4, 6), slice(4, 6))            # cells whose decoder footprint is all hole
+    anchored = solve(y, op, model, sigma=0.01, steps=40, anchor="encoder").z
+    shrunk = solve(y, op, model, sigma=0.01, steps=40, anchor="prior").z
+    assert shrunk[inner].norm() < 0.8 * start[inner].norm()
+    assert (anchored - start)[inner].norm() < 0.2 * (shrunk - start)[inner].norm()
+    with pytest.raises(ValueError, match="anchor"):
+        solve(y, op, model, sigma=0.01, steps=1, anchor="mean")
