@@ -99,7 +99,7 @@ def train_command(
     if not resume:
         settings = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, degraded_fraction=degraded,
                                  crop=crop or (28 if isinstance(model, DigitsVAE) else 64),
-                                 checkpoint_every=checkpoint_every, seed=seed)
+                                 checkpoint_every=checkpoint_every, seed=seed, init=str(init) if init else None)
     digits = isinstance(model, DigitsVAE)
     try:
         sampler = CropSampler(files, channels=model.channels, crop=settings.crop, flips=not digits,
@@ -114,12 +114,10 @@ def train_command(
 
 def _init_from(path: Path, pixel_scale: bool):
     """The model of checkpoint ``path``, given a per-pixel scale head if asked for."""
-    from .model import load_checkpoint
-
     try:
-        model, _ = load_checkpoint(path)
-    except (OSError, ValueError, RuntimeError) as e:
-        fail(f"{path}: cannot start from it ({str(e).splitlines()[0]}); give a checkpoint written by restore train")
+        model = load_prior(str(path))
+    except PriorError as e:
+        fail(str(e))
     return model.with_pixel_scale() if pixel_scale else model
 
 

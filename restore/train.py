@@ -22,6 +22,7 @@ class TrainSettings:
     degraded_fraction: float = 0.5   # share of each batch the encoder sees damaged
     checkpoint_every: int = 500
     seed: int = 0
+    init: str | None = None          # checkpoint the weights started from (recorded, not read here)
 
 
 def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, *,
