@@ -55,6 +55,7 @@ def train_command(
     latent: int = typer.Option(8, help="photo: latent channels; digits: latent dimension."),
     levels: int = typer.Option(2, help="photo: downsamplings; the latent is 2**levels smaller than the image."),
     degraded: float = typer.Option(0.5, help="Share of each batch shown to the encoder damaged (noise, holes, blur)."),
+    gray: float = typer.Option(0.0, help="photo: share of crops turned gray, so the prior also learns gray photographs."),
     checkpoint_every: int = typer.Option(500, help="Write a checkpoint every N steps."),
     pixel_scale: bool = typer.Option(False, "--pixel-scale", help="Also learn the decoder's scale per pixel (where it is sure, the solver trusts it over the data)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this checkpoint's weights (fine-tuning); layers it lacks start new."),
@@ -97,7 +98,7 @@ def train_command(
         else:
             model = ConvVAE(ConvVAEConfig(width=width, latent_channels=latent, levels=levels, pixel_scale=pixel_scale))
     if not resume:
-        settings = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, degraded_fraction=degraded,
+        settings = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, degraded_fraction=degraded, gray_fraction=gray,
                                  crop=crop or (28 if isinstance(model, DigitsVAE) else 64),
                                  checkpoint_every=checkpoint_every, seed=seed, init=str(init) if init else None)
     digits = isinstance(model, DigitsVAE)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .images import ImageError, is_image_file, read_image
-from .operators import Denoise, Inpaint, Superres
+from .operators import Inpaint, Superres
 
 
 def find_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
@@ -25,6 +25,11 @@ def to_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
     if channels == 1:
         return (pixels @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[:, :, None]
     return np.repeat(pixels, channels, axis=2)
+
+
+def to_gray(x: torch.Tensor) -> torch.Tensor:
+    """Luma (N, 1, H, W) of colour images (N, 3, H, W), as :func:`to_channels` computes it."""
+    return (x * torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
 
 
 class CropSampler:
@@ -96,14 +101,18 @@ def random_missing(n: int, h: int, w: int, rng: np.random.Generator) -> torch.Te
 def degrade(x: torch.Tensor, kind: int, rng: np.random.Generator) -> torch.Tensor:
     """What the solver would hand the encoder for a damaged ``x``.
 
-    ``kind`` 0: Gaussian noise of random sigma (up to 50/255); 1: random holes
+    ``kind`` 0: Gaussian noise of random sigma (up to 50/255), one noise image for
+    all channels of a gray crop (as a gray file replicated into colour has); 1: random holes
     filled by the inpainting first guess; 2: bicubic down- and upsampling.
     The first guesses come from the operators themselves, so the encoder
     trains on exactly what it will see.
     """
     g = torch.Generator().manual_seed(int(rng.integers(2**31)))
     if kind == 0:
-        return Denoise().observe(x, float(rng.uniform(0, 50 / 255)), g).clamp(0, 1)
+        noise = float(rng.uniform(0, 50 / 255)) * torch.randn(x.shape, generator=g)
+        gray = (x.amax(1) == x.amin(1)).flatten(1).all(1)
+        noise[gray] = noise[gray][:, :1].expand(-1, x.shape[1], -1, -1)
+        return (x + noise).clamp(0, 1)
     if kind == 1:
         op = Inpaint(random_missing(x.shape[0], x.shape[2], x.shape[3], rng))
         return op.initial_guess(op.observe(x, 0.0)).clamp(0, 1)

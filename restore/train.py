@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .data import CropSampler, degrade
+from .data import CropSampler, degrade, to_gray
 from .model import VAE, save_checkpoint, vae_loss
 
 
@@ -20,6 +20,7 @@ class TrainSettings:
     crop: int = 64
     lr: float = 1e-3
     degraded_fraction: float = 0.5   # share of each batch the encoder sees damaged
+    gray_fraction: float = 0.0       # share of crops turned gray (colour priors meet gray photos too)
     checkpoint_every: int = 500
     seed: int = 0
     init: str | None = None          # checkpoint the weights started from (recorded, not read here)
@@ -53,6 +54,9 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
 
     while step < settings.steps:
         clean = sampler.batch(settings.batch_size)
+        if settings.gray_fraction and clean.shape[1] == 3:
+            gray = torch.from_numpy(rng.random(len(clean)) < settings.gray_fraction)
+            clean[gray] = to_gray(clean[gray]).expand(-1, 3, -1, -1)
         seen = clean.clone()
         if n_bad:
             seen[:n_bad] = degrade(clean[:n_bad], step % 3, rng)

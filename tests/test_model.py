@@ -1,5 +1,6 @@
 import hashlib
 
+import numpy as np
 import pytest
 import torch
 
@@ -101,3 +102,14 @@ def test_pixel_scale_learns_where_the_decoder_errs_without_moving_the_mean():
         opt.step()
     _, gamma = model.decode_with_scale(model.encode(x)[0])
     assert gamma[..., 10:].mean() > 1.4 * gamma[..., :6].mean()
+
+
+def test_training_damage_gives_gray_crops_gray_noise():
+    from restore.data import degrade, to_gray
+
+    colour = torch.rand(2, 3, 16, 16)
+    gray = to_gray(colour).expand(-1, 3, -1, -1)
+    noisy = degrade(torch.cat([gray, colour]), 0, np.random.default_rng(0))
+    assert torch.equal(noisy[:2, 0], noisy[:2, 2])          # one noise image for a gray crop's channels
+    assert not torch.equal(noisy[2:, 0] - colour[:, 0], noisy[2:, 2] - colour[:, 2])
+    assert (noisy[:2] != gray).any()
