@@ -184,12 +184,13 @@ def test_train_from_a_checkpoint_adds_a_per_pixel_scale(images):
     first, second = images / "first.pt", images / "second.pt"
     common = [images / "clean", "--crop", "16", "--batch-size", "4", "--steps", "2"]
     assert invoke("train", *common, "--out", first, "--width", "8", "--latent", "2").exit_code == 0
-    result = invoke("train", *common, "--out", second, "--init", first, "--pixel-scale")
+    result = invoke("train", *common, "--out", second, "--init", first, "--pixel-scale", "--gray", "0.5")
     assert result.exit_code == 0, result.output
     from restore.model import load_checkpoint
     model, state = load_checkpoint(second)
     assert model.config.pixel_scale and model.config.width == 8
     assert state["meta"]["settings"]["init"] == str(first)
+    assert state["meta"]["settings"]["gray_fraction"] == 0.5
     assert invoke("denoise", images / "noisy" / "im0.png", "--model", second, "--sigma", "25",
                   "-o", images / "t2.png", "-q").exit_code == 0
     result = invoke("train", *common, "--out", images / "third.pt", "--init", images / "noisy" / "im0.png")
