@@ -115,10 +115,14 @@ def train_command(
 
 def _init_from(path: Path, pixel_scale: bool):
     """The model of checkpoint ``path``, given a per-pixel scale head if asked for."""
+    import copy
+
     try:
         model = load_prior(str(path))
     except PriorError as e:
         fail(str(e))
+    # A copy: load_prior hands out one shared instance per file, and training changes it.
+    model = copy.deepcopy(model)
     return model.with_pixel_scale() if pixel_scale else model
 
 

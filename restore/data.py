@@ -18,18 +18,22 @@ def find_images(folder: str | os.PathLike, recursive: bool = True) -> list[Path]
     return sorted(p for p in pattern if p.is_file() and is_image_file(p))
 
 
+#: Luma weights (ITU-R BT.601), for gray from colour.
+LUMA = (0.299, 0.587, 0.114)
+
+
 def to_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
     """Convert (H, W, C) pixels to 1 (luma) or 3 (replicated gray) channels."""
     if pixels.shape[2] == channels:
         return pixels
     if channels == 1:
-        return (pixels @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[:, :, None]
+        return (pixels @ np.array(LUMA, dtype=np.float32))[:, :, None]
     return np.repeat(pixels, channels, axis=2)
 
 
 def to_gray(x: torch.Tensor) -> torch.Tensor:
     """Luma (N, 1, H, W) of colour images (N, 3, H, W), as :func:`to_channels` computes it."""
-    return (x * torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    return (x * torch.tensor(LUMA, dtype=x.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
 
 
 class CropSampler:

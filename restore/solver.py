@@ -97,7 +97,12 @@ def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
     with torch.no_grad():
         z0, logvar = vae.encode(operator.initial_guess(y).clamp(0, 1))
         d = vae.decode(z0)
-        x = d if mode == "latent" else final_x(z0) if steps == 0 else operator.data_consistency(d, y, sigma, search_gamma)
+        if mode == "latent":
+            x = d
+        elif steps == 0:
+            x = final_x(z0)
+        else:
+            x = operator.data_consistency(d, y, sigma, search_gamma)
     centre, precision = (z0, torch.exp(-logvar)) if anchor == "encoder" else (torch.zeros_like(z0), 1.0)
 
     def latent_term(code):
