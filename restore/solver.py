@@ -10,7 +10,9 @@ starting from the encoder's code of the operator's first guess. Each iteration
 takes the x-step in closed form (``A.data_consistency``) and one Adam step on
 ``z``. The output is ``x``, which keeps detail the decoder cannot express; with
 a per-pixel ``gamma`` the last x-step follows ``D(z)`` where the decoder is
-sure and keeps the data where it is not.
+sure and keeps the data where it is not. The last x-step is the operator's
+``final_step``: for inpainting it also carries the decoder's error at the
+observed pixels into the holes.
 
 With ``anchor="encoder"`` the latent term ``|z|^2 / 2`` becomes
 ``(z - mu)^T diag(1/s^2) (z - mu) / 2``, the encoder's posterior ``q(z | x0) =
@@ -92,7 +94,7 @@ def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
 
     def final_x(code, x0=None):
         d, g = vae.decode_with_scale(code)
-        return operator.data_consistency(d, y, sigma, g if gamma is None else float(gamma), x0=x0)
+        return operator.final_step(d, y, sigma, g if gamma is None else float(gamma), x0=x0)
 
     with torch.no_grad():
         z0, logvar = vae.encode(operator.initial_guess(y).clamp(0, 1))

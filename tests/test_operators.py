@@ -61,14 +61,31 @@ def test_inpaint_crop_pads_past_the_edge():
     assert tiles.observed.shape == (2, 1, 8, 8)
 
 
-def test_fill_holes_leaves_no_hole_and_keeps_known_pixels():
-    x = torch.rand(1, 3, 32, 32)
+def test_fill_holes_keeps_known_pixels_and_reproduces_planes():
+    ramp = torch.linspace(0, 0.5, 32).view(1, 1, 1, 32) + torch.linspace(0, 0.3, 32).view(1, 1, 32, 1)
+    x = ramp.expand(2, 3, 32, 32)
     missing = torch.zeros(1, 1, 32, 32)
     missing[..., 8:24, 8:24] = 1
     filled = fill_holes(x * (1 - missing), 1 - missing)
     assert torch.equal(filled[..., :8, :], x[..., :8, :])
-    hole = filled[..., 8:24, 8:24]
-    assert hole.min() >= x.min() - 1e-6 and hole.max() <= x.max() + 1e-6
+    assert torch.allclose(filled, x, atol=1e-5)          # both terms of the energy vanish on a plane
+    assert torch.equal(fill_holes(x, torch.zeros(1, 1, 32, 32)), torch.full_like(x, 0.5))
+
+
+def test_fill_holes_flattens_deep_in_a_large_hole():
+    # A cone whose top is missing: the biharmonic fill (length -> infinity) carries the
+    # border's slope inwards and rises far above every observed value; the default fill
+    # stays near them.
+    u = torch.arange(64.0) - 31.5
+    x = (1 - torch.sqrt(u.view(-1, 1) ** 2 + u.view(1, -1) ** 2) / 64).view(1, 1, 64, 64)
+    observed = torch.ones(1, 1, 64, 64)
+    observed[..., 16:48, 16:48] = 0
+    border_max = float(x[observed.bool()].max())
+    overshoot = float(fill_holes(x * observed, observed).max()) - border_max
+    biharmonic = float(fill_holes(x * observed, observed, length=1e6).max()) - border_max
+    assert overshoot < 0.02 < 0.1 < biharmonic
+    with pytest.raises(ValueError, match="length"):
+        fill_holes(x, observed, length=0)
 
 
 def test_resize_matrix_rows_sum_to_one_and_reproduce_ramps():
@@ -92,3 +109,19 @@ def test_superres_rejects_bad_scale_and_size():
         Superres(5)
     with pytest.raises(ValueError, match="multiples"):
         Superres(4)(torch.rand(1, 1, 10, 12))
+
+
+def test_inpaint_final_step_carries_the_decoders_error_into_the_holes():
+    # A decoder that is off by a smooth error everywhere: what it gets wrong around a hole
+    # tells what it gets wrong inside, so the last step puts the image back exactly.
+    x = torch.rand(1, 3, 32, 32)
+    error = 0.1 + torch.linspace(0, 0.2, 32).view(1, 1, 1, 32)
+    missing = torch.zeros(1, 1, 32, 32)
+    missing[..., 10:20, 12:26] = 1
+    op = Inpaint(missing)
+    sigma = 1e-4
+    out = op.final_step(x + error, op(x), sigma, gamma=1.0)
+    assert torch.allclose(out, x, atol=1e-4)
+    # every other step leaves the decoder's guess in the hole
+    inside = op.data_consistency(x + error, op(x), sigma, 1.0)[..., 10:20, 12:26]
+    assert torch.allclose(inside, (x + error)[..., 10:20, 12:26])
