@@ -239,7 +239,7 @@ def fill_holes(y: torch.Tensor, observed: torch.Tensor, *, length: float = FILL_
             # Zero gradient of the energy at the missing pixels: Q_mm x_m = -Q_mo x_o.
             rows = energy[hole]
             image[hole] = splu(rows[:, hole].tocsc()).solve(-(rows[:, ~hole] @ image[~hole]))
-    filled = torch.from_numpy(values).reshape(n, h, w, c).permute(0, 3, 1, 2).to(y)
+    filled = torch.from_numpy(values).reshape(n, h, w, c).permute(0, 3, 1, 2).contiguous().to(y)
     return torch.where(observed >= 0.5, y, filled)
 
 
