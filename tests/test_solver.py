@@ -129,3 +129,15 @@ def test_encoder_anchor_keeps_codes_the_data_cannot_reach(tiny_prior, clean_imag
     assert (anchored - start)[inner].norm() < 0.2 * (shrunk - start)[inner].norm()
     with pytest.raises(ValueError, match="anchor"):
         solve(y, op, model, sigma=0.01, steps=1, anchor="mean")
+
+
+@pytest.mark.parametrize("op", [Denoise(), Inpaint((torch.rand(1, 1, 28, 28) < 0.3).float()), Superres(2)])
+def test_a_global_latent_prior_runs_every_task(op):
+    from restore.model import DigitsVAE, DigitsVAEConfig
+
+    torch.manual_seed(0)
+    vae = DigitsVAE(DigitsVAEConfig(latent_dim=4, width=4, hidden=16, pixel_scale=True)).eval()
+    x = torch.rand(2, 1, 28, 28)
+    result = solve(op(x), op, vae, sigma=0.05, steps=2)
+    assert result.x.shape == x.shape and result.z.shape == (2, 4)
+    assert len(result.objective) == 3
