@@ -229,9 +229,13 @@ def fill_holes(y: torch.Tensor, observed: torch.Tensor, *, length: float = FILL_
     if length <= 0:
         raise ValueError(f"length must be positive, got {length}")
     n, c, h, w = y.shape
-    missing = (observed < 0.5).expand(n, 1, h, w).reshape(n, h * w).cpu().numpy()
+    # One factorisation per mask: images sharing a mask are solved together, as extra channels.
+    masks = observed.shape[0]
+    missing = (observed < 0.5).reshape(masks, h * w).cpu().numpy()
     energy = _spline_energy(h, w, float(length))
-    values = y.detach().cpu().double().permute(0, 2, 3, 1).reshape(n, h * w, c).numpy().copy()
+    per_mask = n // masks
+    values = (y.detach().cpu().double().reshape(masks, per_mask, c, h * w)
+              .permute(0, 3, 1, 2).reshape(masks, h * w, per_mask * c).numpy().copy())
     for image, hole in zip(values, missing):
         if hole.all():
             image[:] = 0.5         # nothing observed: no better guess than mid-gray
@@ -239,7 +243,8 @@ def fill_holes(y: torch.Tensor, observed: torch.Tensor, *, length: float = FILL_
             # Zero gradient of the energy at the missing pixels: Q_mm x_m = -Q_mo x_o.
             rows = energy[hole]
             image[hole] = splu(rows[:, hole].tocsc()).solve(-(rows[:, ~hole] @ image[~hole]))
-    filled = torch.from_numpy(values).reshape(n, h, w, c).permute(0, 3, 1, 2).contiguous().to(y)
+    filled = (torch.from_numpy(values).reshape(masks, h * w, per_mask, c).permute(0, 2, 3, 1)
+              .reshape(n, c, h, w).to(y))
     return torch.where(observed >= 0.5, y, filled)
 
 
