@@ -58,9 +58,7 @@ def train_command(
     gray: float = typer.Option(0.0, help="photo: share of crops turned gray, so the prior also learns gray photographs."),
     checkpoint_every: int = typer.Option(500, help="Write a checkpoint every N steps."),
     pixel_scale: bool = typer.Option(False, "--pixel-scale", help="Also learn the decoder's scale per pixel (where it is sure, the solver trusts it over the data)."),
-    context_blocks: int = typer.Option(0, help="photo: dilated blocks closing the encoder, so it sees across large holes (with --init: blocks to add up to)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this checkpoint's weights (fine-tuning); layers it lacks start new."),
-    context_only: bool = typer.Option(False, "--context-only", help="photo: train only the context blocks, the rest of the prior their teacher (needs --init and --context-blocks)."),
     resume: bool = typer.Option(False, "--resume", help="Continue training from the checkpoint at --out."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out instead of refusing."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
@@ -71,7 +69,7 @@ def train_command(
 
     from .data import CropSampler, find_images
     from .model import ConvVAE, ConvVAEConfig, DigitsVAE, DigitsVAEConfig, load_checkpoint
-    from .train import TrainSettings, train, train_context
+    from .train import TrainSettings, train
 
     torch.manual_seed(seed)
     dev = _device_or_fail(device)
@@ -80,8 +78,6 @@ def train_command(
     files = find_images(folder)
     if not files:
         fail(f"{folder}: no images found; put PNG/JPEG/TIFF/WebP/BMP files in it")
-    if context_only and (init is None or not context_blocks or resume):
-        fail("--context-only trains new context blocks of a trained prior in one go: give --init and --context-blocks, not --resume")
     if out.exists() and not (resume or overwrite):
         fail(f"{out} exists; pass --resume to continue it or --overwrite to start again")
     if not out.parent.is_dir():
@@ -95,13 +91,12 @@ def train_command(
             fail(f"{out} holds no training state (a shipped prior?); train a new one instead")
         settings = TrainSettings(**{**state["meta"]["settings"], "steps": steps})
     elif init is not None:
-        model = _init_from(init, pixel_scale, context_blocks)
+        model = _init_from(init, pixel_scale)
     else:
         if arch is Architecture.digits:
             model = DigitsVAE(DigitsVAEConfig(latent_dim=latent, pixel_scale=pixel_scale))
         else:
-            model = ConvVAE(ConvVAEConfig(width=width, latent_channels=latent, levels=levels, pixel_scale=pixel_scale,
-                                          context_blocks=context_blocks))
+            model = ConvVAE(ConvVAEConfig(width=width, latent_channels=latent, levels=levels, pixel_scale=pixel_scale))
     if not resume:
         settings = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, degraded_fraction=degraded, gray_fraction=gray,
                                  crop=crop or (28 if isinstance(model, DigitsVAE) else 64),
@@ -114,15 +109,12 @@ def train_command(
         fail(f"{folder}: {e}; lower --crop or add larger images")
     typer.echo(f"training on {len(files)} images ({len(sampler)} at all scales), "
                f"{sum(p.numel() for p in model.parameters()):,} parameters, device {dev}")
-    if context_only:
-        meta = train_context(model, sampler, settings, out, device=dev)
-    else:
-        meta = train(model, sampler, settings, out, device=dev, resume=state)
+    meta = train(model, sampler, settings, out, device=dev, resume=state)
     typer.echo(f"wrote {out} after {meta['steps']} steps in {meta['seconds']:.0f} s")
 
 
-def _init_from(path: Path, pixel_scale: bool, context_blocks: int):
-    """The model of checkpoint ``path``, given a per-pixel scale head and context blocks if asked for."""
+def _init_from(path: Path, pixel_scale: bool):
+    """The model of checkpoint ``path``, given a per-pixel scale head if asked for."""
     import copy
 
     try:
@@ -131,16 +123,7 @@ def _init_from(path: Path, pixel_scale: bool, context_blocks: int):
         fail(str(e))
     # A copy: load_prior hands out one shared instance per file, and training changes it.
     model = copy.deepcopy(model)
-    if pixel_scale:
-        model = model.with_pixel_scale()
-    if context_blocks:
-        if not hasattr(model, "with_context_blocks"):
-            fail(f"{path}: --context-blocks applies to the photo architecture only")
-        try:
-            model = model.with_context_blocks(context_blocks)
-        except ValueError as e:
-            fail(f"{path}: {e}")
-    return model
+    return model.with_pixel_scale() if pixel_scale else model
 
 
 def _device_or_fail(name: str):

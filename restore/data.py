@@ -83,19 +83,11 @@ class CropSampler:
         return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
-def random_missing(n: int, h: int, w: int, rng: np.random.Generator, *,
-                   rectangles: float | None = None) -> torch.Tensor:
-    """Random masks (1 = missing): scattered pixels, a rectangle, or strokes.
-
-    Each kind is equally likely, unless ``rectangles`` gives the share of rectangles
-    (the other two kinds then split the rest).
-    """
+def random_missing(n: int, h: int, w: int, rng: np.random.Generator) -> torch.Tensor:
+    """Random masks (1 = missing): scattered pixels, a rectangle, or strokes."""
     masks = np.zeros((n, 1, h, w), np.float32)
     for m in masks[:, 0]:
-        if rectangles is None:
-            kind = rng.integers(3)
-        else:
-            kind = 1 if rng.random() < rectangles else 2 * rng.integers(2)
+        kind = rng.integers(3)
         if kind == 0:
             m[:] = rng.random((h, w)) < rng.uniform(0.2, 0.8)
         elif kind == 1:

@@ -40,8 +40,6 @@ class ConvVAEConfig:
     blocks: int = 1             # residual blocks per level
     tile_size: int = 256        # default tile for large images (a multiple of f)
     pixel_scale: bool = False   # predict the decoder's scale per pixel, not one for the image
-    context_blocks: int = 0     # dilated residual blocks at the latent's scale closing the encoder (dilation
-                                # 1, 2, 4, 8, ...): codes under a large hole then see the hole's surroundings
 
 
 @dataclass
@@ -59,12 +57,10 @@ class DigitsVAEConfig:
 
 
 class _ResBlock(nn.Module):
-    def __init__(self, width: int, dilation: int = 1, *, identity_at_start: bool = False):
+    def __init__(self, width: int):
         super().__init__()
-        self.conv1 = nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation)
-        self.conv2 = nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation)
-        if identity_at_start:      # a block added to a trained model leaves it unchanged until trained
-            _zero_init(self.conv2)
+        self.conv1 = nn.Conv2d(width, width, 3, padding=1)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
 
     def forward(self, x):
         return x + self.conv2(F.silu(self.conv1(F.silu(x))))
@@ -120,14 +116,11 @@ class _VAE(nn.Module):
 
     def with_pixel_scale(self) -> "_VAE":
         """This model with a per-pixel scale head (a new one starts at the image-wide scale)."""
-        return self if self.scale_head is not None else self._grown("scale_head.", pixel_scale=True)
-
-    def _grown(self, new_layers: str, **changes) -> "_VAE":
-        """This model with its config changed; the layers named ``new_layers...`` that the
-        change adds start new, every other weight is kept."""
-        model = type(self)(replace(self.config, **changes))
+        if self.scale_head is not None:
+            return self
+        model = type(self)(replace(self.config, pixel_scale=True))
         missing, unexpected = model.load_state_dict(self.state_dict(), strict=False)
-        assert not unexpected and all(k.startswith(new_layers) for k in missing), (missing, unexpected)
+        assert not unexpected and all(k.startswith("scale_head.") for k in missing), (missing, unexpected)
         return model.to(self.log_gamma.device)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
@@ -151,10 +144,6 @@ class ConvVAE(_VAE):
         enc += [_ResBlock(w) for _ in range(config.blocks)]
         enc += [nn.SiLU(), nn.Conv2d(w, 2 * lc, 1)]
         self.encoder = nn.Sequential(*enc)
-        # Kept apart from ``encoder`` (run before its last two layers) so that a prior trained
-        # without them loads unchanged and can be given them to fine-tune.
-        self.context = nn.Sequential(*[_ResBlock(w, 2 ** (i % 4), identity_at_start=True)
-                                       for i in range(config.context_blocks)])
         dec = [nn.Conv2d(lc, w, 3, padding=1)]
         dec += [_ResBlock(w) for _ in range(config.blocks)]
         for _ in range(config.levels):
@@ -173,22 +162,8 @@ class ConvVAE(_VAE):
         f = self.size_multiple
         return (self.config.latent_channels, height // f, width // f)
 
-    def with_context_blocks(self, n: int) -> "ConvVAE":
-        """This model with ``n`` context blocks, the ones it lacks added as identities."""
-        have = self.config.context_blocks
-        if n < have:
-            raise ValueError(f"this prior has {have} context blocks; it cannot be given fewer ({n})")
-        return self if n == have else self._grown("context.", context_blocks=n)
-
-    def encode(self, x, *, context: bool = True):
-        """``(mu, logvar)`` of q(z | x); ``context=False`` skips the context blocks."""
-        return self.encode_features(self.encoder[:-2](x * 2 - 1), context=context)
-
-    def encode_features(self, features, *, context: bool = True):
-        """The encoder's last layers, from the features of its earlier ones."""
-        if context:
-            features = self.context(features)
-        mu, logvar = self.encoder[-2:](features).chunk(2, dim=1)
+    def encode(self, x):
+        mu, logvar = self.encoder(x * 2 - 1).chunk(2, dim=1)
         return mu, logvar.clamp(-12, 6)
 
 

@@ -195,28 +195,3 @@ def test_train_from_a_checkpoint_adds_a_per_pixel_scale(images):
                   "-o", images / "t2.png", "-q").exit_code == 0
     result = invoke("train", *common, "--out", images / "third.pt", "--init", images / "noisy" / "im0.png")
     assert result.exit_code == 2 and "im0.png" in result.output and "Traceback" not in result.output
-
-
-def test_train_context_blocks_only(images):
-    first, second = images / "base.pt", images / "context.pt"
-    common = [images / "clean", "--crop", "16", "--batch-size", "4", "--steps", "3"]
-    assert invoke("train", *common, "--out", first, "--width", "8", "--latent", "2").exit_code == 0
-    result = invoke("train", *common, "--out", second, "--init", first, "--context-blocks", "2", "--context-only")
-    assert result.exit_code == 0, result.output
-    import torch
-
-    from restore.model import load_checkpoint
-    base, _ = load_checkpoint(first)
-    model, state = load_checkpoint(second)
-    assert model.config.context_blocks == 2 and state["meta"]["steps"] == 3
-    # Only the context blocks moved.
-    for name, weight in base.state_dict().items():
-        assert torch.equal(weight, model.state_dict()[name]), name
-    assert any(w.abs().sum() > 0 for w in model.context.parameters())
-    mask = np.zeros((32, 32, 1), np.float32)
-    mask[8:24, 8:24] = 1
-    write_image(images / "box.png", Picture(mask))
-    assert invoke("inpaint", images / "clean" / "im0.png", "--mask", images / "box.png", "--model", second,
-                  "-o", images / "c.png", "-q").exit_code == 0
-    result = invoke("train", *common, "--out", images / "x.pt", "--context-only")
-    assert result.exit_code == 2 and "--init" in result.output
