@@ -8,9 +8,17 @@ explains ``y`` (see :mod:`restore.solver`).
 >>> from restore import denoise
 >>> clean = denoise(noisy_uint8_array, sigma=25)          # doctest: +SKIP
 """
-from .metrics import psnr, ssim
-from .priors import load_prior
-from .tasks import denoise, estimate_noise, inpaint, superres
+# The API is imported on first use (PEP 562), so that ``import restore.cli`` does not pay for torch.
+_HOME = {"denoise": "tasks", "inpaint": "tasks", "superres": "tasks", "estimate_noise": "tasks",
+         "load_prior": "priors", "psnr": "metrics", "ssim": "metrics"}
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module 'restore' has no attribute {name!r}")
+    from importlib import import_module
+    return getattr(import_module(f".{_HOME[name]}", __name__), name)
+
 
 __all__ = ["denoise", "inpaint", "superres", "estimate_noise", "load_prior", "psnr", "ssim"]
 __version__ = "0.1.0"

@@ -11,13 +11,14 @@ from typing import Optional
 
 import typer
 
-from . import baselines, tasks
-from .batch import PlanError, plan, process
+# Only torch-free modules here, so that --help and argument errors answer at once;
+# the commands import the rest (torch among it) when they run.
 from .atomic import write_atomic
+from .batch import PlanError, plan, process
+from .defaults import CLEAN_SIGMA, TASK_DEFAULTS
 from .images import ImageError, Picture, read_image, write_image
 from .masks import missing_pixels
 from .priors import PriorError, load_prior
-from .tasks import TASK_DEFAULTS
 
 app = typer.Typer(help="Repair damaged photos with a learned VAE prior.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -165,6 +166,8 @@ def denoise_command(
     """Remove Gaussian noise."""
     level = _parse_sigma(sigma)
 
+    from . import tasks
+
     def task(pixels, job, options, note):
         s = level
         if s is None:
@@ -181,7 +184,7 @@ def inpaint_command(
     mask: Path = typer.Option(..., "--mask", help="Mask file (white = fill; an alpha-only mask works too), or a folder of masks matched by name."),
     mask_dilate: int = typer.Option(0, "--mask-dilate", help="Grow the holes by N pixels first."),
     output: Optional[Path] = OUTPUT,
-    sigma: float = typer.Option(tasks.CLEAN_SIGMA, help="Noise of the known pixels in 0..255 units."),
+    sigma: float = typer.Option(CLEAN_SIGMA, help="Noise of the known pixels in 0..255 units."),
     model: str = MODEL, steps: Optional[int] = STEPS, mode: str = MODE, device: str = DEVICE,
     ref: Optional[Path] = REF, json: Optional[Path] = JSON, recursive: bool = RECURSIVE,
     overwrite: bool = OVERWRITE, skip_existing: bool = SKIP_EXISTING, seed: int = SEED,
@@ -190,6 +193,8 @@ def inpaint_command(
     """Fill the white pixels of a mask."""
     if mask_dilate < 0:
         fail("--mask-dilate must be 0 or more")
+
+    from . import tasks
 
     def task(pixels, job, options, note):
         m = read_image(job.mask, max_pixels=int(max_megapixels * 1e6))
@@ -207,7 +212,7 @@ def superres_command(
     source: Path = typer.Argument(..., help="Low-resolution image, or a folder of them."),
     scale: int = typer.Option(4, "--scale", "-s", help="Upscaling factor: 2, 3, 4 or 8."),
     output: Optional[Path] = OUTPUT,
-    sigma: float = typer.Option(tasks.CLEAN_SIGMA, help="Noise of the low-resolution pixels in 0..255 units."),
+    sigma: float = typer.Option(CLEAN_SIGMA, help="Noise of the low-resolution pixels in 0..255 units."),
     model: str = MODEL, steps: Optional[int] = STEPS, mode: str = MODE, device: str = DEVICE,
     ref: Optional[Path] = REF, json: Optional[Path] = JSON, recursive: bool = RECURSIVE,
     overwrite: bool = OVERWRITE, skip_existing: bool = SKIP_EXISTING, seed: int = SEED,
@@ -216,6 +221,8 @@ def superres_command(
     """Upscale a low-resolution image (inverts antialiased bicubic downsampling)."""
     if scale not in (2, 3, 4, 8):
         fail(f"--scale must be 2, 3, 4 or 8, got {scale}")
+
+    from . import baselines, tasks
 
     def task(pixels, job, options, note):
         bicubic = baselines.bicubic(pixels, scale)

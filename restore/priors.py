@@ -10,10 +10,12 @@ import functools
 import hashlib
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:                  # torch is imported when a prior is loaded, not before
+    import torch
 
-from .model import VAE, load_checkpoint
+    from .model import VAE
 
 SHIPPED = ("photo", "digits")
 
@@ -57,6 +59,8 @@ def _load(path: Path, device: str) -> VAE:
         actual = hashlib.sha256(path.read_bytes()).hexdigest()
         if expected is not None and expected != actual:
             raise PriorError(f"{path}: SHA-256 {actual[:12]}... does not match SHA256SUMS; reinstall restore")
+    from .model import load_checkpoint
+
     try:
         model, _ = load_checkpoint(path, map_location=device)
     except Exception as e:
@@ -66,4 +70,6 @@ def _load(path: Path, device: str) -> VAE:
 
 def load_prior(name_or_path: str = "photo", device: str | torch.device = "cpu") -> VAE:
     """Load a prior once per process and device (later calls reuse it)."""
+    import torch
+
     return _load(prior_path(str(name_or_path)).resolve(), str(torch.device(device)))

@@ -195,3 +195,12 @@ def test_train_from_a_checkpoint_adds_a_per_pixel_scale(images):
                   "-o", images / "t2.png", "-q").exit_code == 0
     result = invoke("train", *common, "--out", images / "third.pt", "--init", images / "noisy" / "im0.png")
     assert result.exit_code == 2 and "im0.png" in result.output and "Traceback" not in result.output
+
+
+def test_the_command_line_starts_without_torch():
+    # --help and argument errors should answer at once; torch loads only when a command runs.
+    import subprocess
+    import sys
+    code = "import sys, restore.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
