@@ -92,6 +92,11 @@ class _VAE(nn.Module):
         """The image-wide decoder scale (what the ELBO of the mean uses)."""
         return self.log_gamma.exp().clamp(min=GAMMA_FLOOR)
 
+    def encode(self, x):
+        """``(mu, logvar)`` of q(z | x) for pixel values in [0, 1]."""
+        mu, logvar = self.encoder(x * 2 - 1).chunk(2, dim=1)
+        return mu, logvar.clamp(-12, 6)
+
     def decode(self, z):
         """The decoder's mean image ``D(z)``, pixel values around [0, 1]."""
         return (self.decoder(z) + 1) / 2
@@ -162,10 +167,6 @@ class ConvVAE(_VAE):
         f = self.size_multiple
         return (self.config.latent_channels, height // f, width // f)
 
-    def encode(self, x):
-        mu, logvar = self.encoder(x * 2 - 1).chunk(2, dim=1)
-        return mu, logvar.clamp(-12, 6)
-
 
 
 class DigitsVAE(_VAE):
@@ -202,8 +203,7 @@ class DigitsVAE(_VAE):
         size = self.config.image_size
         if x.shape[-2:] != (size, size):
             raise ValueError(f"the digits prior takes {size}x{size} images, got {tuple(x.shape[-2:])}")
-        mu, logvar = self.encoder(x * 2 - 1).chunk(2, dim=1)
-        return mu, logvar.clamp(-12, 6)
+        return super().encode(x)
 
 
 def _zero_init(layer: nn.Module) -> nn.Module:
