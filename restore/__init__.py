@@ -20,5 +20,5 @@ def __getattr__(name: str):
     return getattr(import_module(f".{_HOME[name]}", __name__), name)
 
 
-__all__ = ["denoise", "inpaint", "superres", "estimate_noise", "load_prior", "psnr", "ssim"]
+__all__ = list(_HOME)
 __version__ = "0.1.0"

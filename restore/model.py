@@ -168,7 +168,6 @@ class ConvVAE(_VAE):
         return (self.config.latent_channels, height // f, width // f)
 
 
-
 class DigitsVAE(_VAE):
     """The classic global-latent VAE on 28x28 digits."""
 
