@@ -1,16 +1,21 @@
 """restore: repair damaged photos with a learned VAE prior.
 
 The data model is ``y = A(x) + n`` with Gaussian noise ``n``: ``A`` is the
-identity (denoise), a pixel mask (inpaint) or antialiased bicubic downsampling
-(superres). Restoration searches the latent space of a VAE for an image that
-explains ``y`` (see :mod:`restore.solver`).
+identity (denoise), a pixel mask (inpaint), antialiased bicubic downsampling
+(superres) or a blur (deblur). Restoration searches the latent space of a VAE
+for an image that explains ``y`` (see :mod:`restore.solver`); each task is one
+module of :mod:`restore.tasks`.
 
 >>> from restore import denoise
 >>> clean = denoise(noisy_uint8_array, sigma=25)          # doctest: +SKIP
 """
+from .tasks import TASKS as _TASKS
+
 # The API is imported on first use (PEP 562), so that ``import restore.cli`` does not pay for torch.
-_HOME = {"denoise": "tasks", "inpaint": "tasks", "superres": "tasks", "estimate_noise": "tasks",
-         "load_prior": "priors", "psnr": "metrics", "ssim": "metrics"}
+# Each task's function lives in its module, restore.tasks.<name>.
+_HOME = {**{name: f"tasks.{name}" for name in _TASKS}, "estimate_noise": "tasks.denoise",
+         "restore": "pipeline", "SolverSettings": "pipeline", "load_prior": "priors",
+         "psnr": "metrics", "ssim": "metrics"}
 
 
 def __getattr__(name: str):

@@ -33,3 +33,24 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
         raise OutputError(f"{path}: cannot write ({e.strerror}); choose a writable output") from None
+
+
+def check_output(path: str | os.PathLike, *, overwrite: bool, skip_existing: bool = False,
+                 hint: str = "pass --overwrite to replace it") -> bool:
+    """The one rule for existing outputs: True to write ``path``, False to leave it alone.
+
+    An existing output is replaced only with ``overwrite``, kept (False) with
+    ``skip_existing``, and otherwise an :class:`OutputError` whose message
+    names the file and ``hint``. A missing parent folder is an error too.
+    """
+    path = Path(path)
+    if overwrite and skip_existing:
+        raise OutputError("--overwrite and --skip-existing contradict each other; pick one")
+    if path.exists():
+        if skip_existing:
+            return False
+        if not overwrite:
+            raise OutputError(f"{path}: exists; {hint}")
+    if not path.parent.is_dir():
+        raise OutputError(f"{path}: folder {path.parent} does not exist; create it or choose another output")
+    return True

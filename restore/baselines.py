@@ -13,15 +13,12 @@ import cv2
 import numpy as np
 import torch
 
+from .images import to_integer
 from .resize import imresize
 
 
 def available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
-
-
-def _u8(pixels: np.ndarray) -> np.ndarray:
-    return np.round(np.clip(pixels, 0, 1) * 255).astype(np.uint8)
 
 
 def _f32(array: np.ndarray, like: np.ndarray) -> np.ndarray:
@@ -41,7 +38,7 @@ def bm3d(noisy: np.ndarray, sigma: float) -> np.ndarray:
 
 def opencv_nlm(noisy: np.ndarray, sigma: float) -> np.ndarray:
     """OpenCV's fast non-local means with filter strength h = sigma."""
-    u8 = _u8(noisy)
+    u8 = to_integer(noisy, 8)
     if noisy.shape[2] == 3:
         out = cv2.fastNlMeansDenoisingColored(u8, None, h=sigma, hColor=sigma)
     else:
@@ -69,11 +66,11 @@ def skimage_wavelet(noisy: np.ndarray, sigma: float) -> np.ndarray:
 # --- inpainting (mask: True = missing) ---------------------------------------------------------
 
 def opencv_telea(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    return _f32(cv2.inpaint(_u8(image), mask.astype(np.uint8), 3, cv2.INPAINT_TELEA), image)
+    return _f32(cv2.inpaint(to_integer(image, 8), mask.astype(np.uint8), 3, cv2.INPAINT_TELEA), image)
 
 
 def opencv_navier_stokes(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    return _f32(cv2.inpaint(_u8(image), mask.astype(np.uint8), 3, cv2.INPAINT_NS), image)
+    return _f32(cv2.inpaint(to_integer(image, 8), mask.astype(np.uint8), 3, cv2.INPAINT_NS), image)
 
 
 def skimage_biharmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -95,3 +92,21 @@ def lanczos(small: np.ndarray, scale: int) -> np.ndarray:
     h, w = small.shape[:2]
     out = cv2.resize(small, (w * scale, h * scale), interpolation=cv2.INTER_LANCZOS4)
     return np.clip(out, 0, 1).astype(np.float32).reshape(h * scale, w * scale, -1)
+
+
+# --- deblurring (kernel: (kh, kw), sums to 1) ---------------------------------------------------
+
+def skimage_wiener(blurred: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """scikit-image's unsupervised Wiener filter (it estimates the noise and image levels itself), per channel."""
+    from skimage.restoration import unsupervised_wiener
+    out = [unsupervised_wiener(blurred[:, :, c].astype(np.float64), kernel.astype(np.float64))[0]
+           for c in range(blurred.shape[2])]
+    return np.clip(np.stack(out, axis=2), 0, 1).astype(np.float32)
+
+
+def skimage_richardson_lucy(blurred: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """scikit-image's Richardson-Lucy deconvolution with its default 50 iterations, per channel."""
+    from skimage.restoration import richardson_lucy
+    out = [richardson_lucy(blurred[:, :, c].astype(np.float64), kernel.astype(np.float64))
+           for c in range(blurred.shape[2])]
+    return np.clip(np.stack(out, axis=2), 0, 1).astype(np.float32)

@@ -1,8 +1,10 @@
-"""Batch mode: turning a file or folder argument into jobs, and running one job safely.
+"""Batch mode: turning a file or folder argument into jobs, and running them safely.
 
 :func:`plan` only decides paths, so the rules (never overwrite an input, mirror
-folders, match masks and references by stem) live in one place; :func:`process`
-runs one job and turns any failure into a one-line message.
+folders, match masks and references by name) live in one place; :func:`run`
+restores the jobs one after another through a ``restore_fn`` and turns any
+failure into a one-line message, reporting to a :class:`Progress`. Other engines
+run the same jobs through :func:`process`.
 """
 from __future__ import annotations
 
@@ -10,12 +12,12 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
-import cv2
 import numpy as np
 
-from .images import ImageError, Picture, is_image_file, quantize, read_image, to_integer, write_image
-from .metrics import psnr, ssim
+from .atomic import OutputError, check_output
+from .images import ImageError, Picture, find_images, is_image_file, quantize, read_image, to_integer, write_image
 from .priors import PriorError
 
 
@@ -23,7 +25,7 @@ from .priors import PriorError
 class Job:
     source: Path
     output: Path
-    mask: Path | None = None
+    companion: Path | None = None    # the task's per-image file (inpainting: the mask)
     reference: Path | None = None
     problem: str | None = None       # why this job cannot run (e.g. no matching mask)
 
@@ -39,25 +41,23 @@ class PlanError(ValueError):
     """An argument that cannot be turned into jobs; the message says what to do."""
 
 
-def default_output(source: Path, task: str) -> Path:
-    """``<stem>_<task><suffix>`` beside a file; ``<name>_<task>/`` beside a folder."""
+def default_output(source: Path, suffix: str) -> Path:
+    """``<stem>_<suffix><ext>`` beside a file; ``<name>_<suffix>/`` beside a folder."""
     if source.is_dir():
-        return source.parent / f"{source.name}_{task}"
-    return source.with_name(f"{source.stem}_{task}{source.suffix}")
+        return source.parent / f"{source.name}_{suffix}"
+    return source.with_name(f"{source.stem}_{suffix}{source.suffix}")
 
 
-def _by_stem(folder: Path, recursive: bool) -> dict[str, Path]:
-    files = folder.rglob("*") if recursive else folder.glob("*")
+def _by_stem(folder: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
-    for f in sorted(files):
-        if f.is_file() and is_image_file(f):
-            found.setdefault(str(f.relative_to(folder).with_suffix("")), f)
-            found.setdefault(f.stem, f)
+    for f in find_images(folder, recursive=True):
+        found.setdefault(str(f.relative_to(folder).with_suffix("")), f)
+        found.setdefault(f.stem, f)
     return found
 
 
-def _companion(kind: str, given: Path | None, rel: Path, lookup: dict[str, Path] | None) -> Path | None:
-    """The mask or reference for the image at ``rel``: the given file, or the match in a folder."""
+def _matching(kind: str, given: Path | None, rel: Path, lookup: dict[str, Path] | None) -> Path | None:
+    """The companion or reference of the image at ``rel``: the given file, or the match in a folder."""
     if given is None:
         return None
     if lookup is None:
@@ -68,30 +68,30 @@ def _companion(kind: str, given: Path | None, rel: Path, lookup: dict[str, Path]
     return match
 
 
-def plan(source: Path, output: Path | None, task: str, *, recursive: bool = False,
-         mask: Path | None = None, reference: Path | None = None) -> Plan:
+def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = False,
+         companion: Path | None = None, companion_name: str = "mask", reference: Path | None = None) -> Plan:
     """The jobs for ``restore <task> source [-o output] [--mask ...] [--ref ...]``."""
     if not source.exists():
         raise PlanError(f"{source}: no such file or folder; check the path")
-    for kind, given in (("mask", mask), ("ref", reference)):
+    for kind, given in ((companion_name, companion), ("ref", reference)):
         if given is not None and not given.exists():
             raise PlanError(f"{given}: no such file or folder for --{kind}; check the path")
-    mask_lookup = _by_stem(mask, True) if mask is not None and mask.is_dir() else None
-    ref_lookup = _by_stem(reference, True) if reference is not None and reference.is_dir() else None
+    companions = _by_stem(companion) if companion is not None and companion.is_dir() else None
+    references = _by_stem(reference) if reference is not None and reference.is_dir() else None
 
     if source.is_file():
         if output is None:
-            output = default_output(source, task)
+            output = default_output(source, suffix)
         elif output.is_dir():
-            output = output / default_output(source, task).name
+            output = output / default_output(source, suffix).name
         elif not output.parent.is_dir():
             raise PlanError(f"{output}: folder {output.parent} does not exist; create it or choose another -o")
         rel = Path(source.name)
-        job = Job(source, output, _companion("mask", mask, rel, mask_lookup),
-                  _companion("ref", reference, rel, ref_lookup))
+        job = Job(source, output, _matching(companion_name, companion, rel, companions),
+                  _matching("ref", reference, rel, references))
         return Plan([job], [], batch=False)
 
-    out_dir = output if output is not None else default_output(source, task)
+    out_dir = output if output is not None else default_output(source, suffix)
     if out_dir.exists() and not out_dir.is_dir():
         raise PlanError(f"{out_dir}: is a file; with a folder of images, -o must name a folder")
     if out_dir.exists() and same_file(out_dir, source):
@@ -107,11 +107,11 @@ def plan(source: Path, output: Path | None, task: str, *, recursive: bool = Fals
             continue
         job = Job(f, out_dir / rel)
         try:
-            job.mask = _companion("mask", mask, rel, mask_lookup)
+            job.companion = _matching(companion_name, companion, rel, companions)
         except PlanError as e:
             job.problem = f"{f}: {e}"
         try:
-            job.reference = _companion("ref", reference, rel, ref_lookup)
+            job.reference = _matching("ref", reference, rel, references)
         except PlanError:
             skipped.append(f"no reference for {f}: it will be restored but not scored")
         jobs.append(job)
@@ -131,6 +131,15 @@ def same_file(a: Path, b: Path) -> bool:
 
 
 @dataclass
+class Restored:
+    """What a ``restore_fn`` returns for one image."""
+    pixels: np.ndarray               # (H, W, C) floats in [0, 1]
+    task: Any                        # the task as run (its sigma resolved); scores the output
+    estimate: np.ndarray             # the input at the output's size, scored for comparison
+    note: str | None = None          # something to tell the user (an estimated noise level)
+
+
+@dataclass
 class Result:
     source: str
     output: str
@@ -144,51 +153,108 @@ class Result:
     input_ssim: float | None = None
 
 
-def process(job: Job, restore_fn, *, overwrite: bool, skip_existing: bool, max_pixels: int,
-            crop: int = 0) -> Result:
-    """Read, restore, write and score one image; never raises for a bad file.
+class Progress:
+    """What :func:`run` reports; every method does nothing unless overridden."""
 
-    ``restore_fn(pixels, job) -> (restored, sigma, baseline)`` does the work;
-    ``baseline`` is what the output is compared against (the input, or its
-    bicubic upscale).
-    """
+    def start(self, job: Job) -> None:
+        """A job begins."""
+
+    def step(self, done: int, total: int) -> None:
+        """The solver's progress on the current job."""
+
+    def note(self, message: str) -> None:
+        """Something the user should read."""
+
+    def finish(self, job: Job, result: Result) -> None:
+        """A job ended (restored, skipped or failed)."""
+
+
+RestoreFn = Callable[[Picture, Job, Callable[[int, int], None]], Restored]
+
+
+def run(jobs: list[Job], restore_fn: RestoreFn, *, overwrite: bool = False, skip_existing: bool = False,
+        max_pixels: int, progress: Progress | None = None) -> list[Result]:
+    """Restore every job in turn; a failure is recorded in its result and the rest go on."""
+    progress = progress or Progress()
+    results = []
+    for job in jobs:
+        progress.start(job)
+        result = process(job, restore_fn, overwrite=overwrite, skip_existing=skip_existing,
+                         max_pixels=max_pixels, progress=progress)
+        progress.finish(job, result)
+        results.append(result)
+    return results
+
+
+def process(job: Job, restore_fn: RestoreFn, *, overwrite: bool, skip_existing: bool, max_pixels: int,
+            progress: Progress | None = None) -> Result:
+    """Read, restore, write and score one image; never raises for a bad file."""
+    progress = progress or Progress()
     result = Result(str(job.source), str(job.output), "ok")
     try:
         if job.problem:
             raise PlanError(job.problem)
         if job.output.exists() and same_file(job.source, job.output):
             raise ImageError(f"{job.output}: is the input file; choose another -o, inputs are never overwritten")
-        if job.output.exists():
-            if skip_existing:
-                result.status, result.message = "skipped", "output exists"
-                return result
-            if not overwrite:
-                raise ImageError(f"{job.output}: exists; pass --overwrite to replace it or --skip-existing to keep it")
         job.output.parent.mkdir(parents=True, exist_ok=True)
+        if not check_output(job.output, overwrite=overwrite, skip_existing=skip_existing,
+                            hint="pass --overwrite to replace it or --skip-existing to keep it"):
+            result.status, result.message = "skipped", "output exists"
+            return result
         if not os.access(job.output.parent, os.W_OK):
             raise ImageError(f"{job.output.parent}: folder is not writable; choose another -o")
         start = time.perf_counter()
         picture = read_image(job.source, max_pixels=max_pixels)
-        restored, sigma, baseline = restore_fn(picture.pixels, job)
-        alpha = picture.alpha
-        if alpha is not None and alpha.shape != restored.shape[:2]:
-            alpha = np.clip(cv2.resize(alpha, restored.shape[1::-1], interpolation=cv2.INTER_CUBIC), 0, 1)
-        out = Picture(pixels=restored.reshape(*restored.shape[:2], -1), alpha=alpha, bit_depth=picture.bit_depth)
+        restored = restore_fn(picture, job, progress.step)
+        if restored.note:
+            progress.note(restored.note)
+        out = Picture(pixels=restored.pixels, alpha=_resized(picture.alpha, restored.pixels.shape[:2]),
+                      bit_depth=picture.bit_depth)
         write_image(job.output, out)
-        result.seconds, result.sigma = round(time.perf_counter() - start, 3), sigma
+        result.seconds, result.sigma = round(time.perf_counter() - start, 3), restored.task.sigma
         if job.reference is not None:
-            ref = read_image(job.reference, max_pixels=max_pixels)
-            if ref.pixels.shape != out.pixels.shape:
-                raise ImageError(f"{job.reference}: reference is {ref.pixels.shape} but the output is "
-                                 f"{out.pixels.shape}; give the clean version of {job.source.name}")
-            ref_int = to_integer(ref.pixels, ref.bit_depth)
-            out_int = to_integer(quantize(out, job.output.suffix), ref.bit_depth)
-            base_int = to_integer(baseline.reshape(out.pixels.shape), ref.bit_depth)
-            result.psnr, result.ssim = psnr(ref_int, out_int, crop=crop), ssim(ref_int, out_int, crop=crop)
-            result.input_psnr = psnr(ref_int, base_int, crop=crop)
-            result.input_ssim = ssim(ref_int, base_int, crop=crop)
-    except (ImageError, PriorError, PlanError, ValueError, OSError) as e:
+            _score(result, job, out, restored, max_pixels)
+    except (ImageError, PriorError, PlanError, OutputError, ValueError, OSError) as e:
         result.status, result.message = "failed", str(e).splitlines()[0] if str(e) else type(e).__name__
     except Exception as e:  # one bad file must not stop a batch
         result.status, result.message = "failed", f"{job.source}: unexpected {type(e).__name__}: {e}".splitlines()[0]
     return result
+
+
+def _resized(alpha: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
+    """The alpha channel at the output's size (super-resolution enlarges it)."""
+    if alpha is None or alpha.shape == shape:
+        return alpha
+    import cv2
+    return np.clip(cv2.resize(alpha, shape[::-1], interpolation=cv2.INTER_CUBIC), 0, 1)
+
+
+def _score(result: Result, job: Job, out: Picture, restored: Restored, max_pixels: int) -> None:
+    ref = read_image(job.reference, max_pixels=max_pixels)
+    if ref.pixels.shape != out.pixels.shape:
+        raise ImageError(f"{job.reference}: reference is {ref.pixels.shape} but the output is "
+                         f"{out.pixels.shape}; give the clean version of {job.source.name}")
+    reference = to_integer(ref.pixels, ref.bit_depth)
+    output = restored.task.score(reference, to_integer(quantize(out, job.output.suffix), ref.bit_depth))
+    given = restored.task.score(reference, to_integer(restored.estimate.reshape(out.pixels.shape), ref.bit_depth))
+    result.psnr, result.ssim, result.input_psnr, result.input_ssim = output.psnr, output.ssim, given.psnr, given.ssim
+
+
+def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
+    """The ``restore_fn`` that restores image files under ``task`` with ``settings``
+    (:class:`~restore.pipeline.SolverSettings`), reading each job's companion file."""
+    from .pipeline import restore
+
+    def restore_file(picture: Picture, job: Job, on_step) -> Restored:
+        companion = None
+        if job.companion is not None:
+            companion = task.read_companion(job.companion, max_pixels=max_pixels)
+            try:
+                task.companion_values(companion, picture.shape)
+            except ValueError as e:
+                raise ImageError(f"{job.companion}: {e} ({job.source})") from None
+        resolved = task.with_noise_level(picture.pixels)
+        note = f"{job.source}: estimated noise sigma {resolved.sigma:.1f}" if task.sigma is None else None
+        pixels = restore(picture.pixels, resolved, companion=companion, settings=settings, progress=on_step)
+        return Restored(pixels, resolved, resolved.input_estimate(picture.pixels), note)
+    return restore_file

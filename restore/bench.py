@@ -12,57 +12,22 @@ import io
 import json
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable
 
 import cv2
 import numpy as np
 import torch
 
-from . import baselines, tasks
+from . import baselines
 from .atomic import write_atomic
-from .images import Picture, encode_image, quantize
-from .metrics import psnr, ssim
-from .operators import Superres
+from .images import Picture, encode_image, quantize, to_integer
+from .pipeline import SolverSettings, restore
+from .tasks import TASKS, Condition
 
-
-@dataclass(frozen=True)
-class Condition:
-    name: str
-    task: str                # "denoise", "superres" or "inpaint"
-    sigma: float = 0.0       # noise level, 0..255 units
-    scale: int = 1
-    mask: str = ""           # "pixels", "box" or "scribbles"
-
-
-CONDITIONS = [
-    Condition("noise15", "denoise", sigma=15), Condition("noise25", "denoise", sigma=25),
-    Condition("noise50", "denoise", sigma=50),
-    Condition("superres2", "superres", scale=2), Condition("superres4", "superres", scale=4),
-    Condition("inpaint-pixels50", "inpaint", mask="pixels"), Condition("inpaint-box", "inpaint", mask="box"),
-    Condition("inpaint-scribbles", "inpaint", mask="scribbles"),
-]
-QUICK_CONDITIONS = ["noise25", "superres4", "inpaint-box"]
-
-# name -> function(damaged, condition, mask); restore itself is added by run_benchmark.
-Method = Callable[[np.ndarray, Condition, "np.ndarray | None"], np.ndarray]
-BASELINES: dict[str, list[tuple[str, str | None, Method]]] = {
-    # (label, module it needs or None, call)
-    "denoise": [
-        ("BM3D", "bm3d", lambda y, c, m: baselines.bm3d(y, c.sigma)),
-        ("OpenCV NLM", None, lambda y, c, m: baselines.opencv_nlm(y, c.sigma)),
-        ("skimage TV", None, lambda y, c, m: baselines.skimage_tv(y, c.sigma)),
-        ("skimage wavelet", "pywt", lambda y, c, m: baselines.skimage_wavelet(y, c.sigma)),
-    ],
-    "inpaint": [
-        ("OpenCV Telea", None, lambda y, c, m: baselines.opencv_telea(y, m)),
-        ("OpenCV NS", None, lambda y, c, m: baselines.opencv_navier_stokes(y, m)),
-        ("skimage biharmonic", None, lambda y, c, m: baselines.skimage_biharmonic(y, m)),
-    ],
-    "superres": [
-        ("bicubic", None, lambda y, c, m: baselines.bicubic(y, c.scale)),
-        ("Lanczos", None, lambda y, c, m: baselines.lanczos(y, c.scale)),
-    ],
-}
+#: Every task's conditions, in the order of the tasks.
+CONDITIONS: list[Condition] = [c for task in TASKS.values() for c in task.conditions()]
+QUICK_CONDITIONS = ["noise25", "superres4", "inpaint-box", "blur-gaussian2"]
 
 
 @dataclass
@@ -80,48 +45,28 @@ class Row:
     method: str
     psnr: float
     ssim: float
-    hole_psnr: float | None
+    hole_psnr: float | None            # inside the damaged region, where the task has one
     seconds: float
     device: str
 
 
-def make_mask(kind: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    """True = missing: half the pixels at random, one centred rectangle, or strokes and text."""
-    if kind == "pixels":
-        return rng.random((h, w)) < 0.5
-    mask = np.zeros((h, w), np.uint8)
-    if kind == "box":
-        mask[h * 3 // 8: h * 5 // 8, w * 3 // 8: w * 5 // 8] = 1
-        return mask > 0
-    thick = max(1, min(h, w) // 40)
-    for _ in range(5):
-        p, q = rng.integers(0, [w, h]), rng.integers(0, [w, h])
-        cv2.line(mask, (int(p[0]), int(p[1])), (int(q[0]), int(q[1])), 1, thick + 1)
-    if min(h, w) >= 96:
-        cv2.putText(mask, "restore 2026", (w // 16, h * 3 // 4), cv2.FONT_HERSHEY_SIMPLEX, w / 400, 1, thick + 1)
-    return mask > 0
-
-
 def damage(clean: np.ndarray, condition: Condition, rng: np.random.Generator):
-    """The damaged image as an 8-bit file would hold it, and the mask (inpainting) or None."""
-    mask = None
-    if condition.task == "denoise":
-        damaged = clean + rng.normal(0, condition.sigma / 255, clean.shape)
-    elif condition.task == "superres":
-        t = torch.from_numpy(clean).permute(2, 0, 1)[None]
-        damaged = Superres(condition.scale)(t)[0].permute(1, 2, 0).numpy()
-    else:
-        mask = make_mask(condition.mask, *clean.shape[:2], rng)
-        damaged = np.where(mask[:, :, None], 1.0, clean)          # holes painted white
-    return quantize(Picture(np.clip(damaged, 0, 1).astype(np.float32)), ".png"), mask
+    """The damaged image as an 8-bit file would hold it, and the task's companion (mask) or None."""
+    damaged, companion = condition.task.simulate(clean, rng, condition.companion)
+    return quantize(Picture(np.clip(damaged, 0, 1).astype(np.float32)), ".png"), companion
 
 
-def score(clean: np.ndarray, result: np.ndarray, condition: Condition, mask) -> tuple[float, float, float | None]:
-    ref, out = quantize(Picture(clean), ".png"), quantize(Picture(result), ".png")
-    ref8, out8 = np.round(ref * 255).astype(np.uint8), np.round(out * 255).astype(np.uint8)
-    crop = condition.scale if condition.task == "superres" else 0
-    hole = psnr(ref8[mask], out8[mask]) if mask is not None else None
-    return psnr(ref8, out8, crop=crop), ssim(ref8, out8, crop=crop), hole
+def score(clean: np.ndarray, result: np.ndarray, condition: Condition, companion) -> tuple[float, float, float | None]:
+    scores = condition.task.score(to_integer(clean, 8), to_integer(result, 8), companion)
+    return scores.psnr, scores.ssim, scores.region_psnr
+
+
+def methods(condition: Condition, prior, settings: SolverSettings) -> list[tuple[str, Callable]]:
+    """The available classical methods of the condition's task, then restore."""
+    task = condition.task
+    found = [(b.label, b.run) for b in task.baselines() if b.needs is None or baselines.available(b.needs)]
+    own = SolverSettings(prior=prior, steps=settings.steps, device=settings.device)
+    return found + [("restore", lambda damaged, companion: restore(damaged, task, companion=companion, settings=own))]
 
 
 def run_benchmark(sets: list[ImageSet], conditions: list[Condition], *, device: torch.device,
@@ -132,24 +77,23 @@ def run_benchmark(sets: list[ImageSet], conditions: list[Condition], *, device: 
     Returns the score rows, the first ``keep`` results of each (set, condition)
     for the comparison sheets, and notes on skipped methods.
     """
-    notes = [f"{label} skipped: pip install -e .[bench] to add {module}"
-             for task in BASELINES.values() for label, module, _ in task
-             if module is not None and not baselines.available(module)]
+    notes = sorted({f"{b.label} skipped: pip install -e .[bench] to add {b.needs}"
+                    for c in conditions for b in c.task.baselines()
+                    if b.needs is not None and not baselines.available(b.needs)})
+    settings = SolverSettings(steps=steps, device=device)
     rows, shown = [], {}
     for image_set in sets:
         for condition in conditions:
-            methods = [(label, fn) for label, module, fn in BASELINES[condition.task]
-                       if module is None or baselines.available(module)]
-            methods.append(("restore", _restore_method(image_set.prior, device, steps, seed)))
+            runs = methods(condition, image_set.prior, settings)
             for index, (name, clean) in enumerate(image_set.images):
-                rng = np.random.default_rng([seed, index, CONDITIONS.index(condition)])
-                damaged, mask = damage(clean, condition, rng)
+                rng = np.random.default_rng([seed, index, _condition_index(condition)])
+                damaged, companion = damage(clean, condition, rng)
                 panels = [("clean", clean), ("damaged", damaged)]
-                for label, fn in methods:
+                for label, fn in runs:
                     start = time.perf_counter()
-                    result = fn(damaged, condition, mask)
+                    result = fn(damaged, companion)
                     seconds = time.perf_counter() - start
-                    p, s, hole = score(clean, result, condition, mask)
+                    p, s, hole = score(clean, result, condition, companion)
                     dev = str(device) if label == "restore" else "cpu"
                     rows.append(Row(image_set.name, condition.name, name, label, p, s, hole, seconds, dev))
                     panels.append((label, result))
@@ -160,22 +104,14 @@ def run_benchmark(sets: list[ImageSet], conditions: list[Condition], *, device: 
     return rows, shown, notes
 
 
-def _restore_method(prior, device, steps, seed) -> Method:
-    options = dict(prior=prior, device=device, steps=steps, seed=seed)
-
-    def run(damaged, condition, mask):
-        if condition.task == "denoise":
-            return tasks.denoise(damaged, sigma=condition.sigma, **options)
-        if condition.task == "superres":
-            return tasks.superres(damaged, condition.scale, **options)
-        return tasks.inpaint(damaged, mask, **options)
-    return run
+def _condition_index(condition: Condition) -> int:
+    # Seeds follow a condition's place in the full list, so a subset damages images as the full run does.
+    return [c.name for c in CONDITIONS].index(condition.name)
 
 
 def total_runs(sets: list[ImageSet], conditions: list[Condition]) -> int:
-    return sum(len(s.images) * sum(1 + sum(module is None or baselines.available(module)
-                                           for _, module, _ in BASELINES[c.task]) for c in conditions)
-               for s in sets)
+    return sum(len(s.images) * sum(1 + sum(b.needs is None or baselines.available(b.needs) for b in c.task.baselines())
+                                   for c in conditions) for s in sets)
 
 
 # --- reports -----------------------------------------------------------------------------------
@@ -198,20 +134,20 @@ def summarise(rows: list[Row]) -> list[dict]:
 def markdown_table(summary: list[dict]) -> str:
     """For each set and task, a row per condition and a column per method; the best PSNR in bold.
 
-    Inpainting cells give the PSNR inside the holes (whole-image PSNR is in the JSON and CSV).
+    Tasks with a damaged region (inpainting's holes) give the PSNR inside it (whole-image PSNR is
+    in the JSON and CSV).
     """
     lines = []
-    conditions = {c.name: c for c in CONDITIONS}
+    task_of = {c.name: type(c.task) for c in CONDITIONS}
     for set_name in dict.fromkeys(s["set"] for s in summary):
         entries = [s for s in summary if s["set"] == set_name]
         lines += [f"### {set_name} ({entries[0]['images']} images)", ""]
-        for task in ("denoise", "superres", "inpaint"):
-            rows = [s for s in entries if conditions[s["condition"]].task == task]
+        for task in TASKS.values():
+            rows = [s for s in entries if task_of[s["condition"]] is task]
             if not rows:
                 continue
             methods = list(dict.fromkeys(s["method"] for s in rows))
-            what = "PSNR in the holes dB / SSIM" if task == "inpaint" else "PSNR dB / SSIM"
-            lines += [f"| {task}: {what} | " + " | ".join(methods) + " | seconds/image (restore) |",
+            lines += [f"| {task.name}: {task.metric} | " + " | ".join(methods) + " | seconds/image (restore) |",
                       "|---" * (len(methods) + 2) + "|"]
             for condition in dict.fromkeys(s["condition"] for s in rows):
                 cells = {s["method"]: s for s in rows if s["condition"] == condition}
@@ -305,3 +241,25 @@ def digits_test(limit: int) -> list[tuple[str, np.ndarray]]:
     # Take the same number from each class, spread over the split.
     order = np.argsort(np.tile(np.arange(100), 10), kind="stable")[:limit]
     return [(f"digit{labels[i]}_{i:04d}", digits[i][:, :, None].copy()) for i in sorted(order)]
+
+
+def image_sets(folder: Path | None, *, prior, digits_prior=None, size: int = 256, digits: int = 100,
+               quick: bool = False) -> list[ImageSet]:
+    """What ``restore bench`` measures on: scikit-image's photographs and the digits test split
+    (``folder`` None), or the images of ``folder`` restored with ``prior``.
+
+    ``quick`` takes 2 images at 128 pixels and at most 10 digits.
+    """
+    from .images import find_images, read_image
+
+    size = 128 if quick else size
+    if folder is None:
+        sets = [ImageSet("photos", skimage_photos(size, PHOTOS[:2] if quick else PHOTOS), prior)]
+        n_digits = min(digits, 10) if quick else digits
+        if n_digits and digits_prior is not None:
+            sets.append(ImageSet("digits", digits_test(n_digits), digits_prior))
+        return sets
+    files = find_images(folder)[:2 if quick else None]
+    if not files:
+        raise ValueError(f"{folder}: no images found; put PNG/JPEG/TIFF/WebP/BMP files in it")
+    return [ImageSet(folder.name, [(f.stem, centre_crop(read_image(f).pixels, size)) for f in files], prior)]

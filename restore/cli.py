@@ -1,24 +1,29 @@
-"""The ``restore`` command line: each command parses, calls the library, prints."""
+"""The ``restore`` command line: each command parses, calls the library, prints.
+
+The restoring commands are built from the tasks (:data:`restore.tasks.TASKS`): each
+takes the task's own options, its companion file (inpainting's ``--mask``) and the
+options every restoring command shares (:class:`RestoreOptions`).
+"""
 from __future__ import annotations
 
-import functools
+import inspect
 import json as json_module
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Optional, get_type_hints
 
 import typer
 
 # Only torch-free modules here, so that --help and argument errors answer at once;
 # the commands import the rest (torch among it) when they run.
-from .atomic import write_atomic
-from .batch import PlanError, plan, process
-from .defaults import CLEAN_SIGMA, TASK_DEFAULTS
-from .images import ImageError, Picture, read_image, write_image
-from .masks import missing_pixels
+from .atomic import OutputError, check_output, write_atomic
+from .batch import PlanError, Progress, Result, file_restorer, plan, run
+from .images import MAX_PIXELS, ImageError, Picture, find_images, read_image, write_image
 from .priors import PriorError, load_prior
+from .tasks import TASKS, OptionError, Task
+from .tasks.base import option_fields
 
 app = typer.Typer(help="Repair damaged photos with a learned VAE prior.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -38,95 +43,6 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-class Architecture(str, Enum):
-    photo = "photo"
-    digits = "digits"
-
-
-@app.command("train")
-def train_command(
-    folder: Path = typer.Argument(..., help="Folder of clean training images (searched recursively)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint file to write (.pt)."),
-    arch: Architecture = typer.Option(Architecture.photo, help="photo: convolutional VAE, spatial latent; digits: 28x28 global-latent VAE."),
-    steps: int = typer.Option(20000, help="Training steps (batches)."),
-    batch_size: int = typer.Option(16, help="Crops per batch."),
-    crop: Optional[int] = typer.Option(None, help="Crop size in pixels (default 64 for photo, 28 for digits)."),
-    lr: float = typer.Option(1e-3, help="Adam learning rate (cosine-decayed to 1/20 of it)."),
-    width: int = typer.Option(64, help="photo: feature channels of each conv layer."),
-    latent: int = typer.Option(8, help="photo: latent channels; digits: latent dimension."),
-    levels: int = typer.Option(2, help="photo: downsamplings; the latent is 2**levels smaller than the image."),
-    degraded: float = typer.Option(0.5, help="Share of each batch shown to the encoder damaged (noise, holes, blur)."),
-    gray: float = typer.Option(0.0, help="photo: share of crops turned gray, so the prior also learns gray photographs."),
-    checkpoint_every: int = typer.Option(500, help="Write a checkpoint every N steps."),
-    pixel_scale: bool = typer.Option(False, "--pixel-scale", help="Also learn the decoder's scale per pixel (where it is sure, the solver trusts it over the data)."),
-    init: Optional[Path] = typer.Option(None, "--init", help="Start from this checkpoint's weights (fine-tuning); layers it lacks start new."),
-    resume: bool = typer.Option(False, "--resume", help="Continue training from the checkpoint at --out."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out instead of refusing."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
-    seed: int = typer.Option(0, help="Random seed for crops, damage and sampling."),
-) -> None:
-    """Train a VAE prior on a folder of clean images."""
-    import torch
-
-    from .data import CropSampler, find_images
-    from .model import ConvVAE, ConvVAEConfig, DigitsVAE, DigitsVAEConfig, load_checkpoint
-    from .train import TrainSettings, train
-
-    torch.manual_seed(seed)
-    dev = _device_or_fail(device)
-    if not folder.is_dir():
-        fail(f"{folder}: not a folder; give a folder of training images")
-    files = find_images(folder)
-    if not files:
-        fail(f"{folder}: no images found; put PNG/JPEG/TIFF/WebP/BMP files in it")
-    if out.exists() and not (resume or overwrite):
-        fail(f"{out} exists; pass --resume to continue it or --overwrite to start again")
-    if not out.parent.is_dir():
-        fail(f"{out.parent}: folder does not exist; create it first")
-    state = None
-    if resume:
-        if not out.exists():
-            fail(f"{out}: nothing to resume; run without --resume first")
-        model, state = load_checkpoint(out)
-        if "optimizer" not in state:
-            fail(f"{out} holds no training state (a shipped prior?); train a new one instead")
-        settings = TrainSettings(**{**state["meta"]["settings"], "steps": steps})
-    elif init is not None:
-        model = _init_from(init, pixel_scale)
-    else:
-        if arch is Architecture.digits:
-            model = DigitsVAE(DigitsVAEConfig(latent_dim=latent, pixel_scale=pixel_scale))
-        else:
-            model = ConvVAE(ConvVAEConfig(width=width, latent_channels=latent, levels=levels, pixel_scale=pixel_scale))
-    if not resume:
-        settings = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, degraded_fraction=degraded, gray_fraction=gray,
-                                 crop=crop or (28 if isinstance(model, DigitsVAE) else 64),
-                                 checkpoint_every=checkpoint_every, seed=seed, init=str(init) if init else None)
-    digits = isinstance(model, DigitsVAE)
-    try:
-        sampler = CropSampler(files, channels=model.channels, crop=settings.crop, flips=not digits,
-                              scales=(1.0,) if digits else (1.0, 0.5), seed=seed)
-    except ValueError as e:
-        fail(f"{folder}: {e}; lower --crop or add larger images")
-    typer.echo(f"training on {len(files)} images ({len(sampler)} at all scales), "
-               f"{sum(p.numel() for p in model.parameters()):,} parameters, device {dev}")
-    meta = train(model, sampler, settings, out, device=dev, resume=state)
-    typer.echo(f"wrote {out} after {meta['steps']} steps in {meta['seconds']:.0f} s")
-
-
-def _init_from(path: Path, pixel_scale: bool):
-    """The model of checkpoint ``path``, given a per-pixel scale head if asked for."""
-    import copy
-
-    try:
-        model = load_prior(str(path))
-    except PriorError as e:
-        fail(str(e))
-    # A copy: load_prior hands out one shared instance per file, and training changes it.
-    model = copy.deepcopy(model)
-    return model.with_pixel_scale() if pixel_scale else model
-
-
 def _device_or_fail(name: str):
     from .devices import resolve_device
     try:
@@ -135,136 +51,137 @@ def _device_or_fail(name: str):
         fail(str(e))
 
 
-# Options shared by the restoring commands.
-OUTPUT = typer.Option(None, "--output", "-o", help="Output file, or folder in batch mode (default: <stem>_<task>.<ext> beside the input).")
 MODEL = typer.Option("photo", "--model", "-m", help="Prior: photo, digits, or the path of a checkpoint from 'restore train'.")
-STEPS = typer.Option(None, help="Solver iterations per tile (default: " + ", ".join(
-    f"{task} {d['steps']}" for task, d in TASK_DEFAULTS.items()) + "); 0 = encoder only, fastest.")
-MODE = typer.Option("joint", help="joint: MAP over image and latent (keeps detail); latent: over the latent only.")
 DEVICE = typer.Option("auto", help="auto (GPU if present), cpu, cuda or cuda:N.")
-REF = typer.Option(None, "--ref", help="Clean reference file or folder (matched by name) to score PSNR/SSIM.")
-JSON = typer.Option(None, "--json", help="Write per-file results (metrics, seconds, device, model, sigma) to this JSON file.")
-RECURSIVE = typer.Option(False, "--recursive", "-r", help="In batch mode, descend into subfolders.")
-OVERWRITE = typer.Option(False, "--overwrite", help="Replace outputs that already exist.")
-SKIP_EXISTING = typer.Option(False, "--skip-existing", help="Leave files whose output exists alone (resume a batch).")
-SEED = typer.Option(0, help="Random seed; equal seeds give equal results.")
-TILE = typer.Option(None, help="Tile size in output pixels for large images (default: the prior's).")
-MAX_MP = typer.Option(100.0, "--max-megapixels", help="Refuse images larger than this many megapixels.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 
 
-@app.command("denoise")
-def denoise_command(
-    source: Path = typer.Argument(..., help="Noisy image, or a folder of them."),
-    output: Optional[Path] = OUTPUT,
-    sigma: str = typer.Option("auto", help="Noise standard deviation in 0..255 units, or 'auto' to estimate it per image."),
-    model: str = MODEL, steps: Optional[int] = STEPS, mode: str = MODE, device: str = DEVICE,
-    ref: Optional[Path] = REF, json: Optional[Path] = JSON, recursive: bool = RECURSIVE,
-    overwrite: bool = OVERWRITE, skip_existing: bool = SKIP_EXISTING, seed: int = SEED,
-    tile: Optional[int] = TILE, max_megapixels: float = MAX_MP, quiet: bool = QUIET,
-) -> None:
-    """Remove Gaussian noise."""
-    level = _parse_sigma(sigma)
-
-    from . import tasks
-
-    def task(pixels, job, options, note):
-        s = level
-        if s is None:
-            s = tasks.estimate_noise(pixels)
-            note(f"{job.source}: estimated noise sigma {s:.1f}")
-        return tasks.denoise(pixels, sigma=s, **options), s, pixels
-
-    _run("denoise", task, source, output, locals())
+def _cli(option_info) -> dict:
+    return {"cli": option_info}
 
 
-@app.command("inpaint")
-def inpaint_command(
-    source: Path = typer.Argument(..., help="Image with holes, or a folder of them."),
-    mask: Path = typer.Option(..., "--mask", help="Mask file (white = fill; an alpha-only mask works too), or a folder of masks matched by name."),
-    mask_dilate: int = typer.Option(0, "--mask-dilate", help="Grow the holes by N pixels first."),
-    output: Optional[Path] = OUTPUT,
-    sigma: float = typer.Option(CLEAN_SIGMA, help="Noise of the known pixels in 0..255 units."),
-    model: str = MODEL, steps: Optional[int] = STEPS, mode: str = MODE, device: str = DEVICE,
-    ref: Optional[Path] = REF, json: Optional[Path] = JSON, recursive: bool = RECURSIVE,
-    overwrite: bool = OVERWRITE, skip_existing: bool = SKIP_EXISTING, seed: int = SEED,
-    tile: Optional[int] = TILE, max_megapixels: float = MAX_MP, quiet: bool = QUIET,
-) -> None:
-    """Fill the white pixels of a mask."""
-    if mask_dilate < 0:
-        fail("--mask-dilate must be 0 or more")
-
-    from . import tasks
-
-    def task(pixels, job, options, note):
-        m = read_image(job.mask, max_pixels=int(max_megapixels * 1e6))
-        if m.shape != pixels.shape[:2]:
-            raise ImageError(f"{job.mask}: mask is {m.shape[1]}x{m.shape[0]} but {job.source} is "
-                             f"{pixels.shape[1]}x{pixels.shape[0]}; give a mask of the image's size")
-        missing = missing_pixels(m, dilate=mask_dilate)
-        return tasks.inpaint(pixels, missing, sigma=sigma, **options), sigma, pixels
-
-    _run("inpaint", task, source, output, locals(), mask=mask)
-
-
-@app.command("superres")
-def superres_command(
-    source: Path = typer.Argument(..., help="Low-resolution image, or a folder of them."),
-    scale: int = typer.Option(4, "--scale", "-s", help="Upscaling factor: 2, 3, 4 or 8."),
-    output: Optional[Path] = OUTPUT,
-    sigma: float = typer.Option(CLEAN_SIGMA, help="Noise of the low-resolution pixels in 0..255 units."),
-    model: str = MODEL, steps: Optional[int] = STEPS, mode: str = MODE, device: str = DEVICE,
-    ref: Optional[Path] = REF, json: Optional[Path] = JSON, recursive: bool = RECURSIVE,
-    overwrite: bool = OVERWRITE, skip_existing: bool = SKIP_EXISTING, seed: int = SEED,
-    tile: Optional[int] = TILE, max_megapixels: float = MAX_MP, quiet: bool = QUIET,
-) -> None:
-    """Upscale a low-resolution image (inverts antialiased bicubic downsampling)."""
-    if scale not in (2, 3, 4, 8):
-        fail(f"--scale must be 2, 3, 4 or 8, got {scale}")
-
-    from . import baselines, tasks
-
-    def task(pixels, job, options, note):
-        bicubic = baselines.bicubic(pixels, scale)
-        return tasks.superres(pixels, scale, sigma=sigma, **options), sigma, bicubic
-
-    _run("superres", task, source, output, locals(), scale=scale)
+@dataclass
+class RestoreOptions:
+    """The options every restoring command takes, besides its task's own."""
+    output: Optional[Path] = field(default=None, metadata=_cli(typer.Option(
+        None, "--output", "-o", help="Output file, or folder in batch mode (default: <stem>_<task>.<ext> beside the input).")))
+    model: str = field(default="photo", metadata=_cli(MODEL))
+    steps: Optional[int] = field(default=None, metadata=_cli(typer.Option(None, help="Solver steps per tile (default: " + ", ".join(
+        f"{t.name} {t.defaults.steps}" for t in TASKS.values()) + "); 0 = encoder only, fastest.")))
+    mode: str = field(default="joint", metadata=_cli(typer.Option(
+        "joint", help="joint: MAP over image and latent (keeps detail); latent: over the latent only.")))
+    device: str = field(default="auto", metadata=_cli(DEVICE))
+    ref: Optional[Path] = field(default=None, metadata=_cli(typer.Option(
+        None, "--ref", help="Clean reference file or folder (matched by name) to score PSNR/SSIM.")))
+    json: Optional[Path] = field(default=None, metadata=_cli(typer.Option(
+        None, "--json", help="Write per-file results (metrics, seconds, device, model, sigma) to this JSON file.")))
+    recursive: bool = field(default=False, metadata=_cli(typer.Option(
+        False, "--recursive", "-r", help="In batch mode, descend into subfolders.")))
+    overwrite: bool = field(default=False, metadata=_cli(typer.Option(
+        False, "--overwrite", help="Replace outputs that already exist.")))
+    skip_existing: bool = field(default=False, metadata=_cli(typer.Option(
+        False, "--skip-existing", help="Leave files whose output exists alone (resume a batch).")))
+    tile: Optional[int] = field(default=None, metadata=_cli(typer.Option(
+        None, help="Tile size in output pixels for large images (default: the prior's).")))
+    max_megapixels: float = field(default=MAX_PIXELS / 1e6, metadata=_cli(typer.Option(
+        MAX_PIXELS / 1e6, "--max-megapixels", help="Refuse images larger than this many megapixels.")))
+    quiet: bool = field(default=False, metadata=_cli(QUIET))
 
 
-def _parse_sigma(text: str) -> float | None:
-    if text.strip().lower() == "auto":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        fail(f"--sigma {text}: give a number in 0..255 units or 'auto'")
-    if not 0 < value <= 255:
-        fail(f"--sigma {text}: must be above 0 and at most 255")
-    return value
+def _task_command(task_type: type[Task]):
+    """The command of one task: its options, its companion file, then the shared ones."""
+    params = [inspect.Parameter("source", inspect.Parameter.KEYWORD_ONLY, annotation=Path,
+                                default=typer.Argument(..., help="Damaged image, or a folder of them."))]
+    task_options = option_fields(task_type)
+    for f in task_options:
+        meta = f.metadata
+        flags = meta["flags"] or (f"--{f.name.replace('_', '-')}",)
+        default = ... if meta["required"] else ("auto" if f.default is None else f.default)
+        kind = str if meta["parse"] else type(f.default)
+        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=kind,
+                                        default=typer.Option(default, *flags, help=meta["help"])))
+    companion = task_type.companion
+    if companion is not None:
+        params.append(inspect.Parameter(companion.name, inspect.Parameter.KEYWORD_ONLY, annotation=Path,
+                                        default=typer.Option(..., f"--{companion.name}", help=companion.help)))
+    hints = get_type_hints(RestoreOptions)
+    params += [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=hints[f.name],
+                                 default=f.metadata["cli"]) for f in fields(RestoreOptions)]
+
+    def command(**given) -> None:
+        try:
+            task = task_type(**{f.name: f.metadata["parse"](given[f.name]) if f.metadata["parse"] else given[f.name]
+                                for f in task_options})
+        except OptionError as e:
+            fail(f"--{e.option.replace('_', '-')}: {e.reason}")
+        options = RestoreOptions(**{f.name: given[f.name] for f in fields(RestoreOptions)})
+        _restore_files(task, given["source"], given.get(companion.name) if companion else None, options)
+
+    command.__signature__ = inspect.Signature(params)
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = task_type.summary
+    command.__name__ = f"{task_type.name}_command"
+    return command
 
 
-def _run(task_name: str, task, source: Path, output: Optional[Path], p: dict, *,
-         mask: Optional[Path] = None, scale: int = 1) -> None:
+for _task in TASKS.values():
+    app.command(_task.name)(_task_command(_task))
+
+
+class _Bars(Progress):
+    """Progress bars on the terminal: files (in batch mode) and solver steps; notes between them."""
+
+    def __init__(self, jobs: int, *, batch: bool, quiet: bool, name: str, device: str):
+        from tqdm import tqdm
+        self.tqdm, self.quiet, self.batch, self.device = tqdm, quiet, batch, device
+        self.files = tqdm(total=jobs, desc=name, unit="image", disable=quiet or not batch)
+        self.steps = None
+
+    def start(self, job):
+        self.steps = self.tqdm(desc=job.source.name, unit="it", leave=False, disable=self.quiet)
+
+    def step(self, done, total):
+        self.steps.total, self.steps.n = total, done
+        self.steps.refresh()
+
+    def note(self, message):
+        if not self.quiet:
+            self.tqdm.write(message, file=sys.stderr)
+
+    def finish(self, job, result):
+        self.steps.close()
+        self.files.update(1)
+        if result.status == "failed":
+            self.tqdm.write(f"error: {result.message}", file=sys.stderr)
+        elif result.status == "skipped":
+            self.tqdm.write(f"skipped {job.source}: {result.output} exists")
+        elif not self.batch or self.quiet:
+            self.tqdm.write(f"wrote {result.output} ({result.seconds:.1f} s on {self.device})" + _scores(result))
+
+    def close(self):
+        self.files.close()
+
+
+def _restore_files(task: Task, source: Path, companion: Optional[Path], options: RestoreOptions) -> None:
     """Plan the jobs, run them with progress bars, print the summary; exit 1 if any failed."""
-    from tqdm import tqdm
+    from .pipeline import SolverSettings
 
-    steps = p["steps"]
-    if steps is not None and steps < 0:
-        fail("--steps must be 0 or more")
-    if p["mode"] not in ("joint", "latent"):
-        fail(f"--mode {p['mode']}: use joint or latent")
-    if p["tile"] is not None and p["tile"] < 8:
-        fail("--tile must be at least 8 pixels")
-    if p["max_megapixels"] <= 0:
+    if options.max_megapixels <= 0:
         fail("--max-megapixels must be positive")
-    if p["overwrite"] and p["skip_existing"]:
+    if options.overwrite and options.skip_existing:
         fail("--overwrite and --skip-existing contradict each other; pick one")
-    if p["json"] is not None and not p["json"].parent.is_dir():
-        fail(f"{p['json']}: folder {p['json'].parent} does not exist; create it first")
-    dev = _device_or_fail(p["device"])
+    if options.json is not None and not options.json.parent.is_dir():
+        fail(f"{options.json}: folder {options.json.parent} does not exist; create it first")
+    dev = _device_or_fail(options.device)
     try:
-        vae = load_prior(p["model"], dev)
-        jobs = plan(source, output, task_name, recursive=p["recursive"], mask=mask, reference=p["ref"])
+        settings = SolverSettings(prior=options.model, steps=options.steps, mode=options.mode, device=dev,
+                                  tile=options.tile)
+    except ValueError as e:
+        fail(f"--{e}")                 # its messages begin with the option's name
+    try:
+        settings = replace(settings, prior=load_prior(options.model, dev))
+        jobs = plan(source, options.output, task.name, recursive=options.recursive, companion=companion,
+                    companion_name=task.companion.name if task.companion else "", reference=options.ref)
     except (PriorError, PlanError) as e:
         fail(str(e))
     for note in jobs.skipped:
@@ -272,50 +189,28 @@ def _run(task_name: str, task, source: Path, output: Optional[Path], p: dict, *,
     if not jobs.jobs:
         fail(f"{source}: no images to restore; it holds no PNG/JPEG/TIFF/WebP/BMP files")
 
-    quiet = p["quiet"]
-    note = tqdm.write if not quiet else (lambda _msg: None)
-    files_bar = tqdm(jobs.jobs, desc=task_name, unit="image", disable=quiet or not jobs.batch)
-    results = []
-    for job in files_bar:
-        solver_bar = tqdm(desc=job.source.name, unit="it", leave=False, disable=quiet)
-
-        def progress(done, total, bar=solver_bar):
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
-        options = dict(prior=vae, steps=steps, mode=p["mode"], device=dev, tile=p["tile"],
-                       seed=p["seed"], progress=progress)
-        result = process(job, functools.partial(task, options=options, note=note),
-                         overwrite=p["overwrite"], skip_existing=p["skip_existing"],
-                         max_pixels=int(p["max_megapixels"] * 1e6), crop=scale if scale > 1 else 0)
-        solver_bar.close()
-        if result.status == "failed":
-            tqdm.write(f"error: {result.message}", file=sys.stderr)
-        elif result.status == "skipped":
-            tqdm.write(f"skipped {job.source}: {result.output} exists")
-        elif not jobs.batch or quiet:
-            typer.echo(f"wrote {result.output} ({result.seconds:.1f} s on {dev})" + _scores(result))
-        results.append(result)
-    files_bar.close()
-
+    max_pixels = int(options.max_megapixels * 1e6)
+    bars = _Bars(len(jobs.jobs), batch=jobs.batch, quiet=options.quiet, name=task.name, device=str(dev))
+    results = run(jobs.jobs, file_restorer(task, settings, max_pixels=max_pixels), overwrite=options.overwrite,
+                  skip_existing=options.skip_existing, max_pixels=max_pixels, progress=bars)
+    bars.close()
     if jobs.batch:
         _print_summary(results, str(dev))
-    if p["json"] is not None:
-        report = [{**asdict(r), "device": str(dev), "model": p["model"], "task": task_name} for r in results]
-        write_atomic(p["json"], json_module.dumps(report, indent=2).encode())
+    if options.json is not None:
+        report = [{**asdict(r), "device": str(dev), "model": options.model, "task": task.name} for r in results]
+        write_atomic(options.json, json_module.dumps(report, indent=2).encode())
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)
 
 
-def _scores(r) -> str:
+def _scores(r: Result) -> str:
     if r.psnr is None:
         return ""
     return (f"; PSNR {r.psnr:.2f} dB (input {r.input_psnr:.2f}), "
             f"SSIM {r.ssim:.4f} (input {r.input_ssim:.4f})")
 
 
-def _print_summary(results, device: str) -> None:
+def _print_summary(results: list[Result], device: str) -> None:
     done = [r for r in results if r.status == "ok"]
     scored = [r for r in done if r.psnr is not None]
     if scored:
@@ -334,15 +229,81 @@ def _print_summary(results, device: str) -> None:
                f"({seconds:.1f} s on {device})")
 
 
+class Architecture(str, Enum):
+    photo = "photo"
+    digits = "digits"
+
+
+@app.command("train")
+def train_command(
+    folder: Path = typer.Argument(..., help="Folder of clean training images (searched recursively)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Checkpoint file to write (.pt)."),
+    arch: Architecture = typer.Option(Architecture.photo, help="photo: convolutional VAE, spatial latent; digits: 28x28 global-latent VAE."),
+    steps: int = typer.Option(20000, help="Training steps (batches)."),
+    batch_size: int = typer.Option(16, help="Crops per batch."),
+    crop: Optional[int] = typer.Option(None, help="Crop size in pixels (default 64 for photo, 28 for digits)."),
+    lr: float = typer.Option(1e-3, help="Adam learning rate (cosine-decayed to 1/20 of it)."),
+    width: int = typer.Option(64, help="photo: feature channels of each conv layer."),
+    latent: int = typer.Option(8, help="photo: latent channels; digits: latent dimension."),
+    levels: int = typer.Option(2, help="photo: downsamplings; the latent is 2**levels smaller than the image."),
+    degraded: float = typer.Option(0.5, help="Share of each batch shown to the encoder damaged, as the tasks would hand it over."),
+    task_list: str = typer.Option(",".join(TASKS), "--tasks", help="The tasks whose damage the encoder learns to see through, taking turns."),
+    gray: float = typer.Option(0.0, help="photo: share of crops turned gray, so the prior also learns gray photographs."),
+    checkpoint_every: int = typer.Option(500, help="Write a checkpoint every N steps."),
+    pixel_scale: bool = typer.Option(False, "--pixel-scale", help="Also learn the decoder's scale per pixel (where it is sure, the solver trusts it over the data)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from this checkpoint's weights (fine-tuning); layers it lacks start new."),
+    resume: bool = typer.Option(False, "--resume", help="Continue training from the checkpoint at --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out instead of refusing."),
+    device: str = DEVICE,
+    seed: int = typer.Option(0, help="Random seed for crops, damage and sampling."),
+) -> None:
+    """Train a VAE prior on a folder of clean images."""
+    import torch
+
+    from .train import TrainError, TrainSettings, build_model, model_from, resume_from, sampler_for, train
+
+    dev = _device_or_fail(device)
+    if not folder.is_dir():
+        fail(f"{folder}: not a folder; give a folder of training images")
+    files = find_images(folder)
+    if not files:
+        fail(f"{folder}: no images found; put PNG/JPEG/TIFF/WebP/BMP files in it")
+    try:
+        check_output(out, overwrite=overwrite or resume, hint="pass --resume to continue it or --overwrite to start again")
+        state = None
+        if resume:
+            model, settings, state = resume_from(out, steps)
+        else:
+            model = (model_from(init, pixel_scale=pixel_scale) if init is not None else
+                     build_model(arch.value, width=width, latent=latent, levels=levels, pixel_scale=pixel_scale))
+            settings = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, degraded_fraction=degraded,
+                                     gray_fraction=gray, crop=crop or (28 if arch is Architecture.digits else 64),
+                                     checkpoint_every=checkpoint_every, seed=seed, init=str(init) if init else None,
+                                     tasks=tuple(t.strip() for t in task_list.split(",") if t.strip()))
+        sampler = sampler_for(model, files, crop=settings.crop, seed=seed)
+    except (OutputError, TrainError, PriorError) as e:
+        fail(str(e))
+    except ValueError as e:
+        fail(f"{folder}: {e}; lower --crop or add larger images" if "training image" in str(e) else str(e))
+    torch.manual_seed(seed)
+    typer.echo(f"training on {len(files)} images ({len(sampler)} at all scales), "
+               f"{sum(p.numel() for p in model.parameters()):,} parameters, device {dev}")
+    meta = train(model, sampler, settings, out, device=dev, resume=state)
+    typer.echo(f"wrote {out} after {meta['steps']} steps in {meta['seconds']:.0f} s")
+
+
 @app.command("bench")
 def bench_command(
     folder: Optional[Path] = typer.Argument(None, help="Folder of clean images (default: scikit-image's photographs and the digits test split)."),
     output: Path = typer.Option(Path("bench-report"), "--output", "-o", help="Report folder: results.md/.json/.csv and comparison sheets."),
-    task_list: str = typer.Option("denoise,superres,inpaint", "--tasks", help="Comma-separated tasks to measure."),
-    quick: bool = typer.Option(False, "--quick", help="A small subset (3 conditions, 2 small images, 10 digits) for smoke tests."),
+    task_list: str = typer.Option(",".join(TASKS), "--tasks", help="Comma-separated tasks to measure."),
+    quick: bool = typer.Option(False, "--quick", help="A small subset (one condition per task, 2 small images, 10 digits) for smoke tests."),
     size: int = typer.Option(256, help="Centre-crop photographs to this size (0 = whole images)."),
     digits: int = typer.Option(100, help="Digits from the test split, spread over the classes (0 = none; max 1000)."),
-    model: str = MODEL, steps: Optional[int] = STEPS, device: str = DEVICE, seed: int = SEED,
+    model: str = MODEL,
+    steps: Optional[int] = typer.Option(None, help="Solver steps per tile (default: each task's)."),
+    device: str = DEVICE,
+    seed: int = typer.Option(0, help="Seed of the damage (noise, masks)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a report folder that already has results."),
     quiet: bool = QUIET,
 ) -> None:
@@ -354,38 +315,30 @@ def bench_command(
     from tqdm import tqdm
 
     from . import bench
-    from .data import find_images
 
     wanted = {t.strip() for t in task_list.split(",") if t.strip()}
-    if not wanted or wanted - set(bench.BASELINES):
-        fail(f"--tasks {task_list}: choose from denoise, superres, inpaint")
+    if not wanted or wanted - set(TASKS):
+        fail(f"--tasks {task_list}: choose from {', '.join(TASKS)}")
     if not 0 <= digits <= 1000:
         fail("--digits must be between 0 and 1000")
     if size < 0:
         fail("--size must be 0 or more")
-    conditions = [c for c in bench.CONDITIONS if c.task in wanted
+    if steps is not None and steps < 0:
+        fail("--steps must be 0 or more")
+    conditions = [c for c in bench.CONDITIONS if c.task.name in wanted
                   and (not quick or c.name in bench.QUICK_CONDITIONS)]
-    if (output / "results.json").exists() and not overwrite:
-        fail(f"{output} already holds a report; pass --overwrite or choose another -o")
+    if folder is not None and not folder.is_dir():
+        fail(f"{folder}: not a folder; give a folder of clean images")
+    try:
+        if output.is_dir():
+            check_output(output / "results.json", overwrite=overwrite, hint="pass --overwrite or choose another -o")
+    except OutputError as e:
+        fail(str(e))
     dev = _device_or_fail(device)
     try:
-        photo_prior = load_prior(model, dev)
-        if folder is None:
-            sets = [bench.ImageSet("photos", bench.skimage_photos(128 if quick else size,
-                                                                  bench.PHOTOS[:2] if quick else bench.PHOTOS),
-                                   photo_prior)]
-            n_digits = min(digits, 10) if quick else digits
-            if n_digits:
-                sets.append(bench.ImageSet("digits", bench.digits_test(n_digits), load_prior("digits", dev)))
-        else:
-            if not folder.is_dir():
-                fail(f"{folder}: not a folder; give a folder of clean images")
-            files = find_images(folder)[:2 if quick else None]
-            if not files:
-                fail(f"{folder}: no images found")
-            images = [(f.stem, bench.centre_crop(read_image(f).pixels, 128 if quick else size)) for f in files]
-            sets = [bench.ImageSet(folder.name, images, photo_prior)]
-    except (PriorError, ImageError) as e:
+        sets = bench.image_sets(folder, prior=load_prior(model, dev), size=size, digits=digits, quick=quick,
+                                digits_prior=load_prior("digits", dev) if folder is None else None)
+    except (PriorError, ImageError, ValueError) as e:
         fail(str(e))
     output.mkdir(parents=True, exist_ok=True)
 
@@ -406,6 +359,9 @@ def bench_command(
     typer.echo(f"wrote {len(written)} files to {output} in {meta['seconds']:.0f} s")
 
 
+OVERWRITE_ONE = typer.Option(False, "--overwrite", help="Replace the output if it exists.")
+
+
 @app.command("sample")
 def sample_command(
     output: Path = typer.Option(..., "--output", "-o", help="Grid image to write (PNG, JPEG, ...)."),
@@ -413,14 +369,15 @@ def sample_command(
     n: int = typer.Option(64, "-n", help="Number of samples."),
     size: Optional[int] = typer.Option(None, help="Side of each sample in pixels (photo prior; default its tile size)."),
     temperature: float = typer.Option(1.0, help="Scale of z ~ N(0, t^2 I); below 1 gives cleaner, plainer samples."),
-    seed: int = SEED, device: str = DEVICE,
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output if it exists."),
+    seed: int = typer.Option(0, help="Seed of the random codes; equal seeds give equal samples."),
+    device: str = DEVICE,
+    overwrite: bool = OVERWRITE_ONE,
 ) -> None:
     """Draw images from the prior: decode random latent codes into a grid."""
     from .generate import grid, sample
 
-    _check_output(output, overwrite)
     try:
+        check_output(output, overwrite=overwrite)
         vae = load_prior(model, _device_or_fail(device))
         images = sample(vae, n, size=size, temperature=temperature, seed=seed)
         write_image(output, Picture(grid(images)))
@@ -437,13 +394,13 @@ def interpolate_command(
     model: str = MODEL,
     frames: int = typer.Option(8, help="Number of frames, both ends included."),
     device: str = DEVICE,
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the output if it exists."),
+    overwrite: bool = OVERWRITE_ONE,
 ) -> None:
     """Walk the latent space between two images: decode codes on the line between their encodings."""
     from .generate import grid, interpolate
 
-    _check_output(output, overwrite)
     try:
+        check_output(output, overwrite=overwrite)
         vae = load_prior(model, _device_or_fail(device))
         a, b = read_image(start).pixels, read_image(end).pixels
         frames_ = interpolate(vae, a, b, frames)
@@ -451,10 +408,3 @@ def interpolate_command(
     except (PriorError, ImageError, ValueError) as e:
         fail(str(e))
     typer.echo(f"wrote {frames} frames to {output}")
-
-
-def _check_output(output: Path, overwrite: bool) -> None:
-    if output.exists() and not overwrite:
-        fail(f"{output} exists; pass --overwrite to replace it")
-    if not output.parent.is_dir():
-        fail(f"{output}: folder {output.parent} does not exist; create it first")

@@ -46,6 +46,13 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
+def find_images(folder: str | os.PathLike, *, recursive: bool = True) -> list[Path]:
+    """The image files in ``folder`` (and its subfolders), sorted."""
+    folder = Path(folder)
+    pattern = folder.rglob("*") if recursive else folder.glob("*")
+    return sorted(p for p in pattern if p.is_file() and is_image_file(p))
+
+
 def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Picture:
     """Read an image file as a :class:`Picture`.
 

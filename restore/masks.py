@@ -1,24 +1,78 @@
-"""Inpainting masks: which pixels are missing."""
+"""Inpainting masks: reading which pixels are missing, and drawing holes to test and train on.
+
+Masks are boolean ``(H, W)`` arrays, True where a pixel is missing.
+"""
 from __future__ import annotations
+
+from typing import Callable
 
 import cv2
 import numpy as np
 
 from .images import Picture
 
+HOLE_KINDS = ("pixels", "box", "scribbles")
 
-def missing_pixels(mask: Picture, *, dilate: int = 0) -> np.ndarray:
-    """Boolean ``(H, W)`` map, True where the mask is non-zero (white = fill).
+
+def missing_pixels(mask: Picture) -> np.ndarray:
+    """True where a mask image is non-zero (white = fill).
 
     A mask whose colour channels are uniform but which has an alpha channel
-    is read from its alpha (non-zero alpha = fill). ``dilate`` grows the holes
-    by that many pixels, to cover halos around scratches or text.
+    is read from its alpha (non-zero alpha = fill).
     """
     values = mask.pixels.max(axis=2)
     if mask.alpha is not None and np.ptp(mask.pixels) == 0:
         values = mask.alpha
-    missing = values > 0
-    if dilate > 0:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate + 1, 2 * dilate + 1))
-        missing = cv2.dilate(missing.astype(np.uint8), kernel) > 0
-    return missing
+    return values > 0
+
+
+def dilate(missing: np.ndarray, pixels: int) -> np.ndarray:
+    """Grow the holes by ``pixels`` (a disc), to cover halos around scratches or text."""
+    if pixels < 0:
+        raise ValueError(f"dilation must be 0 or more pixels, got {pixels}")
+    if pixels == 0:
+        return missing
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
+    return cv2.dilate(missing.astype(np.uint8), kernel) > 0
+
+
+def draw_strokes(mask: np.ndarray, rng: np.random.Generator, count: int, thickness: Callable[[], int]) -> None:
+    """Draw ``count`` straight strokes between random points into a uint8 or float mask, in place."""
+    h, w = mask.shape
+    for _ in range(count):
+        p, q = rng.integers(0, [w, h]), rng.integers(0, [w, h])
+        cv2.line(mask, (int(p[0]), int(p[1])), (int(q[0]), int(q[1])), 1, int(thickness()))
+
+
+def holes(kind: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """The benchmark's holes: half the pixels at random, one centred rectangle (1/4 of each
+    side), or five strokes and a line of text."""
+    if kind == "pixels":
+        return rng.random((h, w)) < 0.5
+    mask = np.zeros((h, w), np.uint8)
+    if kind == "box":
+        mask[h * 3 // 8: h * 5 // 8, w * 3 // 8: w * 5 // 8] = 1
+        return mask > 0
+    if kind != "scribbles":
+        raise ValueError(f"holes are one of {', '.join(HOLE_KINDS)}, got {kind!r}")
+    thick = max(1, min(h, w) // 40)
+    draw_strokes(mask, rng, 5, lambda: thick + 1)
+    if min(h, w) >= 96:
+        cv2.putText(mask, "restore 2026", (w // 16, h * 3 // 4), cv2.FONT_HERSHEY_SIMPLEX, w / 400, 1, thick + 1)
+    return mask > 0
+
+
+def random_holes(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """Holes of a random kind and size, for training: scattered pixels (20-80 %), a rectangle
+    (1/8 to 1/2 of each side), or one to four strokes."""
+    mask = np.zeros((h, w), np.float32)
+    kind = rng.integers(3)
+    if kind == 0:
+        mask[:] = rng.random((h, w)) < rng.uniform(0.2, 0.8)
+    elif kind == 1:
+        rh, rw = rng.integers(h // 8, h // 2 + 1), rng.integers(w // 8, w // 2 + 1)
+        t, l = rng.integers(h - rh + 1), rng.integers(w - rw + 1)
+        mask[t:t + rh, l:l + rw] = 1
+    else:
+        draw_strokes(mask, rng, int(rng.integers(1, 5)), lambda: rng.integers(1, max(2, h // 10)))
+    return mask > 0

@@ -1,30 +1,31 @@
-"""MAP restoration in the latent space of a VAE prior.
+"""MAP restoration in the latent space of a VAE prior: two solvers.
 
-Given ``y = A(x) + n`` and a VAE (decoder mean ``D``, decoder scale ``gamma``,
-one number or one per pixel), the joint mode (JPMAP) minimises over the image
+Given ``y = A(x) + n`` (``A`` a :class:`~restore.physics.LinearPhysics`, noise of
+level ``sigma``) and a VAE (decoder mean ``D``, decoder scale ``gamma``, one
+number or one per pixel), both solvers start from the encoder's code of a first
+guess ``x0`` and take Adam steps on the code ``z``.
+
+:func:`joint_map` (JPMAP, González, Almansa & Tan 2022) minimises over the image
 ``x`` and the code ``z``
 
-    J(x, z) = |A(x) - y|^2 / (2 sigma^2) + |(x - D(z)) / gamma|^2 / 2 + |z|^2 / 2,
+    J(x, z) = |A(x) - y|^2 / (2 sigma^2) + |(x - D(z)) / gamma|^2 / 2 + lambda |z - c|_P^2 / 2,
 
-starting from the encoder's code of the operator's first guess. Each iteration
-takes the x-step in closed form (``A.data_consistency``) and one Adam step on
-``z``. The output is ``x``, which keeps detail the decoder cannot express; with
-a per-pixel ``gamma`` the last x-step follows ``D(z)`` where the decoder is
-sure and keeps the data where it is not. The last x-step is the operator's
-``final_step``: for inpainting it also carries the decoder's error at the
-observed pixels into the holes.
+alternating the exact x-step (``A.prox_l2``) with one Adam step on ``z``. The
+output is ``x``, which keeps detail the decoder cannot express; with a
+per-pixel ``gamma`` the last x-step follows ``D(z)`` where the decoder is sure
+and keeps the data where it is not.
 
-With ``anchor="encoder"`` the latent term ``|z|^2 / 2`` becomes
-``(z - mu)^T diag(1/s^2) (z - mu) / 2``, the encoder's posterior ``q(z | x0) =
-N(mu, s^2)`` of the first guess ``x0`` standing in for ``N(0, I)``: codes the
-data cannot reach (those under a large hole) stay where the encoder put them
-instead of shrinking to the mean or drifting to fit the hole's border.
+:func:`csgm` (Bora et al. 2017) minimises ``|A(D(z)) - y|^2 / (2 sigma^2) +
+lambda |z - c|_P^2 / 2`` over ``z`` alone and returns ``D(z)``.
 
-The latent mode (CSGM) minimises ``|A(D(z)) - y|^2 / (2 sigma^2) + |z|^2 / 2``
-over ``z`` alone and returns ``D(z)``.
+The latent term is centred on ``c = 0`` with ``P = I`` (``anchor="prior"``, the
+prior ``N(0, I)``), or on the encoder's posterior ``q(z | x0) = N(mu, s^2)`` with
+``P = diag(1 / s^2)`` (``anchor="encoder"``): codes the data cannot reach (those
+under a large hole) then stay where the encoder put them instead of shrinking to
+the mean or drifting to fit the hole's border.
 
-The solver does no I/O and prints nothing; it reports progress through an
-optional callback.
+The solvers do no I/O, print nothing and wait for the device only where a
+caller asks for the objective's value (``record_objective``).
 """
 from __future__ import annotations
 
@@ -34,141 +35,153 @@ from typing import Callable
 import torch
 
 from .model import VAE
-from .operators import ForwardOperator
+from .physics import LinearPhysics
+
+ANCHORS = ("prior", "encoder")
 
 
 @dataclass
 class SolverResult:
     x: torch.Tensor                 # the restored image, (N, C, H, W), clamped to [0, 1]
     z: torch.Tensor                 # the final latent code
-    objective: list[float] = field(default_factory=list)  # J after each iteration (J at the start first)
+    objective: list[float] = field(default_factory=list)  # J per image, at the start and after each step (if recorded)
 
 
-def solve(y: torch.Tensor, operator: ForwardOperator, vae: VAE, *, sigma: float,
-          steps: int = 100, lr: float = 0.05, mode: str = "joint", gamma: float | None = None,
-          prior_weight: float = 1.0, anchor: str = "prior", callback: Callable[[int, float], None] | None = None) -> SolverResult:
-    """Restore ``x`` from ``y`` under the VAE prior.
+def joint_map(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Tensor, sigma: float,
+              steps: int = 30, lr: float = 0.05, gamma: float | None = None, prior_weight: float = 1.0,
+              anchor: str = "prior", refine: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+              callback: Callable[[int], None] | None = None, record_objective: bool = False) -> SolverResult:
+    """Joint MAP over image and code (JPMAP).
 
     Parameters
     ----------
     y : tensor (N, C, h, w)
         Observation, pixel values in [0, 1].
-    operator : ForwardOperator
+    physics : LinearPhysics
         The forward model ``A``.
     vae : VAE
         The prior.
+    x0 : tensor (N, C, H, W)
+        First guess of the image, whose code starts the search.
     sigma : float
         Noise standard deviation of ``y`` in [0, 1] units (> 0).
     steps : int
-        Iterations after the encoder's initialisation; 0 returns the
-        encoder-only estimate.
+        Adam steps on the code; 0 returns the encoder-only estimate.
     lr : float
-        Adam step size on the latent code.
-    mode : {"joint", "latent"}
-        Joint MAP over (x, z) (JPMAP), or over z alone (CSGM).
+        Adam step size.
     gamma : float, optional
         Decoder standard deviation; default the one the VAE learned (per
-        pixel, for a prior with ``pixel_scale``).
+        pixel, for a prior with ``pixel_scale``, in the last x-step).
     prior_weight : float
-        Weight ``lambda`` of the latent prior ``lambda |z|^2 / 2`` (1 is the
-        Bayesian value; lower trusts the data more, as CSGM's lambda).
+        ``lambda``: 1 is the Bayesian value; lower trusts the data more.
     anchor : {"prior", "encoder"}
-        Centre of the latent term: the prior ``N(0, I)`` or the encoder's
-        posterior of the first guess.
+        Centre of the latent term (see the module's docstring).
+    refine : callable, optional
+        ``refine(x, d)`` improves the last x-step given the decoder's image
+        ``d`` (inpainting carries the decoder's error into the holes).
     callback : callable, optional
-        Called as ``callback(iteration, objective)`` after every iteration.
+        Called as ``callback(step)`` after every step.
+    record_objective : bool
+        Record ``J`` per image before and after every step (costs a decode
+        and a device synchronisation per step).
     """
-    if sigma <= 0:
-        raise ValueError(f"sigma must be positive, got {sigma}")
-    if mode not in ("joint", "latent"):
-        raise ValueError(f"mode must be 'joint' or 'latent', got {mode!r}")
-    if anchor not in ("prior", "encoder"):
-        raise ValueError(f"anchor must be 'prior' or 'encoder', got {anchor!r}")
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
+    _check(sigma, steps, anchor)
     # The search over z uses one scale for the image: per-pixel weights 1/gamma^2 span three
     # orders of magnitude and leave a few dozen Adam steps badly conditioned (measured on the
     # digits test split: 25.6 dB at x2 against 27.2 with one scale). The per-pixel scale, where the
     # prior has one, decides the last x-step: how much of the data each pixel keeps.
     search_gamma = float(vae.gamma.detach()) if gamma is None else float(gamma)
+    search_prox = (search_gamma / sigma) ** 2
 
-    def final_x(code, x0=None):
+    def last_x_step(code, warm=None):
         d, g = vae.decode_with_scale(code)
-        return operator.final_step(d, y, sigma, g if gamma is None else float(gamma), x0=x0)
+        x = physics.prox_l2(d, y, ((g if gamma is None else search_gamma) / sigma) ** 2, x0=warm)
+        return x if refine is None else refine(x, d)
 
+    def objective(x, d, code) -> float:
+        data = ((physics.A(x) - y) ** 2).sum() / (2 * sigma**2)
+        coupling = ((x - d) ** 2).sum() / (2 * search_gamma**2)
+        return float(data + coupling + latent_term(code)) / y.shape[0]
+
+    z0, latent_term = _start(vae, x0, prior_weight, anchor)
     with torch.no_grad():
-        # Channels-last tensors take faster convolution kernels on the CPU (measured: one decode
-        # of a 256x256 tile 0.12 s against 0.17 s), and the layout carries through every step.
-        first = operator.initial_guess(y).clamp(0, 1).contiguous(memory_format=torch.channels_last)
-        z0, logvar = vae.encode(first)
-        if z0.dim() == 4:              # a spatial latent (the digits prior's is a vector)
-            z0 = z0.contiguous(memory_format=torch.channels_last)
+        if steps == 0:
+            return SolverResult(x=last_x_step(z0).clamp(0, 1), z=z0)
         d = vae.decode(z0)
-        if mode == "latent":
-            x = d
-        elif steps == 0:
-            x = final_x(z0)
-        else:
-            x = operator.data_consistency(d, y, sigma, search_gamma)
+        x = physics.prox_l2(d, y, search_prox)
+        history = [objective(x, d, z0)] if record_objective else []
+
+    z = z0.clone().requires_grad_(True)
+    adam = torch.optim.Adam([z], lr=lr)
+    for step in range(steps):
+        d = vae.decode(z)
+        with torch.no_grad():       # x-step: the exact minimiser of J for this decoder output
+            x = physics.prox_l2(d.detach(), y, search_prox, x0=x)
+        loss = ((x - d) ** 2).sum() / (2 * search_gamma**2) + latent_term(z)
+        _adam_step(adam, z, loss)
+        if record_objective:
+            with torch.no_grad():
+                history.append(objective(x, vae.decode(z), z))
+        if callback is not None:
+            callback(step + 1)
+    with torch.no_grad():
+        x = last_x_step(z, warm=x)
+    return SolverResult(x=x.clamp(0, 1), z=z.detach(), objective=history)
+
+
+def csgm(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Tensor, sigma: float,
+         steps: int = 30, lr: float = 0.05, prior_weight: float = 1.0, anchor: str = "prior",
+         callback: Callable[[int], None] | None = None, record_objective: bool = False) -> SolverResult:
+    """MAP over the code alone (CSGM); returns ``D(z)``. Parameters as :func:`joint_map`."""
+    _check(sigma, steps, anchor)
+
+    def objective(code) -> float:
+        data = ((physics.A(vae.decode(code)) - y) ** 2).sum() / (2 * sigma**2)
+        return float(data + latent_term(code)) / y.shape[0]
+
+    z0, latent_term = _start(vae, x0, prior_weight, anchor)
+    with torch.no_grad():
+        history = [objective(z0)] if record_objective else []
+    z = z0.clone().requires_grad_(True)
+    adam = torch.optim.Adam([z], lr=lr)
+    for step in range(steps):
+        loss = ((physics.A(vae.decode(z)) - y) ** 2).sum() / (2 * sigma**2) + latent_term(z)
+        _adam_step(adam, z, loss)
+        if record_objective:
+            with torch.no_grad():
+                history.append(objective(z))
+        if callback is not None:
+            callback(step + 1)
+    with torch.no_grad():
+        x = vae.decode(z)
+    return SolverResult(x=x.clamp(0, 1), z=z.detach(), objective=history)
+
+
+def _check(sigma: float, steps: int, anchor: str) -> None:
+    if not sigma > 0:
+        raise ValueError(f"sigma must be positive, got {sigma}")
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    if anchor not in ANCHORS:
+        raise ValueError(f"anchor must be 'prior' or 'encoder', got {anchor!r}")
+
+
+@torch.no_grad()
+def _start(vae: VAE, x0: torch.Tensor, prior_weight: float, anchor: str):
+    """The encoder's code of the first guess, and the latent term ``lambda |z - c|_P^2 / 2``."""
+    # Channels-last tensors take faster convolution kernels on the CPU (measured: one decode
+    # of a 256x256 tile 0.12 s against 0.17 s), and the layout carries through every step.
+    z0, logvar = vae.encode(x0.clamp(0, 1).contiguous(memory_format=torch.channels_last))
+    if z0.dim() == 4:              # a spatial latent (the digits prior's is a vector)
+        z0 = z0.contiguous(memory_format=torch.channels_last)
     centre, precision = (z0, torch.exp(-logvar)) if anchor == "encoder" else (torch.zeros_like(z0), 1.0)
 
     def latent_term(code):
         return prior_weight * (precision * (code - centre) ** 2).sum() / 2
-
-    def objective(x, d, code) -> float:
-        """J(x, z) per image, as a Python float (the value the solver lowers)."""
-        return _objective(operator, y, x, d, sigma, search_gamma, mode) + float(latent_term(code)) / y.shape[0]
-
-    z = z0.clone().requires_grad_(True)
-    history = [objective(x, d, z0)]
-    adam = _Adam(z, lr)
-
-    for it in range(steps):
-        d = vae.decode(z)
-        if mode == "joint":
-            # x-step: exact minimiser of J for the current decoder output.
-            with torch.no_grad():
-                x = operator.data_consistency(d.detach(), y, sigma, search_gamma, x0=x)
-            loss = ((x - d) ** 2).sum() / (2 * search_gamma**2) + latent_term(z)
-        else:
-            loss = ((operator(d) - y) ** 2).sum() / (2 * sigma**2) + latent_term(z)
-        # Gradient with respect to z only: the prior's weights are neither updated nor touched.
-        (grad,) = torch.autograd.grad(loss, z)
-        adam.step(grad)
-        with torch.no_grad():
-            d = vae.decode(z)
-            if mode == "latent":
-                x = d
-            history.append(objective(x, d, z))
-        if callback is not None:
-            callback(it + 1, history[-1])
-
-    with torch.no_grad():
-        if mode == "joint" and steps > 0:
-            x = final_x(z, x0=x)
-    return SolverResult(x=x.detach().clamp(0, 1), z=z.detach(), objective=history)
+    return z0, latent_term
 
 
-def _objective(operator, y, x, d, sigma, gamma, mode) -> float:
-    """J(x, z) per image without its latent term."""
-    data = ((operator(x) - y) ** 2).sum() / (2 * sigma**2)
-    coupling = ((x - d) ** 2).sum() / (2 * gamma**2) if mode == "joint" else 0.0
-    return float(data + coupling) / y.shape[0]
-
-
-class _Adam:
-    """Adam on one tensor (torch.optim's would add seconds of imports to every CLI call)."""
-
-    def __init__(self, param: torch.Tensor, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
-        self.param, self.lr, self.betas, self.eps, self.t = param, lr, betas, eps, 0
-        self.m, self.v = torch.zeros_like(param), torch.zeros_like(param)
-
-    @torch.no_grad()
-    def step(self, g: torch.Tensor) -> None:
-        b1, b2 = self.betas
-        self.t += 1
-        self.m.mul_(b1).add_(g, alpha=1 - b1)
-        self.v.mul_(b2).addcmul_(g, g, value=1 - b2)
-        m_hat = self.m / (1 - b1**self.t)
-        v_hat = self.v / (1 - b2**self.t)
-        self.param.sub_(self.lr * m_hat / (v_hat.sqrt() + self.eps))
+def _adam_step(adam: torch.optim.Optimizer, z: torch.Tensor, loss: torch.Tensor) -> None:
+    # The gradient with respect to z only: the prior's weights are neither updated nor touched.
+    (z.grad,) = torch.autograd.grad(loss, z)
+    adam.step()

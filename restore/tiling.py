@@ -22,64 +22,78 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return starts + [length - tile]
 
 
+#: Weight of a tile's outermost pixels: small, but never zero, so every pixel is covered.
+_FLOOR = 1e-3
+
+
 def _window(size: int, ramp: int, device) -> torch.Tensor:
     pos = torch.arange(size, device=device, dtype=torch.float32)
     edge = torch.minimum(pos + 1, size - pos) / max(ramp, 1)
-    return edge.clamp(1e-3, 1.0)
+    return edge.clamp(_FLOOR, 1.0)
 
 
-def run_tiled(y: torch.Tensor, restore_tiles: Callable[[torch.Tensor, list], torch.Tensor], *,
-              tile: int, overlap: int, multiple: int, scale: int = 1, batch: int = 8,
-              on_tiles: Callable[[int], None] | None = None) -> torch.Tensor:
+def run_tiled(y: torch.Tensor, restore_tiles: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], *,
+              tile: int, overlap: int, multiple: int, scale: int = 1, margin: int = 0, batch: int = 8,
+              aux: torch.Tensor | None = None, on_tiles: Callable[[int], None] | None = None) -> torch.Tensor:
     """Apply ``restore_tiles`` to ``y`` (1, C, h, w) tile by tile.
 
     Parameters
     ----------
     restore_tiles : callable
-        ``restore_tiles(y_tiles, windows)`` -> restored tiles, ``scale`` times larger;
-        ``windows`` lists each tile's ``(top, left, height, width)`` in ``y``.
+        ``restore_tiles(y_tiles, aux_tiles)`` -> restored tiles of side
+        ``scale * side + 2 * margin`` (``aux_tiles`` is None without ``aux``).
     tile, overlap : int
         Tile size and overlap in restored-image pixels.
     multiple : int
         Restored tile sides must be multiples of this (the prior's constraint).
     scale : int
         Restored pixels per observed pixel along each side.
+    margin : int
+        Restored pixels beyond the observed tile on every side (a blur's
+        support); they take part in the solve and weigh almost nothing in the blend.
     batch : int
         Tiles per call of ``restore_tiles``.
+    aux : tensor (1, K, h, w), optional
+        Per-pixel data of the observation (an inpainting mask), cut into the same tiles.
     on_tiles : callable, optional
         Called with the number of tiles once they are laid out.
     """
     _, c, h, w = y.shape
-    step = multiple // _gcd(multiple, scale)                # observed-pixel granularity of a tile
-    t_obs = max(step, (tile // scale) // step * step)
+
+    def fits(side: int) -> bool:
+        return (side * scale + 2 * margin) % multiple == 0
+
+    largest = max(1, (tile - 2 * margin) // scale)
+    # The largest tile that fits, else the smallest above.
+    t_obs = next(t for t in [*range(largest, 0, -1), *range(largest + 1, largest + multiple + 1)] if fits(t))
     ov_obs = min(overlap // scale, t_obs // 2)
     # Small sides: one tile, padded up to a size the prior accepts.
-    pad_h = (-h) % step if h <= t_obs else 0
-    pad_w = (-w) % step if w <= t_obs else 0
+    pad_h = next(p for p in range(multiple + 1) if fits(h + p)) if h <= t_obs else 0
+    pad_w = next(p for p in range(multiple + 1) if fits(w + p)) if w <= t_obs else 0
     if pad_h or pad_w:
         y = F.pad(y, (0, pad_w, 0, pad_h), mode="replicate")
+        aux = None if aux is None else F.pad(aux, (0, pad_w, 0, pad_h), mode="replicate")
     H, W = y.shape[-2:]
     th, tw = min(t_obs, H), min(t_obs, W)
-    windows = [(t, l, th, tw) for t in tile_starts(H, th, ov_obs) for l in tile_starts(W, tw, ov_obs)]
+    windows = [(t, l) for t in tile_starts(H, th, ov_obs) for l in tile_starts(W, tw, ov_obs)]
     if on_tiles is not None:
         on_tiles(len(windows))
-    out = torch.zeros(1, c, H * scale, W * scale, device=y.device)
-    weight = torch.zeros(1, 1, H * scale, W * scale, device=y.device)
+    out = torch.zeros(1, c, H * scale + 2 * margin, W * scale + 2 * margin, device=y.device)
+    weight = torch.zeros(1, 1, *out.shape[-2:], device=y.device)
     ramp = ov_obs * scale
-    win = (_window(th * scale, ramp, y.device)[:, None] * _window(tw * scale, ramp, y.device)[None, :])
+    win = _window(th * scale, ramp, y.device)[:, None] * _window(tw * scale, ramp, y.device)[None, :]
+    win = F.pad(win, (margin,) * 4, value=_FLOOR)
+    oh, ow = win.shape
     for i in range(0, len(windows), batch):
         chunk = windows[i:i + batch]
-        tiles = torch.cat([y[..., t:t + hh, l:l + ww] for t, l, hh, ww in chunk])
-        restored = restore_tiles(tiles, chunk)
-        for (t, l, hh, ww), r in zip(chunk, restored):
+        tiles = torch.cat([y[..., t:t + th, l:l + tw] for t, l in chunk])
+        aux_tiles = None if aux is None else torch.cat([aux[..., t:t + th, l:l + tw] for t, l in chunk])
+        restored = restore_tiles(tiles, aux_tiles)
+        for (t, l), r in zip(chunk, restored):
             ts, ls = t * scale, l * scale
-            out[0, :, ts:ts + hh * scale, ls:ls + ww * scale] += r * win
-            weight[0, 0, ts:ts + hh * scale, ls:ls + ww * scale] += win
+            out[0, :, ts:ts + oh, ls:ls + ow] += r * win
+            weight[0, 0, ts:ts + oh, ls:ls + ow] += win
     out = out / weight
-    return out[..., :h * scale, :w * scale]
+    return out[..., margin:margin + h * scale, margin:margin + w * scale]
 
 
-def _gcd(a: int, b: int) -> int:
-    while b:
-        a, b = b, a % b
-    return a

@@ -9,8 +9,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .data import CropSampler, degrade, to_gray
+from .data import CropSampler, to_gray
 from .model import VAE, save_checkpoint, vae_loss
+from .tasks import TASKS
 
 
 @dataclass
@@ -24,16 +25,26 @@ class TrainSettings:
     checkpoint_every: int = 500
     seed: int = 0
     init: str | None = None          # checkpoint the weights started from (recorded, not read here)
+    # The damage the encoder sees, one task per step in turn (restore.tasks.TASKS).
+    tasks: tuple[str, ...] = tuple(TASKS)
+
+    def __post_init__(self):
+        unknown = set(self.tasks) - set(TASKS)
+        if unknown or not self.tasks:
+            raise ValueError(f"tasks must be some of {', '.join(TASKS)}, got {', '.join(self.tasks) or 'none'}")
+        self.tasks = tuple(self.tasks)
 
 
 def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, *,
           device: torch.device, resume: dict | None = None, progress: bool = True) -> dict:
     """Train ``model`` and checkpoint it to ``out``; returns the final metadata.
 
-    Half of every batch (``degraded_fraction``) is shown to the encoder damaged
-    (noise, holes, downsampling) with the clean crop as the reconstruction
+    A share of every batch (``degraded_fraction``) is shown to the encoder as
+    the solver would hand it a damaged image (each task's ``training_view``, the
+    tasks taking turns step by step), with the clean crop as the reconstruction
     target, so its code for a damaged image is a good start for the solver.
     """
+    views = [TASKS[name].training_view for name in settings.tasks]
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     step, seconds = 0, 0.0
@@ -59,7 +70,7 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
             clean[gray] = to_gray(clean[gray]).expand(-1, 3, -1, -1)
         seen = clean.clone()
         if n_bad:
-            seen[:n_bad] = degrade(clean[:n_bad], step % 3, rng)
+            seen[:n_bad] = views[step % len(views)](clean[:n_bad], rng)
         loss, stats = vae_loss(model, seen.to(device), clean.to(device), torch_rng)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -75,3 +86,49 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
     bar.close()
     model.eval()
     return meta()
+
+
+class TrainError(ValueError):
+    """A training run that cannot start; the message names the file and the fix."""
+
+
+def build_model(arch: str, *, width: int = 64, latent: int = 8, levels: int = 2, pixel_scale: bool = False) -> VAE:
+    """A new prior: ``photo`` (convolutional, spatial latent) or ``digits`` (28x28, global latent)."""
+    from .model import ConvVAE, ConvVAEConfig, DigitsVAE, DigitsVAEConfig
+    if arch == "digits":
+        return DigitsVAE(DigitsVAEConfig(latent_dim=latent, pixel_scale=pixel_scale))
+    if arch == "photo":
+        return ConvVAE(ConvVAEConfig(width=width, latent_channels=latent, levels=levels, pixel_scale=pixel_scale))
+    raise ValueError(f"architecture must be 'photo' or 'digits', got {arch!r}")
+
+
+def model_from(path: Path, *, pixel_scale: bool = False) -> VAE:
+    """A trainable copy of the prior at ``path``, given a per-pixel scale head if asked for."""
+    import copy
+
+    from .priors import load_prior
+    # A copy: load_prior hands out one shared instance per file, and training changes it.
+    model = copy.deepcopy(load_prior(str(path)))
+    return model.with_pixel_scale() if pixel_scale else model
+
+
+def resume_from(out: Path, steps: int) -> tuple[VAE, TrainSettings, dict]:
+    """The model, settings (with the new total of ``steps``) and training state saved at ``out``."""
+    from .model import load_checkpoint
+    if not out.exists():
+        raise TrainError(f"{out}: nothing to resume; run without --resume first")
+    model, state = load_checkpoint(out)
+    if "optimizer" not in state:
+        raise TrainError(f"{out} holds no training state (a shipped prior?); train a new one instead")
+    saved = state["meta"]["settings"]
+    # Checkpoints from before the deblurring task trained on these three, in this order.
+    saved.setdefault("tasks", ("denoise", "inpaint", "superres"))
+    return model, TrainSettings(**{**saved, "steps": steps}), state
+
+
+def sampler_for(model: VAE, files: list[Path], *, crop: int, seed: int) -> CropSampler:
+    """Crops for ``model``: flipped and at two scales for photographs, as they are for digits."""
+    from .model import DigitsVAE
+    digits = isinstance(model, DigitsVAE)
+    return CropSampler(files, channels=model.channels, crop=crop, flips=not digits,
+                       scales=(1.0,) if digits else (1.0, 0.5), seed=seed)

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from restore.images import Picture, read_image, write_image
-from restore.operators import Superres
+from restore.masks import draw_strokes
+from restore.physics import Downsampling
 
 # (output name, held-out file, downscale factor first, top, left) of each 256x256 crop.
 CROPS = [
@@ -38,9 +39,7 @@ def crop(path: Path, factor: float, top: int, left: int) -> np.ndarray:
 def scribble_mask(size: int, rng: np.random.Generator) -> np.ndarray:
     """Strokes, a line of text and a small rectangle: white (1) = missing."""
     mask = np.zeros((size, size), np.uint8)
-    for _ in range(4):
-        p, q = rng.integers(0, size, 2), rng.integers(0, size, 2)
-        cv2.line(mask, tuple(int(v) for v in p), tuple(int(v) for v in q), 1, int(rng.integers(3, 7)))
+    draw_strokes(mask, rng, 4, lambda: rng.integers(3, 7))
     cv2.putText(mask, "restore", (20, size - 40), cv2.FONT_HERSHEY_SIMPLEX, 1.6, 1, 5)
     mask[40:72, 150:190] = 1
     return mask.astype(bool)
@@ -59,7 +58,7 @@ def main(held_out: Path, out: Path) -> None:
     write_image(out / "flower_masked.png", Picture(holed))
     write_image(out / "flower_mask.png", Picture(mask[:, :, None].astype(np.float32)))
     lake = torch.from_numpy(clean["lake"]).permute(2, 0, 1)[None]
-    small = Superres(4)(lake)[0].permute(1, 2, 0).clamp(0, 1).numpy()
+    small = Downsampling(lake.shape[-2:], 4).A(lake)[0].permute(1, 2, 0).clamp(0, 1).numpy()
     write_image(out / "lake_small.png", Picture(small))
 
 

@@ -1,0 +1,71 @@
+"""Smooth fills of unobserved pixels: the inpainting first guess and its last step."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+
+#: Beyond about this many pixels from a hole's border the fill stops following the
+#: border's slope and flattens (see :func:`fill_holes`). Chosen on crops of the training
+#: photographs (a fill learns nothing from them): 2 px gave 23.1 dB inside a centred
+#: 64x64 box against 21.9 for the biharmonic fill (infinite length), 0.05 dB less with
+#: half the pixels missing.
+FILL_LENGTH = 2.0
+
+
+def fill_holes(y: torch.Tensor, observed: torch.Tensor, *, length: float = FILL_LENGTH) -> torch.Tensor:
+    """Fill unobserved pixels smoothly from their surroundings (a tension spline).
+
+    The fill minimises ``|Laplacian(x)|^2 + |grad(x)|^2 / length^2`` over the
+    missing pixels, the observed ones fixed: biharmonic (it meets a hole's
+    border in value and slope) over a few pixels, harmonic (flat, bounded by
+    the border's values) deeper in, where carrying the border's slope across
+    a large hole overshoots. No texture, but the low frequencies the encoder
+    needs to start from the right code.
+
+    Parameters
+    ----------
+    y : tensor (N, C, H, W)
+        Image values; those at missing pixels are ignored.
+    observed : tensor (N or 1, 1, H, W)
+        1 where a pixel is observed, 0 where it is missing.
+    length : float
+        Tension length in pixels (> 0); larger is closer to the biharmonic fill.
+    """
+    from scipy.sparse.linalg import splu   # deferred: scipy's import is slow
+
+    if length <= 0:
+        raise ValueError(f"length must be positive, got {length}")
+    n, c, h, w = y.shape
+    # One factorisation per mask: images sharing a mask are solved together, as extra channels.
+    masks = observed.shape[0]
+    missing = (observed < 0.5).reshape(masks, h * w).cpu().numpy()
+    energy = _spline_energy(h, w, float(length))
+    per_mask = n // masks
+    values = (y.detach().cpu().double().reshape(masks, per_mask, c, h * w)
+              .permute(0, 3, 1, 2).reshape(masks, h * w, per_mask * c).numpy().copy())
+    for image, hole in zip(values, missing):
+        if hole.all():
+            image[:] = 0.5         # nothing observed: no better guess than mid-gray
+        elif hole.any():
+            # Zero gradient of the energy at the missing pixels: Q_mm x_m = -Q_mo x_o.
+            rows = energy[hole]
+            image[hole] = splu(rows[:, hole].tocsc()).solve(-(rows[:, ~hole] @ image[~hole]))
+    filled = (torch.from_numpy(values).reshape(masks, h * w, per_mask, c).permute(0, 2, 3, 1)
+              .reshape(n, c, h, w).to(y))
+    return torch.where(observed >= 0.5, y, filled)
+
+
+@lru_cache(maxsize=8)
+def _spline_energy(h: int, w: int, length: float):
+    """The matrix ``Q = L^2 + L / length^2`` of the tension spline's energy ``x^T Q x`` on an
+    ``h x w`` grid, ``L = G^T G`` the graph Laplacian (mirror boundaries)."""
+    import scipy.sparse as sp
+
+    def diff(k):
+        return sp.diags([-np.ones(k - 1), np.ones(k - 1)], [0, 1], shape=(k - 1, k))
+    grad = sp.vstack([sp.kron(sp.identity(h), diff(w)), sp.kron(diff(h), sp.identity(w))])
+    lap = (grad.T @ grad).tocsr()
+    return (lap @ lap + lap / length**2).tocsr()

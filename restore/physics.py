@@ -1,0 +1,271 @@
+"""Forward models: how a clean image ``x`` becomes what we observe.
+
+Every task shares one data model,
+
+    y = A(x) + n,    n ~ N(0, sigma^2 I),
+
+and differs only in ``A``. Each ``A`` is a :class:`LinearPhysics` module (its
+per-pixel data are buffers, so ``.to(device)`` moves them once) with
+
+* ``A(x)`` and ``A_adjoint(y)``;
+* ``prox_l2(z, y, gamma)`` -- ``argmin_x |A(x) - y|^2 / 2 + |x - z|^2 / (2 gamma)``,
+  ``gamma`` one number or one per pixel: closed form where ``A^T A`` is
+  diagonal, conjugate gradients otherwise.
+
+The noise is separate (:class:`GaussianNoise`). A new degradation is one new
+subclass. Names follow DeepInverse's ``physics`` module. Tensors are
+``(N, C, H, W)`` floats with pixel values in [0, 1].
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .resize import resize_matrix
+
+
+class LinearPhysics(nn.Module):
+    """A linear forward operator; subclasses implement ``A`` and ``A_adjoint``."""
+
+    #: Conjugate-gradient iterations of the default :meth:`prox_l2`.
+    cg_iterations: int = 25
+
+    def A(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.A(x)
+
+    def prox_l2(self, z: torch.Tensor, y: torch.Tensor, gamma: float | torch.Tensor, *,
+                x0: torch.Tensor | None = None) -> torch.Tensor:
+        """``argmin_x |A(x) - y|^2 / 2 + |x - z|^2 / (2 gamma)``.
+
+        Solves ``(A^T A + 1/gamma) x = A^T y + z / gamma`` by conjugate gradients,
+        warm-started at ``x0`` (or ``z``), batched over N.
+        """
+        inv = 1.0 / gamma
+        return conjugate_gradient(lambda v: self.A_adjoint(self.A(v)) + inv * v,
+                                  self.A_adjoint(y) + inv * z, z if x0 is None else x0,
+                                  iterations=self.cg_iterations)
+
+
+def conjugate_gradient(matvec, rhs: torch.Tensor, x0: torch.Tensor, *, iterations: int) -> torch.Tensor:
+    """Solve ``matvec(x) = rhs`` (symmetric positive definite) per sample of the batch.
+
+    A fixed number of iterations and no convergence test: a test would wait for
+    the device at every step.
+    """
+    x = x0.clone()
+    r = rhs - matvec(x)
+    p = r.clone()
+    rr = _dot(r, r)
+    for _ in range(iterations):
+        ap = matvec(p)
+        alpha = rr / _dot(p, ap).clamp_min(1e-20)
+        x = x + alpha * p
+        r = r - alpha * ap
+        rr_new = _dot(r, r)
+        p = r + (rr_new / rr.clamp_min(1e-20)) * p
+        rr = rr_new
+    return x
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-sample inner product, shaped to broadcast over (N, C, H, W)."""
+    return (a * b).flatten(1).sum(1).view(-1, 1, 1, 1)
+
+
+class Denoising(LinearPhysics):
+    """``A = I``."""
+
+    def A(self, x):
+        return x
+
+    def A_adjoint(self, y):
+        return y
+
+    def prox_l2(self, z, y, gamma, *, x0=None):
+        # (x - y) + (x - z) / gamma = 0
+        return (gamma * y + z) / (gamma + 1)
+
+
+class Inpainting(LinearPhysics):
+    """``A = diag(m)``: only the pixels where ``m = 1`` are observed.
+
+    Parameters
+    ----------
+    missing : tensor of shape (N or 1, 1, H, W)
+        1 (or True) where a pixel is missing.
+    """
+
+    def __init__(self, missing: torch.Tensor):
+        super().__init__()
+        if missing.dim() != 4 or missing.shape[1] != 1:
+            raise ValueError(f"missing must have shape (N, 1, H, W), got {tuple(missing.shape)}")
+        self.register_buffer("observed", 1.0 - missing.float())
+
+    def A(self, x):
+        return x * self.observed
+
+    def A_adjoint(self, y):
+        return y * self.observed
+
+    def prox_l2(self, z, y, gamma, *, x0=None):
+        blend = (gamma * y + z) / (gamma + 1)
+        return self.observed * blend + (1 - self.observed) * z
+
+
+class Downsampling(LinearPhysics):
+    """``A`` = antialiased bicubic downsampling by an integer ``scale`` (MATLAB ``imresize``).
+
+    Written as two matrices, ``A(x) = R_h x R_w^T``, which gives the exact adjoint.
+
+    Parameters
+    ----------
+    shape : (H, W)
+        Size of the high-resolution image; both sides multiples of ``scale``.
+    scale : int
+        2, 3, 4 or 8.
+    """
+
+    SCALES = (2, 3, 4, 8)
+
+    def __init__(self, shape: tuple[int, int], scale: int):
+        super().__init__()
+        if scale not in self.SCALES:
+            raise ValueError(f"scale must be 2, 3, 4 or 8, got {scale}")
+        h, w = shape
+        if h % scale or w % scale:
+            raise ValueError(f"image sides {(h, w)} must be multiples of {scale}")
+        self.scale, self.shape = scale, (h, w)
+        self.register_buffer("r_h", torch.as_tensor(resize_matrix(h, h // scale), dtype=torch.float32))
+        self.register_buffer("r_w", torch.as_tensor(resize_matrix(w, w // scale), dtype=torch.float32))
+
+    def A(self, x):
+        if tuple(x.shape[-2:]) != self.shape:
+            raise ValueError(f"this operator takes {self.shape} images, got {tuple(x.shape[-2:])}")
+        return self.r_h.to(x.dtype) @ x @ self.r_w.to(x.dtype).T
+
+    def A_adjoint(self, y):
+        return self.r_h.to(y.dtype).T @ y @ self.r_w.to(y.dtype)
+
+
+class Blur(LinearPhysics):
+    """``A`` = convolution with a kernel, ``valid`` mode: ``x`` has ``margin`` more pixels on every side than ``y``.
+
+    An image blurred with reflected borders is ``A(reflect_pad(x))``
+    (:meth:`blur_image`); restoring it over the larger support keeps ``A``
+    exact at every border, the image's and a tile's alike.
+
+    Parameters
+    ----------
+    kernel : tensor (kh, kw)
+        Non-negative, odd sides, summing to 1.
+    margin : int, optional
+        Border of ``x`` beyond ``y``; at least the kernel's radius (the default).
+    """
+
+    def __init__(self, kernel: torch.Tensor, *, margin: int | None = None):
+        super().__init__()
+        kernel = torch.as_tensor(kernel, dtype=torch.float32)
+        if kernel.dim() != 2 or kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
+            raise ValueError(f"kernel must be 2-D with odd sides, got shape {tuple(kernel.shape)}")
+        self.radius = (kernel.shape[0] // 2, kernel.shape[1] // 2)
+        self.margin = max(self.radius) if margin is None else margin
+        if self.margin < max(self.radius):
+            raise ValueError(f"margin {self.margin} is smaller than the kernel's radius {max(self.radius)}")
+        # conv2d correlates: flip the kernel so that A is a true convolution.
+        self.register_buffer("weight", kernel.flip(0, 1)[None, None].contiguous())
+
+    def _conv(self, x, transpose: bool):
+        c = x.shape[1]
+        weight = self.weight.to(x.dtype).expand(c, 1, -1, -1)
+        return (F.conv_transpose2d if transpose else F.conv2d)(x, weight, groups=c)
+
+    def _extra(self) -> tuple[int, int]:
+        return self.margin - self.radius[0], self.margin - self.radius[1]
+
+    def A(self, x):
+        eh, ew = self._extra()
+        y = self._conv(x, transpose=False)
+        return y[..., eh:y.shape[-2] - eh, ew:y.shape[-1] - ew]
+
+    def A_adjoint(self, y):
+        eh, ew = self._extra()
+        return self._conv(F.pad(y, (ew, ew, eh, eh)), transpose=True)
+
+    def blur_image(self, x: torch.Tensor) -> torch.Tensor:
+        """The same-size blur of a whole image, its borders reflected."""
+        m = self.margin
+        return self.A(F.pad(x, (m, m, m, m), mode="reflect"))
+
+
+class GaussianNoise(nn.Module):
+    """``n ~ N(0, sigma^2 I)``, ``sigma`` in [0, 1] units."""
+
+    def __init__(self, sigma: float):
+        super().__init__()
+        if sigma < 0:
+            raise ValueError(f"sigma must be 0 or more, got {sigma}")
+        self.sigma = sigma
+
+    def forward(self, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if self.sigma == 0:
+            return y
+        return y + self.sigma * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+
+
+def gaussian_kernel(std: float) -> torch.Tensor:
+    """A normalised isotropic Gaussian kernel of standard deviation ``std`` pixels (radius ``3 std``)."""
+    if not std > 0:
+        raise ValueError(f"the Gaussian's standard deviation must be positive, got {std}")
+    radius = max(1, math.ceil(3 * std))
+    u = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    g = torch.exp(-u**2 / (2 * std**2))
+    kernel = g[:, None] * g[None, :]
+    return (kernel / kernel.sum()).float()
+
+
+def motion_kernel(length: float, angle: float) -> torch.Tensor:
+    """A normalised straight motion-blur kernel: a line of ``length`` pixels at ``angle`` degrees (anticlockwise)."""
+    if not length >= 1:
+        raise ValueError(f"the motion length must be at least 1 pixel, got {length}")
+    radius = max(1, math.ceil(length / 2))
+    u = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    dx, dy = math.cos(math.radians(angle)), -math.sin(math.radians(angle))
+    # Each pixel's weight: its distance to the segment, as a 1-pixel-wide antialiased line.
+    t = (u[None, :] * dx + u[:, None] * dy).clamp(-length / 2, length / 2)
+    dist = torch.hypot(u[None, :] - t * dx, u[:, None] - t * dy)
+    kernel = (1 - dist).clamp_min(0)
+    return (kernel / kernel.sum()).float()
+
+
+def wiener(y: torch.Tensor, kernel: torch.Tensor, *, sigma: float) -> torch.Tensor:
+    """Wiener deconvolution of ``y`` (N, C, H, W) blurred by ``kernel``, periodic borders.
+
+    ``X = conj(K) Y / (|K|^2 + lam |L|^2)`` in the Fourier domain, ``L`` the discrete
+    Laplacian: a noise of level ``sigma`` (in [0, 1] units) against an image
+    spectrum falling as 1 / frequency^2, with ``lam`` set by :data:`WIENER_WEIGHT`.
+    """
+    h, w = y.shape[-2:]
+
+    def transfer(k):
+        padded = torch.zeros(h, w, dtype=y.dtype, device=y.device)
+        padded[:k.shape[0], :k.shape[1]] = k
+        return torch.fft.rfft2(padded.roll((-(k.shape[0] // 2), -(k.shape[1] // 2)), dims=(0, 1)))
+
+    k_hat = transfer(kernel.to(y))
+    laplacian = torch.tensor([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], dtype=y.dtype, device=y.device)
+    lam = WIENER_WEIGHT * max(sigma, 1 / 255) ** 2
+    x_hat = k_hat.conj() * torch.fft.rfft2(y) / (k_hat.abs() ** 2 + lam * transfer(laplacian).abs() ** 2)
+    return torch.fft.irfft2(x_hat, s=(h, w))
+
+
+#: Weight of the Wiener filter's smoothness term per unit of noise variance.
+WIENER_WEIGHT = 1000.0

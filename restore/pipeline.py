@@ -1,0 +1,163 @@
+"""The one restoration pipeline every task runs through.
+
+Convert the image to the prior's channels, cut it into tiles, build the task's
+forward model for each batch of tiles, start from the task's first guess, run
+the solver, blend the tiles, convert back. Images are numpy arrays or torch
+tensors, ``(H, W)`` or with a channel axis (``channel_axis``, last by default,
+the same for both) of 1 or 3 channels: integers (uint8, uint16) or floats in
+[0, 1]. The result has the input's type, layout and dtype. Noise levels are in
+0..255 units whatever the dtype.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .data import to_channels
+from .model import VAE
+from .priors import load_prior
+from .solver import ANCHORS, csgm, joint_map
+from .tasks.base import Task
+from .tiling import run_tiled
+
+SOLVERS = {"joint": joint_map, "latent": csgm}
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    """How to search, shared by every task; ``None`` takes the task's default."""
+    prior: str | VAE = "photo"     # "photo", "digits", a checkpoint path, or a loaded model
+    steps: int | None = None       # 0: the encoder alone (fast)
+    mode: str = "joint"            # "joint" (JPMAP) or "latent" (CSGM)
+    lr: float = 0.05
+    gamma: float | None = None     # decoder std; default the prior's learned one
+    prior_weight: float | None = None
+    anchor: str | None = None      # "prior" N(0, I) or "encoder" q(z | first guess)
+    device: str | torch.device = "cpu"
+    tile: int | None = None        # tile size in output pixels; default the prior's
+    overlap: int = 32
+    tile_batch: int = 4            # tiles per solver call
+
+    def __post_init__(self):
+        if self.mode not in SOLVERS:
+            raise ValueError(f"mode must be 'joint' or 'latent', got {self.mode!r}")
+        if self.steps is not None and self.steps < 0:
+            raise ValueError(f"steps must be 0 or more, got {self.steps}")
+        if self.anchor is not None and self.anchor not in ANCHORS:
+            raise ValueError(f"anchor must be 'prior' or 'encoder', got {self.anchor!r}")
+        if self.tile is not None and self.tile < 8:
+            raise ValueError(f"tile must be at least 8 pixels, got {self.tile}")
+        if self.overlap < 0 or self.tile_batch < 1:
+            raise ValueError("overlap must be 0 or more and tile_batch at least 1")
+
+    def load(self) -> VAE:
+        """The prior on the settings' device; a model given in ``prior`` is copied, never moved."""
+        device = torch.device(self.device)
+        if isinstance(self.prior, torch.nn.Module):
+            on = next(self.prior.parameters()).device
+            return self.prior if on == device else copy.deepcopy(self.prior).to(device)
+        return load_prior(self.prior, device)
+
+
+def restore(image, task: Task, *, companion: Any = None, settings: SolverSettings = SolverSettings(),
+            channel_axis: int = -1, progress: Callable[[int, int], None] | None = None):
+    """Restore ``image`` under ``task`` (a :class:`~restore.tasks.base.Task` with its options).
+
+    Parameters
+    ----------
+    image : array or tensor
+        The damaged image (see the module's docstring).
+    task : Task
+        What happened to the image, e.g. ``Denoise(sigma=25)``.
+    companion : optional
+        The task's per-image input (inpainting: the mask).
+    settings : SolverSettings
+        Prior, solver and tiling.
+    channel_axis : int
+        The axis of colour channels of a 3-D image.
+    progress : callable, optional
+        ``progress(done, total)`` in solver steps.
+    """
+    pixels, back = to_pixels(image, channel_axis)
+    values = task.companion_values(companion, pixels.shape[:2])
+    task = task.with_noise_level(pixels)
+    vae = settings.load()
+    device = next(vae.parameters()).device
+    defaults = task.defaults
+    steps = defaults.steps if settings.steps is None else settings.steps
+    prior_weight = defaults.prior_weight if settings.prior_weight is None else settings.prior_weight
+    anchor = defaults.anchor if settings.anchor is None else settings.anchor
+    sigma = task.sigma / 255.0
+    solver = SOLVERS[settings.mode]
+    extra = {"gamma": settings.gamma, "refine": None} if solver is joint_map else {}
+
+    y = torch.from_numpy(to_channels(pixels, vae.channels)).permute(2, 0, 1)[None].to(device)
+    aux = None if values is None else torch.from_numpy(values)[None, None].to(device)
+    count = {"done": 0, "total": 0}
+
+    def count_tiles(n):
+        count["total"] = -(-n // settings.tile_batch) * max(steps, 1)
+
+    def tick(_step=None):
+        count["done"] += 1
+        if progress is not None:
+            progress(count["done"], count["total"])
+
+    def restore_tiles(tiles, aux_tiles):
+        shape = (tiles.shape[-2] * task.scale + 2 * task.margin, tiles.shape[-1] * task.scale + 2 * task.margin)
+        physics = task.physics(shape, aux_tiles).to(device)
+        if solver is joint_map:
+            extra["refine"] = task.refine(physics)
+        result = solver(tiles, physics, vae, x0=task.first_guess(physics, tiles), sigma=sigma, steps=steps,
+                        lr=settings.lr, prior_weight=prior_weight, anchor=anchor, callback=tick, **extra)
+        if steps == 0:
+            tick()
+        return result.x
+
+    tile = settings.tile or vae.tile_size
+    x = run_tiled(y, restore_tiles, tile=tile, overlap=settings.overlap, multiple=vae.size_multiple,
+                  scale=task.scale, margin=task.margin, batch=settings.tile_batch, aux=aux, on_tiles=count_tiles)
+    out = to_channels(x[0].permute(1, 2, 0).cpu().numpy(), pixels.shape[2])
+    return back(np.clip(out, 0, 1))
+
+
+def settings_for(*, prior, steps, mode, device, tile) -> SolverSettings:
+    """The settings the per-task functions expose; the rest keep their defaults."""
+    return SolverSettings(prior=prior, steps=steps, mode=mode, device=device, tile=tile)
+
+
+def to_pixels(image, channel_axis: int = -1) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:
+    """``(H, W, C)`` float32 pixels in [0, 1], and the function that converts a result back."""
+    is_tensor = torch.is_tensor(image)
+    array = image.detach().cpu().numpy() if is_tensor else np.asarray(image)
+    if array.ndim == 3:
+        if not -3 <= channel_axis < 3:
+            raise ValueError(f"channel_axis {channel_axis} is not an axis of a 3-D image")
+        array = np.moveaxis(array, channel_axis, -1)
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3)):
+        raise ValueError(f"images are (H, W) or have 1 or 3 channels on channel_axis, got shape {tuple(image.shape)}")
+    dtype = array.dtype
+    if dtype.kind in "ui":
+        top = np.iinfo(dtype).max
+        pixels = array.astype(np.float32) / top
+    elif dtype.kind == "f":
+        pixels = array.astype(np.float32)
+    else:
+        raise ValueError(f"image values must be integers or floats, got {dtype}")
+    gray = array.ndim == 2
+    pixels = np.clip(pixels[:, :, None] if gray else pixels, 0, 1)
+
+    def back(result: np.ndarray):
+        out = result[:, :, 0] if gray else np.moveaxis(result, -1, channel_axis)
+        if dtype.kind in "ui":
+            out = np.round(out * top).astype(dtype)
+        else:
+            out = out.astype(dtype)
+        if is_tensor:
+            return torch.from_numpy(np.ascontiguousarray(out)).to(device=image.device)
+        return out
+    return pixels, back

@@ -1,0 +1,16 @@
+"""The restoration tasks. Each module holds one task (its class and its Python function);
+:data:`TASKS` lists them in the order the command line, the benchmark and training use.
+
+Adding a task is one module here and one line below.
+"""
+from __future__ import annotations
+
+from .base import CLEAN_SIGMA, Condition, OptionError, Task
+from .deblur import Deblur
+from .denoise import Denoise
+from .inpaint import Inpaint
+from .superres import Superres
+
+TASKS: dict[str, type[Task]] = {task.name: task for task in (Denoise, Superres, Inpaint, Deblur)}
+
+__all__ = ["CLEAN_SIGMA", "Condition", "OptionError", "TASKS", "Task", "Deblur", "Denoise", "Inpaint", "Superres"]

@@ -1,0 +1,191 @@
+"""What a restoration task is: one object that the Python API, the command line, the benchmark and
+training share, so that nothing else asks which task it holds.
+
+A task is a frozen dataclass whose fields are its options (noise level, scale, kernel, ...),
+each with the help text the command line shows. The class says how to build the forward model
+``A`` for a tile, how to guess ``x`` from ``y`` before the solver starts, how to damage a clean
+image for the benchmark and for training, which classical tools it is measured against and how
+it is scored. Modules here import torch only inside methods, so the command line can list the
+tasks without paying for it.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..physics import LinearPhysics
+
+#: Noise assumed in an image that is not noisy, only damaged otherwise (holes, low resolution).
+CLEAN_SIGMA = 1.0
+
+
+class OptionError(ValueError):
+    """A task option with a value it cannot take; ``option`` names it."""
+
+    def __init__(self, option: str, reason: str):
+        super().__init__(f"{option} {reason}")
+        self.option, self.reason = option, reason
+
+
+def option(help: str, *flags: str, parse: Callable[[str], Any] | None = None, required: bool = False) -> dict:
+    """Field metadata: the command line's help, its flags (default ``--name``), a parser for
+    text values, and whether the command line insists on it."""
+    return {"help": help, "flags": flags, "parse": parse, "required": required}
+
+
+def parse_sigma(text: str) -> float | None:
+    """A noise level typed on the command line: a number in 0..255 units, or ``auto`` (None)."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise OptionError("sigma", f"{text!r}: give a number in 0..255 units or 'auto'") from None
+
+
+def option_fields(task_type: type[Task]):
+    """The fields of a task that are options."""
+    return [f for f in fields(task_type) if "help" in f.metadata]
+
+
+@dataclass(frozen=True)
+class SolverDefaults:
+    """What a task's restoration does unless told otherwise; chosen on held-out crops."""
+    steps: int
+    prior_weight: float = 1.0
+    anchor: str = "prior"
+
+
+@dataclass(frozen=True)
+class Companion:
+    """A per-image input file besides the image (inpainting's mask), matched by name in batch mode."""
+    name: str
+    help: str
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A classical method: ``run(damaged, companion) -> restored``, both ``(H, W, C)`` floats in [0, 1]."""
+    label: str
+    needs: str | None          # the module it needs (an optional extra), or None
+    run: Callable[[np.ndarray, Any], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One benchmark condition: a task with its options, and how to draw the per-image companion."""
+    name: str
+    task: Task
+    companion: str = ""
+
+
+@dataclass(frozen=True)
+class Scores:
+    psnr: float
+    ssim: float
+    region_psnr: float | None = None     # inside the damaged region (inpainting's holes)
+
+
+@dataclass(frozen=True)
+class Task(ABC):
+    """Base class of the tasks; subclasses are frozen dataclasses that declare a ``sigma`` field."""
+
+    name: ClassVar[str]                  # the command and the Python function
+    summary: ClassVar[str]               # one line for --help
+    defaults: ClassVar[SolverDefaults]
+    companion: ClassVar[Companion | None] = None
+    #: What the benchmark table's cells give.
+    metric: ClassVar[str] = "PSNR dB / SSIM"
+    #: ``sigma=None`` (estimate it from the image) is allowed.
+    estimates_sigma: ClassVar[bool] = False
+
+    sigma: float | None
+
+    def __post_init__(self):
+        if self.sigma is None:
+            if not self.estimates_sigma:
+                raise OptionError("sigma", "must be given for this task")
+        elif not 0 < self.sigma <= 255:
+            raise OptionError("sigma", f"must be above 0 and at most 255, got {self.sigma}")
+
+    # --- geometry --------------------------------------------------------------------------
+
+    @property
+    def scale(self) -> int:
+        """Restored pixels per observed pixel along each side."""
+        return 1
+
+    @property
+    def margin(self) -> int:
+        """Restored pixels beyond the observation on every side that ``A`` reads (a blur's radius)."""
+        return 0
+
+    # --- restoration ----------------------------------------------------------------------
+
+    def with_noise_level(self, pixels: np.ndarray) -> Task:
+        """This task with a definite ``sigma``: estimated from ``pixels`` where it was left to that."""
+        if self.sigma is not None:
+            return self
+        from dataclasses import replace
+
+        from ..noise import estimate_noise
+        return replace(self, sigma=max(estimate_noise(pixels), CLEAN_SIGMA))
+
+    @abstractmethod
+    def physics(self, shape: tuple[int, int], companion: torch.Tensor | None) -> LinearPhysics:
+        """The forward model for tiles of ``shape`` (restored pixels, margin included), with their companion tiles."""
+
+    def first_guess(self, physics: LinearPhysics, y: torch.Tensor) -> torch.Tensor:
+        """A first image from the observation, for the encoder to start from (default ``A^T y``)."""
+        return physics.A_adjoint(y)
+
+    def refine(self, physics: LinearPhysics) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+        """A correction of the solver's last x-step, ``refine(x, D(z))``, or None."""
+        return None
+
+    def companion_values(self, value: Any, shape: tuple[int, int]) -> np.ndarray | None:
+        """The companion given to the Python API as a ``(H, W)`` float32 array for an image of ``shape``."""
+        return None
+
+    def read_companion(self, path: Path, *, max_pixels: int) -> Any:
+        """The companion file at ``path``, in the form :meth:`companion_values` takes."""
+        raise NotImplementedError(f"{self.name} takes no companion file")
+
+    def input_estimate(self, damaged: np.ndarray) -> np.ndarray:
+        """The damaged image at the output's size: what the output's scores are compared with."""
+        return damaged
+
+    # --- benchmark and training -------------------------------------------------------------
+
+    @classmethod
+    @abstractmethod
+    def conditions(cls) -> list[Condition]:
+        """The benchmark's conditions for this task."""
+
+    @abstractmethod
+    def simulate(self, clean: np.ndarray, rng: np.random.Generator, companion: str = "") -> tuple[np.ndarray, Any]:
+        """Damage a clean ``(H, W, C)`` image: ``(damaged, companion values or None)``."""
+
+    @abstractmethod
+    def baselines(self) -> list[Baseline]:
+        """The classical methods measured against restore, with this task's options."""
+
+    def score(self, reference: np.ndarray, result: np.ndarray, companion: Any = None) -> Scores:
+        """PSNR and SSIM of integer images (see :mod:`restore.metrics`); super-resolution drops
+        ``scale`` pixels at each border."""
+        from ..metrics import psnr, ssim
+        crop = self.scale if self.scale > 1 else 0
+        return Scores(psnr(reference, result, crop=crop), ssim(reference, result, crop=crop))
+
+    @classmethod
+    @abstractmethod
+    def training_view(cls, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """What the solver would hand the encoder for damaged versions of the clean batch ``x``
+        (random options of this task), so the encoder learns to see through it."""

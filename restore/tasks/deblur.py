@@ -1,0 +1,134 @@
+"""Deblurring: ``A`` is convolution with a known kernel, the image's borders reflected."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .base import Baseline, Condition, OptionError, SolverDefaults, Task, option, parse_sigma
+
+KERNEL_HELP = ("Blur kernel: gaussian:STD (pixels), motion:LENGTH,ANGLE (pixels, degrees), "
+               "or an image file of the kernel (odd sides; normalised to sum 1).")
+#: Kernels wider than this are refused: the solver's tiles would be mostly margin.
+MAX_KERNEL = 65
+
+
+def parse_kernel(spec: str) -> np.ndarray:
+    """The ``(kh, kw)`` float32 kernel a ``--kernel`` value names (see :data:`KERNEL_HELP`)."""
+    from ..physics import gaussian_kernel, motion_kernel
+
+    kind, _, args = spec.partition(":")
+    try:
+        if kind == "gaussian" and args:
+            kernel = gaussian_kernel(float(args)).numpy()
+        elif kind == "motion" and args:
+            length, _, angle = args.partition(",")
+            kernel = motion_kernel(float(length), float(angle or 0)).numpy()
+        else:
+            kernel = _kernel_file(Path(spec))
+    except ValueError as e:
+        raise OptionError("kernel", f"{spec}: {e}") from None
+    if max(kernel.shape) > MAX_KERNEL:
+        raise OptionError("kernel", f"{spec}: {kernel.shape[1]}x{kernel.shape[0]} is over the limit of "
+                                    f"{MAX_KERNEL}x{MAX_KERNEL} pixels; give a smaller kernel")
+    return kernel
+
+
+def _kernel_file(path: Path) -> np.ndarray:
+    from ..images import ImageError, read_image
+    if not path.is_file():
+        raise ValueError("not gaussian:STD, motion:LENGTH,ANGLE or an image file of a kernel")
+    try:
+        kernel = read_image(path).pixels.mean(axis=2)
+    except ImageError as e:
+        raise ValueError(str(e).partition(": ")[2]) from None
+    if kernel.sum() <= 0:
+        raise ValueError("the kernel image is black; white pixels are the kernel's weights")
+    # Even sides get a zero row or column, so the kernel has a centre pixel.
+    kernel = np.pad(kernel, ((0, 1 - kernel.shape[0] % 2), (0, 1 - kernel.shape[1] % 2)))
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Deblur(Task):
+    name = "deblur"
+    summary = "Remove a known blur (Gaussian, motion, or a kernel image)."
+    defaults = SolverDefaults(steps=30)
+    estimates_sigma = True
+
+    kernel: str = field(default="", metadata=option(KERNEL_HELP, required=True))
+    sigma: float | None = field(default=None, metadata=option(
+        "Noise of the blurred pixels in 0..255 units, or 'auto' to estimate it per image (at least 1).",
+        parse=parse_sigma))
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.kernel:
+            raise OptionError("kernel", "is needed: gaussian:STD, motion:LENGTH,ANGLE or a kernel image file")
+        object.__setattr__(self, "weights", parse_kernel(self.kernel))
+
+    @property
+    def margin(self) -> int:
+        return max(self.weights.shape) // 2
+
+    def physics(self, shape, companion):
+        import torch
+
+        from ..physics import Blur
+        return Blur(torch.from_numpy(self.weights), margin=self.margin)
+
+    def first_guess(self, physics, y):
+        import torch.nn.functional as F
+        from ..physics import wiener
+        m = self.margin
+        padded = F.pad(y, (m, m, m, m), mode="replicate")
+        return wiener(padded, physics.weight.flip(-2, -1)[0, 0], sigma=self.sigma / 255)
+
+    @classmethod
+    def conditions(cls):
+        return [Condition("blur-gaussian2", cls(kernel="gaussian:2", sigma=2.55)),
+                Condition("blur-motion15", cls(kernel="motion:15,30", sigma=2.55))]
+
+    def simulate(self, clean, rng, companion=""):
+        import torch
+        t = torch.from_numpy(np.ascontiguousarray(clean)).permute(2, 0, 1)[None]
+        blurred = self.physics(clean.shape[:2], None).blur_image(t)[0].permute(1, 2, 0).numpy()
+        return blurred + rng.normal(0, self.sigma / 255, blurred.shape), None
+
+    def baselines(self):
+        from .. import baselines as b
+        k = self.weights
+        return [Baseline("skimage Wiener", None, lambda y, _: b.skimage_wiener(y, k)),
+                Baseline("skimage Richardson-Lucy", None, lambda y, _: b.skimage_richardson_lucy(y, k))]
+
+    @classmethod
+    def training_view(cls, x, rng):
+        """A Gaussian blur of random width (0.5 to 3 pixels) and a little noise, through the Wiener first guess."""
+        import torch
+        task = cls(kernel=f"gaussian:{rng.uniform(0.5, 3.0):.2f}", sigma=float(rng.uniform(1, 5)))
+        physics = task.physics(x.shape[-2:], None)
+        g = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        y = physics.blur_image(x) + task.sigma / 255 * torch.randn(x.shape, generator=g)
+        m = task.margin
+        return task.first_guess(physics, y)[..., m:m + x.shape[2], m:m + x.shape[3]].clamp(0, 1)
+
+
+def deblur(image, *, kernel: str, sigma: float | None = None, prior="photo", steps: int | None = None,
+           mode: str = "joint", device="cpu", tile: int | None = None, channel_axis: int = -1, progress=None):
+    """Remove a known blur.
+
+    Parameters
+    ----------
+    image : array or tensor
+        The blurred image (as :func:`restore.denoise` takes it).
+    kernel : str
+        ``"gaussian:STD"``, ``"motion:LENGTH,ANGLE"`` or the path of a kernel image.
+    sigma : float, optional
+        Noise of the blurred pixels in 0..255 units; estimated when omitted.
+    prior, steps, mode, device, tile, channel_axis, progress
+        As :func:`restore.denoise` (steps default 30).
+    """
+    from ..pipeline import restore, settings_for
+    return restore(image, Deblur(kernel=kernel, sigma=sigma), channel_axis=channel_axis, progress=progress,
+                   settings=settings_for(prior=prior, steps=steps, mode=mode, device=device, tile=tile))

@@ -1,0 +1,93 @@
+"""Denoising: ``A = I``, additive white Gaussian noise of level sigma."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .base import Baseline, Condition, SolverDefaults, Task, option, parse_sigma
+
+
+@dataclass(frozen=True)
+class Denoise(Task):
+    name = "denoise"
+    summary = "Remove Gaussian noise."
+    # With the photo prior the encoder's estimate is the best denoiser: refining the MAP fits
+    # the noise (held-out crops).
+    defaults = SolverDefaults(steps=0)
+    estimates_sigma = True
+
+    sigma: float | None = field(default=None, metadata=option(
+        "Noise standard deviation in 0..255 units, or 'auto' to estimate it per image.", parse=parse_sigma))
+
+    def physics(self, shape, companion):
+        from ..physics import Denoising
+        return Denoising()
+
+    @classmethod
+    def conditions(cls):
+        return [Condition(f"noise{s}", cls(sigma=s)) for s in (15, 25, 50)]
+
+    def simulate(self, clean, rng, companion=""):
+        return clean + rng.normal(0, self.sigma / 255, clean.shape), None
+
+    def baselines(self):
+        from .. import baselines as b
+        s = self.sigma
+        return [Baseline("BM3D", "bm3d", lambda y, _: b.bm3d(y, s)),
+                Baseline("OpenCV NLM", None, lambda y, _: b.opencv_nlm(y, s)),
+                Baseline("skimage TV", None, lambda y, _: b.skimage_tv(y, s)),
+                Baseline("skimage wavelet", "pywt", lambda y, _: b.skimage_wavelet(y, s))]
+
+    @classmethod
+    def training_view(cls, x, rng):
+        """Gaussian noise of random sigma (up to 50/255); one noise image for all channels of a
+        gray crop, as a gray file replicated into colour has."""
+        import torch
+        g = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        noise = float(rng.uniform(0, 50 / 255)) * torch.randn(x.shape, generator=g)
+        gray = (x.amax(1) == x.amin(1)).flatten(1).all(1)
+        noise[gray] = noise[gray][:, :1].expand(-1, x.shape[1], -1, -1)
+        return (x + noise).clamp(0, 1)
+
+
+def denoise(image, *, sigma: float | None = None, prior="photo", steps: int | None = None, mode: str = "joint",
+            device="cpu", tile: int | None = None, channel_axis: int = -1, progress=None):
+    """Remove additive white Gaussian noise.
+
+    Parameters
+    ----------
+    image : array or tensor
+        The noisy image: ``(H, W)`` or with 1 or 3 channels on ``channel_axis``;
+        uint8, uint16 or floats in [0, 1].
+    sigma : float, optional
+        Noise standard deviation in 0..255 units; estimated when omitted.
+    prior : str or VAE
+        ``"photo"``, ``"digits"``, a checkpoint path or a loaded model.
+    steps : int, optional
+        Solver steps per tile (default 0: the encoder alone).
+    mode : {"joint", "latent"}
+        Joint MAP over image and code, or over the code alone.
+    device : str or torch.device
+        Where to run.
+    tile : int, optional
+        Tile size in output pixels (default the prior's).
+    channel_axis : int
+        The colour axis of a 3-D image.
+    progress : callable, optional
+        ``progress(done, total)`` in solver steps.
+
+    Returns
+    -------
+    The restored image, of the input's type, layout and dtype.
+    """
+    from ..pipeline import restore, settings_for
+    return restore(image, Denoise(sigma=sigma), channel_axis=channel_axis, progress=progress,
+                   settings=settings_for(prior=prior, steps=steps, mode=mode, device=device, tile=tile))
+
+
+def estimate_noise(image, *, channel_axis: int = -1) -> float:
+    """Gaussian noise standard deviation of ``image`` in 0..255 units (see :func:`restore.noise.estimate_noise`)."""
+    from ..noise import estimate_noise as estimate
+    from ..pipeline import to_pixels
+    return estimate(to_pixels(image, channel_axis)[0])

@@ -1,0 +1,126 @@
+"""Inpainting: ``A = diag(m)``, only the pixels outside the mask's holes are observed."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .base import CLEAN_SIGMA, Baseline, Companion, Condition, OptionError, Scores, SolverDefaults, Task, option
+
+
+@dataclass(frozen=True)
+class Inpaint(Task):
+    name = "inpaint"
+    summary = "Fill the white pixels of a mask."
+    # Refine within the encoder's posterior of the smooth first fill, so codes under a large hole
+    # stay where the encoder put them instead of shrinking to the mean (held-out crops).
+    defaults = SolverDefaults(steps=30, anchor="encoder")
+    companion = Companion("mask", "Mask file (white = fill; an alpha-only mask works too), "
+                                  "or a folder of masks matched by name.")
+    metric = "PSNR in the holes dB / SSIM"
+
+    sigma: float = field(default=CLEAN_SIGMA, metadata=option("Noise of the known pixels in 0..255 units."))
+    mask_dilate: int = field(default=0, metadata=option("Grow the holes by N pixels first.", "--mask-dilate"))
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.mask_dilate < 0:
+            raise OptionError("mask_dilate", f"must be 0 or more, got {self.mask_dilate}")
+
+    def companion_values(self, value, shape):
+        from ..masks import dilate
+        if value is None:
+            raise ValueError("inpainting needs a mask: (H, W), non-zero where pixels are missing")
+        mask = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
+        mask = mask.reshape(mask.shape[:2]) if mask.ndim == 3 and mask.shape[2] == 1 else mask
+        if mask.shape != tuple(shape):
+            raise ValueError(f"mask is {_size(mask.shape)} but the image is {_size(shape)}; "
+                             "give a mask of the image's size")
+        return dilate(mask != 0, self.mask_dilate).astype(np.float32)
+
+    def read_companion(self, path, *, max_pixels):
+        from ..images import read_image
+        from ..masks import missing_pixels
+        return missing_pixels(read_image(path, max_pixels=max_pixels))
+
+    def physics(self, shape, companion):
+        from ..physics import Inpainting
+        return Inpainting(companion)
+
+    def first_guess(self, physics, y):
+        from ..fill import fill_holes
+        return fill_holes(y, physics.observed)
+
+    def refine(self, physics):
+        from ..fill import fill_holes
+        observed = physics.observed
+
+        def carry_error_into_holes(x, d):
+            # The decoder's errors are not white: they follow the image's structures, so the
+            # error it makes at the observed pixels around a hole is the best guess of the
+            # error it makes inside. Carry it over with the smooth fill (its conditional mean
+            # under the fill's Gaussian model): a smooth fill of y plus the detail of D(z)
+            # that a smooth fill of D(z) itself would miss.
+            return x + (1 - observed) * fill_holes((x - d) * observed, observed)
+        return carry_error_into_holes
+
+    @classmethod
+    def conditions(cls):
+        return [Condition("inpaint-pixels50", cls(), "pixels"), Condition("inpaint-box", cls(), "box"),
+                Condition("inpaint-scribbles", cls(), "scribbles")]
+
+    def simulate(self, clean, rng, companion=""):
+        from ..masks import holes
+        mask = holes(companion, *clean.shape[:2], rng)
+        return np.where(mask[:, :, None], 1.0, clean), mask       # holes painted white
+
+    def baselines(self):
+        from .. import baselines as b
+        return [Baseline("OpenCV Telea", None, b.opencv_telea),
+                Baseline("OpenCV NS", None, b.opencv_navier_stokes),
+                Baseline("skimage biharmonic", None, b.skimage_biharmonic)]
+
+    def score(self, reference, result, companion=None):
+        from ..metrics import psnr
+        whole = super().score(reference, result)
+        hole = psnr(reference[companion], result[companion]) if companion is not None else None
+        return Scores(whole.psnr, whole.ssim, hole)
+
+    @classmethod
+    def training_view(cls, x, rng):
+        """Random holes filled by the first guess."""
+        import torch
+
+        from ..masks import random_holes
+        missing = torch.from_numpy(np.stack([random_holes(x.shape[2], x.shape[3], rng)
+                                             for _ in range(x.shape[0])])[:, None].astype(np.float32))
+        task = cls()
+        physics = task.physics(x.shape[-2:], missing)
+        return task.first_guess(physics, physics.A(x)).clamp(0, 1)
+
+
+def _size(shape) -> str:
+    return f"{shape[1]}x{shape[0]}"
+
+
+def inpaint(image, mask, *, sigma: float = CLEAN_SIGMA, mask_dilate: int = 0, prior="photo",
+            steps: int | None = None, mode: str = "joint", device="cpu", tile: int | None = None,
+            channel_axis: int = -1, progress=None):
+    """Fill the pixels where ``mask`` is non-zero.
+
+    Parameters
+    ----------
+    image : array or tensor
+        The image (as :func:`restore.denoise` takes it); values under the mask are ignored.
+    mask : array or tensor (H, W)
+        Non-zero (True, white) where pixels are missing.
+    sigma : float
+        Noise of the known pixels in 0..255 units.
+    mask_dilate : int
+        Grow the holes by this many pixels first.
+    prior, steps, mode, device, tile, channel_axis, progress
+        As :func:`restore.denoise` (steps default 30).
+    """
+    from ..pipeline import restore, settings_for
+    return restore(image, Inpaint(sigma=sigma, mask_dilate=mask_dilate), companion=mask, channel_axis=channel_axis,
+                   progress=progress, settings=settings_for(prior=prior, steps=steps, mode=mode, device=device, tile=tile))
