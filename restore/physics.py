@@ -247,16 +247,21 @@ def motion_kernel(length: float, angle: float) -> torch.Tensor:
 
 
 def wiener(y: torch.Tensor, kernel: torch.Tensor, *, sigma: float) -> torch.Tensor:
-    """Wiener deconvolution of ``y`` (N, C, H, W) blurred by ``kernel``, periodic borders.
+    """Wiener deconvolution of ``y`` (N, C, H, W) blurred by ``kernel``.
+
+    The image is mirrored to twice its size first, so that the Fourier
+    transform's periodic borders meet without a jump.
 
     ``X = conj(K) Y / (|K|^2 + lam |L|^2)`` in the Fourier domain, ``L`` the discrete
     Laplacian: a noise of level ``sigma`` (in [0, 1] units) against an image
     spectrum falling as 1 / frequency^2, with ``lam`` set by :data:`WIENER_WEIGHT`.
     """
     h, w = y.shape[-2:]
+    y = torch.cat([y, y.flip(-2)], dim=-2)
+    y = torch.cat([y, y.flip(-1)], dim=-1)
 
     def transfer(k):
-        padded = torch.zeros(h, w, dtype=y.dtype, device=y.device)
+        padded = torch.zeros(2 * h, 2 * w, dtype=y.dtype, device=y.device)
         padded[:k.shape[0], :k.shape[1]] = k
         return torch.fft.rfft2(padded.roll((-(k.shape[0] // 2), -(k.shape[1] // 2)), dims=(0, 1)))
 
@@ -264,8 +269,11 @@ def wiener(y: torch.Tensor, kernel: torch.Tensor, *, sigma: float) -> torch.Tens
     laplacian = torch.tensor([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], dtype=y.dtype, device=y.device)
     lam = WIENER_WEIGHT * max(sigma, 1 / 255) ** 2
     x_hat = k_hat.conj() * torch.fft.rfft2(y) / (k_hat.abs() ** 2 + lam * transfer(laplacian).abs() ** 2)
-    return torch.fft.irfft2(x_hat, s=(h, w))
+    return torch.fft.irfft2(x_hat, s=(2 * h, 2 * w))[..., :h, :w]
 
 
-#: Weight of the Wiener filter's smoothness term per unit of noise variance.
+#: Weight of the Wiener filter's smoothness term per unit of noise variance. Chosen on 12 crops of
+#: 128x128 of the held-out photographs at 640 px with noise 2.55 (not the benchmark): 1000 gave
+#: 29.4 dB under a Gaussian blur of 2 px (blurred input 26.7; 100: 28.8, 10000: 28.7) and 25.2
+#: under a 15-px motion blur (input 24.0; 100: 20.7, 10000: 26.5).
 WIENER_WEIGHT = 1000.0

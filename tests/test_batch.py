@@ -29,9 +29,10 @@ def test_folder_mirrors_and_matches_masks_and_refs_by_stem(tmp_path):
     _touch(src / "a.png"), _touch(src / "sub" / "b.jpg"), _touch(src / "notes.txt")
     _touch(tmp_path / "masks" / "a.png"), _touch(tmp_path / "masks" / "b.png")
     _touch(tmp_path / "refs" / "a.png"), _touch(tmp_path / "refs" / "sub" / "b.jpg")
-    p = plan(src, tmp_path / "out", "inpaint", recursive=True, mask=tmp_path / "masks", reference=tmp_path / "refs")
+    p = plan(src, tmp_path / "out", "inpaint", recursive=True, companion=tmp_path / "masks",
+             reference=tmp_path / "refs")
     assert [j.output for j in p.jobs] == [tmp_path / "out" / "a.png", tmp_path / "out" / "sub" / "b.jpg"]
-    assert [j.mask.name for j in p.jobs] == ["a.png", "b.png"]
+    assert [j.companion.name for j in p.jobs] == ["a.png", "b.png"]
     assert p.jobs[1].reference == tmp_path / "refs" / "sub" / "b.jpg"
     assert any("notes.txt" in s for s in p.skipped)
     flat = plan(src, tmp_path / "out", "denoise")
@@ -42,7 +43,7 @@ def test_single_mask_applies_to_all(tmp_path):
     src = tmp_path / "in"
     _touch(src / "a.png"), _touch(src / "b.png")
     mask = _touch(tmp_path / "m.png")
-    assert {j.mask for j in plan(src, None, "inpaint", mask=mask).jobs} == {mask}
+    assert {j.companion for j in plan(src, None, "inpaint", companion=mask).jobs} == {mask}
 
 
 def test_bad_plans(tmp_path):
@@ -53,4 +54,4 @@ def test_bad_plans(tmp_path):
     with pytest.raises(PlanError, match="input folder"):
         plan(src, src, "denoise")
     with pytest.raises(PlanError, match="--mask"):
-        plan(src / "a.png", None, "inpaint", mask=tmp_path / "nomask.png")
+        plan(src / "a.png", None, "inpaint", companion=tmp_path / "nomask.png")

@@ -6,6 +6,7 @@ from typer.testing import CliRunner
 from restore import bench
 from restore.cli import app
 from restore.images import Picture, write_image
+from restore.masks import holes
 from tests.conftest import smooth_images
 
 
@@ -16,11 +17,13 @@ def test_damage_is_8bit_and_reproducible():
         b, mask_b = bench.damage(clean, condition, np.random.default_rng(1))
         assert np.array_equal(a, b)
         assert np.allclose(a * 255, np.round(a * 255), atol=1e-4)           # exactly 8-bit values
-        if condition.task == "superres":
-            assert a.shape == (32 // condition.scale, 32 // condition.scale, 3)
-        if condition.task == "inpaint":
+        scale = condition.task.scale
+        assert a.shape == (32 // scale, 32 // scale, 3)
+        if condition.task.name == "inpaint":
             assert mask_a.any() and (a[mask_a] == 1.0).all()                 # holes painted white
-    pixels = bench.make_mask("pixels", 64, 64, np.random.default_rng(0))
+        else:
+            assert mask_a is None and np.abs(a - clean[::scale, ::scale]).mean() > 0.002   # damaged
+    pixels = holes("pixels", 64, 64, np.random.default_rng(0))
     assert 0.4 < pixels.mean() < 0.6
 
 
