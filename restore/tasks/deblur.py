@@ -54,6 +54,9 @@ def _kernel_file(path: Path) -> np.ndarray:
 class Deblur(Task):
     name = "deblur"
     summary = "Remove a known blur (Gaussian, motion, or a kernel image)."
+    # On 9 crops of the held-out photographs (noise 2.55): Gaussian 2 px / motion 15 px, from
+    # 27.5 / 24.2 dB blurred: encoder alone 30.9 / 27.9, 30 steps 32.1 / 29.3 (1.8 s per
+    # 128x128 crop), 60 steps 32.1 / 29.8 for twice the time; the encoder anchor lost 0.5 / 0.9.
     defaults = SolverDefaults(steps=30)
     estimates_sigma = True
 
