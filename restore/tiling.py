@@ -50,7 +50,7 @@ def run_tiled(y: torch.Tensor, restore_tiles: Callable[[torch.Tensor, torch.Tens
         Restored pixels per observed pixel along each side.
     margin : int
         Restored pixels beyond the observed tile on every side (a blur's
-        support); they take part in the solve and weigh almost nothing in the blend.
+        support); they take part in the solve and have no weight in the blend.
     batch : int
         Tiles per call of ``restore_tiles``.
     aux : tensor (1, K, h, w), optional
@@ -82,7 +82,7 @@ def run_tiled(y: torch.Tensor, restore_tiles: Callable[[torch.Tensor, torch.Tens
     weight = torch.zeros(1, 1, *out.shape[-2:], device=y.device)
     ramp = ov_obs * scale
     win = _window(th * scale, ramp, y.device)[:, None] * _window(tw * scale, ramp, y.device)[None, :]
-    win = F.pad(win, (margin,) * 4, value=_FLOOR)
+    win = F.pad(win, (margin,) * 4)         # the cores cover the image: margins need no weight
     oh, ow = win.shape
     for i in range(0, len(windows), batch):
         chunk = windows[i:i + batch]

@@ -38,10 +38,13 @@ def images(tmp_path):
 
 def test_help_lists_every_command_and_option():
     result = invoke("--help")
-    for command in ("denoise", "inpaint", "superres", "train"):
+    for command in ("denoise", "inpaint", "superres", "deblur", "train", "bench"):
         assert command in result.output
-    for command in ("denoise", "inpaint", "superres", "train"):
-        assert invoke(command, "--help").exit_code == 0
+    for command, option in [("denoise", "--sigma"), ("inpaint", "--mask-dilate"), ("superres", "--scale"),
+                            ("deblur", "--kernel"), ("train", "--tasks"), ("bench", "--tasks")]:
+        result = invoke(command, "--help")
+        assert result.exit_code == 0 and option in result.output and "--max-megapixels" in result.output or \
+            command in ("train", "bench")
 
 
 def test_denoise_single_file_default_output(images, tiny_prior):
@@ -141,6 +144,10 @@ def test_superres_doubles_size_and_keeps_alpha(images, tiny_prior):
     (["denoise", "{noisy}/im0.png", "--sigma", "loud"], "--sigma"),
     (["denoise", "{noisy}/im0.png", "--device", "tpu"], "--device"),
     (["superres", "{noisy}/im0.png", "--scale", "5"], "--scale"),
+    (["deblur", "{noisy}/im0.png", "--kernel", "gaussian:zero"], "--kernel"),
+    (["deblur", "{noisy}/im0.png", "--kernel", "{tmp}/no_kernel.png"], "no_kernel.png"),
+    (["denoise", "{noisy}/im0.png", "--mode", "fast"], "--mode"),
+    (["inpaint", "{noisy}/im0.png", "--mask", "{noisy}/im1.png", "--mask-dilate", "-1"], "--mask-dilate"),
     (["denoise", "{noisy}/im0.png", "--model", "{tmp}/nope.pt"], "nope.pt"),
     (["denoise", "{noisy}/im0.png", "--max-megapixels", "0.0001", "-o", "{tmp}/big.png"], "megapixel"),
 ])
@@ -168,7 +175,8 @@ def test_train_then_resume(images):
     args = ["train", images / "clean", "--out", out, "--width", "8", "--latent", "2", "--crop", "16",
             "--batch-size", "4", "--checkpoint-every", "2"]
     result = invoke(*args, "--steps", "3")
-    assert result.exit_code == 0, result.output and out.is_file()
+    assert result.exit_code == 0, result.output
+    assert out.is_file()
     assert invoke(*args, "--steps", "3").exit_code == 2          # refuses to overwrite
     result = invoke(*args, "--steps", "5", "--resume")
     assert result.exit_code == 0, result.output
@@ -204,3 +212,46 @@ def test_the_command_line_starts_without_torch():
     code = "import sys, restore.cli; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_mask_dilate_grows_the_holes(images, tiny_prior):
+    _, model = tiny_prior
+    clean = read_image(images / "clean" / "im2.png").pixels
+    damaged = clean.copy()
+    damaged[12:20, 12:20] = 1.0                                 # a white halo around ...
+    mask = np.zeros((32, 32, 1), np.float32)
+    mask[15:17, 15:17] = 1                                      # ... a small marked hole
+    write_image(images / "halo.png", Picture(damaged))
+    write_image(images / "dot.png", Picture(mask))
+    outputs = {}
+    for dilate in ("0", "5"):
+        out = images / f"dilate{dilate}.png"
+        result = invoke("inpaint", images / "halo.png", "--mask", images / "dot.png", "--mask-dilate", dilate,
+                        "--model", model, "--steps", "2", "-o", out, "-q")
+        assert result.exit_code == 0, result.output
+        outputs[dilate] = read_image(out).pixels[12:14, 12:20]
+    assert np.allclose(outputs["0"], 1.0, atol=0.02)             # observed: kept
+    assert np.abs(outputs["5"] - 1.0).mean() > 0.1               # inside the grown holes: filled
+
+
+def test_deblur_a_folder_with_a_kernel_image(images, tiny_prior):
+    import torch
+
+    from restore.physics import Blur, gaussian_kernel
+    _, model = tiny_prior
+    (images / "blurred").mkdir()
+    blur = Blur(gaussian_kernel(1.0))
+    for i in range(2):
+        clean = read_image(images / "clean" / f"im{i}.png").pixels
+        blurred = blur.blur_image(torch.from_numpy(clean).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
+        write_image(images / "blurred" / f"im{i}.png", Picture(np.clip(blurred, 0, 1)))
+    kernel = gaussian_kernel(1.0).numpy()
+    write_image(images / "kernel.png", Picture((kernel / kernel.max())[:, :, None]))
+    for spec in ("gaussian:1", images / "kernel.png"):
+        out = images / f"sharp_{'file' if isinstance(spec, type(images)) else 'spec'}"
+        result = invoke("deblur", images / "blurred", "--kernel", spec, "--sigma", "1", "--model", model,
+                        "--steps", "5", "-o", out, "--ref", images / "clean", "--json", images / "d.json")
+        assert result.exit_code == 0, result.output
+        rows = json.loads((images / "d.json").read_text())
+        assert len(rows) == 2 and all(r["psnr"] > r["input_psnr"] for r in rows), rows
+        assert rows[0]["task"] == "deblur" and rows[0]["sigma"] == 1

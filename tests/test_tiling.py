@@ -1,4 +1,5 @@
 import pytest
+from torch.nn import functional as F
 import torch
 
 from restore.tiling import run_tiled, tile_starts
@@ -19,7 +20,7 @@ def test_identity_restoration_is_exact(h, w, scale, multiple):
     y = torch.rand(1, 3, h, w)
     seen = []
 
-    def upsample(tiles, windows):
+    def upsample(tiles, _aux):
         seen.append(tiles.shape)
         assert tiles.shape[-1] * scale % multiple == 0 and tiles.shape[-2] * scale % multiple == 0
         return tiles.repeat_interleave(scale, -1).repeat_interleave(scale, -2)
@@ -29,3 +30,41 @@ def test_identity_restoration_is_exact(h, w, scale, multiple):
     assert out.shape == expected.shape
     assert torch.allclose(out, expected, atol=1e-6)
     assert len({s[-2:] for s in seen}) == 1          # every tile has one size: they batch
+
+
+def test_tiles_that_disagree_are_blended_without_a_step():
+    """Each tile comes back off by its own constant: across an overlap the result must ramp
+    from one to the other, never jump (as it would if every pixel weighed the same)."""
+    y = torch.zeros(1, 1, 8, 80)
+    offsets = iter(range(100))
+
+    def shifted(tiles, _aux):
+        return torch.stack([t + 0.1 * next(offsets) for t in tiles])
+
+    out = run_tiled(y, shifted, tile=32, overlap=16, multiple=4, batch=1)[0, 0, 4]
+    assert float(out.max() - out.min()) > 0.15                   # the tiles did disagree
+    assert float(out.diff().abs().max()) < 0.1 / 4               # and the seams ramp
+
+
+def test_margin_tiles_are_larger_and_reassemble_exactly():
+    """A blur's tiles cover ``margin`` more pixels on every side; the output keeps the input's size."""
+    y = torch.rand(1, 3, 45, 61)
+    margin = 5
+
+    def pad_back(tiles, _aux):
+        assert (tiles.shape[-1] + 2 * margin) % 4 == 0 and (tiles.shape[-2] + 2 * margin) % 4 == 0
+        return F.pad(tiles, (margin,) * 4, value=9.0)          # margin pixels are junk
+
+    out = run_tiled(y, pad_back, tile=32, overlap=8, multiple=4, margin=margin, batch=2)
+    assert out.shape == y.shape
+    assert torch.allclose(out, y, atol=1e-6)                    # junk weighs nothing
+
+
+def test_aux_is_cut_with_the_same_windows():
+    y = torch.rand(1, 1, 40, 40)
+
+    def check(tiles, aux):
+        assert torch.equal(aux, tiles * 2)
+        return tiles
+
+    run_tiled(y, check, tile=16, overlap=4, multiple=4, aux=y * 2)

@@ -1,0 +1,106 @@
+"""The tasks through the Python API: what each promises, checked so that a broken one fails."""
+import numpy as np
+import pytest
+import torch
+
+from restore import SolverSettings, deblur, estimate_noise, psnr, restore, superres
+from restore.baselines import bicubic
+from restore.physics import Blur, Downsampling, gaussian_kernel
+from restore.tasks import TASKS, Deblur, Inpaint, OptionError, Superres
+from tests.conftest import smooth_images
+
+
+@pytest.mark.parametrize("sigma", [5, 15, 40])
+def test_noise_estimate_is_close_to_the_truth(sigma):
+    clean = smooth_images(1, 128, seed=11)[0]
+    noisy = clean + np.random.default_rng(sigma).normal(0, sigma / 255, clean.shape)
+    assert abs(estimate_noise(noisy.astype(np.float32)) - sigma) < 0.1 * sigma
+
+
+def test_superres_solves_rather_than_returning_its_first_guess(tiny_prior):
+    # The x-step makes the result agree with the observation; bicubic upscaling of a textured
+    # image does not.
+    model, _ = tiny_prior
+    clean = np.random.default_rng(12).random((64, 64, 3)).astype(np.float32)
+    x = torch.from_numpy(clean).permute(2, 0, 1)[None]
+    down = Downsampling((64, 64), 4)
+    small = down.A(x)[0].permute(1, 2, 0).numpy()
+    big = superres(small, scale=4, prior=model, steps=5)
+
+    def misfit(image):
+        return float(((down.A(torch.from_numpy(image).permute(2, 0, 1)[None]) - down.A(x)) ** 2).mean())
+    assert misfit(big) < 0.1 * misfit(bicubic(small, 4))
+
+
+def test_deblur_beats_the_blurred_input_and_keeps_the_size(tiny_prior):
+    model, _ = tiny_prior
+    clean = smooth_images(1, 48, seed=13)[0]
+    x = torch.from_numpy(clean).permute(2, 0, 1)[None]
+    blurred = Blur(gaussian_kernel(1.5)).blur_image(x)[0].permute(1, 2, 0).numpy()
+    restored = deblur(blurred, kernel="gaussian:1.5", sigma=1, prior=model, steps=20)
+    assert restored.shape == clean.shape
+    assert psnr(clean, restored) > psnr(clean, blurred) + 1
+
+
+def test_deblur_of_a_tiled_image_matches_the_whole_blur(tiny_prior):
+    # Tiles read a margin of the kernel's radius, so the data term is exact at tile edges:
+    # a tiled restoration explains the observation as well as a whole-image one.
+    model, _ = tiny_prior
+    clean = smooth_images(1, 72, seed=14)[0]
+    task = Deblur(kernel="motion:9,20", sigma=1)
+    blurred, _ = task.simulate(clean, np.random.default_rng(0))
+    tiled = restore(np.clip(blurred, 0, 1).astype(np.float32), task,
+                    settings=SolverSettings(prior=model, steps=10, tile=32, overlap=8))
+    blur = task.physics((72, 72), None)
+    again = blur.blur_image(torch.from_numpy(tiled).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
+    assert np.abs(again - blurred).mean() < 0.01
+
+
+def test_kernel_specs(tmp_path):
+    from restore.images import Picture, write_image
+    assert Deblur(kernel="gaussian:2", sigma=1).weights.shape == (13, 13)
+    assert Deblur(kernel="motion:15,30", sigma=1).margin == 8
+    square = np.zeros((4, 6, 1), np.float32)
+    square[1:3, 2:4] = 1
+    write_image(tmp_path / "k.png", Picture(square))
+    weights = Deblur(kernel=str(tmp_path / "k.png"), sigma=1).weights
+    assert weights.shape == (5, 7) and abs(weights.sum() - 1) < 1e-6          # padded to odd sides
+    for bad, needle in [("gaussian:x", "could not convert"), ("blob", "not gaussian"), ("", "is needed"),
+                        ("gaussian:20", "over the limit")]:
+        with pytest.raises(OptionError, match=needle):
+            Deblur(kernel=bad, sigma=1)
+
+
+def test_options_are_checked_once_with_clear_errors():
+    with pytest.raises(OptionError, match="scale must be 2, 3, 4 or 8, got 3.5"):
+        Superres(factor=3.5)
+    with pytest.raises(OptionError, match="mask_dilate"):
+        Inpaint(mask_dilate=-1)
+    with pytest.raises(OptionError, match="sigma must be given"):
+        Superres(sigma=None)
+    with pytest.raises(OptionError, match="sigma must be above 0"):
+        Inpaint(sigma=0)
+
+
+def test_a_given_model_is_neither_moved_nor_changed(tiny_prior):
+    model, _ = tiny_prior
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    restore(smooth_images(1, 32, seed=15)[0], TASKS["denoise"](sigma=10),
+            settings=SolverSettings(prior=model, steps=3, device="cpu"))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert next(model.parameters()).device.type == "cpu"
+
+
+def test_inpaint_dilation_reaches_the_halo(tiny_prior):
+    from restore import inpaint
+    model, _ = tiny_prior
+    clean = smooth_images(1, 32, seed=16)[0]
+    damaged = clean.copy()
+    damaged[12:20, 12:20] = 1.0                 # a white halo ...
+    mask = np.zeros((32, 32), bool)
+    mask[15:17, 15:17] = True                   # ... around a small marked hole
+    kept = inpaint(damaged, mask, prior=model, steps=2)
+    grown = inpaint(damaged, mask, mask_dilate=4, prior=model, steps=2)
+    halo = (slice(12, 14), slice(12, 20))
+    assert np.allclose(kept[halo], 1.0, atol=0.02)             # observed pixels are kept
+    assert np.abs(grown[halo] - 1.0).mean() > 0.1                # grown holes are filled
