@@ -55,3 +55,45 @@ def test_bad_plans(tmp_path):
         plan(src, src, "denoise")
     with pytest.raises(PlanError, match="--mask"):
         plan(src / "a.png", None, "inpaint", companion=tmp_path / "nomask.png")
+
+
+def test_run_reports_every_job_and_goes_on_after_a_failure(tmp_path):
+    import numpy as np
+
+    from restore.batch import Progress, Restored, run
+    from restore.images import Picture, read_image, write_image
+    from restore.tasks import Denoise
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a", "b", "c"):
+        write_image(src / f"{name}.png", Picture(np.full((4, 4, 1), 0.5, np.float32)))
+    (src / "b.png").write_bytes(b"broken")
+    jobs = plan(src, tmp_path / "out", "denoise").jobs
+
+    def invert(picture, job, on_step):
+        on_step(1, 1)
+        return Restored(1 - picture.pixels, Denoise(sigma=3), picture.pixels)
+
+    class Record(Progress):
+        def __init__(self):
+            self.events = []
+
+        def start(self, job):
+            self.events.append(("start", job.source.name))
+
+        def step(self, done, total):
+            self.events.append(("step", done))
+
+        def finish(self, job, result):
+            self.events.append(("finish", job.source.name, result.status))
+
+    record = Record()
+    results = run(jobs, invert, max_pixels=10**6, progress=record)
+    assert [r.status for r in results] == ["ok", "failed", "ok"] and "b.png" in results[1].message
+    assert record.events == [("start", "a.png"), ("step", 1), ("finish", "a.png", "ok"),
+                             ("start", "b.png"), ("finish", "b.png", "failed"),
+                             ("start", "c.png"), ("step", 1), ("finish", "c.png", "ok")]
+    assert np.allclose(read_image(tmp_path / "out" / "c.png").pixels, 0.5, atol=0.01)
+    again = run(jobs, invert, skip_existing=True, max_pixels=10**6)
+    assert [r.status for r in again] == ["skipped", "failed", "skipped"]

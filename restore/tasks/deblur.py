@@ -107,9 +107,11 @@ class Deblur(Task):
 
     @classmethod
     def training_view(cls, x, rng):
-        """A Gaussian blur of random width (0.5 to 3 pixels) and a little noise, through the Wiener first guess."""
+        """A Gaussian blur of random width (0.5 to 3 pixels, less on tiny crops) and a little noise,
+        through the Wiener first guess."""
         import torch
-        task = cls(kernel=f"gaussian:{rng.uniform(0.5, 3.0):.2f}", sigma=float(rng.uniform(1, 5)))
+        widest = min(3.0, (min(x.shape[-2:]) - 1) / 3)          # the reflected border fits the crop
+        task = cls(kernel=f"gaussian:{rng.uniform(min(0.5, widest), widest):.2f}", sigma=float(rng.uniform(1, 5)))
         physics = task.physics(x.shape[-2:], None)
         g = torch.Generator().manual_seed(int(rng.integers(2**31)))
         y = physics.blur_image(x) + task.sigma / 255 * torch.randn(x.shape, generator=g)

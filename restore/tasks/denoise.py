@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 
 from .base import Baseline, Condition, SolverDefaults, Task, option, parse_sigma
 
