@@ -136,7 +136,6 @@ class Restored:
     pixels: np.ndarray               # (H, W, C) floats in [0, 1]
     task: Any                        # the task as run (its sigma resolved); scores the output
     estimate: np.ndarray             # the input at the output's size, scored for comparison
-    note: str | None = None          # something to tell the user (an estimated noise level)
 
 
 @dataclass
@@ -169,7 +168,8 @@ class Progress:
         """A job ended (restored, skipped or failed)."""
 
 
-RestoreFn = Callable[[Picture, Job, Callable[[int, int], None]], Restored]
+#: ``restore_fn(picture, job, progress) -> Restored``: restores one image, reporting to ``progress``.
+RestoreFn = Callable[[Picture, Job, Progress], Restored]
 
 
 def run(jobs: list[Job], restore_fn: RestoreFn, *, overwrite: bool = False, skip_existing: bool = False,
@@ -205,9 +205,7 @@ def process(job: Job, restore_fn: RestoreFn, *, overwrite: bool, skip_existing: 
             raise ImageError(f"{job.output.parent}: folder is not writable; choose another -o")
         start = time.perf_counter()
         picture = read_image(job.source, max_pixels=max_pixels)
-        restored = restore_fn(picture, job, progress.step)
-        if restored.note:
-            progress.note(restored.note)
+        restored = restore_fn(picture, job, progress)
         out = Picture(pixels=restored.pixels, alpha=_resized(picture.alpha, restored.pixels.shape[:2]),
                       bit_depth=picture.bit_depth)
         write_image(job.output, out)
@@ -245,7 +243,7 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
     (:class:`~restore.pipeline.SolverSettings`), reading each job's companion file."""
     from .pipeline import restore
 
-    def restore_file(picture: Picture, job: Job, on_step) -> Restored:
+    def restore_file(picture: Picture, job: Job, progress: Progress) -> Restored:
         companion = None
         if job.companion is not None:
             companion = task.read_companion(job.companion, max_pixels=max_pixels)
@@ -254,7 +252,8 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
             except ValueError as e:
                 raise ImageError(f"{job.companion}: {e} ({job.source})") from None
         resolved = task.with_noise_level(picture.pixels)
-        note = f"{job.source}: estimated noise sigma {resolved.sigma:.1f}" if task.sigma is None else None
-        pixels = restore(picture.pixels, resolved, companion=companion, settings=settings, progress=on_step)
-        return Restored(pixels, resolved, resolved.input_estimate(picture.pixels), note)
+        if task.sigma is None:
+            progress.note(f"{job.source}: estimated noise sigma {resolved.sigma:.1f}")
+        pixels = restore(picture.pixels, resolved, companion=companion, settings=settings, progress=progress.step)
+        return Restored(pixels, resolved, resolved.input_estimate(picture.pixels))
     return restore_file

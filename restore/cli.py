@@ -138,9 +138,11 @@ class _Bars(Progress):
         self.steps = None
 
     def start(self, job):
-        self.steps = self.tqdm(desc=job.source.name, unit="it", leave=False, disable=self.quiet)
+        self.job, self.steps = job, None
 
     def step(self, done, total):
+        if self.steps is None:      # opened on the first step, so notes before it print alone
+            self.steps = self.tqdm(desc=self.job.source.name, total=total, unit="it", leave=False, disable=self.quiet)
         self.steps.total, self.steps.n = total, done
         self.steps.refresh()
 
@@ -149,7 +151,8 @@ class _Bars(Progress):
             self.tqdm.write(message, file=sys.stderr)
 
     def finish(self, job, result):
-        self.steps.close()
+        if self.steps is not None:
+            self.steps.close()
         self.files.update(1)
         if result.status == "failed":
             self.tqdm.write(f"error: {result.message}", file=sys.stderr)

@@ -71,8 +71,8 @@ def test_run_reports_every_job_and_goes_on_after_a_failure(tmp_path):
     (src / "b.png").write_bytes(b"broken")
     jobs = plan(src, tmp_path / "out", "denoise").jobs
 
-    def invert(picture, job, on_step):
-        on_step(1, 1)
+    def invert(picture, job, progress):
+        progress.step(1, 1)
         return Restored(1 - picture.pixels, Denoise(sigma=3), picture.pixels)
 
     class Record(Progress):
