@@ -97,16 +97,22 @@ def lanczos(small: np.ndarray, scale: int) -> np.ndarray:
 # --- deblurring (kernel: (kh, kw), sums to 1) ---------------------------------------------------
 
 def skimage_wiener(blurred: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """scikit-image's unsupervised Wiener filter (it estimates the noise and image levels itself), per channel."""
+    """scikit-image's unsupervised Wiener filter (it estimates the noise and image levels itself by
+    sampling, seeded here), per channel."""
     from skimage.restoration import unsupervised_wiener
-    out = [unsupervised_wiener(blurred[:, :, c].astype(np.float64), kernel.astype(np.float64))[0]
-           for c in range(blurred.shape[2])]
-    return np.clip(np.stack(out, axis=2), 0, 1).astype(np.float32)
+    return _per_channel(lambda c: unsupervised_wiener(c, kernel.astype(np.float64), rng=0)[0], blurred, kernel)
 
 
 def skimage_richardson_lucy(blurred: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """scikit-image's Richardson-Lucy deconvolution with its default 50 iterations, per channel."""
     from skimage.restoration import richardson_lucy
-    out = [richardson_lucy(blurred[:, :, c].astype(np.float64), kernel.astype(np.float64))
+    return _per_channel(lambda c: richardson_lucy(c, kernel.astype(np.float64)), blurred, kernel)
+
+
+def _per_channel(deconvolve, blurred: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    # Both assume what lies beyond the border (periodic, or zero): give them the image's
+    # reflection there, as the blur had, and crop it off again.
+    pad = max(kernel.shape)
+    out = [deconvolve(np.pad(blurred[:, :, c].astype(np.float64), pad, mode="reflect"))[pad:-pad, pad:-pad]
            for c in range(blurred.shape[2])]
     return np.clip(np.stack(out, axis=2), 0, 1).astype(np.float32)

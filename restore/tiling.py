@@ -63,7 +63,7 @@ def run_tiled(y: torch.Tensor, restore_tiles: Callable[[torch.Tensor, torch.Tens
     def fits(side: int) -> bool:
         return (side * scale + 2 * margin) % multiple == 0
 
-    largest = max(1, (tile - 2 * margin) // scale)
+    largest = max(1, tile // scale)        # the core; a margin comes on top
     # The largest tile that fits, else the smallest above.
     t_obs = next(t for t in [*range(largest, 0, -1), *range(largest + 1, largest + multiple + 1)] if fits(t))
     ov_obs = min(overlap // scale, t_obs // 2)
