@@ -18,6 +18,7 @@ import torch
 from restore.images import Picture, read_image, write_image
 from restore.masks import draw_strokes
 from restore.physics import Downsampling
+from restore.tasks import Deblur
 
 # (output name, held-out file, downscale factor first, top, left) of each 256x256 crop.
 CROPS = [
@@ -60,6 +61,14 @@ def main(held_out: Path, out: Path) -> None:
     lake = torch.from_numpy(clean["lake"]).permute(2, 0, 1)[None]
     small = Downsampling(lake.shape[-2:], 4).A(lake)[0].permute(1, 2, 0).clamp(0, 1).numpy()
     write_image(out / "lake_small.png", Picture(small))
+    write_image(out / "butterfly_blurred.png", Picture(blurred(clean["butterfly"])))
+
+
+def blurred(clean: np.ndarray) -> np.ndarray:
+    """A 15-pixel motion blur at 30 degrees, borders reflected, and noise of sigma 2.55 (its own seed)."""
+    task = Deblur(kernel="motion:15,30", sigma=2.55)
+    damaged, _ = task.simulate(clean, np.random.default_rng(2027))
+    return np.clip(damaged, 0, 1).astype(np.float32)
 
 
 if __name__ == "__main__":

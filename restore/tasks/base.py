@@ -152,6 +152,8 @@ class Task(ABC):
 
     def companion_values(self, value: Any, shape: tuple[int, int]) -> np.ndarray | None:
         """The companion given to the Python API as a ``(H, W)`` float32 array for an image of ``shape``."""
+        if value is not None:
+            raise ValueError(f"{self.name} takes no {self.companion.name if self.companion else 'companion'} input")
         return None
 
     def read_companion(self, path: Path, *, max_pixels: int) -> Any:
