@@ -120,7 +120,8 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
 
     tile = settings.tile or vae.tile_size
     x = run_tiled(y, restore_tiles, tile=tile, overlap=settings.overlap, multiple=vae.size_multiple,
-                  scale=task.scale, margin=task.margin, batch=settings.tile_batch, aux=aux, on_tiles=count_tiles)
+                  scale=task.scale, margin=task.margin, batch=settings.tile_batch, aux=aux, on_tiles=count_tiles,
+                  skip=task.skips_tile if task.scale == 1 and not task.margin else None)
     out = to_channels(x[0].permute(1, 2, 0).cpu().numpy(), pixels.shape[2])
     return back(np.clip(out, 0, 1))
 

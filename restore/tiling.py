@@ -34,7 +34,8 @@ def _window(size: int, ramp: int, device) -> torch.Tensor:
 
 def run_tiled(y: torch.Tensor, restore_tiles: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], *,
               tile: int, overlap: int, multiple: int, scale: int = 1, margin: int = 0, batch: int = 8,
-              aux: torch.Tensor | None = None, on_tiles: Callable[[int], None] | None = None) -> torch.Tensor:
+              aux: torch.Tensor | None = None, skip: Callable[[torch.Tensor | None], bool] | None = None,
+              on_tiles: Callable[[int], None] | None = None) -> torch.Tensor:
     """Apply ``restore_tiles`` to ``y`` (1, C, h, w) tile by tile.
 
     Parameters
@@ -55,9 +56,15 @@ def run_tiled(y: torch.Tensor, restore_tiles: Callable[[torch.Tensor, torch.Tens
         Tiles per call of ``restore_tiles``.
     aux : tensor (1, K, h, w), optional
         Per-pixel data of the observation (an inpainting mask), cut into the same tiles.
+    skip : callable, optional
+        ``skip(aux_tile)`` is True for a tile with nothing to restore (an inpainting tile
+        without holes; only where ``scale`` is 1 and there is no margin): it is not
+        restored, and every pixel no restored tile covers is returned exactly as observed.
     on_tiles : callable, optional
-        Called with the number of tiles once they are laid out.
+        Called with the number of tiles to restore once they are laid out.
     """
+    if skip is not None and (scale != 1 or margin):
+        raise ValueError("tiles can be skipped only where the output is the observation's size")
     _, c, h, w = y.shape
 
     def fits(side: int) -> bool:
@@ -76,6 +83,8 @@ def run_tiled(y: torch.Tensor, restore_tiles: Callable[[torch.Tensor, torch.Tens
     H, W = y.shape[-2:]
     th, tw = min(t_obs, H), min(t_obs, W)
     windows = [(t, l) for t in tile_starts(H, th, ov_obs) for l in tile_starts(W, tw, ov_obs)]
+    if skip is not None:
+        windows = [(t, l) for t, l in windows if not skip(None if aux is None else aux[..., t:t + th, l:l + tw])]
     if on_tiles is not None:
         on_tiles(len(windows))
     out = torch.zeros(1, c, H * scale + 2 * margin, W * scale + 2 * margin, device=y.device)
@@ -93,7 +102,11 @@ def run_tiled(y: torch.Tensor, restore_tiles: Callable[[torch.Tensor, torch.Tens
             ts, ls = t * scale, l * scale
             out[0, :, ts:ts + oh, ls:ls + ow] += r * win
             weight[0, 0, ts:ts + oh, ls:ls + ow] += win
-    out = out / weight
+    if skip is not None:
+        # Pixels that no restored tile reaches are the observation, bit for bit.
+        out = torch.where(weight > 0, out / weight.clamp_min(_FLOOR**2), y)
+    else:
+        out = out / weight
     return out[..., margin:margin + h * scale, margin:margin + w * scale]
 
 

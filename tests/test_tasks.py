@@ -104,3 +104,23 @@ def test_inpaint_dilation_reaches_the_halo(tiny_prior):
     halo = (slice(12, 14), slice(12, 20))
     assert np.allclose(kept[halo], 1.0, atol=0.02)             # observed pixels are kept
     assert np.abs(grown[halo] - 1.0).mean() > 0.1                # grown holes are filled
+
+
+def test_inpaint_restores_only_the_tiles_with_holes(tiny_prior):
+    from restore import inpaint
+    model, _ = tiny_prior
+    clean = (smooth_images(1, 96, seed=17)[0] * 255).round().astype(np.uint8)
+    mask = np.zeros((96, 96), bool)
+    mask[8:14, 10:20] = True                                     # one small hole near a corner
+    damaged = clean.copy()
+    damaged[mask] = 255
+    calls = []
+    out = restore(damaged, Inpaint(), companion=mask, progress=lambda done, total: calls.append(total),
+                  settings=SolverSettings(prior=model, steps=4, tile=32, overlap=8, tile_batch=1))
+    assert set(calls) == {4}                                     # one tile of 16 restored, 4 steps
+    far = np.ones((96, 96), bool)
+    far[:40, :40] = False                                        # beyond every tile that holds the hole
+    assert np.array_equal(out[far], damaged[far])                # bit for bit
+    assert np.abs(out[mask].astype(float) - 255).mean() > 20     # the hole was filled
+    # no hole at all: nothing to do, the input comes back
+    assert np.array_equal(inpaint(damaged, np.zeros((96, 96), bool), prior=model, tile=32), damaged)

@@ -146,6 +146,11 @@ class Task(ABC):
         """A first image from the observation, for the encoder to start from (default ``A^T y``)."""
         return physics.A_adjoint(y)
 
+    def skips_tile(self, companion: torch.Tensor | None) -> bool:
+        """True for a tile (given its companion tile) with nothing to restore; its pixels are then
+        kept exactly as observed. By default every tile is restored."""
+        return False
+
     def refine(self, physics: LinearPhysics) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
         """A correction of the solver's last x-step, ``refine(x, D(z))``, or None."""
         return None

@@ -43,6 +43,10 @@ class Inpaint(Task):
         from ..masks import missing_pixels
         return missing_pixels(read_image(path, max_pixels=max_pixels))
 
+    def skips_tile(self, companion):
+        # A tile without a hole needs no restoring: the cost follows the holes, not the image.
+        return not bool(companion.any())
+
     def physics(self, shape, companion):
         from ..physics import Inpainting
         return Inpainting(companion)
