@@ -65,12 +65,12 @@ def methods(condition: Condition, prior, settings: SolverSettings) -> list[tuple
     """The available classical methods of the condition's task, then restore."""
     task = condition.task
     found = [(b.label, b.run) for b in task.baselines() if b.needs is None or baselines.available(b.needs)]
-    own = SolverSettings(prior=prior, steps=settings.steps, device=settings.device)
+    own = SolverSettings(prior=prior, steps=settings.steps, device=settings.device, precision=settings.precision)
     return found + [("restore", lambda damaged, companion: restore(damaged, task, companion=companion, settings=own))]
 
 
 def run_benchmark(sets: list[ImageSet], conditions: list[Condition], *, device: torch.device,
-                  steps: int | None = None, seed: int = 0, progress: Callable[[str], None] | None = None,
+                  steps: int | None = None, precision: str = "auto", seed: int = 0, progress: Callable[[str], None] | None = None,
                   keep: int = 3) -> tuple[list[Row], dict, list[str]]:
     """Run every method on every damaged image.
 
@@ -80,7 +80,7 @@ def run_benchmark(sets: list[ImageSet], conditions: list[Condition], *, device: 
     notes = sorted({f"{b.label} skipped: pip install -e .[bench] to add {b.needs}"
                     for c in conditions for b in c.task.baselines()
                     if b.needs is not None and not baselines.available(b.needs)})
-    settings = SolverSettings(steps=steps, device=device)
+    settings = SolverSettings(steps=steps, device=device, precision=precision)
     rows, shown = [], {}
     for image_set in sets:
         for condition in conditions:

@@ -23,6 +23,7 @@ from .batch import PlanError, Progress, Result, file_restorer, plan, run
 from .images import MAX_PIXELS, ImageError, Picture, find_images, read_image, write_image
 from .priors import PriorError, load_prior
 from .tasks import TASKS, OptionError, Task
+from .speed import SIZES as SPEED_SIZES
 from .tasks.base import option_fields
 
 app = typer.Typer(help="Repair damaged photos with a learned VAE prior.", no_args_is_help=True,
@@ -71,6 +72,8 @@ class RestoreOptions:
     mode: str = field(default="joint", metadata=_cli(typer.Option(
         "joint", help="joint: MAP over image and latent (keeps detail); latent: over the latent only.")))
     device: str = field(default="auto", metadata=_cli(DEVICE))
+    precision: str = field(default="auto", metadata=_cli(typer.Option(
+        "auto", help="The networks' arithmetic: auto (bf16 on GPUs and on CPUs with AMX/AVX512-BF16, else fp32), fp32, bf16.")))
     ref: Optional[Path] = field(default=None, metadata=_cli(typer.Option(
         None, "--ref", help="Clean reference file or folder (matched by name) to score PSNR/SSIM.")))
     json: Optional[Path] = field(default=None, metadata=_cli(typer.Option(
@@ -178,7 +181,7 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
     dev = _device_or_fail(options.device)
     try:
         settings = SolverSettings(prior=options.model, steps=options.steps, mode=options.mode, device=dev,
-                                  tile=options.tile)
+                                  tile=options.tile, precision=options.precision)
     except ValueError as e:
         fail(f"--{e}")                 # its messages begin with the option's name
     try:
@@ -193,17 +196,28 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
         fail(f"{source}: no images to restore; it holds no PNG/JPEG/TIFF/WebP/BMP files")
 
     max_pixels = int(options.max_megapixels * 1e6)
-    bars = _Bars(len(jobs.jobs), batch=jobs.batch, quiet=options.quiet, name=task.name, device=str(dev))
+    arithmetic = _arithmetic(options.precision, dev)
+    where = f"{dev}, {arithmetic}"
+    bars = _Bars(len(jobs.jobs), batch=jobs.batch, quiet=options.quiet, name=task.name, device=where)
     results = run(jobs.jobs, file_restorer(task, settings, max_pixels=max_pixels), overwrite=options.overwrite,
                   skip_existing=options.skip_existing, max_pixels=max_pixels, progress=bars)
     bars.close()
     if jobs.batch:
-        _print_summary(results, str(dev))
+        _print_summary(results, where)
     if options.json is not None:
-        report = [{**asdict(r), "device": str(dev), "model": options.model, "task": task.name} for r in results]
+        report = [{**asdict(r), "device": str(dev), "precision": arithmetic, "model": options.model, "task": task.name}
+                  for r in results]
         write_atomic(options.json, json_module.dumps(report, indent=2).encode())
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)
+
+
+def _arithmetic(precision: str, device) -> str:
+    """What ``--precision`` resolves to on ``device``: "fp32" or "bf16"."""
+    import torch
+
+    from .devices import resolve_precision
+    return "bf16" if resolve_precision(precision, device) == torch.bfloat16 else "fp32"
 
 
 def _scores(r: Result) -> str:
@@ -258,6 +272,7 @@ def train_command(
     resume: bool = typer.Option(False, "--resume", help="Continue training from the checkpoint at --out."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out instead of refusing."),
     device: str = DEVICE,
+    precision: str = typer.Option("auto", help="The networks' arithmetic: auto (bf16 on GPUs and on CPUs with AMX/AVX512-BF16), fp32, bf16."),
     seed: int = typer.Option(0, help="Random seed for crops, damage and sampling."),
 ) -> None:
     """Train a VAE prior on a folder of clean images."""
@@ -282,7 +297,8 @@ def train_command(
             settings = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, degraded_fraction=degraded,
                                      gray_fraction=gray, crop=crop or (28 if arch is Architecture.digits else 64),
                                      checkpoint_every=checkpoint_every, seed=seed, init=str(init) if init else None,
-                                     tasks=tuple(t.strip() for t in task_list.split(",") if t.strip()))
+                                     tasks=tuple(t.strip() for t in task_list.split(",") if t.strip()),
+                                     precision=precision)
         sampler = sampler_for(model, files, crop=settings.crop, seed=seed)
     except (OutputError, TrainError, PriorError) as e:
         fail(str(e))
@@ -306,8 +322,11 @@ def bench_command(
     model: str = MODEL,
     steps: Optional[int] = typer.Option(None, help="Solver steps per tile (default: each task's)."),
     device: str = DEVICE,
+    precision: str = typer.Option("auto", help="restore's arithmetic: auto, fp32 or bf16 (as the restoring commands)."),
     seed: int = typer.Option(0, help="Seed of the damage (noise, masks)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a report folder that already has results."),
+    speed: bool = typer.Option(False, "--speed", help="Time each task on generated photographs of growing size instead (speed.md, speed.json)."),
+    sizes: str = typer.Option(",".join(f"{s:g}" for s in SPEED_SIZES), "--sizes", help="--speed: the photographs' sizes in megapixels."),
     quiet: bool = QUIET,
 ) -> None:
     """Measure restore against classical tools (BM3D, OpenCV, scikit-image, bicubic/Lanczos)."""
@@ -328,6 +347,11 @@ def bench_command(
         fail("--size must be 0 or more")
     if steps is not None and steps < 0:
         fail("--steps must be 0 or more")
+    if precision not in ("auto", "fp32", "bf16"):
+        fail(f"--precision {precision}: use auto, fp32 or bf16")
+    if speed:
+        return _speed(output, wanted, sizes, model=model, steps=steps, device=device, precision=precision,
+                      overwrite=overwrite, quiet=quiet)
     conditions = [c for c in bench.CONDITIONS if c.task.name in wanted
                   and (not quick or c.name in bench.QUICK_CONDITIONS)]
     if folder is not None and not folder.is_dir():
@@ -348,18 +372,56 @@ def bench_command(
     bar = tqdm(total=bench.total_runs(sets, conditions), desc="bench", unit="run", disable=quiet)
     start = time.perf_counter()
     rows, shown, notes = bench.run_benchmark(
-        sets, conditions, device=dev, steps=steps, seed=seed,
+        sets, conditions, device=dev, steps=steps, precision=precision, seed=seed,
         progress=lambda what: (bar.set_postfix_str(what), bar.update(1)))
     bar.close()
     for note in notes:
         typer.echo(note, err=True)
     meta = {"seconds": round(time.perf_counter() - start, 1), "device": str(dev), "model": model,
+            "precision": _arithmetic(precision, dev),
             "steps": steps if steps is not None else "task defaults", "machine": platform.platform(),
             "processor": platform.machine(), "cpus": os.cpu_count(), "quick": quick,
             "size": size, "seed": seed}
     written = bench.write_report(output, rows, shown, meta)
     typer.echo((output / "results.md").read_text())
     typer.echo(f"wrote {len(written)} files to {output} in {meta['seconds']:.0f} s")
+
+
+def _speed(output: Path, tasks: set[str], sizes: str, *, model: str, steps: Optional[int], device: str,
+           precision: str, overwrite: bool, quiet: bool) -> None:
+    """``restore bench --speed``: time every task at every size; print and write the table."""
+    from tqdm import tqdm
+
+    from . import speed
+    from .pipeline import SolverSettings
+
+    try:
+        megapixels = [float(s) for s in sizes.split(",") if s.strip()]
+    except ValueError:
+        fail(f"--sizes {sizes}: give megapixels separated by commas, e.g. 0.25,1,4")
+    if not megapixels or min(megapixels) <= 0:
+        fail(f"--sizes {sizes}: give positive megapixels")
+    try:
+        if output.is_dir():
+            check_output(output / "speed.json", overwrite=overwrite, hint="pass --overwrite or choose another -o")
+    except OutputError as e:
+        fail(str(e))
+    dev = _device_or_fail(device)
+    try:
+        settings = SolverSettings(prior=load_prior(model, dev), steps=steps, device=dev, precision=precision)
+    except (PriorError, ValueError) as e:
+        fail(str(e))
+    output.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(total=len(megapixels) * len(speed.conditions(tasks)), desc="speed", unit="run", disable=quiet)
+    timings = speed.run_speed(megapixels, settings=settings, tasks=tasks,
+                              progress=lambda what: (bar.set_postfix_str(what), bar.update(1)))
+    bar.close()
+    table = speed.markdown(timings)
+    write_atomic(output / "speed.md", table.encode())
+    write_atomic(output / "speed.json", json_module.dumps(
+        [{**asdict(t), "megapixels_per_second": t.megapixels_per_second} for t in timings], indent=1).encode())
+    typer.echo(table)
+    typer.echo(f"wrote speed.md and speed.json to {output}")
 
 
 OVERWRITE_ONE = typer.Option(False, "--overwrite", help="Replace the output if it exists.")

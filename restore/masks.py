@@ -11,7 +11,7 @@ import numpy as np
 
 from .images import Picture
 
-HOLE_KINDS = ("pixels", "box", "scribbles")
+HOLE_KINDS = ("pixels", "box", "scribbles", "scratches", "blobs")
 
 
 def missing_pixels(mask: Picture) -> np.ndarray:
@@ -46,19 +46,42 @@ def draw_strokes(mask: np.ndarray, rng: np.random.Generator, count: int, thickne
 
 def holes(kind: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     """The benchmark's holes: half the pixels at random, one centred rectangle (1/4 of each
-    side), or five strokes and a line of text."""
+    side), five strokes and a line of text; and, for timing, thin scratches over about 1 % of
+    the pixels or round stains over about 10 %."""
     if kind == "pixels":
         return rng.random((h, w)) < 0.5
     mask = np.zeros((h, w), np.uint8)
     if kind == "box":
         mask[h * 3 // 8: h * 5 // 8, w * 3 // 8: w * 5 // 8] = 1
         return mask > 0
+    if kind == "scratches":
+        return _scratches(h, w, rng)
+    if kind == "blobs":
+        return _blobs(h, w, rng)
     if kind != "scribbles":
         raise ValueError(f"holes are one of {', '.join(HOLE_KINDS)}, got {kind!r}")
     thick = max(1, min(h, w) // 40)
     draw_strokes(mask, rng, 5, lambda: thick + 1)
     if min(h, w) >= 96:
         cv2.putText(mask, "restore 2026", (w // 16, h * 3 // 4), cv2.FONT_HERSHEY_SIMPLEX, w / 400, 1, thick + 1)
+    return mask > 0
+
+
+def _scratches(h: int, w: int, rng: np.random.Generator, share: float = 0.01) -> np.ndarray:
+    """Thin scratches (1 to 3 pixels wide, as on an old print) until about ``share`` of the pixels are missing."""
+    mask = np.zeros((h, w), np.uint8)
+    while mask.mean() < share:
+        draw_strokes(mask, rng, 1, lambda: rng.integers(1, 4))
+    return mask > 0
+
+
+def _blobs(h: int, w: int, rng: np.random.Generator, share: float = 0.10) -> np.ndarray:
+    """Round stains of random sizes until about ``share`` of the pixels are missing."""
+    mask = np.zeros((h, w), np.uint8)
+    side = min(h, w)
+    while mask.mean() < share:
+        centre = (int(rng.integers(w)), int(rng.integers(h)))
+        cv2.circle(mask, centre, int(rng.integers(max(2, side // 60), max(3, side // 12))), 1, -1)
     return mask > 0
 
 

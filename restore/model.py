@@ -243,13 +243,16 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[VAE, d
 
 
 def vae_loss(model: VAE, x_in: torch.Tensor, target: torch.Tensor,
-             generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict]:
+             generator: torch.Generator | None = None, *, autocast: torch.dtype = torch.float32) -> tuple[torch.Tensor, dict]:
     """Negative ELBO per pixel of ``target`` given the encoder's view ``x_in``.
 
     With ``x_in = target`` this is the textbook ELBO; with a degraded ``x_in``
     it trains the encoder to map damaged images near the clean image's code.
+    The networks run under autocast in ``autocast``; the loss is float32.
     """
-    recon, pixel_gamma, mu, logvar = model(x_in, generator)
+    with torch.autocast(x_in.device.type, dtype=autocast, enabled=autocast != torch.float32):
+        outputs = model(x_in, generator)
+    recon, pixel_gamma, mu, logvar = (t.float() for t in outputs)
     gamma = model.gamma
     n_pix = target[0].numel()
     # Gaussian decoder: |x - D(z)|^2 / (2 gamma^2) + log gamma per pixel (+ const).

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .data import to_channels
+from .devices import PRECISIONS, Autocast, resolve_precision
 from .model import VAE
 from .priors import load_prior
 from .solver import ANCHORS, csgm, joint_map
@@ -41,6 +42,7 @@ class SolverSettings:
     tile: int | None = None        # tile size in output pixels; default the prior's
     overlap: int = 32
     tile_batch: int = 4            # tiles per solver call
+    precision: str = "auto"        # the networks' arithmetic: "auto", "fp32" or "bf16" (see restore.devices)
 
     def __post_init__(self):
         if self.mode not in SOLVERS:
@@ -51,6 +53,8 @@ class SolverSettings:
             raise ValueError(f"anchor must be 'prior' or 'encoder', got {self.anchor!r}")
         if self.tile is not None and self.tile < 8:
             raise ValueError(f"tile must be at least 8 pixels, got {self.tile}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
         if self.overlap < 0 or self.tile_batch < 1:
             raise ValueError("overlap must be 0 or more and tile_batch at least 1")
 
@@ -87,6 +91,10 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     task = task.with_noise_level(pixels)
     vae = settings.load()
     device = next(vae.parameters()).device
+    channels, tile_size, multiple = vae.channels, settings.tile or vae.tile_size, vae.size_multiple
+    dtype = resolve_precision(settings.precision, device)
+    if dtype != torch.float32:
+        vae = Autocast(vae, dtype)
     defaults = task.defaults
     steps = defaults.steps if settings.steps is None else settings.steps
     prior_weight = defaults.prior_weight if settings.prior_weight is None else settings.prior_weight
@@ -95,7 +103,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     solver = SOLVERS[settings.mode]
     extra = {"gamma": settings.gamma, "refine": None} if solver is joint_map else {}
 
-    y = torch.from_numpy(to_channels(pixels, vae.channels)).permute(2, 0, 1)[None].to(device)
+    y = torch.from_numpy(to_channels(pixels, channels)).permute(2, 0, 1)[None].to(device)
     aux = None if values is None else torch.from_numpy(values)[None, None].to(device)
     count = {"done": 0, "total": 0}
 
@@ -118,17 +126,16 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
             tick()
         return result.x
 
-    tile = settings.tile or vae.tile_size
-    x = run_tiled(y, restore_tiles, tile=tile, overlap=settings.overlap, multiple=vae.size_multiple,
+    x = run_tiled(y, restore_tiles, tile=tile_size, overlap=settings.overlap, multiple=multiple,
                   scale=task.scale, margin=task.margin, batch=settings.tile_batch, aux=aux, on_tiles=count_tiles,
                   skip=task.skips_tile if task.scale == 1 and not task.margin else None)
     out = to_channels(x[0].permute(1, 2, 0).cpu().numpy(), pixels.shape[2])
     return back(np.clip(out, 0, 1))
 
 
-def settings_for(*, prior, steps, mode, device, tile) -> SolverSettings:
+def settings_for(*, prior, steps, mode, device, tile, precision) -> SolverSettings:
     """The settings the per-task functions expose; the rest keep their defaults."""
-    return SolverSettings(prior=prior, steps=steps, mode=mode, device=device, tile=tile)
+    return SolverSettings(prior=prior, steps=steps, mode=mode, device=device, tile=tile, precision=precision)
 
 
 def to_pixels(image, channel_axis: int = -1) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import torch
 from tqdm import tqdm
 
 from .data import CropSampler, to_gray
+from .devices import PRECISIONS, resolve_precision
 from .model import VAE, save_checkpoint, vae_loss
 from .tasks import TASKS
 
@@ -27,8 +29,11 @@ class TrainSettings:
     init: str | None = None          # checkpoint the weights started from (recorded, not read here)
     # The damage the encoder sees, one task per step in turn (restore.tasks.TASKS).
     tasks: tuple[str, ...] = tuple(TASKS)
+    precision: str = "auto"          # the networks' arithmetic (restore.devices.resolve_precision)
 
     def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
         unknown = set(self.tasks) - set(TASKS)
         if unknown or not self.tasks:
             raise ValueError(f"tasks must be some of {', '.join(TASKS)}, got {', '.join(self.tasks) or 'none'}")
@@ -45,6 +50,7 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
     target, so its code for a damaged image is a good start for the solver.
     """
     views = [TASKS[name].training_view for name in settings.tasks]
+    dtype = resolve_precision(settings.precision, device)
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     step, seconds = 0, 0.0
@@ -63,15 +69,26 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
         return {"steps": step, "seconds": round(time.perf_counter() - start, 1), "device": str(device),
                 "images": len(sampler), "settings": asdict(settings)}
 
-    while step < settings.steps:
+    def batch(at: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The clean crops of step ``at`` and what the encoder sees of them."""
         clean = sampler.batch(settings.batch_size)
         if settings.gray_fraction and clean.shape[1] == 3:
             gray = torch.from_numpy(rng.random(len(clean)) < settings.gray_fraction)
             clean[gray] = to_gray(clean[gray]).expand(-1, 3, -1, -1)
         seen = clean.clone()
         if n_bad:
-            seen[:n_bad] = views[step % len(views)](clean[:n_bad], rng)
-        loss, stats = vae_loss(model, seen.to(device), clean.to(device), torch_rng)
+            seen[:n_bad] = views[at % len(views)](clean[:n_bad], rng)
+        return clean, seen
+
+    # The next batch is made on another thread while this one trains, in step order, so the
+    # random streams and the result are the same as made one after the other.
+    loader = ThreadPoolExecutor(max_workers=1)
+    upcoming = loader.submit(batch, step)
+    while step < settings.steps:
+        clean, seen = upcoming.result()
+        if step + 1 < settings.steps:
+            upcoming = loader.submit(batch, step + 1)
+        loss, stats = vae_loss(model, seen.to(device), clean.to(device), torch_rng, autocast=dtype)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -83,6 +100,7 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
                         gamma=f"{stats['gamma']:.3f}")
         if step % settings.checkpoint_every == 0 or step == settings.steps:
             save_checkpoint(out, model, optimizer=optimizer.state_dict(), meta=meta())
+    loader.shutdown()
     bar.close()
     model.eval()
     return meta()
@@ -123,6 +141,7 @@ def resume_from(out: Path, steps: int) -> tuple[VAE, TrainSettings, dict]:
     saved = state["meta"]["settings"]
     # Checkpoints from before the deblurring task trained on these three, in this order.
     saved.setdefault("tasks", ("denoise", "inpaint", "superres"))
+    saved.setdefault("precision", "fp32")          # and in float32
     return model, TrainSettings(**{**saved, "steps": steps}), state
 
 

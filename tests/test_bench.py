@@ -53,3 +53,28 @@ def test_quick_bench_on_a_folder_writes_every_report(tmp_path, tiny_prior):
     # A second run refuses to overwrite the report.
     again = CliRunner().invoke(app, ["bench", str(tmp_path), "-o", str(out), "--quick", "--model", str(model)])
     assert again.exit_code == 2 and "--overwrite" in again.output
+
+
+def test_speed_bench_times_every_task_beside_its_reference(tmp_path, tiny_prior):
+    _, model = tiny_prior
+    out = tmp_path / "speed"
+    result = CliRunner().invoke(app, ["bench", "--speed", "--sizes", "0.005,0.01", "-o", str(out), "--model", str(model),
+                                      "--steps", "2", "--precision", "fp32", "-q"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "speed.json").read_text())
+    from restore import speed
+    names = [c.name for c in speed.conditions()]
+    assert [r["condition"] for r in rows] == names * 2
+    assert {"inpaint-scratches", "inpaint-blobs", "superres4"} <= set(names)
+    assert all(r["seconds"] > 0 and r["reference_seconds"] > 0 and r["peak_mb"] > 0 for r in rows)
+    assert {r["precision"] for r in rows} == {"fp32"} and "restore / reference" in (out / "speed.md").read_text()
+    again = CliRunner().invoke(app, ["bench", "--speed", "--sizes", "0.005", "-o", str(out), "--model", str(model)])
+    assert again.exit_code == 2 and "--overwrite" in again.output
+
+
+def test_generated_photos_have_the_asked_size_and_holes_their_share():
+    from restore import speed
+    assert abs(speed.generated_photo(0.25).size / 3 - 0.25e6) < 0.02e6
+    rng = np.random.default_rng(0)
+    assert 0.01 <= holes("scratches", 300, 400, rng).mean() < 0.02
+    assert 0.10 <= holes("blobs", 300, 400, rng).mean() < 0.2

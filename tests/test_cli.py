@@ -199,6 +199,12 @@ def test_train_from_a_checkpoint_adds_a_per_pixel_scale(images):
     assert model.config.pixel_scale and model.config.width == 8
     assert state["meta"]["settings"]["init"] == str(first)
     assert state["meta"]["settings"]["gray_fraction"] == 0.5
+    result = invoke("train", *common, "--out", images / "bf16.pt", "--width", "8", "--latent", "2",
+                    "--precision", "bf16", "--tasks", "deblur,inpaint")
+    assert result.exit_code == 0, result.output
+    settings = load_checkpoint(images / "bf16.pt")[1]["meta"]["settings"]
+    assert settings["precision"] == "bf16" and tuple(settings["tasks"]) == ("deblur", "inpaint")
+    assert invoke("train", *common, "--out", images / "x.pt", "--tasks", "sharpen").exit_code == 2
     assert invoke("denoise", images / "noisy" / "im0.png", "--model", second, "--sigma", "25",
                   "-o", images / "t2.png", "-q").exit_code == 0
     result = invoke("train", *common, "--out", images / "third.pt", "--init", images / "noisy" / "im0.png")

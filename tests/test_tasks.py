@@ -124,3 +124,32 @@ def test_inpaint_restores_only_the_tiles_with_holes(tiny_prior):
     assert np.abs(out[mask].astype(float) - 255).mean() > 20     # the hole was filled
     # no hole at all: nothing to do, the input comes back
     assert np.array_equal(inpaint(damaged, np.zeros((96, 96), bool), prior=model, tile=32), damaged)
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch):
+    from restore import devices
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(devices, "cpu_flags", lambda: frozenset({"avx2", "amx_bf16"}))
+    assert devices.resolve_precision("auto", cpu) == torch.bfloat16
+    monkeypatch.setattr(devices, "cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    assert devices.resolve_precision("auto", cpu) == torch.bfloat16
+    monkeypatch.setattr(devices, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))
+    assert devices.resolve_precision("auto", cpu) == torch.float32
+    assert devices.resolve_precision("bf16", cpu) == torch.bfloat16
+    assert devices.resolve_precision("FP32", cpu) == torch.float32
+    with pytest.raises(ValueError, match="precision"):
+        devices.resolve_precision("fp16", cpu)
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_bf16_networks_give_nearly_the_fp32_result(tiny_prior, name):
+    model, _ = tiny_prior
+    condition = TASKS[name].conditions()[0]
+    clean = smooth_images(1, 32, seed=18)[0]
+    damaged, companion = condition.task.simulate(clean, np.random.default_rng(0), condition.companion)
+    damaged = np.clip(damaged, 0, 1).astype(np.float32)
+    out = {p: restore(damaged, condition.task, companion=companion,
+                      settings=SolverSettings(prior=model, steps=5, precision=p)) for p in ("fp32", "bf16")}
+    assert not np.array_equal(out["fp32"], out["bf16"])          # bf16 did run
+    assert abs(psnr(clean, out["fp32"]) - psnr(clean, out["bf16"])) < 0.3
+    assert np.abs(out["fp32"] - out["bf16"]).max() < 0.05

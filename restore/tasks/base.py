@@ -105,6 +105,8 @@ class Task(ABC):
     metric: ClassVar[str] = "PSNR dB / SSIM"
     #: ``sigma=None`` (estimate it from the image) is allowed.
     estimates_sigma: ClassVar[bool] = False
+    #: The classical method ``restore bench --speed`` times beside restore (a label of :meth:`baselines`).
+    reference: ClassVar[str]
 
     sigma: float | None
 
@@ -175,6 +177,11 @@ class Task(ABC):
     @abstractmethod
     def conditions(cls) -> list[Condition]:
         """The benchmark's conditions for this task."""
+
+    @classmethod
+    def speed_conditions(cls) -> list[Condition]:
+        """What ``restore bench --speed`` times (by default the first benchmark condition)."""
+        return cls.conditions()[:1]
 
     @abstractmethod
     def simulate(self, clean: np.ndarray, rng: np.random.Generator, companion: str = "") -> tuple[np.ndarray, Any]:

@@ -59,6 +59,7 @@ class Deblur(Task):
     # 128x128 crop), 60 steps 32.1 / 29.8 for twice the time; the encoder anchor lost 0.5 / 0.9.
     defaults = SolverDefaults(steps=30)
     estimates_sigma = True
+    reference = "skimage Richardson-Lucy"
 
     kernel: str = field(default="", metadata=option(KERNEL_HELP, required=True))
     sigma: float | None = field(default=None, metadata=option(
@@ -120,7 +121,8 @@ class Deblur(Task):
 
 
 def deblur(image, *, kernel: str, sigma: float | None = None, prior="photo", steps: int | None = None,
-           mode: str = "joint", device="cpu", tile: int | None = None, channel_axis: int = -1, progress=None):
+           mode: str = "joint", device="cpu", tile: int | None = None, precision: str = "auto",
+           channel_axis: int = -1, progress=None):
     """Remove a known blur.
 
     Parameters
@@ -131,9 +133,10 @@ def deblur(image, *, kernel: str, sigma: float | None = None, prior="photo", ste
         ``"gaussian:STD"``, ``"motion:LENGTH,ANGLE"`` or the path of a kernel image.
     sigma : float, optional
         Noise of the blurred pixels in 0..255 units; estimated when omitted.
-    prior, steps, mode, device, tile, channel_axis, progress
+    prior, steps, mode, device, tile, precision, channel_axis, progress
         As :func:`restore.denoise` (steps default 30).
     """
     from ..pipeline import restore, settings_for
     return restore(image, Deblur(kernel=kernel, sigma=sigma), channel_axis=channel_axis, progress=progress,
-                   settings=settings_for(prior=prior, steps=steps, mode=mode, device=device, tile=tile))
+                   settings=settings_for(prior=prior, steps=steps, mode=mode, device=device, tile=tile,
+                                       precision=precision))

@@ -15,6 +15,7 @@ class Denoise(Task):
     # the noise (held-out crops).
     defaults = SolverDefaults(steps=0)
     estimates_sigma = True
+    reference = "OpenCV NLM"
 
     sigma: float | None = field(default=None, metadata=option(
         "Noise standard deviation in 0..255 units, or 'auto' to estimate it per image.", parse=parse_sigma))
@@ -22,6 +23,10 @@ class Denoise(Task):
     def physics(self, shape, companion):
         from ..physics import Denoising
         return Denoising()
+
+    @classmethod
+    def speed_conditions(cls):
+        return [c for c in cls.conditions() if c.name == "noise25"]
 
     @classmethod
     def conditions(cls):
@@ -51,7 +56,8 @@ class Denoise(Task):
 
 
 def denoise(image, *, sigma: float | None = None, prior="photo", steps: int | None = None, mode: str = "joint",
-            device="cpu", tile: int | None = None, channel_axis: int = -1, progress=None):
+            device="cpu", tile: int | None = None, precision: str = "auto", channel_axis: int = -1,
+            progress=None):
     """Remove additive white Gaussian noise.
 
     Parameters
@@ -71,6 +77,9 @@ def denoise(image, *, sigma: float | None = None, prior="photo", steps: int | No
         Where to run.
     tile : int, optional
         Tile size in output pixels (default the prior's).
+    precision : {"auto", "fp32", "bf16"}
+        The networks' arithmetic; ``auto`` is bf16 where the hardware has units for it
+        (a CUDA GPU, a CPU with AMX or AVX512-BF16), else fp32.
     channel_axis : int
         The colour axis of a 3-D image.
     progress : callable, optional
@@ -82,7 +91,8 @@ def denoise(image, *, sigma: float | None = None, prior="photo", steps: int | No
     """
     from ..pipeline import restore, settings_for
     return restore(image, Denoise(sigma=sigma), channel_axis=channel_axis, progress=progress,
-                   settings=settings_for(prior=prior, steps=steps, mode=mode, device=device, tile=tile))
+                   settings=settings_for(prior=prior, steps=steps, mode=mode, device=device, tile=tile,
+                                       precision=precision))
 
 
 def estimate_noise(image, *, channel_axis: int = -1) -> float:

@@ -18,6 +18,7 @@ class Inpaint(Task):
     companion = Companion("mask", "Mask file (white = fill; an alpha-only mask works too), "
                                   "or a folder of masks matched by name.")
     metric = "PSNR in the holes dB / SSIM"
+    reference = "OpenCV Telea"
 
     sigma: float = field(default=CLEAN_SIGMA, metadata=option("Noise of the known pixels in 0..255 units."))
     mask_dilate: int = field(default=0, metadata=option("Grow the holes by N pixels first.", "--mask-dilate"))
@@ -69,6 +70,10 @@ class Inpaint(Task):
         return carry_error_into_holes
 
     @classmethod
+    def speed_conditions(cls):
+        return [Condition("inpaint-scratches", cls(), "scratches"), Condition("inpaint-blobs", cls(), "blobs")]
+
+    @classmethod
     def conditions(cls):
         return [Condition("inpaint-pixels50", cls(), "pixels"), Condition("inpaint-box", cls(), "box"),
                 Condition("inpaint-scribbles", cls(), "scribbles")]
@@ -109,7 +114,7 @@ def _size(shape) -> str:
 
 def inpaint(image, mask, *, sigma: float = CLEAN_SIGMA, mask_dilate: int = 0, prior="photo",
             steps: int | None = None, mode: str = "joint", device="cpu", tile: int | None = None,
-            channel_axis: int = -1, progress=None):
+            precision: str = "auto", channel_axis: int = -1, progress=None):
     """Fill the pixels where ``mask`` is non-zero.
 
     Parameters
@@ -122,9 +127,10 @@ def inpaint(image, mask, *, sigma: float = CLEAN_SIGMA, mask_dilate: int = 0, pr
         Noise of the known pixels in 0..255 units.
     mask_dilate : int
         Grow the holes by this many pixels first.
-    prior, steps, mode, device, tile, channel_axis, progress
+    prior, steps, mode, device, tile, precision, channel_axis, progress
         As :func:`restore.denoise` (steps default 30).
     """
     from ..pipeline import restore, settings_for
     return restore(image, Inpaint(sigma=sigma, mask_dilate=mask_dilate), companion=mask, channel_axis=channel_axis,
-                   progress=progress, settings=settings_for(prior=prior, steps=steps, mode=mode, device=device, tile=tile))
+                   progress=progress, settings=settings_for(prior=prior, steps=steps, mode=mode, device=device, tile=tile,
+                                       precision=precision))

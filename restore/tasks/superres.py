@@ -13,6 +13,7 @@ class Superres(Task):
     name = "superres"
     summary = "Upscale a low-resolution image (inverts antialiased bicubic downsampling)."
     defaults = SolverDefaults(steps=30)
+    reference = "Lanczos"
 
     sigma: float = field(default=CLEAN_SIGMA, metadata=option("Noise of the low-resolution pixels in 0..255 units."))
     factor: int = field(default=4, metadata=option("Upscaling factor: 2, 3, 4 or 8.", "--scale", "-s"))
@@ -37,6 +38,10 @@ class Superres(Task):
     def input_estimate(self, damaged):
         from ..baselines import bicubic
         return bicubic(damaged, self.factor)
+
+    @classmethod
+    def speed_conditions(cls):
+        return [c for c in cls.conditions() if c.name == "superres4"]
 
     @classmethod
     def conditions(cls):
@@ -65,7 +70,8 @@ class Superres(Task):
 
 
 def superres(image, *, scale: int = 4, sigma: float = CLEAN_SIGMA, prior="photo", steps: int | None = None,
-             mode: str = "joint", device="cpu", tile: int | None = None, channel_axis: int = -1, progress=None):
+             mode: str = "joint", device="cpu", tile: int | None = None, precision: str = "auto",
+             channel_axis: int = -1, progress=None):
     """Upscale by ``scale`` (2, 3, 4 or 8), inverting antialiased bicubic downsampling.
 
     Parameters
@@ -76,9 +82,10 @@ def superres(image, *, scale: int = 4, sigma: float = CLEAN_SIGMA, prior="photo"
         2, 3, 4 or 8.
     sigma : float
         Noise of the low-resolution pixels in 0..255 units.
-    prior, steps, mode, device, tile, channel_axis, progress
+    prior, steps, mode, device, tile, precision, channel_axis, progress
         As :func:`restore.denoise` (steps default 30; ``tile`` in output pixels).
     """
     from ..pipeline import restore, settings_for
     return restore(image, Superres(sigma=sigma, factor=scale), channel_axis=channel_axis, progress=progress,
-                   settings=settings_for(prior=prior, steps=steps, mode=mode, device=device, tile=tile))
+                   settings=settings_for(prior=prior, steps=steps, mode=mode, device=device, tile=tile,
+                                       precision=precision))
