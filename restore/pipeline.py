@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .data import to_channels
-from .devices import PRECISIONS, Autocast, resolve_precision
+from .devices import PRECISIONS, Autocast, resolve_precision, tile_batch
 from .model import VAE
 from .priors import load_prior
 from .solver import ANCHORS, csgm, joint_map
@@ -41,7 +41,7 @@ class SolverSettings:
     device: str | torch.device = "cpu"
     tile: int | None = None        # tile size in output pixels; default the prior's
     overlap: int = 32
-    tile_batch: int = 4            # tiles per solver call
+    tile_batch: int | None = None  # tiles per solver call; default by the device (restore.devices.tile_batch)
     precision: str = "auto"        # the networks' arithmetic: "auto", "fp32" or "bf16" (see restore.devices)
 
     def __post_init__(self):
@@ -55,7 +55,7 @@ class SolverSettings:
             raise ValueError(f"tile must be at least 8 pixels, got {self.tile}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
-        if self.overlap < 0 or self.tile_batch < 1:
+        if self.overlap < 0 or (self.tile_batch is not None and self.tile_batch < 1):
             raise ValueError("overlap must be 0 or more and tile_batch at least 1")
 
     def load(self) -> VAE:
@@ -93,6 +93,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     device = next(vae.parameters()).device
     channels, tile_size, multiple = vae.channels, settings.tile or vae.tile_size, vae.size_multiple
     dtype = resolve_precision(settings.precision, device)
+    tiles_per_call = settings.tile_batch or tile_batch(device, tile_size * task.scale + 2 * task.margin)
     if dtype != torch.float32:
         vae = Autocast(vae, dtype)
     defaults = task.defaults
@@ -108,7 +109,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     count = {"done": 0, "total": 0}
 
     def count_tiles(n):
-        count["total"] = -(-n // settings.tile_batch) * max(steps, 1)
+        count["total"] = -(-n // tiles_per_call) * max(steps, 1)
 
     def tick(_step=None):
         count["done"] += 1
@@ -127,7 +128,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
         return result.x
 
     x = run_tiled(y, restore_tiles, tile=tile_size, overlap=settings.overlap, multiple=multiple,
-                  scale=task.scale, margin=task.margin, batch=settings.tile_batch, aux=aux, on_tiles=count_tiles,
+                  scale=task.scale, margin=task.margin, batch=tiles_per_call, aux=aux, on_tiles=count_tiles,
                   skip=task.skips_tile if task.scale == 1 and not task.margin else None)
     out = to_channels(x[0].permute(1, 2, 0).cpu().numpy(), pixels.shape[2])
     return back(np.clip(out, 0, 1))

@@ -153,3 +153,15 @@ def test_bf16_networks_give_nearly_the_fp32_result(tiny_prior, name):
     assert not np.array_equal(out["fp32"], out["bf16"])          # bf16 did run
     assert abs(psnr(clean, out["fp32"]) - psnr(clean, out["bf16"])) < 0.3
     assert np.abs(out["fp32"] - out["bf16"]).max() < 0.05
+
+
+def test_tile_batches_follow_the_device_memory(monkeypatch):
+    from restore import devices
+    assert devices.tile_batch(torch.device("cpu"), 256) == 4
+    gib = 2**30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (70 * gib, 80 * gib))
+    assert devices.tile_batch(torch.device("cuda"), 256) == 64
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2 * gib, 8 * gib))
+    assert 1 <= devices.tile_batch(torch.device("cuda"), 256) < 64
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10 * 2**20, 8 * gib))
+    assert devices.tile_batch(torch.device("cuda"), 256) == 1

@@ -12,7 +12,9 @@ SCALES = (2, 3, 4, 8)
 class Superres(Task):
     name = "superres"
     summary = "Upscale a low-resolution image (inverts antialiased bicubic downsampling)."
-    defaults = SolverDefaults(steps=30)
+    # 20 steps: on 9 held-out crops (x4, bf16) 29.138 dB against 29.145 with 30 steps and 29.070
+    # with 10, in 1.2 s instead of 2.0 s per 256x256 output.
+    defaults = SolverDefaults(steps=20)
     reference = "Lanczos"
 
     sigma: float = field(default=CLEAN_SIGMA, metadata=option("Noise of the low-resolution pixels in 0..255 units."))
