@@ -242,18 +242,16 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
     """The ``restore_fn`` that restores image files under ``task`` with ``settings``
     (:class:`~restore.pipeline.SolverSettings`), reading each job's companion file."""
     from .pipeline import restore
+    from .tasks.base import CompanionError
 
     def restore_file(picture: Picture, job: Job, progress: Progress) -> Restored:
-        companion = None
-        if job.companion is not None:
-            companion = task.read_companion(job.companion, max_pixels=max_pixels)
-            try:
-                task.companion_values(companion, picture.shape)
-            except ValueError as e:
-                raise ImageError(f"{job.companion}: {e} ({job.source})") from None
+        companion = None if job.companion is None else task.read_companion(job.companion, max_pixels=max_pixels)
         resolved = task.with_noise_level(picture.pixels)
         if task.sigma is None:
             progress.note(f"{job.source}: estimated noise sigma {resolved.sigma:.1f}")
-        pixels = restore(picture.pixels, resolved, companion=companion, settings=settings, progress=progress.step)
+        try:
+            pixels = restore(picture.pixels, resolved, companion=companion, settings=settings, progress=progress.step)
+        except CompanionError as e:
+            raise ImageError(f"{job.companion}: {e} ({job.source})") from None
         return Restored(pixels, resolved, resolved.input_estimate(picture.pixels))
     return restore_file

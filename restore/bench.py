@@ -11,7 +11,7 @@ import csv
 import io
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -65,7 +65,7 @@ def methods(condition: Condition, prior, settings: SolverSettings) -> list[tuple
     """The available classical methods of the condition's task, then restore."""
     task = condition.task
     found = [(b.label, b.run) for b in task.baselines() if b.needs is None or baselines.available(b.needs)]
-    own = SolverSettings(prior=prior, steps=settings.steps, device=settings.device, precision=settings.precision)
+    own = replace(settings, prior=prior)
     return found + [("restore", lambda damaged, companion: restore(damaged, task, companion=companion, settings=own))]
 
 

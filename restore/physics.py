@@ -19,6 +19,7 @@ subclass. Names follow DeepInverse's ``physics`` module. Tensors are
 from __future__ import annotations
 
 import math
+from abc import ABCMeta, abstractmethod
 
 import torch
 from torch import nn
@@ -27,17 +28,19 @@ from torch.nn import functional as F
 from .resize import resize_matrix
 
 
-class LinearPhysics(nn.Module):
+class LinearPhysics(nn.Module, metaclass=ABCMeta):
     """A linear forward operator; subclasses implement ``A`` and ``A_adjoint``."""
 
     #: Conjugate-gradient iterations of the default :meth:`prox_l2`.
     cg_iterations: int = 25
 
+    @abstractmethod
     def A(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """``A(x)``."""
 
+    @abstractmethod
     def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """``A^T(y)``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.A(x)

@@ -102,7 +102,6 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     anchor = defaults.anchor if settings.anchor is None else settings.anchor
     sigma = task.sigma / 255.0
     solver = SOLVERS[settings.mode]
-    extra = {"gamma": settings.gamma, "refine": None} if solver is joint_map else {}
 
     y = torch.from_numpy(to_channels(pixels, channels)).permute(2, 0, 1)[None].to(device)
     aux = None if values is None else torch.from_numpy(values)[None, None].to(device)
@@ -119,8 +118,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     def restore_tiles(tiles, aux_tiles):
         shape = (tiles.shape[-2] * task.scale + 2 * task.margin, tiles.shape[-1] * task.scale + 2 * task.margin)
         physics = task.physics(shape, aux_tiles).to(device)
-        if solver is joint_map:
-            extra["refine"] = task.refine(physics)
+        extra = {"gamma": settings.gamma, "refine": task.refine(physics)} if solver is joint_map else {}
         result = solver(tiles, physics, vae, x0=task.first_guess(physics, tiles), sigma=sigma, steps=steps,
                         lr=settings.lr, prior_weight=prior_weight, anchor=anchor, callback=tick, **extra)
         if steps == 0:

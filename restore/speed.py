@@ -9,6 +9,8 @@ runs, sampled every 20 ms.
 """
 from __future__ import annotations
 
+import os
+import resource
 import threading
 import time
 from dataclasses import dataclass
@@ -77,9 +79,7 @@ def _resident_mb() -> float:
     try:
         pages = int(Path("/proc/self/statm").read_text().split()[1])
     except (OSError, IndexError, ValueError):    # not Linux: the process's peak so far
-        import resource
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    import os
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 

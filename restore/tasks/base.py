@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 CLEAN_SIGMA = 1.0
 
 
+class CompanionError(ValueError):
+    """A companion (an inpainting mask) that does not fit its image; the message says why."""
+
+
 class OptionError(ValueError):
     """A task option with a value it cannot take; ``option`` names it."""
 
@@ -160,12 +164,12 @@ class Task(ABC):
     def companion_values(self, value: Any, shape: tuple[int, int]) -> np.ndarray | None:
         """The companion given to the Python API as a ``(H, W)`` float32 array for an image of ``shape``."""
         if value is not None:
-            raise ValueError(f"{self.name} takes no {self.companion.name if self.companion else 'companion'} input")
+            raise CompanionError(f"{self.name} takes no {self.companion.name if self.companion else 'companion'} input")
         return None
 
     def read_companion(self, path: Path, *, max_pixels: int) -> Any:
         """The companion file at ``path``, in the form :meth:`companion_values` takes."""
-        raise NotImplementedError(f"{self.name} takes no companion file")
+        raise CompanionError(f"{path}: {self.name} takes no companion file")
 
     def input_estimate(self, damaged: np.ndarray) -> np.ndarray:
         """The damaged image at the output's size: what the output's scores are compared with."""

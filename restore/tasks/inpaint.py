@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .base import CLEAN_SIGMA, Baseline, Companion, Condition, OptionError, Scores, SolverDefaults, Task, option
+from .base import CLEAN_SIGMA, Baseline, Companion, CompanionError, Condition, OptionError, Scores, SolverDefaults, Task, option
 
 
 @dataclass(frozen=True)
@@ -34,11 +34,11 @@ class Inpaint(Task):
     def companion_values(self, value, shape):
         from ..masks import dilate
         if value is None:
-            raise ValueError("inpainting needs a mask: (H, W), non-zero where pixels are missing")
+            raise CompanionError("inpainting needs a mask: (H, W), non-zero where pixels are missing")
         mask = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
         mask = mask.reshape(mask.shape[:2]) if mask.ndim == 3 and mask.shape[2] == 1 else mask
         if mask.shape != tuple(shape):
-            raise ValueError(f"mask is {_size(mask.shape)} but the image is {_size(shape)}; "
+            raise CompanionError(f"mask is {_size(mask.shape)} but the image is {_size(shape)}; "
                              "give a mask of the image's size")
         return dilate(mask != 0, self.mask_dilate).astype(np.float32)
 
