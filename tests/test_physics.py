@@ -51,8 +51,9 @@ def test_shapes(name):
     assert op.A_adjoint(y).shape == x.shape
 
 
+@pytest.mark.parametrize("per_pixel", [False, True], ids=["one-gamma", "per-pixel-gamma"])
 @pytest.mark.parametrize("name", PHYSICS)
-def test_prox_l2_solves_the_x_step(name):
+def test_prox_l2_solves_the_x_step(name, per_pixel):
     """prox_l2(z, y, gamma) zeroes the gradient of |Ax - y|^2 / 2 + |x - z|^2 / (2 gamma)."""
     op = PHYSICS[name]().double()
     op.cg_iterations = 200
@@ -60,6 +61,8 @@ def test_prox_l2_solves_the_x_step(name):
     y = op.A(x_true) + 0.05 * torch.randn_like(op.A(x_true))
     z = torch.rand_like(x_true)
     gamma = (0.1 / 0.05) ** 2
+    if per_pixel:
+        gamma = gamma * (0.5 + torch.rand_like(x_true))
     x = op.prox_l2(z, y, gamma)
     grad = op.A_adjoint(op.A(x) - y) + (x - z) / gamma
     assert grad.abs().max() < 1e-6
@@ -68,7 +71,8 @@ def test_prox_l2_solves_the_x_step(name):
 def test_buffers_move_with_the_module():
     op = Inpainting(_missing((8, 8)))
     assert [name for name, _ in op.named_buffers()] == ["observed"]
-    assert {name for name, _ in Downsampling((8, 8), 2).named_buffers()} == {"r_h", "r_w"}
+    assert {name for name, _ in Downsampling((8, 8), 2).named_buffers()} == {
+        "r_h", "r_w", "eigval_h", "eigvec_h", "eigval_w", "eigvec_w"}
     assert op.double().observed.dtype == torch.float64
 
 
