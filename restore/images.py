@@ -65,9 +65,14 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Pict
     size, orientation = _header(path)
     if size is not None:
         _check_size(path, size, max_pixels)          # before decoding a huge file
-    array = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    data = np.fromfile(path, dtype=np.uint8)
+    try:                    # OpenCV raises for some undecodable input (an empty file) and returns None for the rest
+        array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    except cv2.error:
+        array = None
     if array is None:
-        raise ImageError(f"{path}: not a readable image; use PNG, JPEG, TIFF, WebP or BMP")
+        empty = " (the file is empty)" if data.size == 0 else ""
+        raise ImageError(f"{path}: not a readable image{empty}; use PNG, JPEG, TIFF, WebP or BMP")
     _check_size(path, (array.shape[1], array.shape[0]), max_pixels)
     if array.dtype == np.uint8:
         bit_depth, scale = 8, 255.0

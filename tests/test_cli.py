@@ -63,6 +63,9 @@ def test_auto_sigma_is_estimated_and_printed(images, tiny_prior):
                     "-o", images / "o.png")
     assert result.exit_code == 0, result.output
     assert "estimated noise sigma" in result.output
+    # The note comes first and alone: no progress-bar fragment before it or on its line.
+    first = result.output.lstrip("\r").splitlines()[0]
+    assert first.startswith(str(images / "noisy" / "im0.png")) and "it/s" not in first, result.output
 
 
 def test_existing_output_is_never_overwritten_without_flag(images, tiny_prior):

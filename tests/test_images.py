@@ -74,6 +74,9 @@ def test_missing_file_and_not_an_image_give_clear_errors(tmp_path):
     (tmp_path / "notes.png").write_text("not an image")
     with pytest.raises(ImageError, match="not a readable image"):
         read_image(tmp_path / "notes.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(ImageError, match=r"empty\.png: not a readable image \(the file is empty\)"):
+        read_image(tmp_path / "empty.png")
 
 
 def test_huge_image_is_refused_before_decoding(tmp_path):
