@@ -94,9 +94,9 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     channels, tile_size, multiple = vae.channels, settings.tile or vae.tile_size, vae.size_multiple
     dtype = resolve_precision(settings.precision, device)
     tiles_per_call = settings.tile_batch or tile_batch(device, tile_size * task.scale + 2 * task.margin)
-    if dtype != torch.float32:
-        vae = Autocast(vae, dtype)
     defaults = task.defaults
+    if dtype != torch.float32:
+        vae = Autocast(vae, dtype, float32_output=defaults.float32_output)
     steps = defaults.steps if settings.steps is None else settings.steps
     prior_weight = defaults.prior_weight if settings.prior_weight is None else settings.prior_weight
     anchor = defaults.anchor if settings.anchor is None else settings.anchor

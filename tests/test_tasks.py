@@ -165,3 +165,17 @@ def test_tile_batches_follow_the_device_memory(monkeypatch):
     assert 1 <= devices.tile_batch(torch.device("cuda"), 256) < 64
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10 * 2**20, 8 * gib))
     assert devices.tile_batch(torch.device("cuda"), 256) == 1
+
+
+def test_output_decode_stays_float32_unless_the_task_allows_bf16(tiny_prior):
+    from restore.devices import Autocast
+    from restore.priors import load_prior
+    vae = load_prior(tiny_prior[1])
+    z = vae.encode(torch.rand(1, 3, 32, 32))[0]
+    exact = vae.decode_with_scale(z)[0]
+    kept = Autocast(vae, torch.bfloat16).decode_with_scale(z)[0]
+    rounded = Autocast(vae, torch.bfloat16, float32_output=False).decode_with_scale(z)[0]
+    assert kept.dtype == rounded.dtype == torch.float32
+    assert torch.equal(kept, exact) and not torch.equal(rounded, exact)
+    assert TASKS["denoise"].defaults.float32_output is False
+    assert all(t.defaults.float32_output for n, t in TASKS.items() if n != "denoise")

@@ -65,6 +65,7 @@ class SolverDefaults:
     steps: int
     prior_weight: float = 1.0
     anchor: str = "prior"
+    float32_output: bool = True    # the decode that makes the output in float32 under --precision bf16
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ class Denoise(Task):
     summary = "Remove Gaussian noise."
     # With the photo prior the encoder's estimate is the best denoiser: refining the MAP fits
     # the noise (held-out crops).
-    defaults = SolverDefaults(steps=0)
+    # The output's decode in bf16 too: 12 held-out crops at sigma 15 / 25 / 50 scored +0.013 /
+    # +0.009 / +0.008 dB against float32 (rounding, not a gain) in 0.55 of the time.
+    defaults = SolverDefaults(steps=0, float32_output=False)
     estimates_sigma = True
     reference = "OpenCV NLM"
 
