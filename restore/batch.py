@@ -118,6 +118,27 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
     return Plan(jobs, skipped, batch=True)
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` -> ``(I, N)`` with ``1 <= I <= N``."""
+    index, slash, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i = n = 0
+    if not slash or not 1 <= i <= n:
+        raise ValueError(f"give I/N with 1 <= I <= N (e.g. 3/16), got {text!r}")
+    return i, n
+
+
+def shard(jobs: list[Job], index: int, count: int) -> list[Job]:
+    """The ``index``-th (from 1) of ``count`` disjoint parts of ``jobs`` sorted by source, which
+    together hold every job: every ``count``-th job from the ``index``-th, so that each part
+    gets a share of every folder."""
+    if not 1 <= index <= count:
+        raise ValueError(f"shard {index}/{count}: need 1 <= I <= N")
+    return sorted(jobs, key=lambda job: str(job.source))[index - 1::count]
+
+
 def _inside(path: Path, folder: Path) -> bool:
     try:
         path.resolve().relative_to(folder.resolve())

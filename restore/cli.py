@@ -19,9 +19,9 @@ import typer
 # Only torch-free modules here, so that --help and argument errors answer at once;
 # the commands import the rest (torch among it) when they run.
 from .atomic import OutputError, check_output, write_atomic
-from .batch import PlanError, Progress, Result, file_restorer, plan, run
+from .batch import PlanError, Progress, Result, file_restorer, parse_shard, plan, run, shard
 from .images import MAX_PIXELS, ImageError, Picture, find_images, read_image, write_image
-from .priors import PriorError, load_prior
+from .priors import SHIPPED, PriorError, load_prior
 from .tasks import TASKS, OptionError, Task
 from .speed import SIZES as SPEED_SIZES
 from .tasks.base import option_fields
@@ -89,6 +89,14 @@ class RestoreOptions:
     max_megapixels: float = field(default=MAX_PIXELS / 1e6, metadata=_cli(typer.Option(
         MAX_PIXELS / 1e6, "--max-megapixels", help="Refuse images larger than this many megapixels.")))
     quiet: bool = field(default=False, metadata=_cli(QUIET))
+    shard: Optional[str] = field(default=None, metadata=_cli(typer.Option(
+        None, "--shard", help="I/N: restore only the I-th of N disjoint parts of the sorted files (cluster job arrays).")))
+    ray: bool = field(default=False, metadata=_cli(typer.Option(
+        False, "--ray", help="Run the batch on Ray: a local instance with all cores and GPUs, or --ray-address.")))
+    ray_address: Optional[str] = field(default=None, metadata=_cli(typer.Option(
+        None, "--ray-address", help="Join a running Ray cluster ('auto' or ray://host:10001); implies --ray.")))
+    threads_per_worker: Optional[int] = field(default=None, metadata=_cli(typer.Option(
+        None, "--threads-per-worker", help="With --ray on CPUs: cores per worker (default 1, the fastest measured).")))
 
 
 def _task_command(task_type: type[Task]):
@@ -178,7 +186,23 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
         fail("--overwrite and --skip-existing contradict each other; pick one")
     if options.json is not None and not options.json.parent.is_dir():
         fail(f"{options.json}: folder {options.json.parent} does not exist; create it first")
-    dev = _device_or_fail(options.device)
+    on_ray = options.ray or options.ray_address is not None
+    if options.threads_per_worker is not None and (not on_ray or options.threads_per_worker < 1):
+        fail("--threads-per-worker: give a whole number of 1 or more, with --ray")
+    try:
+        part = None if options.shard is None else parse_shard(options.shard)
+    except ValueError as e:
+        fail(f"--shard: {e}")
+    if on_ray:
+        from .ray_runner import RayError, import_ray
+        try:
+            import_ray()
+        except RayError as e:
+            fail(str(e))
+        if options.device not in ("auto", "cpu", "cuda"):
+            fail("--device: with --ray give auto, cpu or cuda (each GPU worker takes its own GPU)")
+    # With Ray the workers pick their devices; here the prior is only checked.
+    dev = _device_or_fail("cpu" if on_ray else options.device)
     try:
         settings = SolverSettings(prior=options.model, steps=options.steps, mode=options.mode, device=dev,
                                   tile=options.tile, precision=options.precision)
@@ -194,13 +218,32 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
         typer.echo(note, err=True)
     if not jobs.jobs:
         fail(f"{source}: no images to restore; it holds no PNG/JPEG/TIFF/WebP/BMP files")
+    todo = jobs.jobs if part is None else shard(jobs.jobs, *part)
+    if part is not None:
+        typer.echo(f"shard {part[0]}/{part[1]}: {len(todo)} of {len(jobs.jobs)} files", err=True)
+        if not todo:
+            return
 
     max_pixels = int(options.max_megapixels * 1e6)
     arithmetic = _arithmetic(options.precision, dev)
-    where = f"{dev}, {arithmetic}"
-    bars = _Bars(len(jobs.jobs), batch=jobs.batch, quiet=options.quiet, name=task.name, device=where)
-    results = run(jobs.jobs, file_restorer(task, settings, max_pixels=max_pixels), overwrite=options.overwrite,
-                  skip_existing=options.skip_existing, max_pixels=max_pixels, progress=bars)
+    where = f"{'Ray workers' if on_ray else dev}, {arithmetic}"
+    bars = _Bars(len(todo), batch=jobs.batch, quiet=options.quiet, name=task.name, device=where)
+    common = dict(overwrite=options.overwrite, skip_existing=options.skip_existing, max_pixels=max_pixels,
+                  progress=bars)
+    if on_ray:
+        from .ray_runner import FileRestorer, run_on_ray
+        model = options.model if options.model in SHIPPED else str(Path(options.model).resolve())
+        try:
+            on = run_on_ray(todo, FileRestorer(task, replace(settings, prior=model), max_pixels),
+                            address=options.ray_address, device=options.device,
+                            threads_per_worker=options.threads_per_worker, **common)
+        except RayError as e:
+            bars.close()
+            fail(str(e))
+        results, dev = on.results, on.device
+        arithmetic = _arithmetic(options.precision, dev)
+    else:
+        results = run(todo, file_restorer(task, settings, max_pixels=max_pixels), **common)
     bars.close()
     if jobs.batch:
         _print_summary(results, where)
@@ -217,6 +260,9 @@ def _arithmetic(precision: str, device) -> str:
     import torch
 
     from .devices import resolve_precision
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        return precision             # Ray's GPU workers, seen from a machine without one: each decides
     return "bf16" if resolve_precision(precision, device) == torch.bfloat16 else "fp32"
 
 

@@ -97,3 +97,27 @@ def test_run_reports_every_job_and_goes_on_after_a_failure(tmp_path):
     assert np.allclose(read_image(tmp_path / "out" / "c.png").pixels, 0.5, atol=0.01)
     again = run(jobs, invert, skip_existing=True, max_pixels=10**6)
     assert [r.status for r in again] == ["skipped", "failed", "skipped"]
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 7, 16, 40])
+@pytest.mark.parametrize("jobs", [0, 1, 5, 17, 39])
+def test_shards_are_disjoint_and_cover_the_jobs(count, jobs):
+    from restore.batch import Job, shard
+    import random
+    names = [Path(f"in/{i:03d}.png") for i in range(jobs)]
+    random.Random(count * 100 + jobs).shuffle(names)           # the plan's order must not matter
+    all_jobs = [Job(n, Path("out") / n.name) for n in names]
+    parts = [shard(all_jobs, i, count) for i in range(1, count + 1)]
+    sources = [str(j.source) for part in parts for j in part]
+    assert sorted(sources) == sorted(str(n) for n in names)     # the union is the job list...
+    assert len(sources) == len(set(sources))                     # ...and no job is in two parts
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1      # and the parts are balanced
+    assert [str(j.source) for j in shard(all_jobs, 1, count)] == sorted(str(n) for n in names)[::count]
+
+
+@pytest.mark.parametrize("text", ["0/4", "5/4", "3", "a/b", "2/0", "-1/3", ""])
+def test_bad_shards_are_refused(text):
+    from restore.batch import parse_shard
+    with pytest.raises(ValueError, match="I/N"):
+        parse_shard(text)
+    assert parse_shard("3/16") == (3, 16)

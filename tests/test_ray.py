@@ -1,0 +1,122 @@
+"""Batch mode on a real local Ray instance (2 CPUs): same outputs as the local batch, bad files
+reported, resumable, and a worker that dies mid-batch loses no file and doubles none."""
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+from typer.testing import CliRunner
+
+from restore.batch import file_restorer, plan
+from restore.cli import app
+from restore.images import Picture, read_image, write_image
+from restore.pipeline import SolverSettings
+from restore.priors import load_prior
+from restore.ray_runner import RETRIES, run_on_ray
+from restore.tasks import TASKS
+
+from conftest import smooth_images
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+             configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """Five small noisy images and a corrupt one."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for i, im in enumerate(smooth_images(5, 24, seed=11)):
+        noisy = np.clip(im + rng.normal(0, 20 / 255, im.shape), 0, 1).astype(np.float32)
+        write_image(folder / f"p{i}.png", Picture(noisy))
+    (folder / "p9_corrupt.png").write_bytes(b"\x89PNG not really")
+    return folder
+
+
+def _invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert "Traceback" not in result.output, result.output
+    return result
+
+
+def test_ray_batch_equals_the_local_batch_and_resumes(local_ray, photos, tiny_prior, tmp_path):
+    _, model = tiny_prior
+    common = ["--model", model, "--sigma", "20", "--steps", "2", "--precision", "fp32"]
+    local = _invoke("denoise", photos, "-o", tmp_path / "local", *common)
+    on_ray = _invoke("denoise", photos, "-o", tmp_path / "ray", "--ray", "--json", tmp_path / "r.json", *common)
+    assert local.exit_code == on_ray.exit_code == 1, on_ray.output
+    assert "p9_corrupt.png: not a readable image" in on_ray.output
+    assert "5 restored, 0 skipped, 1 failed" in on_ray.output
+    for i in range(5):
+        a, b = read_image(tmp_path / "local" / f"p{i}.png"), read_image(tmp_path / "ray" / f"p{i}.png")
+        assert np.array_equal(a.pixels, b.pixels)
+    rows = json.loads((tmp_path / "r.json").read_text())
+    assert [Path(r["source"]).name for r in rows] == [f"p{i}.png" for i in range(5)] + ["p9_corrupt.png"]
+    assert [r["status"] for r in rows] == ["ok"] * 5 + ["failed"]
+
+    stamps = {f: f.stat().st_mtime_ns for f in (tmp_path / "ray").iterdir()}
+    again = _invoke("denoise", photos, "-o", tmp_path / "ray", "--ray", "--skip-existing", *common)
+    assert again.exit_code == 1 and "0 restored, 5 skipped, 1 failed" in again.output
+    assert {f: f.stat().st_mtime_ns for f in (tmp_path / "ray").iterdir()} == stamps
+
+
+def test_a_worker_that_dies_loses_no_file_and_doubles_none(local_ray, photos, tiny_prior, tmp_path):
+    _, model = tiny_prior
+    log, died = tmp_path / "restored.log", tmp_path / "died"
+    task = TASKS["denoise"](sigma=20.0)
+    settings = SolverSettings(prior=str(model), steps=1)
+
+    def make_restore_fn(device):
+        restore_fn = file_restorer(task, SolverSettings(prior=load_prior(settings.prior), steps=1), max_pixels=10**6)
+
+        def restore_or_die(picture, job, progress):
+            if job.source.name == "p2.png" and not died.exists():
+                died.touch()
+                os._exit(1)            # the worker process dies mid-file, once
+            if job.source.name == "p4.png":
+                os._exit(1)            # this file kills every worker it is given
+            out = restore_fn(picture, job, progress)
+            with open(log, "a") as f:
+                f.write(job.source.name + "\n")
+            return out
+        return restore_or_die
+
+    jobs = plan(photos, tmp_path / "out", "denoise").jobs
+    batch = run_on_ray(jobs, make_restore_fn, max_pixels=10**6)
+    status = {Path(r.source).name: r.status for r in batch.results}
+    assert status == {"p0.png": "ok", "p1.png": "ok", "p2.png": "ok", "p3.png": "ok", "p4.png": "failed",
+                      "p9_corrupt.png": "failed"}
+    assert f"died {RETRIES + 1} times" in batch.results[4].message
+    assert "not a readable image" in batch.results[5].message
+    assert died.exists()
+    assert sorted(log.read_text().split()) == ["p0.png", "p1.png", "p2.png", "p3.png"]   # each exactly once
+    assert sorted(f.name for f in (tmp_path / "out").iterdir()) == ["p0.png", "p1.png", "p2.png", "p3.png"]
+
+
+def test_ray_missing_is_a_one_line_error(photos, tiny_prior, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)      # import ray now raises ImportError
+    result = _invoke("denoise", photos, "--ray", "--model", tiny_prior[1])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == ["error: Ray is not installed; install it with: pip install 'restore[ray]'"]
+
+
+def test_shard_restores_only_its_part(photos, tiny_prior, tmp_path):
+    _, model = tiny_prior
+    for i in (1, 2):
+        result = _invoke("denoise", photos, "-o", tmp_path / "out", "--shard", f"{i}/2", "--model", model,
+                         "--sigma", "20", "--steps", "0")
+        assert f"shard {i}/2: 3 of 6 files" in result.output
+    assert sorted(f.name for f in (tmp_path / "out").iterdir()) == [f"p{i}.png" for i in range(5)]
+    bad = _invoke("denoise", photos, "--shard", "3/2", "--model", model)
+    assert bad.exit_code == 2 and "--shard" in bad.output
