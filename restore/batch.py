@@ -19,6 +19,7 @@ import numpy as np
 from .atomic import OutputError, check_output
 from .images import ImageError, Picture, find_images, is_image_file, quantize, read_image, to_integer, write_image
 from .priors import PriorError
+from .uncertainty import write_uncertainty
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Job:
     companion: Path | None = None    # the task's per-image file (inpainting: the mask)
     reference: Path | None = None
     problem: str | None = None       # why this job cannot run (e.g. no matching mask)
+    uncertainty: Path | None = None  # where the uncertainty map goes, if one is wanted
 
 
 @dataclass
@@ -69,8 +71,13 @@ def _matching(kind: str, given: Path | None, rel: Path, lookup: dict[str, Path] 
 
 
 def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = False,
-         companion: Path | None = None, companion_name: str = "mask", reference: Path | None = None) -> Plan:
-    """The jobs for ``restore <task> source [-o output] [--mask ...] [--ref ...]``."""
+         companion: Path | None = None, companion_name: str = "mask", reference: Path | None = None,
+         uncertainty: Path | None = None) -> Plan:
+    """The jobs for ``restore <task> source [-o output] [--mask ...] [--ref ...] [--uncertainty ...]``.
+
+    ``uncertainty`` is a file for a single image (a folder takes ``<stem>_std.png``), and for a
+    folder of images a folder that mirrors the outputs with ``.png`` maps.
+    """
     if not source.exists():
         raise PlanError(f"{source}: no such file or folder; check the path")
     for kind, given in ((companion_name, companion), ("ref", reference)):
@@ -89,6 +96,11 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
         rel = Path(source.name)
         job = Job(source, output, _matching(companion_name, companion, rel, companions),
                   _matching("ref", reference, rel, references))
+        if uncertainty is not None:
+            job.uncertainty = uncertainty / f"{output.stem}_std.png" if uncertainty.is_dir() else uncertainty
+            if same_file(job.uncertainty, source) or same_file(job.uncertainty, output):
+                raise PlanError(f"{job.uncertainty}: the uncertainty map would replace the input or the output; "
+                                "choose another --uncertainty")
         return Plan([job], [], batch=False)
 
     out_dir = output if output is not None else default_output(source, suffix)
@@ -96,6 +108,9 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
         raise PlanError(f"{out_dir}: is a file; with a folder of images, -o must name a folder")
     if out_dir.exists() and same_file(out_dir, source):
         raise PlanError(f"{out_dir}: output folder is the input folder; choose another -o so inputs stay untouched")
+    if uncertainty is not None and (uncertainty.is_file() or same_file(uncertainty, source)
+                                    or same_file(uncertainty, out_dir)):
+        raise PlanError(f"{uncertainty}: with a folder of images, --uncertainty must name a folder of its own")
     entries = sorted(source.rglob("*") if recursive else source.glob("*"))
     jobs, skipped = [], []
     for f in entries:
@@ -105,7 +120,7 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
         if not is_image_file(f):
             skipped.append(f"skipping {f}: not an image file")
             continue
-        job = Job(f, out_dir / rel)
+        job = Job(f, out_dir / rel, uncertainty=None if uncertainty is None else (uncertainty / rel).with_suffix(".png"))
         try:
             job.companion = _matching(companion_name, companion, rel, companions)
         except PlanError as e:
@@ -157,6 +172,7 @@ class Restored:
     pixels: np.ndarray               # (H, W, C) floats in [0, 1]
     task: Any                        # the task as run (its sigma resolved); scores the output
     estimate: np.ndarray             # the input at the output's size, scored for comparison
+    std: np.ndarray | None = None    # (H, W) posterior standard deviation in [0, 1] units, with samples
 
 
 @dataclass
@@ -171,6 +187,7 @@ class Result:
     ssim: float | None = None
     input_psnr: float | None = None   # of the input (superres: its bicubic upscale) against the reference
     input_ssim: float | None = None
+    uncertainty: float | None = None  # the mean posterior standard deviation, 0..255 units (with samples)
 
 
 class Progress:
@@ -222,6 +239,10 @@ def process(job: Job, restore_fn: RestoreFn, *, overwrite: bool, skip_existing: 
                             hint="pass --overwrite to replace it or --skip-existing to keep it"):
             result.status, result.message = "skipped", "output exists"
             return result
+        if job.uncertainty is not None:
+            job.uncertainty.parent.mkdir(parents=True, exist_ok=True)
+            check_output(job.uncertainty, overwrite=overwrite or skip_existing,
+                         hint="pass --overwrite to replace it")
         if not os.access(job.output.parent, os.W_OK):
             raise ImageError(f"{job.output.parent}: folder is not writable; choose another -o")
         start = time.perf_counter()
@@ -230,6 +251,10 @@ def process(job: Job, restore_fn: RestoreFn, *, overwrite: bool, skip_existing: 
         out = Picture(pixels=restored.pixels, alpha=_resized(picture.alpha, restored.pixels.shape[:2]),
                       bit_depth=picture.bit_depth)
         write_image(job.output, out)
+        if restored.std is not None:
+            if job.uncertainty is not None:
+                write_uncertainty(job.uncertainty, restored.std)
+            result.uncertainty = round(float(restored.std.mean()) * 255, 4)
         result.seconds, result.sigma = round(time.perf_counter() - start, 3), restored.task.sigma
         if job.reference is not None:
             _score(result, job, out, restored, max_pixels)
@@ -270,9 +295,12 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
         resolved = task.with_noise_level(picture.pixels)
         if task.sigma is None:
             progress.note(f"{job.source}: estimated noise sigma {resolved.sigma:.1f}")
+        sampled = settings.samples > 1
         try:
-            pixels = restore(picture.pixels, resolved, companion=companion, settings=settings, progress=progress.step)
+            pixels = restore(picture.pixels, resolved, companion=companion, settings=settings, progress=progress.step,
+                             return_std=sampled)
         except CompanionError as e:
             raise ImageError(f"{job.companion}: {e} ({job.source})") from None
-        return Restored(pixels, resolved, resolved.input_estimate(picture.pixels))
+        pixels, std = pixels if sampled else (pixels, None)
+        return Restored(pixels, resolved, resolved.input_estimate(picture.pixels), std)
     return restore_file

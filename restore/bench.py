@@ -61,17 +61,23 @@ def score(clean: np.ndarray, result: np.ndarray, condition: Condition, companion
     return scores.psnr, scores.ssim, scores.region_psnr
 
 
-def methods(condition: Condition, prior, settings: SolverSettings) -> list[tuple[str, Callable]]:
-    """The available classical methods of the condition's task, then restore."""
+def methods(condition: Condition, prior, settings: SolverSettings, samples: int = 1) -> list[tuple[str, Callable]]:
+    """The available classical methods of the condition's task, then restore (and the mean of
+    ``samples`` posterior samples, if more than 1)."""
     task = condition.task
     found = [(b.label, b.run) for b in task.baselines() if b.needs is None or baselines.available(b.needs)]
     own = replace(settings, prior=prior)
-    return found + [("restore", lambda damaged, companion: restore(damaged, task, companion=companion, settings=own))]
+    found.append(("restore", lambda damaged, companion: restore(damaged, task, companion=companion, settings=own)))
+    if samples > 1:
+        sampled = replace(own, samples=samples)
+        found.append((f"restore, mean of {samples}",
+                      lambda damaged, companion: restore(damaged, task, companion=companion, settings=sampled)))
+    return found
 
 
 def run_benchmark(sets: list[ImageSet], conditions: list[Condition], *, device: torch.device,
                   steps: int | None = None, precision: str = "auto", seed: int = 0, progress: Callable[[str], None] | None = None,
-                  keep: int = 3) -> tuple[list[Row], dict, list[str]]:
+                  keep: int = 3, samples: int = 1) -> tuple[list[Row], dict, list[str]]:
     """Run every method on every damaged image.
 
     Returns the score rows, the first ``keep`` results of each (set, condition)
@@ -84,7 +90,7 @@ def run_benchmark(sets: list[ImageSet], conditions: list[Condition], *, device: 
     rows, shown = [], {}
     for image_set in sets:
         for condition in conditions:
-            runs = methods(condition, image_set.prior, settings)
+            runs = methods(condition, image_set.prior, settings, samples)
             for index, (name, clean) in enumerate(image_set.images):
                 rng = np.random.default_rng([seed, index, _condition_index(condition)])
                 damaged, companion = damage(clean, condition, rng)
@@ -94,7 +100,7 @@ def run_benchmark(sets: list[ImageSet], conditions: list[Condition], *, device: 
                     result = fn(damaged, companion)
                     seconds = time.perf_counter() - start
                     p, s, hole = score(clean, result, condition, companion)
-                    dev = str(device) if label == "restore" else "cpu"
+                    dev = str(device) if label.startswith("restore") else "cpu"
                     rows.append(Row(image_set.name, condition.name, name, label, p, s, hole, seconds, dev))
                     panels.append((label, result))
                     if progress:
@@ -109,8 +115,9 @@ def _condition_index(condition: Condition) -> int:
     return [c.name for c in CONDITIONS].index(condition.name)
 
 
-def total_runs(sets: list[ImageSet], conditions: list[Condition]) -> int:
-    return sum(len(s.images) * sum(1 + sum(b.needs is None or baselines.available(b.needs) for b in c.task.baselines())
+def total_runs(sets: list[ImageSet], conditions: list[Condition], samples: int = 1) -> int:
+    own = 1 + (samples > 1)
+    return sum(len(s.images) * sum(own + sum(b.needs is None or baselines.available(b.needs) for b in c.task.baselines())
                                    for c in conditions) for s in sets)
 
 

@@ -25,6 +25,7 @@ from .priors import SHIPPED, PriorError, load_prior
 from .tasks import TASKS, OptionError, Task
 from .speed import SIZES as SPEED_SIZES
 from .tasks.base import option_fields
+from .uncertainty import HEAT_MAP_TOP, SUFFIXES as MAP_SUFFIXES
 
 app = typer.Typer(help="Repair damaged photos with a learned VAE prior.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -89,6 +90,13 @@ class RestoreOptions:
     max_megapixels: float = field(default=MAX_PIXELS / 1e6, metadata=_cli(typer.Option(
         MAX_PIXELS / 1e6, "--max-megapixels", help="Refuse images larger than this many megapixels.")))
     quiet: bool = field(default=False, metadata=_cli(QUIET))
+    samples: int = field(default=1, metadata=_cli(typer.Option(
+        1, "--samples", help="Average this many posterior samples (1: the solver's estimate alone); needed for --uncertainty.")))
+    seed: int = field(default=0, metadata=_cli(typer.Option(
+        0, "--seed", help="Random seed of the samples: the same seed gives the same output.")))
+    uncertainty: Optional[Path] = field(default=None, metadata=_cli(typer.Option(
+        None, "--uncertainty", help="Write where the result is unsure (the samples' std per pixel): .png heat map "
+        f"(black 0 to yellow {HEAT_MAP_TOP:g}+ in 0..255 units) or .tif raw values; a folder in batch mode.")))
     shard: Optional[str] = field(default=None, metadata=_cli(typer.Option(
         None, "--shard", help="I/N: restore only the I-th of N disjoint parts of the sorted files (cluster job arrays).")))
     ray: bool = field(default=False, metadata=_cli(typer.Option(
@@ -186,6 +194,10 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
         fail("--overwrite and --skip-existing contradict each other; pick one")
     if options.json is not None and not options.json.parent.is_dir():
         fail(f"{options.json}: folder {options.json.parent} does not exist; create it first")
+    if options.samples < 1:
+        fail("--samples: give 1 or more")
+    if options.uncertainty is not None and options.samples < 2:
+        fail("--uncertainty: the spread needs samples; add --samples 8 (or any number of 2 or more)")
     on_ray = options.ray or options.ray_address is not None
     if options.threads_per_worker is not None and (not on_ray or options.threads_per_worker < 1):
         fail("--threads-per-worker: give a whole number of 1 or more, with --ray")
@@ -205,15 +217,19 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
     dev = _device_or_fail("cpu" if on_ray else options.device)
     try:
         settings = SolverSettings(prior=options.model, steps=options.steps, mode=options.mode, device=dev,
-                                  tile=options.tile, precision=options.precision)
+                                  tile=options.tile, precision=options.precision, samples=options.samples,
+                                  seed=options.seed)
     except ValueError as e:
         fail(f"--{e}")                 # its messages begin with the option's name
     try:
         settings = replace(settings, prior=load_prior(options.model, dev))
         jobs = plan(source, options.output, task.name, recursive=options.recursive, companion=companion,
-                    companion_name=task.companion.name if task.companion else "", reference=options.ref)
+                    companion_name=task.companion.name if task.companion else "", reference=options.ref,
+                    uncertainty=options.uncertainty)
     except (PriorError, PlanError) as e:
         fail(str(e))
+    if not jobs.batch and options.uncertainty is not None and jobs.jobs[0].uncertainty.suffix.lower() not in MAP_SUFFIXES:
+        fail(f"{options.uncertainty}: an uncertainty map is .png (heat map) or .tif (raw values); rename it")
     for note in jobs.skipped:
         typer.echo(note, err=True)
     if not jobs.jobs:
@@ -231,7 +247,10 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
     common = dict(overwrite=options.overwrite, skip_existing=options.skip_existing, max_pixels=max_pixels,
                   progress=bars)
     if on_ray:
+        import logging
+
         from .ray_runner import FileRestorer, run_on_ray
+        logging.getLogger("ray").setLevel(logging.ERROR)    # its start-up notices would break the bars
         model = options.model if options.model in SHIPPED else str(Path(options.model).resolve())
         try:
             on = run_on_ray(todo, FileRestorer(task, replace(settings, prior=model), max_pixels),
@@ -267,10 +286,11 @@ def _arithmetic(precision: str, device) -> str:
 
 
 def _scores(r: Result) -> str:
+    spread = "" if r.uncertainty is None else f"; mean std {r.uncertainty:.2f}"
     if r.psnr is None:
-        return ""
+        return spread
     return (f"; PSNR {r.psnr:.2f} dB (input {r.input_psnr:.2f}), "
-            f"SSIM {r.ssim:.4f} (input {r.input_ssim:.4f})")
+            f"SSIM {r.ssim:.4f} (input {r.input_ssim:.4f})" + spread)
 
 
 def _print_summary(results: list[Result], device: str) -> None:
@@ -373,6 +393,7 @@ def bench_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a report folder that already has results."),
     speed: bool = typer.Option(False, "--speed", help="Time each task on generated photographs of growing size instead (speed.md, speed.json)."),
     sizes: str = typer.Option(",".join(f"{s:g}" for s in SPEED_SIZES), "--sizes", help="--speed: the photographs' sizes in megapixels."),
+    samples: int = typer.Option(1, "--samples", help="Also measure the mean of this many posterior samples (2 or more)."),
     quiet: bool = QUIET,
 ) -> None:
     """Measure restore against classical tools (BM3D, OpenCV, scikit-image, bicubic/Lanczos)."""
@@ -395,6 +416,8 @@ def bench_command(
         fail("--steps must be 0 or more")
     if precision not in ("auto", "fp32", "bf16"):
         fail(f"--precision {precision}: use auto, fp32 or bf16")
+    if samples < 1:
+        fail("--samples: give 1 or more")
     if speed:
         return _speed(output, wanted, sizes, model=model, steps=steps, device=device, precision=precision,
                       overwrite=overwrite, quiet=quiet)
@@ -415,10 +438,10 @@ def bench_command(
         fail(str(e))
     output.mkdir(parents=True, exist_ok=True)
 
-    bar = tqdm(total=bench.total_runs(sets, conditions), desc="bench", unit="run", disable=quiet)
+    bar = tqdm(total=bench.total_runs(sets, conditions, samples), desc="bench", unit="run", disable=quiet)
     start = time.perf_counter()
     rows, shown, notes = bench.run_benchmark(
-        sets, conditions, device=dev, steps=steps, precision=precision, seed=seed,
+        sets, conditions, device=dev, steps=steps, precision=precision, seed=seed, samples=samples,
         progress=lambda what: (bar.set_postfix_str(what), bar.update(1)))
     bar.close()
     for note in notes:
@@ -427,7 +450,7 @@ def bench_command(
             "precision": _arithmetic(precision, dev),
             "steps": steps if steps is not None else "task defaults", "machine": platform.platform(),
             "processor": platform.machine(), "cpus": os.cpu_count(), "quick": quick,
-            "size": size, "seed": seed}
+            "size": size, "seed": seed, "samples": samples}
     written = bench.write_report(output, rows, shown, meta)
     typer.echo((output / "results.md").read_text())
     typer.echo(f"wrote {len(written)} files to {output} in {meta['seconds']:.0f} s")

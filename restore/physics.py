@@ -47,6 +47,10 @@ class LinearPhysics(nn.Module, metaclass=ABCMeta):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.A(x)
 
+    def gram_diagonal(self, x: torch.Tensor) -> torch.Tensor:
+        """The diagonal of ``A^T A`` at ``x``'s size: how much each pixel is observed."""
+        raise NotImplementedError(f"{type(self).__name__} does not give the diagonal of A^T A")
+
     def prox_l2(self, z: torch.Tensor, y: torch.Tensor, gamma: float | torch.Tensor, *,
                 x0: torch.Tensor | None = None) -> torch.Tensor:
         """``argmin_x |A(x) - y|^2 / 2 + |x - z|^2 / (2 gamma)``.
@@ -99,6 +103,9 @@ class Denoising(LinearPhysics):
         # (x - y) + (x - z) / gamma = 0
         return (gamma * y + z) / (gamma + 1)
 
+    def gram_diagonal(self, x):
+        return torch.ones_like(x[:, :1])
+
 
 class Inpainting(LinearPhysics):
     """``A = diag(m)``: only the pixels where ``m = 1`` are observed.
@@ -124,6 +131,9 @@ class Inpainting(LinearPhysics):
     def prox_l2(self, z, y, gamma, *, x0=None):
         blend = (gamma * y + z) / (gamma + 1)
         return self.observed * blend + (1 - self.observed) * z
+
+    def gram_diagonal(self, x):
+        return self.observed.to(x.dtype).expand(x.shape[0], 1, -1, -1)
 
 
 class Downsampling(LinearPhysics):
@@ -165,6 +175,11 @@ class Downsampling(LinearPhysics):
 
     def A_adjoint(self, y):
         return self.r_h.to(y.dtype).T @ y @ self.r_w.to(y.dtype)
+
+    def gram_diagonal(self, x):
+        d_h = (self.r_h**2).sum(0).to(x.dtype)
+        d_w = (self.r_w**2).sum(0).to(x.dtype)
+        return (d_h[:, None] * d_w[None, :]).expand(x.shape[0], 1, -1, -1)
 
     def prox_l2(self, z, y, gamma, *, x0=None):
         """Closed form for one ``gamma``: ``x = U_h [(U_h^T b U_w) / (a_h a_w^T + 1/gamma)] U_w^T``.
@@ -233,6 +248,12 @@ class Blur(LinearPhysics):
     def A_adjoint(self, y):
         eh, ew = self._extra()
         return self._conv(F.pad(y, (ew, ew, eh, eh)), transpose=True)
+
+    def gram_diagonal(self, x):
+        eh, ew = self._extra()
+        ones = torch.ones(x.shape[0], 1, x.shape[-2] - 2 * self.margin, x.shape[-1] - 2 * self.margin,
+                          dtype=x.dtype, device=x.device)
+        return F.conv_transpose2d(F.pad(ones, (ew, ew, eh, eh)), self.weight.to(x.dtype) ** 2)
 
     def blur_image(self, x: torch.Tensor) -> torch.Tensor:
         """The same-size blur of a whole image, its borders reflected."""

@@ -21,7 +21,7 @@ from .data import to_channels
 from .devices import PRECISIONS, Autocast, resolve_precision, tile_batch
 from .model import VAE
 from .priors import load_prior
-from .solver import ANCHORS, csgm, joint_map
+from .solver import ANCHORS, SAMPLERS, csgm, joint_map
 from .tasks.base import Task
 from .tiling import run_tiled
 
@@ -43,6 +43,9 @@ class SolverSettings:
     overlap: int = 32
     tile_batch: int | None = None  # tiles per solver call; default by the device (restore.devices.tile_batch)
     precision: str = "auto"        # the networks' arithmetic: "auto", "fp32" or "bf16" (see restore.devices)
+    samples: int = 1               # posterior samples averaged (1: the MAP estimate alone)
+    sampler: str = "encoder"       # "encoder" or "langevin" (see restore.solver.posterior_samples)
+    seed: int = 0                  # the samples' random numbers: the same seed gives the same output
 
     def __post_init__(self):
         if self.mode not in SOLVERS:
@@ -57,6 +60,12 @@ class SolverSettings:
             raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
         if self.overlap < 0 or (self.tile_batch is not None and self.tile_batch < 1):
             raise ValueError("overlap must be 0 or more and tile_batch at least 1")
+        if self.samples < 1:
+            raise ValueError(f"samples must be 1 or more, got {self.samples}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be 'encoder' or 'langevin', got {self.sampler!r}")
+        if self.samples > 1 and self.mode != "joint":
+            raise ValueError("samples: posterior samples need --mode joint")
 
     def load(self) -> VAE:
         """The prior on the settings' device; a model given in ``prior`` is copied, never moved."""
@@ -68,7 +77,7 @@ class SolverSettings:
 
 
 def restore(image, task: Task, *, companion: Any = None, settings: SolverSettings = SolverSettings(),
-            channel_axis: int = -1, progress: Callable[[int, int], None] | None = None):
+            channel_axis: int = -1, progress: Callable[[int, int], None] | None = None, return_std: bool = False):
     """Restore ``image`` under ``task`` (a :class:`~restore.tasks.base.Task` with its options).
 
     Parameters
@@ -85,7 +94,16 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
         The axis of colour channels of a 3-D image.
     progress : callable, optional
         ``progress(done, total)`` in solver steps.
+    return_std : bool
+        Also return the posterior standard deviation per pixel (needs ``settings.samples``
+        of 2 or more): ``(H, W)`` float32 in [0, 1] units, a numpy array or a tensor as the image.
+
+    Returns
+    -------
+    The restored image, in the input's type, layout and dtype (and the standard deviation).
     """
+    if return_std and settings.samples < 2:
+        raise ValueError("return_std needs samples of 2 or more")
     pixels, back = to_pixels(image, channel_axis)
     values = task.companion_values(companion, pixels.shape[:2])
     task = task.with_noise_level(pixels)
@@ -115,26 +133,38 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
         if progress is not None:
             progress(count["done"], count["total"])
 
+    # The samples' own generator, seeded once per image: the caller's random state is never touched.
+    generator = torch.Generator(device).manual_seed(settings.seed) if settings.samples > 1 else None
+
     def restore_tiles(tiles, aux_tiles):
         shape = (tiles.shape[-2] * task.scale + 2 * task.margin, tiles.shape[-1] * task.scale + 2 * task.margin)
         physics = task.physics(shape, aux_tiles).to(device)
-        extra = {"gamma": settings.gamma, "refine": task.refine(physics)} if solver is joint_map else {}
+        extra = {"gamma": settings.gamma, "refine": task.refine(physics), "samples": settings.samples,
+                 "sampler": settings.sampler, "generator": generator} if solver is joint_map else {}
         result = solver(tiles, physics, vae, x0=task.first_guess(physics, tiles), sigma=sigma, steps=steps,
                         lr=settings.lr, prior_weight=prior_weight, anchor=anchor, callback=tick, **extra)
         if steps == 0:
             tick()
-        return result.x
+        return result.x if result.variance is None else torch.cat([result.x, result.variance], 1)
 
     x = run_tiled(y, restore_tiles, tile=tile_size, overlap=settings.overlap, multiple=multiple,
                   scale=task.scale, margin=task.margin, batch=tiles_per_call, aux=aux, on_tiles=count_tiles,
                   skip=task.skips_tile if task.scale == 1 and not task.margin else None)
-    out = to_channels(x[0].permute(1, 2, 0).cpu().numpy(), pixels.shape[2])
-    return back(np.clip(out, 0, 1))
+    restored = x[0, :channels].permute(1, 2, 0).cpu().numpy()
+    out = back(np.clip(to_channels(restored, pixels.shape[2]), 0, 1))
+    if not return_std:
+        return out
+    if x.shape[1] > channels:
+        std = x[0, channels].clamp_min(0).sqrt().cpu().numpy().astype(np.float32)
+    else:                            # nothing was restored: every pixel is the observation
+        std = np.zeros(pixels.shape[:2], np.float32)
+    return out, (torch.from_numpy(std).to(image.device) if torch.is_tensor(image) else std)
 
 
-def settings_for(*, prior, steps, mode, device, tile, precision) -> SolverSettings:
+def settings_for(*, prior, steps, mode, device, tile, precision, samples=1, seed=0) -> SolverSettings:
     """The settings the per-task functions expose; the rest keep their defaults."""
-    return SolverSettings(prior=prior, steps=steps, mode=mode, device=device, tile=tile, precision=precision)
+    return SolverSettings(prior=prior, steps=steps, mode=mode, device=device, tile=tile, precision=precision,
+                          samples=samples, seed=seed)
 
 
 def to_pixels(image, channel_axis: int = -1) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:

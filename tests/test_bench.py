@@ -40,14 +40,15 @@ def test_quick_bench_on_a_folder_writes_every_report(tmp_path, tiny_prior):
         write_image(tmp_path / f"im{i}.png", Picture(im))
     out = tmp_path / "report"
     result = CliRunner().invoke(app, ["bench", str(tmp_path), "-o", str(out), "--quick", "--model", str(model),
-                                      "--steps", "3", "-q"])
+                                      "--steps", "3", "--samples", "2", "-q"])
     assert result.exit_code == 0, result.output
     names = {p.name for p in out.iterdir()}
     assert {"results.md", "results.json", "results.csv"} <= names
     assert {f"sheet_{tmp_path.name}_{c}.png" for c in bench.QUICK_CONDITIONS} <= names
     report = json.loads((out / "results.json").read_text())
     methods = {r["method"] for r in report["results"]}
-    assert {"restore", "OpenCV NLM", "skimage TV", "bicubic", "Lanczos", "OpenCV Telea", "skimage biharmonic"} <= methods
+    assert {"restore", "restore, mean of 2", "OpenCV NLM", "skimage TV", "bicubic", "Lanczos", "OpenCV Telea",
+            "skimage biharmonic"} <= methods
     assert all(r["hole_psnr"] is not None for r in report["results"] if r["condition"] == "inpaint-box")
     assert "**" in (out / "results.md").read_text()
     # A second run refuses to overwrite the report.

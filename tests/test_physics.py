@@ -196,3 +196,17 @@ def test_inpaint_refinement_carries_the_decoders_error_into_the_holes():
     assert torch.allclose(step[..., 10:20, 12:26], d[..., 10:20, 12:26])
     # ... the refinement puts the image back
     assert torch.allclose(task.refine(op)(step, d), x, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", PHYSICS)
+def test_gram_diagonal_is_the_diagonal_of_AtA(name):
+    op = PHYSICS[name]().double()
+    x = _x(op, n=1, dtype=torch.float64)[:, :1]
+    diagonal = op.gram_diagonal(x)
+    assert diagonal.shape == x.shape
+    flat = x.flatten()
+    for i in torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(0))[:25]:
+        e = torch.zeros_like(flat)
+        e[i] = 1
+        column = op.A_adjoint(op.A(e.view_as(x)))
+        assert torch.isclose(column.flatten()[i], diagonal.flatten()[i]), (name, int(i))

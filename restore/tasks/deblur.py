@@ -122,7 +122,8 @@ class Deblur(Task):
 
 def deblur(image, *, kernel: str, sigma: float | None = None, prior="photo", steps: int | None = None,
            mode: str = "joint", device="cpu", tile: int | None = None, precision: str = "auto",
-           channel_axis: int = -1, progress=None):
+           channel_axis: int = -1, progress=None,
+           samples: int = 1, seed: int = 0, return_std: bool = False):
     """Remove a known blur.
 
     Parameters
@@ -133,10 +134,11 @@ def deblur(image, *, kernel: str, sigma: float | None = None, prior="photo", ste
         ``"gaussian:STD"``, ``"motion:LENGTH,ANGLE"`` or the path of a kernel image.
     sigma : float, optional
         Noise of the blurred pixels in 0..255 units; estimated when omitted.
-    prior, steps, mode, device, tile, precision, channel_axis, progress
+    prior, steps, mode, device, tile, precision, channel_axis, progress, samples, seed, return_std
         As :func:`restore.denoise` (steps default 30).
     """
     from ..pipeline import restore, settings_for
     return restore(image, Deblur(kernel=kernel, sigma=sigma), channel_axis=channel_axis, progress=progress,
                    settings=settings_for(prior=prior, steps=steps, mode=mode, device=device, tile=tile,
-                                       precision=precision))
+                                       precision=precision, samples=samples, seed=seed),
+                                       return_std=return_std)

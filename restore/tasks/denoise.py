@@ -59,7 +59,7 @@ class Denoise(Task):
 
 def denoise(image, *, sigma: float | None = None, prior="photo", steps: int | None = None, mode: str = "joint",
             device="cpu", tile: int | None = None, precision: str = "auto", channel_axis: int = -1,
-            progress=None):
+            progress=None, samples: int = 1, seed: int = 0, return_std: bool = False):
     """Remove additive white Gaussian noise.
 
     Parameters
@@ -86,15 +86,23 @@ def denoise(image, *, sigma: float | None = None, prior="photo", steps: int | No
         The colour axis of a 3-D image.
     progress : callable, optional
         ``progress(done, total)`` in solver steps.
+    samples : int
+        1: the solver's estimate. More: the mean of that many posterior samples around it.
+    seed : int
+        The samples' random numbers: the same seed gives the same output.
+    return_std : bool
+        Also return the samples' standard deviation per pixel, ``(H, W)`` in [0, 1] units:
+        where the restoration is unsure (needs ``samples`` >= 2).
 
     Returns
     -------
-    The restored image, of the input's type, layout and dtype.
+    The restored image, of the input's type, layout and dtype (and the standard deviation).
     """
     from ..pipeline import restore, settings_for
     return restore(image, Denoise(sigma=sigma), channel_axis=channel_axis, progress=progress,
                    settings=settings_for(prior=prior, steps=steps, mode=mode, device=device, tile=tile,
-                                       precision=precision))
+                                       precision=precision, samples=samples, seed=seed),
+                                       return_std=return_std)
 
 
 def estimate_noise(image, *, channel_axis: int = -1) -> float:

@@ -117,7 +117,8 @@ def _size(shape) -> str:
 
 def inpaint(image, mask, *, sigma: float = CLEAN_SIGMA, mask_dilate: int = 0, prior="photo",
             steps: int | None = None, mode: str = "joint", device="cpu", tile: int | None = None,
-            precision: str = "auto", channel_axis: int = -1, progress=None):
+            precision: str = "auto", channel_axis: int = -1, progress=None,
+            samples: int = 1, seed: int = 0, return_std: bool = False):
     """Fill the pixels where ``mask`` is non-zero.
 
     Parameters
@@ -130,10 +131,11 @@ def inpaint(image, mask, *, sigma: float = CLEAN_SIGMA, mask_dilate: int = 0, pr
         Noise of the known pixels in 0..255 units.
     mask_dilate : int
         Grow the holes by this many pixels first.
-    prior, steps, mode, device, tile, precision, channel_axis, progress
+    prior, steps, mode, device, tile, precision, channel_axis, progress, samples, seed, return_std
         As :func:`restore.denoise` (steps default 30).
     """
     from ..pipeline import restore, settings_for
     return restore(image, Inpaint(sigma=sigma, mask_dilate=mask_dilate), companion=mask, channel_axis=channel_axis,
                    progress=progress, settings=settings_for(prior=prior, steps=steps, mode=mode, device=device, tile=tile,
-                                       precision=precision))
+                                       precision=precision, samples=samples, seed=seed),
+                                       return_std=return_std)

@@ -73,7 +73,8 @@ class Superres(Task):
 
 def superres(image, *, scale: int = 4, sigma: float = CLEAN_SIGMA, prior="photo", steps: int | None = None,
              mode: str = "joint", device="cpu", tile: int | None = None, precision: str = "auto",
-             channel_axis: int = -1, progress=None):
+             channel_axis: int = -1, progress=None,
+             samples: int = 1, seed: int = 0, return_std: bool = False):
     """Upscale by ``scale`` (2, 3, 4 or 8), inverting antialiased bicubic downsampling.
 
     Parameters
@@ -84,10 +85,11 @@ def superres(image, *, scale: int = 4, sigma: float = CLEAN_SIGMA, prior="photo"
         2, 3, 4 or 8.
     sigma : float
         Noise of the low-resolution pixels in 0..255 units.
-    prior, steps, mode, device, tile, precision, channel_axis, progress
+    prior, steps, mode, device, tile, precision, channel_axis, progress, samples, seed, return_std
         As :func:`restore.denoise` (steps default 30; ``tile`` in output pixels).
     """
     from ..pipeline import restore, settings_for
     return restore(image, Superres(sigma=sigma, factor=scale), channel_axis=channel_axis, progress=progress,
                    settings=settings_for(prior=prior, steps=steps, mode=mode, device=device, tile=tile,
-                                       precision=precision))
+                                       precision=precision, samples=samples, seed=seed),
+                                       return_std=return_std)

@@ -1,0 +1,105 @@
+"""Posterior samples: their mean as the estimate and their spread as a map of where restore is unsure."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from restore import SolverSettings, denoise, restore, superres
+from restore.cli import app
+from restore.images import Picture, read_image, write_image
+from restore.tasks import TASKS
+from restore.uncertainty import HEAT_MAP_TOP, heat_map
+
+
+def _noisy(clean, sigma, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.clip(clean + rng.normal(0, sigma / 255, clean.shape), 0, 1).astype(np.float32)
+
+
+@pytest.mark.parametrize("sampler", ["encoder", "langevin"])
+def test_same_seed_same_result_and_another_seed_another(tiny_prior, clean_image, sampler):
+    model, _ = tiny_prior
+    noisy = _noisy(clean_image, 25)
+    settings = SolverSettings(prior=model, steps=3, samples=4, sampler=sampler)
+    task = TASKS["denoise"](sigma=25)
+    torch.manual_seed(1)
+    first, std = restore(noisy, task, settings=settings, return_std=True)
+    state = torch.get_rng_state()
+    again, std_again = restore(noisy, task, settings=settings, return_std=True)
+    assert torch.equal(torch.get_rng_state(), state)             # the caller's generator is untouched
+    assert np.array_equal(first, again) and np.array_equal(std, std_again)
+    other = restore(noisy, task, settings=SolverSettings(prior=model, steps=3, samples=4, sampler=sampler, seed=1))
+    assert not np.array_equal(first, other)
+
+
+def test_one_sample_is_the_single_estimate(tiny_prior, clean_image):
+    model, _ = tiny_prior
+    noisy = _noisy(clean_image, 25)
+    single = denoise(noisy, sigma=25, prior=model, steps=3)
+    assert np.array_equal(denoise(noisy, sigma=25, prior=model, steps=3, samples=1, seed=5), single)
+    assert not np.array_equal(denoise(noisy, sigma=25, prior=model, steps=3, samples=2), single)
+    with pytest.raises(ValueError, match="samples"):
+        denoise(noisy, sigma=25, prior=model, return_std=True)
+
+
+def test_the_map_has_the_image_size_for_every_task(tiny_prior, clean_image):
+    model, _ = tiny_prior
+    h, w = clean_image.shape[:2]
+    out, std = superres(clean_image[::2, ::2], scale=2, prior=model, steps=2, samples=3, return_std=True)
+    assert out.shape == clean_image.shape and std.shape == (h, w) and std.dtype == np.float32
+    tensor = torch.from_numpy(clean_image).permute(2, 0, 1)
+    out, std = denoise(tensor, sigma=25, prior=model, steps=2, samples=3, channel_axis=0, return_std=True)
+    assert torch.is_tensor(std) and std.shape == (h, w) and (std >= 0).all()
+
+
+def test_the_map_is_larger_inside_a_hole_than_outside(tiny_prior, clean_image):
+    model, _ = tiny_prior
+    mask = np.zeros(clean_image.shape[:2], bool)
+    mask[12:28, 10:30] = True
+    for sampler in ("encoder", "langevin"):
+        settings = SolverSettings(prior=model, steps=5, samples=8, sampler=sampler)
+        out, std = restore(clean_image, TASKS["inpaint"](), companion=mask, settings=settings, return_std=True)
+        assert std[mask].mean() > 3 * std[~mask].mean(), (sampler, std[mask].mean(), std[~mask].mean())
+
+
+def test_heat_map_scale():
+    std = np.array([[0.0, HEAT_MAP_TOP / 255 / 2, HEAT_MAP_TOP / 255, 1.0]], np.float32)
+    colours = heat_map(std)
+    assert colours.shape == (1, 4, 3) and colours.dtype == np.uint8
+    assert colours[0, 0].sum() < 10                               # 0: black
+    assert np.array_equal(colours[0, 2], colours[0, 3])           # the top and beyond: the same colour
+    assert colours[0, 0].sum() < colours[0, 1].sum() < colours[0, 2].sum()
+
+
+def test_cli_writes_maps_single_and_batch(tiny_prior, clean_image, tmp_path):
+    _, model = tiny_prior
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(2):
+        write_image(folder / f"a{i}.png", Picture(_noisy(clean_image, 25, seed=i)))
+    runner = CliRunner()
+    common = ["--model", str(model), "--sigma", "25", "--steps", "2", "--samples", "3", "-q"]
+    single = runner.invoke(app, ["denoise", str(folder / "a0.png"), "-o", str(tmp_path / "o.png"),
+                                 "--uncertainty", str(tmp_path / "std.tif"), *common])
+    assert single.exit_code == 0, single.output
+    raw = read_image(tmp_path / "std.tif")
+    assert raw.pixels.shape[:2] == clean_image.shape[:2] and "mean std" in single.output
+
+    batch = runner.invoke(app, ["denoise", str(folder), "-o", str(tmp_path / "out"), "--uncertainty",
+                                str(tmp_path / "maps"), "--json", str(tmp_path / "r.json"), *common])
+    assert batch.exit_code == 0, batch.output
+    maps = sorted(p.name for p in (tmp_path / "maps").iterdir())
+    assert maps == ["a0.png", "a1.png"]
+    assert read_image(tmp_path / "maps" / "a0.png").pixels.shape == clean_image.shape[:2] + (3,)
+    rows = json.loads((tmp_path / "r.json").read_text())
+    assert all(r["uncertainty"] > 0 for r in rows)
+
+    for args, needle in ((["--uncertainty", str(tmp_path / "m.png")], "--samples"),
+                         (["--samples", "0"], "--samples")):
+        bad = runner.invoke(app, ["denoise", str(folder / "a1.png"), "--model", str(model), *args])
+        assert bad.exit_code == 2 and needle in bad.output
+    bad = runner.invoke(app, ["denoise", str(folder / "a1.png"), "-o", str(tmp_path / "o2.png"),
+                              "--uncertainty", str(tmp_path / "m.jpg"), *common])
+    assert bad.exit_code == 2 and "m.jpg" in bad.output and not (tmp_path / "o2.png").exists()
