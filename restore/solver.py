@@ -175,12 +175,13 @@ def posterior_samples(z, x, y, physics, vae, *, sigma, count, sampler, generator
         if sampler == "encoder":
             code = z + scale * noise
         else:
-            code = code.detach().requires_grad_(True)
-            d = vae.decode(code)
-            with torch.no_grad():
-                x = physics.prox_l2(d.detach(), y, search_prox, x0=x)
-            loss = ((x - d) ** 2).sum() / (2 * search_gamma**2) + latent_term(code)
-            (grad,) = torch.autograd.grad(loss, code)
+            with torch.enable_grad():     # also when the solver itself took no step
+                code = code.detach().requires_grad_(True)
+                d = vae.decode(code)
+                with torch.no_grad():
+                    x = physics.prox_l2(d.detach(), y, search_prox, x0=x)
+                loss = ((x - d) ** 2).sum() / (2 * search_gamma**2) + latent_term(code)
+                (grad,) = torch.autograd.grad(loss, code)
             code = (code - langevin_step * scale**2 * grad + (2 * langevin_step) ** 0.5 * scale * noise).detach()
         with torch.no_grad():
             sample = last_x_step(code, warm=x)
