@@ -373,7 +373,10 @@ def train_command(
     torch.manual_seed(seed)
     typer.echo(f"training on {len(files)} images ({len(sampler)} at all scales), "
                f"{sum(p.numel() for p in model.parameters()):,} parameters, device {dev}")
-    meta = train(model, sampler, settings, out, device=dev, resume=state)
+    try:
+        meta = train(model, sampler, settings, out, device=dev, resume=state)
+    except TrainError as e:
+        fail(str(e))
     typer.echo(f"wrote {out} after {meta['steps']} steps in {meta['seconds']:.0f} s")
 
 

@@ -84,15 +84,30 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
     # random streams and the result are the same as made one after the other.
     loader = ThreadPoolExecutor(max_workers=1)
     upcoming = loader.submit(batch, step)
+    skipped = 0
     while step < settings.steps:
         clean, seen = upcoming.result()
         if step + 1 < settings.steps:
             upcoming = loader.submit(batch, step + 1)
         loss, stats = vae_loss(model, seen.to(device), clean.to(device), torch_rng, autocast=dtype)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        optimizer.step()
+        # A non-finite loss or gradient skips the update, so the weights (and every checkpoint)
+        # stay finite; a run that keeps producing them has diverged and stops with a way out.
+        finite = bool(torch.isfinite(loss))
+        if finite:
+            loss.backward()
+            finite = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)))
+        if finite:
+            optimizer.step()
+            skipped = 0
+        else:
+            skipped += 1
+            if skipped >= MAX_SKIPPED_STEPS:
+                loader.shutdown(cancel_futures=True)
+                bar.close()
+                raise TrainError(f"{out}: training diverged at step {step + 1} (the loss was not finite "
+                                 f"{skipped} steps running); lower --lr, or train without --pixel-scale first "
+                                 "and add it with --init")
         schedule.step()
         step += 1
         bar.update(1)
@@ -104,6 +119,10 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
     bar.close()
     model.eval()
     return meta()
+
+
+#: Non-finite losses in a row after which a run counts as diverged.
+MAX_SKIPPED_STEPS = 20
 
 
 class TrainError(ValueError):

@@ -264,3 +264,24 @@ def test_deblur_a_folder_with_a_kernel_image(images, tiny_prior):
         rows = json.loads((images / "d.json").read_text())
         assert len(rows) == 2 and all(r["psnr"] > r["input_psnr"] for r in rows), rows
         assert rows[0]["task"] == "deblur" and rows[0]["sigma"] == 1
+
+
+def test_training_skips_non_finite_steps_and_stops_when_it_diverges(images, monkeypatch):
+    import torch
+
+    from restore import train as training
+    real, calls = training.vae_loss, {"n": 0}
+
+    def sometimes_nan(*args, **kwargs):
+        loss, stats = real(*args, **kwargs)
+        calls["n"] += 1
+        return (loss * float("nan"), stats) if calls["n"] in (2, 3) or calls["n"] > 6 else (loss, stats)
+    monkeypatch.setattr(training, "vae_loss", sometimes_nan)
+    out = images / "diverged.pt"
+    result = invoke("train", images / "clean", "--out", out, "--width", "8", "--latent", "2", "--crop", "16",
+                    "--batch-size", "4", "--checkpoint-every", "2", "--steps", "40")
+    assert result.exit_code == 2 and _error_lines(result) and "diverged at step 26" in result.output, result.output
+    from restore.model import load_checkpoint
+    model, state = load_checkpoint(out)              # the last checkpoint before it stopped...
+    assert state["meta"]["steps"] == 24
+    assert all(torch.isfinite(p).all() for p in model.parameters())   # ...holds finite weights
