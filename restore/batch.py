@@ -98,9 +98,10 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
                   _matching("ref", reference, rel, references))
         if uncertainty is not None:
             job.uncertainty = uncertainty / f"{output.stem}_std.png" if uncertainty.is_dir() else uncertainty
-            if same_file(job.uncertainty, source) or same_file(job.uncertainty, output):
-                raise PlanError(f"{job.uncertainty}: the uncertainty map would replace the input or the output; "
-                                "choose another --uncertainty")
+            if not job.uncertainty.parent.is_dir():
+                raise PlanError(f"{job.uncertainty}: folder {job.uncertainty.parent} does not exist; "
+                                "create it or choose another --uncertainty")
+            _check_maps([job])
         return Plan([job], [], batch=False)
 
     out_dir = output if output is not None else default_output(source, suffix)
@@ -109,8 +110,9 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
     if out_dir.exists() and same_file(out_dir, source):
         raise PlanError(f"{out_dir}: output folder is the input folder; choose another -o so inputs stay untouched")
     if uncertainty is not None and (uncertainty.is_file() or same_file(uncertainty, source)
-                                    or same_file(uncertainty, out_dir)):
-        raise PlanError(f"{uncertainty}: with a folder of images, --uncertainty must name a folder of its own")
+                                    or same_file(uncertainty, out_dir) or _inside(uncertainty, source)):
+        raise PlanError(f"{uncertainty}: with a folder of images, --uncertainty must name a folder of its own, "
+                        "outside the input folder")
     entries = sorted(source.rglob("*") if recursive else source.glob("*"))
     jobs, skipped = [], []
     for f in entries:
@@ -120,7 +122,7 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
         if not is_image_file(f):
             skipped.append(f"skipping {f}: not an image file")
             continue
-        job = Job(f, out_dir / rel, uncertainty=None if uncertainty is None else (uncertainty / rel).with_suffix(".png"))
+        job = Job(f, out_dir / rel, uncertainty=None if uncertainty is None else _map_path(uncertainty, rel, jobs))
         try:
             job.companion = _matching(companion_name, companion, rel, companions)
         except PlanError as e:
@@ -130,7 +132,27 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
         except PlanError:
             skipped.append(f"no reference for {f}: it will be restored but not scored")
         jobs.append(job)
+    if uncertainty is not None:
+        _check_maps(jobs)
     return Plan(jobs, skipped, batch=True)
+
+
+def _map_path(folder: Path, rel: Path, earlier: list[Job]) -> Path:
+    """The uncertainty map of the image at ``rel``: ``<rel stem>.png``, or ``<rel name>.png`` where
+    another image of the same stem (``a.jpg`` beside ``a.png``) took that name."""
+    path = (folder / rel).with_suffix(".png")
+    if any(job.uncertainty == path for job in earlier):
+        path = folder / rel.parent / f"{rel.name}.png"
+    return path
+
+
+def _check_maps(jobs: list[Job]) -> None:
+    """No uncertainty map may replace an input, an output, a mask or a reference."""
+    kept = {p.resolve() for job in jobs for p in (job.source, job.output, job.companion, job.reference) if p}
+    for job in jobs:
+        if job.uncertainty.resolve() in kept:
+            raise PlanError(f"{job.uncertainty}: the uncertainty map would replace an input, an output, a mask or "
+                            "a reference; choose another --uncertainty")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -250,11 +272,11 @@ def process(job: Job, restore_fn: RestoreFn, *, overwrite: bool, skip_existing: 
         restored = restore_fn(picture, job, progress)
         out = Picture(pixels=restored.pixels, alpha=_resized(picture.alpha, restored.pixels.shape[:2]),
                       bit_depth=picture.bit_depth)
-        write_image(job.output, out)
-        if restored.std is not None:
+        if restored.std is not None:  # the map first: a file whose output exists is done
             if job.uncertainty is not None:
                 write_uncertainty(job.uncertainty, restored.std)
             result.uncertainty = round(float(restored.std.mean()) * 255, 4)
+        write_image(job.output, out)
         result.seconds, result.sigma = round(time.perf_counter() - start, 3), restored.task.sigma
         if job.reference is not None:
             _score(result, job, out, restored, max_pixels)

@@ -161,12 +161,6 @@ class Downsampling(LinearPhysics):
         self.scale, self.shape = scale, (h, w)
         self.register_buffer("r_h", torch.as_tensor(resize_matrix(h, h // scale), dtype=torch.float32))
         self.register_buffer("r_w", torch.as_tensor(resize_matrix(w, w // scale), dtype=torch.float32))
-        # A^T A = (R_h^T R_h) kron (R_w^T R_w): with each factor's eigenvectors the prox is two
-        # small matrix products per side instead of dozens of conjugate-gradient iterations.
-        for side, n in (("h", h), ("w", w)):
-            values, vectors = _gram_eigen(n, scale)
-            self.register_buffer(f"eigval_{side}", values.clone())
-            self.register_buffer(f"eigvec_{side}", vectors.clone())
 
     def A(self, x):
         if tuple(x.shape[-2:]) != self.shape:
@@ -190,10 +184,12 @@ class Downsampling(LinearPhysics):
         if torch.is_tensor(gamma) and gamma.numel() > 1:
             return super().prox_l2(z, y, gamma, x0=x0)
         inv = 1.0 / float(gamma)
-        u_h, u_w = self.eigvec_h.to(z.dtype), self.eigvec_w.to(z.dtype)
+        # A^T A = (R_h^T R_h) kron (R_w^T R_w): with each factor's eigenvectors (computed once per
+        # size, when first needed) the prox is a few small matrix products instead of dozens of
+        # conjugate-gradient iterations.
+        (a_h, u_h), (a_w, u_w) = (tuple(t.to(z) for t in _gram_eigen(n, self.scale)) for n in self.shape)
         rhs = u_h.T @ (self.A_adjoint(y) + inv * z) @ u_w
-        spectrum = self.eigval_h.to(z.dtype)[:, None] * self.eigval_w.to(z.dtype)[None, :] + inv
-        return u_h @ (rhs / spectrum) @ u_w.T
+        return u_h @ (rhs / (a_h[:, None] * a_w[None, :] + inv)) @ u_w.T
 
 
 @functools.lru_cache(maxsize=32)

@@ -123,7 +123,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
 
     y = torch.from_numpy(to_channels(pixels, channels)).permute(2, 0, 1)[None].to(device)
     aux = None if values is None else torch.from_numpy(values)[None, None].to(device)
-    count = {"done": 0, "total": 0}
+    count = {"done": 0, "total": 0, "tiles": 0}
 
     def count_tiles(n):
         count["total"] = -(-n // tiles_per_call) * max(steps, 1)
@@ -133,14 +133,20 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
         if progress is not None:
             progress(count["done"], count["total"])
 
-    # The samples' own generator, seeded once per image: the caller's random state is never touched.
-    generator = torch.Generator(device).manual_seed(settings.seed) if settings.samples > 1 else None
+    def generators(n):
+        # The samples' own generators, one per tile seeded by (seed, the tile's place in the image):
+        # the caller's random state is never touched, and a tile's samples do not depend on how
+        # many tiles share a solver call (that follows the device's free memory).
+        first = count["tiles"]
+        count["tiles"] += n
+        return [torch.Generator(device).manual_seed(int(np.random.SeedSequence([settings.seed, first + i])
+                                                        .generate_state(1)[0])) for i in range(n)]
 
     def restore_tiles(tiles, aux_tiles):
         shape = (tiles.shape[-2] * task.scale + 2 * task.margin, tiles.shape[-1] * task.scale + 2 * task.margin)
         physics = task.physics(shape, aux_tiles).to(device)
         extra = {"gamma": settings.gamma, "refine": task.refine(physics), "samples": settings.samples,
-                 "sampler": settings.sampler, "generator": generator} if solver is joint_map else {}
+                 "sampler": settings.sampler, "generator": generators(len(tiles))} if solver is joint_map else {}
         result = solver(tiles, physics, vae, x0=task.first_guess(physics, tiles), sigma=sigma, steps=steps,
                         lr=settings.lr, prior_weight=prior_weight, anchor=anchor, callback=tick, **extra)
         if steps == 0:

@@ -14,6 +14,7 @@ worker, up to :data:`RETRIES` times, and a fresh worker takes its place.
 """
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from dataclasses import dataclass, replace
@@ -23,6 +24,9 @@ from .batch import Job, Progress, Result, RestoreFn, file_restorer, process
 
 #: Times a file is handed to another worker after the one restoring it died.
 RETRIES = 2
+
+#: Seconds to wait for a worker to start when none is working: longer means the cluster has no room.
+START_TIMEOUT = 120.0
 
 #: CPU threads per worker when none are asked for. Measured on a 2-core machine, 40 photographs of
 #: 512x512 denoised with 5 solver steps: 2 workers of 1 thread 0.49 files/s, 1 worker of 2 threads
@@ -35,7 +39,7 @@ class RayBatch:
     results: list[Result]            # in the jobs' order
     device: str                      # the workers' device: "cpu" or "cuda"
     workers: int
-    start_seconds: float             # from starting (or joining) Ray to every worker ready
+    start_seconds: float             # from starting (or joining) Ray to the first worker ready
 
 
 class RayError(RuntimeError):
@@ -71,8 +75,13 @@ class _Notes(Progress):
 class _Worker:
     """A Ray actor: builds its ``restore_fn`` once, then restores one job per call."""
 
-    def __init__(self, make_restore_fn: Callable[[str], RestoreFn], device: str, threads: int, options: dict):
+    def __init__(self, make_restore_fn: Callable[[str], RestoreFn], device: str, threads: int, options: dict,
+                 cwd: str):
         import torch
+        if not os.path.isdir(cwd):
+            raise FileNotFoundError(f"the folder {cwd} is not on this Ray node; put the files on a file system "
+                                    "every node shares, at the same path")
+        os.chdir(cwd)                # this process is the actor's alone
         if device == "cpu":
             torch.set_num_threads(threads)
         self.restore_fn, self.options = make_restore_fn(device), options
@@ -112,19 +121,22 @@ def run_on_ray(jobs: list[Job], make_restore_fn: Callable[[str], RestoreFn], *, 
     device : {"auto", "cpu", "cuda"}
         auto: one worker per GPU where the cluster has GPUs, else CPU workers.
     threads_per_worker : int, optional
-        CPU cores (and threads) per CPU worker; default :data:`THREADS_PER_WORKER`.
+        CPU cores (and threads) per CPU worker; default :data:`THREADS_PER_WORKER`, more
+        where there are fewer files than cores.
     """
     ray = import_ray()
     progress = progress or Progress()
-    threads = threads_per_worker or THREADS_PER_WORKER
-    if threads < 1:
+    threads = threads_per_worker
+    if threads is not None and threads < 1:
         raise ValueError(f"threads per worker must be at least 1, got {threads}")
     start = time.perf_counter()
     started_here = not ray.is_initialized()
     if started_here:
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-                     configure_logging=False)
+            # A local instance takes the cores this process may use (a job array's share of a node).
+            cores = len(os.sched_getaffinity(0)) if address is None and hasattr(os, "sched_getaffinity") else None
+            ray.init(address=address, num_cpus=cores, include_dashboard=False, log_to_driver=False,
+                     logging_level="ERROR", configure_logging=False)
         except Exception as e:       # ConnectionError, a bad address, a version mismatch...
             raise RayError(f"cannot start or reach Ray at {address or 'this machine'}: "
                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
@@ -137,78 +149,90 @@ def run_on_ray(jobs: list[Job], make_restore_fn: Callable[[str], RestoreFn], *, 
 
 
 def _run(ray, jobs, make_restore_fn, device, threads, options, progress, start) -> RayBatch:
-    resources = ray.cluster_resources()
-    gpus = int(resources.get("GPU", 0))
+    total, free = ray.cluster_resources(), ray.available_resources()
+    gpus = int(total.get("GPU", 0))
     if device.startswith("cuda") and not gpus:
         raise RayError("--device cuda: the Ray cluster has no GPU; use --device auto or cpu")
     if gpus and device != "cpu":
-        count, actor_options, worker_device = gpus, dict(num_gpus=1, num_cpus=1), "cuda"
+        count = min(gpus, max(1, int(free.get("GPU", 0))))
+        actor_options, worker_device, threads = dict(num_gpus=1, num_cpus=1), "cuda", 1
     else:
-        count = max(1, int(resources.get("CPU", 1)) // threads)
+        cpus = int(total.get("CPU", 1))
+        if threads is None:          # fewer files than cores: each worker gets the spare cores
+            threads = min(cpus, max(THREADS_PER_WORKER, cpus // max(1, len(jobs))))
+        if threads > cpus:
+            raise RayError(f"--threads-per-worker {threads}: the Ray cluster has {cpus} CPUs; give at most {cpus}")
+        count = max(1, int(free.get("CPU", 0)) // threads)
         actor_options, worker_device = dict(num_cpus=threads), "cpu"
-    count = max(1, min(count, len(jobs)))
+    count = min(count, len(jobs))
     actor = ray.remote(_Worker).options(max_restarts=0, max_task_retries=0, **actor_options)
+    cwd = os.getcwd()                # relative paths mean the same on a cluster's nodes as here
+    created = []
 
     def new_worker():
-        return actor.remote(make_restore_fn, worker_device, threads, options)
-
-    workers = [new_worker() for _ in range(count)]
-    try:
-        ray.get([w.ready.remote() for w in workers])
-    except ray.exceptions.RayError as e:
-        raise RayError(f"Ray workers could not start: {_first_line(e)}") from None
-    start_seconds = time.perf_counter() - start
-    progress.note(f"Ray: {count} {worker_device} worker{'s' * (count > 1)}"
-                  + (f" of {threads} thread{'s' * (threads > 1)}" if worker_device == "cpu" else "")
-                  + f", started in {start_seconds:.1f} s")
+        worker = actor.remote(make_restore_fn, worker_device, threads, options, cwd)
+        created.append(worker)
+        starting[worker.ready.remote()] = worker
 
     results: list[Result | None] = [None] * len(jobs)
     deaths = [0] * len(jobs)
     waiting = deque(range(len(jobs)))
-    idle = list(workers)
+    idle: list = []
     running: dict = {}               # a call's ObjectRef -> (job index, worker)
-    starting: dict = {}              # a replacement's ready() ObjectRef -> worker
-    while waiting or running:
-        while idle and waiting:
-            i, worker = waiting.popleft(), idle.pop()
-            running[worker.restore.remote(jobs[i])] = (i, worker)
-        if not running and not starting:
-            raise RayError("every Ray worker died; see the Ray logs (ray status, /tmp/ray/session_latest/logs)")
-        [ref], _ = ray.wait([*running, *starting], num_returns=1)
-        if ref in starting:
-            worker = starting.pop(ref)
-            try:
-                ray.get(ref)
+    starting: dict = {}              # a worker's ready() ObjectRef -> worker
+    start_seconds = None
+    try:
+        for _ in range(count):
+            new_worker()
+        while waiting or running:
+            while idle and waiting:
+                i, worker = waiting.popleft(), idle.pop()
+                running[worker.restore.remote(jobs[i])] = (i, worker)
+            done, _ = ray.wait([*running, *starting], num_returns=1, timeout=None if running else START_TIMEOUT)
+            if not done:
+                raise RayError(f"no Ray worker became ready in {START_TIMEOUT:.0f} s: the cluster has no free "
+                               f"{'GPU' if worker_device == 'cuda' else f'{threads} CPUs'} for one (see 'ray status')")
+            ref = done[0]
+            if ref in starting:
+                worker = starting.pop(ref)
+                try:
+                    ray.get(ref)
+                except ray.exceptions.RayError as e:
+                    if not (idle or running or starting):
+                        raise RayError(f"Ray workers could not start: {_first_line(e)}") from None
+                    continue         # the others go on
                 idle.append(worker)
-            except ray.exceptions.RayError:
-                pass                 # no room for it any more (a lost node): the others go on
-            continue
-        i, worker = running.pop(ref)
-        try:
-            result, notes = ray.get(ref)
-        except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError) as e:
-            ray.kill(worker)
-            replacement = new_worker()
-            starting[replacement.ready.remote()] = replacement
-            deaths[i] += 1
-            if deaths[i] <= RETRIES:
-                waiting.appendleft(i)
+                if start_seconds is None:
+                    start_seconds = time.perf_counter() - start
+                    progress.note(f"Ray: {count} {worker_device} worker{'s' * (count > 1)}"
+                                  + (f" of {threads} thread{'s' * (threads > 1)}" if worker_device == "cpu" else "")
+                                  + f", the first ready in {start_seconds:.1f} s")
                 continue
-            result, notes = Result(str(jobs[i].source), str(jobs[i].output), "failed",
-                                   f"{jobs[i].source}: its worker died {deaths[i]} times ({_first_line(e)})"), []
-        except ray.exceptions.RayTaskError as e:     # not a bad file (process() reports those): a bug
-            idle.append(worker)
-            result, notes = Result(str(jobs[i].source), str(jobs[i].output), "failed",
-                                   f"{jobs[i].source}: unexpected {_first_line(e)}"), []
-        else:
-            idle.append(worker)
-        for message in notes:
-            progress.note(message)
-        results[i] = result
-        progress.finish(jobs[i], result)
-    for worker in [*workers, *idle, *starting.values()]:
-        ray.kill(worker)
-    return RayBatch(results, worker_device, count, start_seconds)
+            i, worker = running.pop(ref)
+            try:
+                result, notes = ray.get(ref)
+                idle.append(worker)
+            except ray.exceptions.RayTaskError as e:     # not a bad file (process() reports those): a bug
+                idle.append(worker)
+                result, notes = Result(str(jobs[i].source), str(jobs[i].output), "failed",
+                                       f"{jobs[i].source}: unexpected {_first_line(e)}"), []
+            except ray.exceptions.RayError as e:         # the worker died: killed, out of memory, node lost
+                ray.kill(worker)
+                new_worker()
+                deaths[i] += 1
+                if deaths[i] <= RETRIES:
+                    waiting.appendleft(i)
+                    continue
+                result, notes = Result(str(jobs[i].source), str(jobs[i].output), "failed",
+                                       f"{jobs[i].source}: its worker died {deaths[i]} times ({_first_line(e)})"), []
+            for message in notes:
+                progress.note(message)
+            results[i] = result
+            progress.finish(jobs[i], result)
+    finally:
+        for worker in created:
+            ray.kill(worker)
+    return RayBatch(results, worker_device, count, start_seconds or 0.0)
 
 
 def _first_line(error: Exception) -> str:

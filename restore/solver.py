@@ -92,8 +92,9 @@ def joint_map(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Te
         (see :func:`posterior_samples`), with their variance per pixel.
     sampler : {"encoder", "langevin"}
         How the samples are drawn.
-    generator : torch.Generator, optional
-        The samples' random numbers (the caller's global generator is never used).
+    generator : torch.Generator or list of them, optional
+        The samples' random numbers, one generator or one per image (default one seeded
+        with 0; the caller's global generator is never used).
     """
     _check(sigma, steps, anchor)
     if samples < 1 or sampler not in SAMPLERS:
@@ -120,7 +121,8 @@ def joint_map(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Te
             return SolverResult(x=x_map.clamp(0, 1), z=code, objective=list(history))
         mean, variance = posterior_samples(
             code, x_map, y, physics, vae, sigma=sigma, count=samples, sampler=sampler, generator=generator,
-            last_x_step=last_x_step, search_prox=search_prox, search_gamma=search_gamma, latent_term=latent_term)
+            last_x_step=last_x_step, search_prox=search_prox, search_gamma=search_gamma, latent_term=latent_term,
+            fixed_gamma=gamma)
         return SolverResult(x=mean.clamp(0, 1), z=code, objective=list(history), variance=variance)
 
     z0, latent_term = _start(vae, x0, prior_weight, anchor)
@@ -150,7 +152,8 @@ def joint_map(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Te
 
 
 def posterior_samples(z, x, y, physics, vae, *, sigma, count, sampler, generator, last_x_step, search_prox,
-                      search_gamma, latent_term, langevin_step: float = 0.05, conditional: bool = True):
+                      search_gamma, latent_term, langevin_step: float = 0.05, conditional: bool = True,
+                      fixed_gamma: float | None = None):
     """The mean of ``count`` posterior samples of the image, and their variance per pixel.
 
     ``encoder``: codes drawn from the encoder's posterior around the solver's code,
@@ -171,7 +174,7 @@ def posterior_samples(z, x, y, physics, vae, *, sigma, count, sampler, generator
         seen = physics.gram_diagonal(x)
     code = z
     for _ in range(count):
-        noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+        noise = _normal(z, generator)
         if sampler == "encoder":
             code = z + scale * noise
         else:
@@ -185,7 +188,7 @@ def posterior_samples(z, x, y, physics, vae, *, sigma, count, sampler, generator
             code = (code - langevin_step * scale**2 * grad + (2 * langevin_step) ** 0.5 * scale * noise).detach()
         with torch.no_grad():
             sample = last_x_step(code, warm=x)
-            _, g = vae.decode_with_scale(code)
+            g = vae.decode_with_scale(code)[1] if fixed_gamma is None else fixed_gamma
             total += sample
             square += sample**2
             kept += (1 / (1 / torch.as_tensor(g) ** 2 + seen / sigma**2)).mean(1, keepdim=True).expand_as(kept)
@@ -220,6 +223,17 @@ def csgm(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Tensor,
     with torch.no_grad():
         x = vae.decode(z)
     return SolverResult(x=x.clamp(0, 1), z=z.detach(), objective=history)
+
+
+def _normal(like: torch.Tensor, generator) -> torch.Tensor:
+    """Standard normal noise shaped as ``like``: from one generator, or one per image of the batch
+    (so that an image's samples do not depend on which images share its batch)."""
+    if generator is None:
+        generator = torch.Generator(like.device).manual_seed(0)
+    if isinstance(generator, torch.Generator):
+        return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+    return torch.stack([torch.randn(like.shape[1:], generator=g, device=like.device, dtype=like.dtype)
+                        for g in generator])
 
 
 def _check(sigma: float, steps: int, anchor: str) -> None:

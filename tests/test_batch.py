@@ -121,3 +121,20 @@ def test_bad_shards_are_refused(text):
     with pytest.raises(ValueError, match="I/N"):
         parse_shard(text)
     assert parse_shard("3/16") == (3, 16)
+
+
+def test_uncertainty_maps_never_replace_inputs_masks_or_each_other(tmp_path):
+    src = tmp_path / "in"
+    _touch(src / "a.png"), _touch(src / "a.jpg"), _touch(src / "b.png")
+    masks = tmp_path / "masks"
+    _touch(masks / "a.png"), _touch(masks / "b.png")
+    p = plan(src, tmp_path / "out", "inpaint", companion=masks, uncertainty=tmp_path / "maps")
+    maps = [j.uncertainty for j in p.jobs]
+    assert len(set(maps)) == 3 and all(m.parent == tmp_path / "maps" for m in maps)
+    for bad in (masks, src, src / "maps", tmp_path / "out"):
+        with pytest.raises(PlanError, match="--uncertainty|uncertainty map"):
+            plan(src, tmp_path / "out", "inpaint", companion=masks, uncertainty=bad)
+    with pytest.raises(PlanError, match="uncertainty map would replace"):
+        plan(src / "a.png", tmp_path / "o.png", "inpaint", companion=masks / "a.png", uncertainty=masks / "a.png")
+    with pytest.raises(PlanError, match="does not exist"):
+        plan(src / "a.png", tmp_path / "o.png", "denoise", uncertainty=tmp_path / "no" / "m.png")

@@ -120,3 +120,10 @@ def test_shard_restores_only_its_part(photos, tiny_prior, tmp_path):
     assert sorted(f.name for f in (tmp_path / "out").iterdir()) == [f"p{i}.png" for i in range(5)]
     bad = _invoke("denoise", photos, "--shard", "3/2", "--model", model)
     assert bad.exit_code == 2 and "--shard" in bad.output
+
+
+def test_more_threads_per_worker_than_the_cluster_has_is_an_error(local_ray, photos, tiny_prior, tmp_path):
+    from restore.ray_runner import RayError
+    jobs = plan(photos, tmp_path / "out", "denoise").jobs
+    with pytest.raises(RayError, match="at most 2"):
+        run_on_ray(jobs, lambda device: None, threads_per_worker=4, max_pixels=10**6)

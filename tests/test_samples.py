@@ -103,3 +103,13 @@ def test_cli_writes_maps_single_and_batch(tiny_prior, clean_image, tmp_path):
     bad = runner.invoke(app, ["denoise", str(folder / "a1.png"), "-o", str(tmp_path / "o2.png"),
                               "--uncertainty", str(tmp_path / "m.jpg"), *common])
     assert bad.exit_code == 2 and "m.jpg" in bad.output and not (tmp_path / "o2.png").exists()
+
+
+def test_samples_do_not_depend_on_how_tiles_are_batched(tiny_prior):
+    from conftest import smooth_images
+    model, _ = tiny_prior
+    image = _noisy(smooth_images(1, 80, seed=5)[0], 25)
+    outs = [restore(image, TASKS["denoise"](sigma=25), return_std=True,
+                    settings=SolverSettings(prior=model, steps=1, samples=3, tile=32, tile_batch=b, seed=7))
+            for b in (1, 4)]
+    assert np.allclose(outs[0][0], outs[1][0], atol=1e-5) and np.allclose(outs[0][1], outs[1][1], atol=1e-5)
