@@ -89,9 +89,11 @@ class _Worker:
     def ready(self) -> bool:
         return True
 
-    def restore(self, job: Job) -> tuple[Result, list[str]]:
+    def restore(self, job: Job, replace_output: bool = False) -> tuple[Result, list[str]]:
+        """Restore one job; ``replace_output`` for a retry whose output a dead worker of this batch wrote."""
         notes = _Notes()
-        return process(job, self.restore_fn, progress=notes, **self.options), notes.messages
+        options = {**self.options, "overwrite": True, "skip_existing": False} if replace_output else self.options
+        return process(job, self.restore_fn, progress=notes, **options), notes.messages
 
 
 def import_ray():
@@ -176,6 +178,7 @@ def _run(ray, jobs, make_restore_fn, device, threads, options, progress, start) 
 
     results: list[Result | None] = [None] * len(jobs)
     deaths = [0] * len(jobs)
+    existed = {i for i, job in enumerate(jobs) if job.output.exists()}
     waiting = deque(range(len(jobs)))
     idle: list = []
     running: dict = {}               # a call's ObjectRef -> (job index, worker)
@@ -187,7 +190,10 @@ def _run(ray, jobs, make_restore_fn, device, threads, options, progress, start) 
         while waiting or running:
             while idle and waiting:
                 i, worker = waiting.popleft(), idle.pop()
-                running[worker.restore.remote(jobs[i])] = (i, worker)
+                # A retry may replace an output this batch wrote (its worker died after writing
+                # it), never one that was there before the batch.
+                retry = deaths[i] > 0 and i not in existed
+                running[worker.restore.remote(jobs[i], retry)] = (i, worker)
             done, _ = ray.wait([*running, *starting], num_returns=1, timeout=None if running else START_TIMEOUT)
             if not done:
                 raise RayError(f"no Ray worker became ready in {START_TIMEOUT:.0f} s: the cluster has no free "

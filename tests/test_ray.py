@@ -83,6 +83,7 @@ def test_a_worker_that_dies_loses_no_file_and_doubles_none(local_ray, photos, ti
         def restore_or_die(picture, job, progress):
             if job.source.name == "p2.png" and not died.exists():
                 died.touch()
+                job.output.write_bytes(b"half")   # as if it died after writing its output
                 os._exit(1)            # the worker process dies mid-file, once
             if job.source.name == "p4.png":
                 os._exit(1)            # this file kills every worker it is given
@@ -93,14 +94,18 @@ def test_a_worker_that_dies_loses_no_file_and_doubles_none(local_ray, photos, ti
         return restore_or_die
 
     jobs = plan(photos, tmp_path / "out", "denoise").jobs
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "p3.png").write_bytes(b"the user's")       # there before the batch: never replaced
     batch = run_on_ray(jobs, make_restore_fn, max_pixels=10**6)
     status = {Path(r.source).name: r.status for r in batch.results}
-    assert status == {"p0.png": "ok", "p1.png": "ok", "p2.png": "ok", "p3.png": "ok", "p4.png": "failed",
+    assert status == {"p0.png": "ok", "p1.png": "ok", "p2.png": "ok", "p3.png": "failed", "p4.png": "failed",
                       "p9_corrupt.png": "failed"}
+    assert "exists" in batch.results[3].message and (tmp_path / "out" / "p3.png").read_bytes() == b"the user's"
+    assert read_image(tmp_path / "out" / "p2.png").pixels.shape == (24, 24, 3)    # the retry's, whole
     assert f"died {RETRIES + 1} times" in batch.results[4].message
     assert "not a readable image" in batch.results[5].message
     assert died.exists()
-    assert sorted(log.read_text().split()) == ["p0.png", "p1.png", "p2.png", "p3.png"]   # each exactly once
+    assert sorted(log.read_text().split()) == ["p0.png", "p1.png", "p2.png"]   # each exactly once
     assert sorted(f.name for f in (tmp_path / "out").iterdir()) == ["p0.png", "p1.png", "p2.png", "p3.png"]
 
 
