@@ -238,6 +238,8 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
     if part is not None:
         typer.echo(f"shard {part[0]}/{part[1]}: {len(todo)} of {len(jobs.jobs)} files", err=True)
         if not todo:
+            if options.json is not None:
+                write_atomic(options.json, b"[]")
             return
 
     max_pixels = int(options.max_megapixels * 1e6)

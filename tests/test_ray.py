@@ -123,6 +123,10 @@ def test_shard_restores_only_its_part(photos, tiny_prior, tmp_path):
                          "--sigma", "20", "--steps", "0")
         assert f"shard {i}/2: 3 of 6 files" in result.output
     assert sorted(f.name for f in (tmp_path / "out").iterdir()) == [f"p{i}.png" for i in range(5)]
+    empty = _invoke("denoise", photos, "-o", tmp_path / "out", "--shard", "9/9", "--json", tmp_path / "e.json",
+                    "--model", model)
+    assert empty.exit_code == 0 and "0 of 6 files" in empty.output
+    assert json.loads((tmp_path / "e.json").read_text()) == []
     bad = _invoke("denoise", photos, "--shard", "3/2", "--model", model)
     assert bad.exit_code == 2 and "--shard" in bad.output
 
