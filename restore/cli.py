@@ -262,7 +262,8 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
             bars.close()
             fail(str(e))
         results, dev = on.results, on.device
-        arithmetic = _arithmetic(options.precision, dev)
+        arithmetic = on.precision or _arithmetic(options.precision, dev)
+        where = f"Ray {dev} workers, {arithmetic}"
     else:
         results = run(todo, file_restorer(task, settings, max_pixels=max_pixels), **common)
     bars.close()

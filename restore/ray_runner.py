@@ -40,6 +40,7 @@ class RayBatch:
     device: str                      # the workers' device: "cpu" or "cuda"
     workers: int
     start_seconds: float             # from starting (or joining) Ray to the first worker ready
+    precision: str | None = None     # the first worker's arithmetic ("bf16", "fp32"), where known
 
 
 class RayError(RuntimeError):
@@ -60,6 +61,13 @@ class FileRestorer:
     def __call__(self, device: str) -> RestoreFn:
         settings = replace(self.settings, device=device)
         return file_restorer(self.task, replace(settings, prior=settings.load()), max_pixels=self.max_pixels)
+
+    def arithmetic(self, device: str) -> str:
+        """What the networks run in on this worker's ``device``: "bf16" or "fp32"."""
+        import torch
+
+        from .devices import resolve_precision
+        return "bf16" if resolve_precision(self.settings.precision, torch.device(device)) == torch.bfloat16 else "fp32"
 
 
 class _Notes(Progress):
@@ -85,9 +93,12 @@ class _Worker:
         if device == "cpu":
             torch.set_num_threads(threads)
         self.restore_fn, self.options = make_restore_fn(device), options
+        describe = getattr(make_restore_fn, "arithmetic", None)
+        self.arithmetic = describe(device) if describe is not None else None
 
-    def ready(self) -> bool:
-        return True
+    def ready(self) -> str | None:
+        """Called once the worker has started; its arithmetic, where known."""
+        return self.arithmetic
 
     def restore(self, job: Job, replace_output: bool = False) -> tuple[Result, list[str]]:
         """Restore one job; ``replace_output`` for a retry whose output a dead worker of this batch wrote."""
@@ -183,7 +194,7 @@ def _run(ray, jobs, make_restore_fn, device, threads, options, progress, start) 
     idle: list = []
     running: dict = {}               # a call's ObjectRef -> (job index, worker)
     starting: dict = {}              # a worker's ready() ObjectRef -> worker
-    start_seconds = None
+    start_seconds = precision = None
     try:
         for _ in range(count):
             new_worker()
@@ -202,7 +213,7 @@ def _run(ray, jobs, make_restore_fn, device, threads, options, progress, start) 
             if ref in starting:
                 worker = starting.pop(ref)
                 try:
-                    ray.get(ref)
+                    precision = ray.get(ref) or precision
                 except ray.exceptions.RayError as e:
                     if not (idle or running or starting):
                         raise RayError(f"Ray workers could not start: {_first_line(e)}") from None
@@ -238,7 +249,7 @@ def _run(ray, jobs, make_restore_fn, device, threads, options, progress, start) 
     finally:
         for worker in created:
             ray.kill(worker)
-    return RayBatch(results, worker_device, count, start_seconds or 0.0)
+    return RayBatch(results, worker_device, count, start_seconds or 0.0, precision)
 
 
 def _first_line(error: Exception) -> str:

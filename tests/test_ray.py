@@ -57,13 +57,14 @@ def test_ray_batch_equals_the_local_batch_and_resumes(local_ray, photos, tiny_pr
     on_ray = _invoke("denoise", photos, "-o", tmp_path / "ray", "--ray", "--json", tmp_path / "r.json", *common)
     assert local.exit_code == on_ray.exit_code == 1, on_ray.output
     assert "p9_corrupt.png: not a readable image" in on_ray.output
-    assert "5 restored, 0 skipped, 1 failed" in on_ray.output
+    assert "5 restored, 0 skipped, 1 failed" in on_ray.output and "on Ray cpu workers, fp32)" in on_ray.output
     for i in range(5):
         a, b = read_image(tmp_path / "local" / f"p{i}.png"), read_image(tmp_path / "ray" / f"p{i}.png")
         assert np.array_equal(a.pixels, b.pixels)
     rows = json.loads((tmp_path / "r.json").read_text())
     assert [Path(r["source"]).name for r in rows] == [f"p{i}.png" for i in range(5)] + ["p9_corrupt.png"]
     assert [r["status"] for r in rows] == ["ok"] * 5 + ["failed"]
+    assert {(r["device"], r["precision"]) for r in rows} == {("cpu", "fp32")}
 
     stamps = {f: f.stat().st_mtime_ns for f in (tmp_path / "ray").iterdir()}
     again = _invoke("denoise", photos, "-o", tmp_path / "ray", "--ray", "--skip-existing", *common)
