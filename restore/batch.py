@@ -76,7 +76,7 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
     """The jobs for ``restore <task> source [-o output] [--mask ...] [--ref ...] [--uncertainty ...]``.
 
     ``uncertainty`` is a file for a single image (a folder takes ``<stem>_std.png``), and for a
-    folder of images a folder that mirrors the outputs with ``.png`` maps.
+    folder of images a folder that mirrors the outputs, each map named ``<image name>.png``.
     """
     if not source.exists():
         raise PlanError(f"{source}: no such file or folder; check the path")
@@ -122,7 +122,7 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
         if not is_image_file(f):
             skipped.append(f"skipping {f}: not an image file")
             continue
-        job = Job(f, out_dir / rel, uncertainty=None if uncertainty is None else _map_path(uncertainty, rel, jobs))
+        job = Job(f, out_dir / rel, uncertainty=None if uncertainty is None else _map_path(uncertainty, rel))
         try:
             job.companion = _matching(companion_name, companion, rel, companions)
         except PlanError as e:
@@ -137,22 +137,22 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
     return Plan(jobs, skipped, batch=True)
 
 
-def _map_path(folder: Path, rel: Path, earlier: list[Job]) -> Path:
-    """The uncertainty map of the image at ``rel``: ``<rel stem>.png``, or ``<rel name>.png`` where
-    another image of the same stem (``a.jpg`` beside ``a.png``) took that name."""
-    path = (folder / rel).with_suffix(".png")
-    if any(job.uncertainty == path for job in earlier):
-        path = folder / rel.parent / f"{rel.name}.png"
-    return path
+def _map_path(folder: Path, rel: Path) -> Path:
+    """The uncertainty map of the image at ``rel``: ``<rel>.png`` (``a.jpg`` -> ``a.jpg.png``), a name
+    that no other image's map can take, whatever else the folder holds."""
+    return folder / rel.parent / f"{rel.name}.png"
 
 
 def _check_maps(jobs: list[Job]) -> None:
-    """No uncertainty map may replace an input, an output, a mask or a reference."""
+    """No uncertainty map may replace an input, an output, a mask, a reference or another map."""
     kept = {p.resolve() for job in jobs for p in (job.source, job.output, job.companion, job.reference) if p}
+    maps: set[str] = set()
     for job in jobs:
-        if job.uncertainty.resolve() in kept:
-            raise PlanError(f"{job.uncertainty}: the uncertainty map would replace an input, an output, a mask or "
-                            "a reference; choose another --uncertainty")
+        path = job.uncertainty.resolve()
+        if path in kept or str(path).lower() in maps:
+            raise PlanError(f"{job.uncertainty}: the uncertainty map would replace an input, an output, a mask, "
+                            "a reference or another map; choose another --uncertainty")
+        maps.add(str(path).lower())
 
 
 def parse_shard(text: str) -> tuple[int, int]:

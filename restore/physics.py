@@ -187,7 +187,7 @@ class Downsampling(LinearPhysics):
         # A^T A = (R_h^T R_h) kron (R_w^T R_w): with each factor's eigenvectors (computed once per
         # size, when first needed) the prox is a few small matrix products instead of dozens of
         # conjugate-gradient iterations.
-        (a_h, u_h), (a_w, u_w) = (tuple(t.to(z) for t in _gram_eigen(n, self.scale)) for n in self.shape)
+        (a_h, u_h), (a_w, u_w) = (_gram_eigen_on(n, self.scale, z.device, z.dtype) for n in self.shape)
         rhs = u_h.T @ (self.A_adjoint(y) + inv * z) @ u_w
         return u_h @ (rhs / (a_h[:, None] * a_w[None, :] + inv)) @ u_w.T
 
@@ -199,6 +199,12 @@ def _gram_eigen(n: int, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
     values, vectors = np.linalg.eigh(r.T @ r)
     return (torch.as_tensor(values.clip(min=0), dtype=torch.float32),
             torch.as_tensor(vectors, dtype=torch.float32))
+
+
+@functools.lru_cache(maxsize=32)
+def _gram_eigen_on(n: int, scale: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_gram_eigen` on ``device`` in ``dtype``, copied there once (not at every x-step)."""
+    return tuple(t.to(device=device, dtype=dtype) for t in _gram_eigen(n, scale))
 
 
 class Blur(LinearPhysics):

@@ -62,6 +62,8 @@ class SolverSettings:
             raise ValueError("overlap must be 0 or more and tile_batch at least 1")
         if self.samples < 1:
             raise ValueError(f"samples must be 1 or more, got {self.samples}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be 0 or more, got {self.seed}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be 'encoder' or 'langevin', got {self.sampler!r}")
         if self.samples > 1 and self.mode != "joint":

@@ -148,8 +148,13 @@ def run_on_ray(jobs: list[Job], make_restore_fn: Callable[[str], RestoreFn], *, 
         try:
             # A local instance takes the cores this process may use (a job array's share of a node).
             cores = len(os.sched_getaffinity(0)) if address is None and hasattr(os, "sched_getaffinity") else None
-            ray.init(address=address, num_cpus=cores, include_dashboard=False, log_to_driver=False,
-                     logging_level="ERROR", configure_logging=False)
+            options = dict(include_dashboard=False, log_to_driver=False, logging_level="ERROR", configure_logging=False)
+            try:
+                ray.init(address=address, num_cpus=cores, **options)
+            except ValueError as e:  # no address, but Ray found a running cluster (RAY_ADDRESS, `ray start`)
+                if cores is None or "existing cluster" not in str(e):
+                    raise
+                ray.init(address=address, **options)
         except Exception as e:       # ConnectionError, a bad address, a version mismatch...
             raise RayError(f"cannot start or reach Ray at {address or 'this machine'}: "
                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
@@ -171,10 +176,11 @@ def _run(ray, jobs, make_restore_fn, device, threads, options, progress, start) 
         actor_options, worker_device, threads = dict(num_gpus=1, num_cpus=1), "cuda", 1
     else:
         cpus = int(total.get("CPU", 1))
-        if threads is None:          # fewer files than cores: each worker gets the spare cores
-            threads = min(cpus, max(THREADS_PER_WORKER, cpus // max(1, len(jobs))))
-        if threads > cpus:
-            raise RayError(f"--threads-per-worker {threads}: the Ray cluster has {cpus} CPUs; give at most {cpus}")
+        node = max([int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")] or [cpus])
+        if threads is None:          # fewer files than cores: each worker gets the spare cores of a node
+            threads = min(node, max(THREADS_PER_WORKER, cpus // max(1, len(jobs))))
+        if threads > node:
+            raise RayError(f"--threads-per-worker {threads}: the largest Ray node has {node} CPUs; give at most {node}")
         count = max(1, int(free.get("CPU", 0)) // threads)
         actor_options, worker_device = dict(num_cpus=threads), "cpu"
     count = min(count, len(jobs))
@@ -213,7 +219,8 @@ def _run(ray, jobs, make_restore_fn, device, threads, options, progress, start) 
             if ref in starting:
                 worker = starting.pop(ref)
                 try:
-                    precision = ray.get(ref) or precision
+                    arithmetic = ray.get(ref)
+                    precision = precision or arithmetic
                 except ray.exceptions.RayError as e:
                     if not (idle or running or starting):
                         raise RayError(f"Ray workers could not start: {_first_line(e)}") from None

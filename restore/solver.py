@@ -173,6 +173,8 @@ def posterior_samples(z, x, y, physics, vae, *, sigma, count, sampler, generator
         kept = torch.zeros_like(x[:, :1])
         seen = physics.gram_diagonal(x)
     code = z
+    if generator is None:            # one stream for all the samples, never the caller's global one
+        generator = torch.Generator(z.device).manual_seed(0)
     for _ in range(count):
         noise = _normal(z, generator)
         if sampler == "encoder":
@@ -228,8 +230,6 @@ def csgm(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Tensor,
 def _normal(like: torch.Tensor, generator) -> torch.Tensor:
     """Standard normal noise shaped as ``like``: from one generator, or one per image of the batch
     (so that an image's samples do not depend on which images share its batch)."""
-    if generator is None:
-        generator = torch.Generator(like.device).manual_seed(0)
     if isinstance(generator, torch.Generator):
         return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
     return torch.stack([torch.randn(like.shape[1:], generator=g, device=like.device, dtype=like.dtype)

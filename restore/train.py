@@ -67,7 +67,7 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
 
     def meta():
         return {"steps": step, "seconds": round(time.perf_counter() - start, 1), "device": str(device),
-                "images": len(sampler), "settings": asdict(settings)}
+                "images": len(sampler), "settings": asdict(settings), "skipped_steps": skipped_in_all}
 
     def batch(at: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The clean crops of step ``at`` and what the encoder sees of them."""
@@ -84,7 +84,8 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
     # random streams and the result are the same as made one after the other.
     loader = ThreadPoolExecutor(max_workers=1)
     upcoming = loader.submit(batch, step)
-    skipped = 0
+    skipped = 0                      # non-finite steps in a row
+    skipped_in_all = (resume or {}).get("meta", {}).get("skipped_steps", 0)
     while step < settings.steps:
         clean, seen = upcoming.result()
         if step + 1 < settings.steps:
@@ -102,6 +103,7 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
             skipped = 0
         else:
             skipped += 1
+            skipped_in_all += 1
             if skipped >= MAX_SKIPPED_STEPS:
                 loader.shutdown(cancel_futures=True)
                 bar.close()

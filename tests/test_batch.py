@@ -129,9 +129,13 @@ def test_uncertainty_maps_never_replace_inputs_masks_or_each_other(tmp_path):
     masks = tmp_path / "masks"
     _touch(masks / "a.png"), _touch(masks / "b.png")
     p = plan(src, tmp_path / "out", "inpaint", companion=masks, uncertainty=tmp_path / "maps")
-    maps = [j.uncertainty for j in p.jobs]
-    assert len(set(maps)) == 3 and all(m.parent == tmp_path / "maps" for m in maps)
-    for bad in (masks, src, src / "maps", tmp_path / "out"):
+    maps = {j.source.name: j.uncertainty for j in p.jobs}
+    assert maps == {n: tmp_path / "maps" / f"{n}.png" for n in ("a.jpg", "a.png", "b.png")}
+    # A map's name does not depend on what else the folder holds (a resume finds the same names).
+    (src / "a.jpg").unlink()
+    assert {j.source.name: j.uncertainty for j in plan(src, tmp_path / "out", "inpaint", companion=masks,
+                                                       uncertainty=tmp_path / "maps").jobs}["a.png"] == maps["a.png"]
+    for bad in (src, src / "maps", tmp_path / "out"):
         with pytest.raises(PlanError, match="--uncertainty|uncertainty map"):
             plan(src, tmp_path / "out", "inpaint", companion=masks, uncertainty=bad)
     with pytest.raises(PlanError, match="uncertainty map would replace"):

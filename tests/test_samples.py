@@ -91,8 +91,8 @@ def test_cli_writes_maps_single_and_batch(tiny_prior, clean_image, tmp_path):
                                 str(tmp_path / "maps"), "--json", str(tmp_path / "r.json"), *common])
     assert batch.exit_code == 0, batch.output
     maps = sorted(p.name for p in (tmp_path / "maps").iterdir())
-    assert maps == ["a0.png", "a1.png"]
-    assert read_image(tmp_path / "maps" / "a0.png").pixels.shape == clean_image.shape[:2] + (3,)
+    assert maps == ["a0.png.png", "a1.png.png"]
+    assert read_image(tmp_path / "maps" / "a0.png.png").pixels.shape == clean_image.shape[:2] + (3,)
     rows = json.loads((tmp_path / "r.json").read_text())
     assert all(r["uncertainty"] > 0 for r in rows)
 
@@ -113,3 +113,23 @@ def test_samples_do_not_depend_on_how_tiles_are_batched(tiny_prior):
                     settings=SolverSettings(prior=model, steps=1, samples=3, tile=32, tile_batch=b, seed=7))
             for b in (1, 4)]
     assert np.allclose(outs[0][0], outs[1][0], atol=1e-5) and np.allclose(outs[0][1], outs[1][1], atol=1e-5)
+
+
+def test_samples_without_a_generator_differ_from_each_other(tiny_prior, clean_image):
+    from restore.physics import Denoising
+    from restore.solver import joint_map
+    model, _ = tiny_prior
+    y = torch.from_numpy(_noisy(clean_image, 25)).permute(2, 0, 1)[None]
+    state = torch.get_rng_state()
+    result = joint_map(y, Denoising(), model, x0=y, sigma=25 / 255, steps=0, samples=4)
+    spread_free = joint_map(y, Denoising(), model, x0=y, sigma=25 / 255, steps=0, samples=4,
+                            generator=torch.Generator().manual_seed(3))
+    assert torch.equal(torch.get_rng_state(), state)
+    # Equal noise for every sample would leave only the conditional part of the variance.
+    assert (result.variance > spread_free.variance * 0.5).all() and result.variance.mean() > 0
+    assert not torch.equal(result.x, joint_map(y, Denoising(), model, x0=y, sigma=25 / 255, steps=0).x)
+
+
+def test_negative_seed_is_refused():
+    with pytest.raises(ValueError, match="seed"):
+        SolverSettings(samples=2, seed=-1)
