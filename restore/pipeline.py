@@ -113,7 +113,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     device = next(vae.parameters()).device
     channels, tile_size, multiple = vae.channels, settings.tile or vae.tile_size, vae.size_multiple
     dtype = resolve_precision(settings.precision, device)
-    tiles_per_call = settings.tile_batch or tile_batch(device, tile_size * task.scale + 2 * task.margin)
+    tiles_per_call = settings.tile_batch or tile_batch(device, tile_size + 2 * task.margin)
     defaults = task.defaults
     if dtype != torch.float32:
         vae = Autocast(vae, dtype, float32_output=defaults.float32_output)
