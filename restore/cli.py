@@ -262,7 +262,7 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
             bars.close()
             fail(str(e))
         results, dev = on.results, on.device
-        arithmetic = on.precision or _arithmetic(options.precision, dev)
+        arithmetic = on.precision or options.precision     # as the workers resolved it
         where = f"Ray {dev} workers, {arithmetic}"
     else:
         results = run(todo, file_restorer(task, settings, max_pixels=max_pixels), **common)
@@ -279,13 +279,8 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
 
 def _arithmetic(precision: str, device) -> str:
     """What ``--precision`` resolves to on ``device``: "fp32" or "bf16"."""
-    import torch
-
-    from .devices import resolve_precision
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        return precision             # Ray's GPU workers, seen from a machine without one: each decides
-    return "bf16" if resolve_precision(precision, device) == torch.bfloat16 else "fp32"
+    from .devices import precision_name
+    return precision_name(precision, device)
 
 
 def _scores(r: Result) -> str:
@@ -431,11 +426,7 @@ def bench_command(
                   and (not quick or c.name in bench.QUICK_CONDITIONS)]
     if folder is not None and not folder.is_dir():
         fail(f"{folder}: not a folder; give a folder of clean images")
-    try:
-        if output.is_dir():
-            check_output(output / "results.json", overwrite=overwrite, hint="pass --overwrite or choose another -o")
-    except OutputError as e:
-        fail(str(e))
+    _check_report_folder(output / "results.json", overwrite)
     dev = _device_or_fail(device)
     try:
         sets = bench.image_sets(folder, prior=load_prior(model, dev), size=size, digits=digits, quick=quick,
@@ -462,6 +453,15 @@ def bench_command(
     typer.echo(f"wrote {len(written)} files to {output} in {meta['seconds']:.0f} s")
 
 
+def _check_report_folder(report: Path, overwrite: bool) -> None:
+    """A report folder may be new, or hold no ``report`` file yet, unless ``--overwrite``."""
+    try:
+        if report.parent.is_dir():
+            check_output(report, overwrite=overwrite, hint="pass --overwrite or choose another -o")
+    except OutputError as e:
+        fail(str(e))
+
+
 def _speed(output: Path, tasks: set[str], sizes: str, *, model: str, steps: Optional[int], device: str,
            precision: str, overwrite: bool, quiet: bool) -> None:
     """``restore bench --speed``: time every task at every size; print and write the table."""
@@ -476,11 +476,7 @@ def _speed(output: Path, tasks: set[str], sizes: str, *, model: str, steps: Opti
         fail(f"--sizes {sizes}: give megapixels separated by commas, e.g. 0.25,1,4")
     if not megapixels or min(megapixels) <= 0:
         fail(f"--sizes {sizes}: give positive megapixels")
-    try:
-        if output.is_dir():
-            check_output(output / "speed.json", overwrite=overwrite, hint="pass --overwrite or choose another -o")
-    except OutputError as e:
-        fail(str(e))
+    _check_report_folder(output / "speed.json", overwrite)
     dev = _device_or_fail(device)
     try:
         settings = SolverSettings(prior=load_prior(model, dev), steps=steps, device=dev, precision=precision)

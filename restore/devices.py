@@ -61,6 +61,11 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+def precision_name(name: str, device: str | torch.device) -> str:
+    """What ``--precision name`` resolves to on ``device``: ``"bf16"`` or ``"fp32"``."""
+    return "bf16" if resolve_precision(name, torch.device(device)) == torch.bfloat16 else "fp32"
+
+
 #: Bytes a tile pixel holds on the device during a solver step: the decoder's activations kept for
 #: the backward pass (about 24 maps of 48 float32 channels for the photo prior), with room to spare.
 BYTES_PER_TILE_PIXEL = 24 * 48 * 4

@@ -64,10 +64,8 @@ class FileRestorer:
 
     def arithmetic(self, device: str) -> str:
         """What the networks run in on this worker's ``device``: "bf16" or "fp32"."""
-        import torch
-
-        from .devices import resolve_precision
-        return "bf16" if resolve_precision(self.settings.precision, torch.device(device)) == torch.bfloat16 else "fp32"
+        from .devices import precision_name
+        return precision_name(self.settings.precision, device)
 
 
 class _Notes(Progress):
