@@ -163,9 +163,10 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     if not return_std:
         return out
     if x.shape[1] > channels:
-        std = x[0, channels].clamp_min(0).sqrt().cpu().numpy().astype(np.float32)
+        variance = x[0, channels].clamp_min(0).cpu().numpy()
     else:                            # nothing was restored: every pixel is the observation
-        std = np.zeros(pixels.shape[:2], np.float32)
+        variance = np.zeros(pixels.shape[:2], np.float32)
+    std = np.sqrt(task.map_variance(variance, values)).astype(np.float32)
     return out, (torch.from_numpy(std).to(image.device) if torch.is_tensor(image) else std)
 
 

@@ -64,6 +64,26 @@ def test_the_map_is_larger_inside_a_hole_than_outside(tiny_prior, clean_image):
         assert std[mask].mean() > 3 * std[~mask].mean(), (sampler, std[mask].mean(), std[~mask].mean())
 
 
+def test_inpainting_map_grows_with_the_distance_from_known_pixels():
+    variance = np.full((9, 9), 0.01, np.float32)
+    missing = np.zeros((9, 9), np.float32)
+    missing[2:7, 2:7] = 1
+    grown = TASKS["inpaint"]().map_variance(variance, missing)
+    assert np.array_equal(grown[missing == 0], variance[missing == 0])     # known pixels keep their own
+    assert grown[4, 4] > grown[3, 4] > grown[2, 4] > variance[2, 4]         # centre > inside > edge of the hole
+    np.testing.assert_allclose(grown[4, 4], 0.01 * (1 + 3))
+
+
+def test_inpainting_map_is_larger_deep_in_a_box_than_at_its_edge(tiny_prior, clean_image):
+    model, _ = tiny_prior
+    mask = np.zeros(clean_image.shape[:2], bool)
+    mask[12:36, 12:36] = True
+    _, std = restore(clean_image, TASKS["inpaint"](), companion=mask,
+                     settings=SolverSettings(prior=model, steps=2, samples=4), return_std=True)
+    edge = np.concatenate([std[12, 12:36], std[35, 12:36], std[12:36, 12], std[12:36, 35]])
+    assert std[22:26, 22:26].mean() > 2 * edge.mean()
+
+
 def test_heat_map_scale():
     std = np.array([[0.0, HEAT_MAP_TOP / 255 / 2, HEAT_MAP_TOP / 255, 1.0]], np.float32)
     colours = heat_map(std)

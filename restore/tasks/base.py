@@ -162,6 +162,11 @@ class Task(ABC):
         """A correction of the solver's last x-step, ``refine(x, D(z))``, or None."""
         return None
 
+    def map_variance(self, variance: np.ndarray, companion: np.ndarray | None) -> np.ndarray:
+        """The uncertainty map's variance per pixel, ``(H, W)``, from the posterior samples' ``variance``
+        and the companion (as :meth:`companion_values` gives it). By default the samples' own."""
+        return variance
+
     def companion_values(self, value: Any, shape: tuple[int, int]) -> np.ndarray | None:
         """The companion given to the Python API as a ``(H, W)`` float32 array for an image of ``shape``."""
         if value is not None:
