@@ -325,7 +325,7 @@ def train_command(
     crop: Optional[int] = typer.Option(None, help="Crop size in pixels (default 64 for photo, 28 for digits)."),
     lr: float = typer.Option(1e-3, help="Adam learning rate (cosine-decayed to 1/20 of it)."),
     width: int = typer.Option(64, help="photo: feature channels of each conv layer."),
-    latent: int = typer.Option(8, help="photo: latent channels; digits: latent dimension."),
+    latent: Optional[int] = typer.Option(None, help="photo: latent channels (default 8; with --init, more grow the checkpoint's latent); digits: latent dimension (default 16)."),
     levels: int = typer.Option(2, help="photo: downsamplings; the latent is 2**levels smaller than the image."),
     degraded: float = typer.Option(0.5, help="Share of each batch shown to the encoder damaged, as the tasks would hand it over."),
     task_list: str = typer.Option(",".join(TASKS), "--tasks", help="The tasks whose damage the encoder learns to see through, taking turns."),
@@ -356,7 +356,7 @@ def train_command(
         if resume:
             model, settings, state = resume_from(out, steps)
         else:
-            model = (model_from(init, pixel_scale=pixel_scale) if init is not None else
+            model = (model_from(init, pixel_scale=pixel_scale, latent=latent) if init is not None else
                      build_model(arch.value, width=width, latent=latent, levels=levels, pixel_scale=pixel_scale))
             settings = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, degraded_fraction=degraded,
                                      gray_fraction=gray, crop=crop or (28 if arch is Architecture.digits else 64),

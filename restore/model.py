@@ -167,6 +167,44 @@ class ConvVAE(_VAE):
         f = self.size_multiple
         return (self.config.latent_channels, height // f, width // f)
 
+    def with_latent_channels(self, channels: int, *, generator: torch.Generator | None = None) -> "ConvVAE":
+        """This model with ``channels`` latent channels, the new ones added beside the old.
+
+        The new channels start near the prior (mean ~0, variance 1) and the decoder reads
+        them with small weights, so the grown model restores as before and training fills
+        them in; the small random weights (1/10 of a fresh layer's) let gradients reach both
+        sides, which zeros would not.
+        """
+        old = self.config.latent_channels
+        if channels < old:
+            raise ValueError(f"the latent can grow only: the model has {old} channels, asked for {channels}")
+        if channels == old:
+            return self
+        model = ConvVAE(replace(self.config, latent_channels=channels)).to(self.log_gamma.device)
+        state = self.state_dict()
+        new = model.state_dict()
+        head, first = f"encoder.{len(self.encoder) - 1}", "decoder.0"
+        for name, value in state.items():
+            if not name.startswith((head + ".", first + ".weight")):
+                new[name] = value
+        with torch.no_grad():
+            fresh_head = torch.empty_like(new[head + ".weight"])
+            nn.init.kaiming_uniform_(fresh_head, a=math.sqrt(5), generator=generator)
+            weight, bias = torch.zeros_like(new[head + ".weight"]), torch.zeros_like(new[head + ".bias"])
+            old_weight, old_bias = state[head + ".weight"], state[head + ".bias"]
+            # Output channels are [means, log-variances]: old means, new means, old log-variances, new.
+            weight[:old], bias[:old] = old_weight[:old], old_bias[:old]
+            weight[old:channels] = 0.1 * fresh_head[old:channels]
+            weight[channels:channels + old], bias[channels:channels + old] = old_weight[old:], old_bias[old:]
+            new[head + ".weight"], new[head + ".bias"] = weight, bias        # new log-variances 0: variance 1
+            fresh_first = torch.empty_like(new[first + ".weight"])
+            nn.init.kaiming_uniform_(fresh_first, a=math.sqrt(5), generator=generator)
+            first_weight = 0.1 * fresh_first
+            first_weight[:, :old] = state[first + ".weight"]
+            new[first + ".weight"] = first_weight
+        model.load_state_dict(new)
+        return model
+
 
 class DigitsVAE(_VAE):
     """The classic global-latent VAE on 28x28 digits."""

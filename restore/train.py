@@ -131,23 +131,34 @@ class TrainError(ValueError):
     """A training run that cannot start; the message names the file and the fix."""
 
 
-def build_model(arch: str, *, width: int = 64, latent: int = 8, levels: int = 2, pixel_scale: bool = False) -> VAE:
-    """A new prior: ``photo`` (convolutional, spatial latent) or ``digits`` (28x28, global latent)."""
+def build_model(arch: str, *, width: int = 64, latent: int | None = None, levels: int = 2,
+                pixel_scale: bool = False) -> VAE:
+    """A new prior: ``photo`` (convolutional, spatial latent; ``latent`` default 8) or ``digits``
+    (28x28, global latent; default 16)."""
     from .model import ConvVAE, ConvVAEConfig, DigitsVAE, DigitsVAEConfig
     if arch == "digits":
-        return DigitsVAE(DigitsVAEConfig(latent_dim=latent, pixel_scale=pixel_scale))
+        return DigitsVAE(DigitsVAEConfig(latent_dim=latent or 16, pixel_scale=pixel_scale))
     if arch == "photo":
-        return ConvVAE(ConvVAEConfig(width=width, latent_channels=latent, levels=levels, pixel_scale=pixel_scale))
+        return ConvVAE(ConvVAEConfig(width=width, latent_channels=latent or 8, levels=levels, pixel_scale=pixel_scale))
     raise ValueError(f"architecture must be 'photo' or 'digits', got {arch!r}")
 
 
-def model_from(path: Path, *, pixel_scale: bool = False) -> VAE:
-    """A trainable copy of the prior at ``path``, given a per-pixel scale head if asked for."""
+def model_from(path: Path, *, pixel_scale: bool = False, latent: int | None = None) -> VAE:
+    """A trainable copy of the prior at ``path``, given a per-pixel scale head if asked for and
+    its latent grown to ``latent`` channels if that is more than it has (photo priors)."""
     import copy
 
+    from .model import ConvVAE
     from .priors import load_prior
     # A copy: load_prior hands out one shared instance per file, and training changes it.
     model = copy.deepcopy(load_prior(str(path)))
+    if latent is not None and latent != getattr(model.config, "latent_channels", None):
+        if not isinstance(model, ConvVAE):
+            raise TrainError(f"{path}: --latent with --init grows a photo prior's latent; this prior's is fixed")
+        if latent < model.config.latent_channels:
+            raise TrainError(f"{path}: has {model.config.latent_channels} latent channels; --latent can only "
+                             "grow them (or leave --latent out)")
+        model = model.with_latent_channels(latent)
     return model.with_pixel_scale() if pixel_scale else model
 
 

@@ -207,6 +207,12 @@ def test_train_from_a_checkpoint_adds_a_per_pixel_scale(images):
     assert result.exit_code == 0, result.output
     settings = load_checkpoint(images / "bf16.pt")[1]["meta"]["settings"]
     assert settings["precision"] == "bf16" and tuple(settings["tasks"]) == ("deblur", "inpaint")
+    result = invoke("train", *common, "--out", images / "wider.pt", "--init", second, "--latent", "4")
+    assert result.exit_code == 0, result.output
+    grown = load_checkpoint(images / "wider.pt")[0]
+    assert grown.config.latent_channels == 4 and grown.config.pixel_scale and grown.config.width == 8
+    result = invoke("train", *common, "--out", images / "narrower.pt", "--init", second, "--latent", "1")
+    assert result.exit_code == 2 and "can only grow" in result.output and "Traceback" not in result.output
     assert invoke("train", *common, "--out", images / "x.pt", "--tasks", "sharpen").exit_code == 2
     assert invoke("denoise", images / "noisy" / "im0.png", "--model", second, "--sigma", "25",
                   "-o", images / "t2.png", "-q").exit_code == 0

@@ -20,6 +20,27 @@ def test_conv_vae_shapes_any_size():
     assert model.size_multiple == 4
 
 
+def test_growing_the_latent_keeps_what_the_model_does():
+    torch.manual_seed(0)
+    model = ConvVAE(ConvVAEConfig(width=8, latent_channels=3, levels=2, pixel_scale=True))
+    grown = model.with_latent_channels(5)
+    assert grown.config.latent_channels == 5 and grown.config.width == 8 and grown.scale_head is not None
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        mu, logvar = model.encode(x)
+        grown_mu, grown_logvar = grown.encode(x)
+        assert torch.equal(grown_mu[:, :3], mu) and torch.equal(grown_logvar[:, :3], logvar)
+        assert torch.equal(grown_logvar[:, 3:], torch.zeros_like(grown_logvar[:, 3:]))   # new channels: variance 1
+        assert 0 < grown_mu[:, 3:].abs().max() < mu.abs().max()                        # small, not zero
+        padded = torch.cat([mu, torch.zeros_like(mu[:, :2])], 1)
+        assert torch.equal(grown.decode(padded), model.decode(mu))                      # the old code decodes as before
+        assert torch.equal(grown.decode_with_scale(padded)[1], model.decode_with_scale(mu)[1])
+        assert not torch.equal(grown.decode(grown_mu), grown.decode(padded))            # and the new channels are read
+    assert model.with_latent_channels(3) is model
+    with pytest.raises(ValueError, match="grow only"):
+        model.with_latent_channels(2)
+
+
 def test_digits_vae_is_the_textbook_global_latent_model():
     model = DigitsVAE(DigitsVAEConfig(latent_dim=10))
     x = torch.rand(5, 1, 28, 28)
