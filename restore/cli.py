@@ -356,7 +356,7 @@ def train_command(
         if resume:
             model, settings, state = resume_from(out, steps)
         else:
-            model = (model_from(init, pixel_scale=pixel_scale, latent=latent) if init is not None else
+            model = (model_from(init, pixel_scale=pixel_scale, latent=latent, seed=seed) if init is not None else
                      build_model(arch.value, width=width, latent=latent, levels=levels, pixel_scale=pixel_scale))
             settings = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, degraded_fraction=degraded,
                                      gray_fraction=gray, crop=crop or (28 if arch is Architecture.digits else 64),

@@ -143,9 +143,10 @@ def build_model(arch: str, *, width: int = 64, latent: int | None = None, levels
     raise ValueError(f"architecture must be 'photo' or 'digits', got {arch!r}")
 
 
-def model_from(path: Path, *, pixel_scale: bool = False, latent: int | None = None) -> VAE:
+def model_from(path: Path, *, pixel_scale: bool = False, latent: int | None = None, seed: int = 0) -> VAE:
     """A trainable copy of the prior at ``path``, given a per-pixel scale head if asked for and
-    its latent grown to ``latent`` channels if that is more than it has (photo priors)."""
+    its latent grown to ``latent`` channels if that is more than it has (photo priors; the new
+    channels' small random weights are drawn with ``seed``, so a rebuild starts the same)."""
     import copy
 
     from .model import ConvVAE
@@ -158,7 +159,7 @@ def model_from(path: Path, *, pixel_scale: bool = False, latent: int | None = No
         if latent < model.config.latent_channels:
             raise TrainError(f"{path}: has {model.config.latent_channels} latent channels; --latent can only "
                              "grow them (or leave --latent out)")
-        model = model.with_latent_channels(latent)
+        model = model.with_latent_channels(latent, generator=torch.Generator().manual_seed(seed))
     return model.with_pixel_scale() if pixel_scale else model
 
 

@@ -145,3 +145,16 @@ def test_every_task_shows_the_encoder_a_damaged_crop_of_the_same_size(name):
     seen = TASKS[name].training_view(x, np.random.default_rng(3))
     assert seen.shape == x.shape and 0 <= seen.min() and seen.max() <= 1
     assert (seen - x).abs().mean() > 1e-4           # the smooth fill of a smooth crop is close
+
+
+def test_a_grown_latent_starts_the_same_for_the_same_seed(tmp_path):
+    from restore.train import model_from
+    path = tmp_path / "small.pt"
+    save_checkpoint(path, ConvVAE(ConvVAEConfig(width=8, latent_channels=2, levels=2)))
+    torch.manual_seed(1)
+    first = model_from(path, latent=4, seed=3).state_dict()
+    torch.manual_seed(2)                      # the caller's random state does not decide it
+    second = model_from(path, latent=4, seed=3).state_dict()
+    other = model_from(path, latent=4, seed=4).state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)
