@@ -43,10 +43,12 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
+    written = 0
     for path in find_images(args.held_out):
         for i, pixels in enumerate(crops(read_image(path).pixels, size=args.size, count=args.per_image, rng=rng)):
             write_image(args.out / f"{path.stem}_{i}.png", Picture(pixels))
-    print(f"{len(find_images(args.out))} crops of {args.size}x{args.size} in {args.out}")
+            written += 1
+    print(f"{written} crops of {args.size}x{args.size} in {args.out}")
 
 
 if __name__ == "__main__":
