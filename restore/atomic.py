@@ -54,3 +54,28 @@ def check_output(path: str | os.PathLike, *, overwrite: bool, skip_existing: boo
     if not path.parent.is_dir():
         raise OutputError(f"{path}: folder {path.parent} does not exist; create it or choose another output")
     return True
+
+
+def check_writable(folder: str | os.PathLike, *, output: str | os.PathLike | None = None,
+                   hint: str = "choose another output") -> None:
+    """Raise :class:`OutputError` unless a file can be created in ``folder``, or, for a folder
+    still to be made, in its nearest existing parent: before any work, so that nothing is
+    computed for an output that cannot be written.
+
+    The check creates and removes an empty temporary file: permission bits alone do not tell
+    (a read-only mount, ``/proc``, root's bypass of the bits, a network file system's own rules).
+    The message names ``output`` (default ``folder``) and ``hint``.
+    """
+    folder = Path(folder)
+    named = Path(output) if output is not None else folder
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{named}: {existing} is a file, not a folder; {hint}")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".restore-probe-", suffix=".tmp")
+    except OSError as e:
+        raise OutputError(f"{named}: cannot write in {existing} ({e.strerror}); {hint}") from None
+    os.close(fd)
+    os.unlink(probe)

@@ -16,8 +16,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .atomic import OutputError, check_output
-from .images import ImageError, Picture, find_images, is_image_file, quantize, read_image, to_integer, write_image
+from .atomic import OutputError, check_output, check_writable, write_atomic
+from .images import (IMAGE_SUFFIXES, ImageError, Picture, encode_image, find_images, is_image_file, read_image,
+                     stored_pixels, to_integer)
 from .priors import PriorError
 from .uncertainty import write_uncertainty
 
@@ -77,6 +78,8 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
 
     ``uncertainty`` is a file for a single image (a folder takes ``<stem>_std.png``), and for a
     folder of images a folder that mirrors the outputs, each map named ``<image name>.png``.
+    Outputs are checked before any work: a format that can be written, and folders that exist
+    (or, in batch mode, can be made) and can be written in -- else a :class:`PlanError` naming the file.
     """
     if not source.exists():
         raise PlanError(f"{source}: no such file or folder; check the path")
@@ -93,6 +96,10 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
             output = output / default_output(source, suffix).name
         elif not output.parent.is_dir():
             raise PlanError(f"{output}: folder {output.parent} does not exist; create it or choose another -o")
+        if output.suffix.lower() not in IMAGE_SUFFIXES:
+            raise PlanError(f"{output}: cannot write '{output.suffix}' files; give -o a name ending in "
+                            f"{', '.join(IMAGE_SUFFIXES)}, or an existing folder")
+        _check_writable(output.parent, output, "-o")
         rel = Path(source.name)
         job = Job(source, output, _matching(companion_name, companion, rel, companions),
                   _matching("ref", reference, rel, references))
@@ -101,6 +108,7 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
             if not job.uncertainty.parent.is_dir():
                 raise PlanError(f"{job.uncertainty}: folder {job.uncertainty.parent} does not exist; "
                                 "create it or choose another --uncertainty")
+            _check_writable(job.uncertainty.parent, job.uncertainty, "--uncertainty")
             _check_maps([job])
         return Plan([job], [], batch=False)
 
@@ -113,6 +121,9 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
                                     or same_file(uncertainty, out_dir) or _inside(uncertainty, source)):
         raise PlanError(f"{uncertainty}: with a folder of images, --uncertainty must name a folder of its own, "
                         "outside the input folder")
+    _check_writable(out_dir, out_dir, "-o")
+    if uncertainty is not None:
+        _check_writable(uncertainty, uncertainty, "--uncertainty")
     entries = sorted(source.rglob("*") if recursive else source.glob("*"))
     jobs, skipped = [], []
     for f in entries:
@@ -135,6 +146,13 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
     if uncertainty is not None:
         _check_maps(jobs)
     return Plan(jobs, skipped, batch=True)
+
+
+def _check_writable(folder: Path, output: Path, option: str) -> None:
+    try:
+        check_writable(folder, output=output, hint=f"choose another {option}")
+    except OutputError as e:
+        raise PlanError(str(e)) from None
 
 
 def _map_path(folder: Path, rel: Path) -> Path:
@@ -193,7 +211,7 @@ class Restored:
     """What a ``restore_fn`` returns for one image."""
     pixels: np.ndarray               # (H, W, C) floats in [0, 1]
     task: Any                        # the task as run (its sigma resolved); scores the output
-    estimate: np.ndarray             # the input at the output's size, scored for comparison
+    damaged: np.ndarray              # the input's pixels; with a reference, scored (at the output's size) for comparison
     std: np.ndarray | None = None    # (H, W) posterior standard deviation in [0, 1] units, with samples
 
 
@@ -203,6 +221,8 @@ class Result:
     output: str
     status: str                       # "ok", "skipped" or "failed"
     message: str = ""
+    failure: str | None = None        # what failed: "input" (a file that cannot be read or does not fit),
+                                      # "output" (exists, cannot be written) or "restore" (the restoration)
     seconds: float = 0.0
     sigma: float | None = None
     psnr: float | None = None         # of the output against the reference
@@ -248,25 +268,29 @@ def run(jobs: list[Job], restore_fn: RestoreFn, *, overwrite: bool = False, skip
 
 def process(job: Job, restore_fn: RestoreFn, *, overwrite: bool, skip_existing: bool, max_pixels: int,
             progress: Progress | None = None) -> Result:
-    """Read, restore, write and score one image; never raises for a bad file."""
+    """Read, restore, write and score one image; never raises for a bad file.
+
+    A failure is recorded in the result: its one-line message, and what failed (``failure``).
+    With a reference, the scores are those of the file as written: its 8- or 16-bit pixels,
+    after JPEG's loss for a ``.jpg``.
+    """
     progress = progress or Progress()
     result = Result(str(job.source), str(job.output), "ok")
     try:
         if job.problem:
             raise PlanError(job.problem)
         if job.output.exists() and same_file(job.source, job.output):
-            raise ImageError(f"{job.output}: is the input file; choose another -o, inputs are never overwritten")
-        job.output.parent.mkdir(parents=True, exist_ok=True)
+            raise OutputError(f"{job.output}: is the input file; choose another -o, inputs are never overwritten")
+        _make_folder(job.output.parent)
         if not check_output(job.output, overwrite=overwrite, skip_existing=skip_existing,
                             hint="pass --overwrite to replace it or --skip-existing to keep it"):
             result.status, result.message = "skipped", "output exists"
             return result
         if job.uncertainty is not None:
-            job.uncertainty.parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(job.uncertainty.parent)
             check_output(job.uncertainty, overwrite=overwrite or skip_existing,
                          hint="pass --overwrite to replace it")
-        if not os.access(job.output.parent, os.W_OK):
-            raise ImageError(f"{job.output.parent}: folder is not writable; choose another -o")
+        check_writable(job.output.parent, output=job.output, hint="choose another -o")
         start = time.perf_counter()
         picture = read_image(job.source, max_pixels=max_pixels)
         restored = restore_fn(picture, job, progress)
@@ -276,15 +300,31 @@ def process(job: Job, restore_fn: RestoreFn, *, overwrite: bool, skip_existing: 
             if job.uncertainty is not None:
                 write_uncertainty(job.uncertainty, restored.std)
             result.uncertainty = round(float(restored.std.mean()) * 255, 4)
-        write_image(job.output, out)
+        written = encode_image(out, job.output.suffix)
+        write_atomic(job.output, written)
         result.seconds, result.sigma = round(time.perf_counter() - start, 3), restored.task.sigma
         if job.reference is not None:
-            _score(result, job, out, restored, max_pixels)
-    except (ImageError, PriorError, PlanError, OutputError, ValueError, OSError) as e:
-        result.status, result.message = "failed", str(e).splitlines()[0] if str(e) else type(e).__name__
+            _score(result, job, written, restored, max_pixels)
+    except (ImageError, PlanError) as e:
+        _failed(result, "input", str(e))
+    except OutputError as e:
+        _failed(result, "output", str(e))
+    except (PriorError, ValueError, OSError) as e:
+        _failed(result, "restore", str(e) or type(e).__name__)
     except Exception as e:  # one bad file must not stop a batch
-        result.status, result.message = "failed", f"{job.source}: unexpected {type(e).__name__}: {e}".splitlines()[0]
+        _failed(result, "restore", f"{job.source}: unexpected {type(e).__name__}: {e}")
     return result
+
+
+def _failed(result: Result, failure: str, message: str) -> None:
+    result.status, result.failure, result.message = "failed", failure, message.splitlines()[0]
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{folder}: cannot create the folder ({e.strerror}); choose another output") from None
 
 
 def _resized(alpha: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
@@ -295,15 +335,20 @@ def _resized(alpha: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | N
     return np.clip(cv2.resize(alpha, shape[::-1], interpolation=cv2.INTER_CUBIC), 0, 1)
 
 
-def _score(result: Result, job: Job, out: Picture, restored: Restored, max_pixels: int) -> None:
-    ref = read_image(job.reference, max_pixels=max_pixels)
-    if ref.pixels.shape != out.pixels.shape:
-        raise ImageError(f"{job.reference}: reference is {ref.pixels.shape} but the output is "
-                         f"{out.pixels.shape}; give the clean version of {job.source.name}")
-    reference = to_integer(ref.pixels, ref.bit_depth)
-    output = restored.task.score(reference, to_integer(quantize(out, job.output.suffix), ref.bit_depth))
-    given = restored.task.score(reference, to_integer(restored.estimate.reshape(out.pixels.shape), ref.bit_depth))
-    result.psnr, result.ssim, result.input_psnr, result.input_ssim = output.psnr, output.ssim, given.psnr, given.ssim
+def _score(result: Result, job: Job, written: bytes, restored: Restored, max_pixels: int) -> None:
+    """PSNR and SSIM of the output as written (``written``, the file's bytes) and of the input at
+    the output's size, against the reference, in the reference's bit depth; on integers, so that
+    no float copy of a large photograph is made."""
+    reference, bits = stored_pixels(job.reference, max_pixels=max_pixels)
+    output = to_integer(stored_pixels(job.output, written)[0], bits)
+    if reference.shape != output.shape:
+        raise ImageError(f"{job.reference}: reference is {reference.shape} but the output is "
+                         f"{output.shape}; give the clean version of {job.source.name}")
+    scores = restored.task.score(reference, output)
+    del output
+    damaged = to_integer(restored.task.input_estimate(restored.damaged), bits).reshape(reference.shape)
+    given = restored.task.score(reference, damaged)
+    result.psnr, result.ssim, result.input_psnr, result.input_ssim = scores.psnr, scores.ssim, given.psnr, given.ssim
 
 
 def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
@@ -324,5 +369,5 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
         except CompanionError as e:
             raise ImageError(f"{job.companion}: {e} ({job.source})") from None
         pixels, std = pixels if sampled else (pixels, None)
-        return Restored(pixels, resolved, resolved.input_estimate(picture.pixels), std)
+        return Restored(pixels, resolved, picture.pixels, std)
     return restore_file

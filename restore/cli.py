@@ -18,7 +18,7 @@ import typer
 
 # Only torch-free modules here, so that --help and argument errors answer at once;
 # the commands import the rest (torch among it) when they run.
-from .atomic import OutputError, check_output, write_atomic
+from .atomic import OutputError, check_output, check_writable, write_atomic
 from .batch import PlanError, Progress, Result, file_restorer, parse_shard, plan, run, shard
 from .images import MAX_PIXELS, ImageError, Picture, find_images, read_image, write_image
 from .priors import SHIPPED, PriorError, load_prior
@@ -39,23 +39,32 @@ def main() -> None:
     """
 
 
-def fail(message: str) -> None:
-    """Print a one-line error and exit with status 2."""
+#: Exit statuses, one per kind of failure (the README's table). 0 is success: every file restored,
+#: or left alone on request (--skip-existing).
+RESTORE_FAILED = 1   # a restoration failed: some files of a batch (the rest were written), or the one file
+BAD_USAGE = 2        # refused before any work: an option, a missing or unreadable input, an output that cannot be written
+UNAVAILABLE = 3      # this machine cannot run it: no such GPU, Ray missing or unreachable
+
+
+def fail(message: str, status: int = BAD_USAGE) -> None:
+    """Print a one-line error and exit with ``status``."""
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
+    raise typer.Exit(status)
 
 
 def _device_or_fail(name: str):
-    from .devices import resolve_device
+    from .devices import DeviceError, resolve_device
     try:
         return resolve_device(name)
+    except DeviceError as e:
+        fail(f"--{e}", UNAVAILABLE)        # its messages begin with "device"
     except ValueError as e:
-        fail(str(e))
+        fail(f"--{e}")
 
 
 MODEL = typer.Option("photo", "--model", "-m", help="Prior: photo, digits, or the path of a checkpoint from 'restore train'.")
 DEVICE = typer.Option("auto", help="auto (GPU if present), cpu, cuda or cuda:N.")
-QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars (results, notes and the estimated sigma are still printed).")
 
 
 def _cli(option_info) -> dict:
@@ -147,27 +156,42 @@ for _task in TASKS.values():
     app.command(_task.name)(_task_command(_task))
 
 
-class _Bars(Progress):
-    """Progress bars on the terminal: files (in batch mode) and solver steps; notes between them."""
+def _bar(*, total: int | None, desc: str, unit: str, quiet: bool, leave: bool = True):
+    """A progress bar that names what it counts (``unit``, plural) and shows no rate: a rate over
+    the first ticks is noise (an image's first step once read 167772 it/s). The time left is
+    the average pace since the bar began (``smoothing=0``)."""
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit=unit, disable=quiet, leave=leave, smoothing=0, file=sys.stderr,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} {unit} [{elapsed}<{remaining}{postfix}]")
 
-    def __init__(self, jobs: int, *, batch: bool, quiet: bool, name: str, device: str):
+
+class _Bars(Progress):
+    """Progress bars on the terminal: images (in batch mode) and the solver's work on each image;
+    notes and results between them (printed with ``-q`` too: it hides only the bars)."""
+
+    def __init__(self, jobs: int, *, batch: bool, quiet: bool, name: str, device: str, steps: int):
+        import time
+
         from tqdm import tqdm
-        self.tqdm, self.quiet, self.batch, self.device = tqdm, quiet, batch, device
-        self.files = tqdm(total=jobs, desc=name, unit="image", disable=quiet or not batch)
+        self.tqdm, self.clock, self.quiet, self.batch, self.device = tqdm, time.time, quiet, batch, device
+        self.files = _bar(total=jobs, desc=name, unit="images", quiet=quiet or not batch)
+        # What the pipeline's progress(done, total) counts: each batch of tiles takes `steps` solver
+        # steps, or one pass of the encoder with 0 steps.
+        self.unit = "batches of tiles" if steps == 0 else f"solver steps ({steps} per batch of tiles)"
         self.steps = None
 
     def start(self, job):
-        self.job, self.steps = job, None
+        self.job, self.steps, self.started = job, None, self.clock()
 
     def step(self, done, total):
-        if self.steps is None:      # opened on the first step, so notes before it print alone
-            self.steps = self.tqdm(desc=self.job.source.name, total=total, unit="it", leave=False, disable=self.quiet)
+        if self.steps is None:      # opened on the first step, so notes before it print alone ...
+            self.steps = _bar(total=total, desc=self.job.source.name, unit=self.unit, quiet=self.quiet, leave=False)
+            self.steps.start_t = self.started       # ... but timed from the image's start
         self.steps.total, self.steps.n = total, done
         self.steps.refresh()
 
     def note(self, message):
-        if not self.quiet:
-            self.tqdm.write(message, file=sys.stderr)
+        self.tqdm.write(message, file=sys.stderr)
 
     def finish(self, job, result):
         if self.steps is not None:
@@ -185,7 +209,8 @@ class _Bars(Progress):
 
 
 def _restore_files(task: Task, source: Path, companion: Optional[Path], options: RestoreOptions) -> None:
-    """Plan the jobs, run them with progress bars, print the summary; exit 1 if any failed."""
+    """Plan the jobs, run them with progress bars, print the summary; exit with the status of
+    what failed, if anything did."""
     from .pipeline import SolverSettings
 
     if options.max_megapixels <= 0:
@@ -194,6 +219,11 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
         fail("--overwrite and --skip-existing contradict each other; pick one")
     if options.json is not None and not options.json.parent.is_dir():
         fail(f"{options.json}: folder {options.json.parent} does not exist; create it first")
+    if options.json is not None:
+        try:
+            check_writable(options.json.parent, output=options.json, hint="choose another --json")
+        except OutputError as e:
+            fail(str(e))
     if options.samples < 1:
         fail("--samples: give 1 or more")
     if options.uncertainty is not None and options.samples < 2:
@@ -210,7 +240,7 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
         try:
             import_ray()
         except RayError as e:
-            fail(str(e))
+            fail(str(e), UNAVAILABLE)
         if options.device not in ("auto", "cpu", "cuda"):
             fail("--device: with --ray give auto, cpu or cuda (each GPU worker takes its own GPU)")
     # With Ray the workers pick their devices; here the prior is only checked.
@@ -245,7 +275,8 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
     max_pixels = int(options.max_megapixels * 1e6)
     arithmetic = _arithmetic(options.precision, dev)
     where = f"{'Ray workers' if on_ray else dev}, {arithmetic}"
-    bars = _Bars(len(todo), batch=jobs.batch, quiet=options.quiet, name=task.name, device=where)
+    bars = _Bars(len(todo), batch=jobs.batch, quiet=options.quiet, name=task.name, device=where,
+                 steps=task.defaults.steps if options.steps is None else options.steps)
     common = dict(overwrite=options.overwrite, skip_existing=options.skip_existing, max_pixels=max_pixels,
                   progress=bars)
     if on_ray:
@@ -260,7 +291,7 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
                             threads_per_worker=options.threads_per_worker, **common)
         except RayError as e:
             bars.close()
-            fail(str(e))
+            fail(str(e), UNAVAILABLE)
         results, dev = on.results, on.device
         arithmetic = on.precision or options.precision     # as the workers resolved it
         where = f"Ray {dev} workers, {arithmetic}"
@@ -273,8 +304,12 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
         report = [{**asdict(r), "device": str(dev), "precision": arithmetic, "model": options.model, "task": task.name}
                   for r in results]
         write_atomic(options.json, json_module.dumps(report, indent=2).encode())
-    if any(r.status == "failed" for r in results):
-        raise typer.Exit(1)
+    failed = [r for r in results if r.status == "failed"]
+    if failed:
+        # One file refused for what it was given (input or output) is bad usage, as a missing file is;
+        # in a batch, the failed files are reported and the rest were written.
+        usage = not jobs.batch and failed[0].failure in ("input", "output")
+        raise typer.Exit(BAD_USAGE if usage else RESTORE_FAILED)
 
 
 def _arithmetic(precision: str, device) -> str:
@@ -317,7 +352,7 @@ class Architecture(str, Enum):
 
 @app.command("train")
 def train_command(
-    folder: Path = typer.Argument(..., help="Folder of clean training images (searched recursively)."),
+    folder: Path = typer.Argument(..., help="Folder of clean training images (searched recursively), or a .npz file of crops from pretrained/pack_crops.py."),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint file to write (.pt)."),
     arch: Architecture = typer.Option(Architecture.photo, help="photo: convolutional VAE, spatial latent; digits: 28x28 global-latent VAE."),
     steps: int = typer.Option(20000, help="Training steps (batches)."),
@@ -327,9 +362,13 @@ def train_command(
     width: int = typer.Option(64, help="photo: feature channels of each conv layer."),
     latent: Optional[int] = typer.Option(None, help="photo: latent channels (default 8; with --init, more grow the checkpoint's latent); digits: latent dimension (default 16)."),
     levels: int = typer.Option(2, help="photo: downsamplings; the latent is 2**levels smaller than the image."),
+    blocks: int = typer.Option(1, help="photo: residual blocks per level."),
     degraded: float = typer.Option(0.5, help="Share of each batch shown to the encoder damaged, as the tasks would hand it over."),
     task_list: str = typer.Option(",".join(TASKS), "--tasks", help="The tasks whose damage the encoder learns to see through, taking turns."),
     gray: float = typer.Option(0.0, help="photo: share of crops turned gray, so the prior also learns gray photographs."),
+    colour: float = typer.Option(0.0, "--colour", help="photo: share of crops recoloured (hue turned, channels permuted, saturation raised), so the prior also learns colours its photographs lack."),
+    loaders: int = typer.Option(1, "--loaders", help="Threads making batches ahead of the training step (more for a GPU)."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", help="Train for this long (the learning rate decays over it), or --steps, whichever ends first."),
     checkpoint_every: int = typer.Option(500, help="Write a checkpoint every N steps."),
     pixel_scale: bool = typer.Option(False, "--pixel-scale", help="Also learn the decoder's scale per pixel (where it is sure, the solver trusts it over the data)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this checkpoint's weights (fine-tuning); layers it lacks start new."),
@@ -338,6 +377,7 @@ def train_command(
     device: str = DEVICE,
     precision: str = typer.Option("auto", help="The networks' arithmetic: auto (bf16 on GPUs and on CPUs with AMX/AVX512-BF16), fp32, bf16."),
     seed: int = typer.Option(0, help="Random seed for crops, damage and sampling."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train a VAE prior on a folder of clean images."""
     import torch
@@ -345,9 +385,12 @@ def train_command(
     from .train import TrainError, TrainSettings, build_model, model_from, resume_from, sampler_for, train
 
     dev = _device_or_fail(device)
-    if not folder.is_dir():
-        fail(f"{folder}: not a folder; give a folder of training images")
-    files = find_images(folder)
+    if folder.suffix == ".npz" and folder.is_file():
+        files = [folder]
+    elif not folder.is_dir():
+        fail(f"{folder}: not a folder; give a folder of training images (or a .npz file of crops)")
+    else:
+        files = find_images(folder)
     if not files:
         fail(f"{folder}: no images found; put PNG/JPEG/TIFF/WebP/BMP files in it")
     try:
@@ -355,11 +398,13 @@ def train_command(
         state = None
         if resume:
             model, settings, state = resume_from(out, steps)
+            settings.loaders = loaders
         else:
             model = (model_from(init, pixel_scale=pixel_scale, latent=latent, seed=seed) if init is not None else
-                     build_model(arch.value, width=width, latent=latent, levels=levels, pixel_scale=pixel_scale))
+                     build_model(arch.value, width=width, latent=latent, levels=levels, blocks=blocks,
+                                 pixel_scale=pixel_scale))
             settings = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, degraded_fraction=degraded,
-                                     gray_fraction=gray, crop=crop or (28 if arch is Architecture.digits else 64),
+                                     gray_fraction=gray, colour_fraction=colour, loaders=loaders, minutes=minutes, crop=crop or (28 if arch is Architecture.digits else 64),
                                      checkpoint_every=checkpoint_every, seed=seed, init=str(init) if init else None,
                                      tasks=tuple(t.strip() for t in task_list.split(",") if t.strip()),
                                      precision=precision)
@@ -369,10 +414,12 @@ def train_command(
     except ValueError as e:
         fail(f"{folder}: {e}; lower --crop or add larger images" if "training image" in str(e) else str(e))
     torch.manual_seed(seed)
-    typer.echo(f"training on {len(files)} images ({len(sampler)} at all scales), "
+    source = f"{len(sampler)} crops from {folder}" if folder.suffix == ".npz" else \
+        f"{len(files)} images ({len(sampler)} at all scales)"
+    typer.echo(f"training on {source}, "
                f"{sum(p.numel() for p in model.parameters()):,} parameters, device {dev}")
     try:
-        meta = train(model, sampler, settings, out, device=dev, resume=state)
+        meta = train(model, sampler, settings, out, device=dev, resume=state, progress=not quiet)
     except TrainError as e:
         fail(str(e))
     typer.echo(f"wrote {out} after {meta['steps']} steps in {meta['seconds']:.0f} s")
@@ -401,8 +448,6 @@ def bench_command(
     import os
     import platform
     import time
-
-    from tqdm import tqdm
 
     from . import bench
 
@@ -435,7 +480,7 @@ def bench_command(
         fail(str(e))
     output.mkdir(parents=True, exist_ok=True)
 
-    bar = tqdm(total=bench.total_runs(sets, conditions, samples), desc="bench", unit="run", disable=quiet)
+    bar = _bar(total=bench.total_runs(sets, conditions, samples), desc="bench", unit="runs", quiet=quiet)
     start = time.perf_counter()
     rows, shown, notes = bench.run_benchmark(
         sets, conditions, device=dev, steps=steps, precision=precision, seed=seed, samples=samples,
@@ -465,8 +510,6 @@ def _check_report_folder(report: Path, overwrite: bool) -> None:
 def _speed(output: Path, tasks: set[str], sizes: str, *, model: str, steps: Optional[int], device: str,
            precision: str, overwrite: bool, quiet: bool) -> None:
     """``restore bench --speed``: time every task at every size; print and write the table."""
-    from tqdm import tqdm
-
     from . import speed
     from .pipeline import SolverSettings
 
@@ -483,7 +526,7 @@ def _speed(output: Path, tasks: set[str], sizes: str, *, model: str, steps: Opti
     except (PriorError, ValueError) as e:
         fail(str(e))
     output.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=len(megapixels) * len(speed.conditions(tasks)), desc="speed", unit="run", disable=quiet)
+    bar = _bar(total=len(megapixels) * len(speed.conditions(tasks)), desc="speed", unit="runs", quiet=quiet)
     timings = speed.run_speed(megapixels, settings=settings, tasks=tasks,
                               progress=lambda what: (bar.set_postfix_str(what), bar.update(1)))
     bar.close()

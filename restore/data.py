@@ -27,6 +27,44 @@ def to_gray(x: torch.Tensor) -> torch.Tensor:
     return (x * torch.tensor(LUMA, dtype=x.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
 
 
+def write_crop_pack(files: list[Path], out: Path, *, size: int = 128, max_bytes: int = 60 * 2**20,
+                    scales=(1.0, 0.5), max_side: int = 1024, seed: int = 0) -> int:
+    """Cut random ``size`` x ``size`` crops of the photographs in ``files`` (each capped to
+    ``max_side`` and at each of ``scales``) into one compressed file of at most ``max_bytes``:
+    training data that travels to another machine in one piece. Returns the number of crops.
+
+    The crops are spread evenly over the images, in rounds of one crop per image, until the
+    compressed file would pass ``max_bytes``.
+    """
+    import io
+    rng = np.random.default_rng(seed)
+    images = CropSampler(files, channels=3, crop=size, scales=scales, max_side=max_side, seed=seed).images
+    crops: list[np.ndarray] = []
+    blob = b""
+    while True:
+        batch = []
+        for im in images:
+            t, l = rng.integers(im.shape[0] - size + 1), rng.integers(im.shape[1] - size + 1)
+            batch.append(np.round(im[t:t + size, l:l + size] * 255).astype(np.uint8))
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, crops=np.stack(crops + batch))
+        if buffer.tell() > max_bytes:
+            break
+        crops += batch
+        blob = buffer.getvalue()
+    if not crops:
+        raise ValueError(f"one crop of each image is over {max_bytes} bytes; raise the limit or lower the size")
+    Path(out).write_bytes(blob)
+    return len(crops)
+
+
+def read_crop_pack(path: Path, channels: int) -> list[np.ndarray]:
+    """The crops of a file written by :func:`write_crop_pack`, as (S, S, C) float32 in [0, 1]."""
+    with np.load(path) as pack:
+        crops = pack["crops"]
+    return [to_channels(c.astype(np.float32) / 255, channels) for c in crops]
+
+
 class CropSampler:
     """Random ``crop x crop`` patches from a set of images, at several scales, flipped at random.
 
@@ -39,6 +77,10 @@ class CropSampler:
         self.crop, self.flips = crop, flips
         self.rng = np.random.default_rng(seed)
         self.images: list[np.ndarray] = []
+        if len(files) == 1 and Path(files[0]).suffix == ".npz":
+            self.images = [im.reshape(*im.shape[:2], -1) for im in read_crop_pack(files[0], channels)
+                           if min(im.shape[:2]) >= crop]
+            files = []
         for path in files:
             try:
                 pixels = to_channels(read_image(path).pixels, channels)
@@ -58,17 +100,46 @@ class CropSampler:
     def __len__(self) -> int:
         return len(self.images)
 
-    def batch(self, n: int) -> torch.Tensor:
+    def batch(self, n: int, rng: np.random.Generator | None = None) -> torch.Tensor:
+        """``n`` random crops (N, C, crop, crop) float32, drawn with ``rng`` (default the sampler's own)."""
+        rng = self.rng if rng is None else rng
         out = np.empty((n, self.crop, self.crop, self.images[0].shape[2]), np.float32)
         for i in range(n):
-            im = self.images[self.rng.integers(len(self.images))]
-            t = self.rng.integers(im.shape[0] - self.crop + 1)
-            l = self.rng.integers(im.shape[1] - self.crop + 1)
+            im = self.images[rng.integers(len(self.images))]
+            t = rng.integers(im.shape[0] - self.crop + 1)
+            l = rng.integers(im.shape[1] - self.crop + 1)
             patch = im[t:t + self.crop, l:l + self.crop]
             if self.flips:
-                if self.rng.random() < 0.5:
+                if rng.random() < 0.5:
                     patch = patch[:, ::-1]
-                if self.rng.random() < 0.5:
+                if rng.random() < 0.5:
                     patch = patch[::-1]
             out[i] = patch
+        if out.dtype != np.float32:
+            out = out.astype(np.float32)
         return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
+def colour_augment(x: torch.Tensor, rng: np.random.Generator, fraction: float) -> torch.Tensor:
+    """Recolour a random ``fraction`` of the colour crops ``x`` (N, 3, H, W), staying within sRGB.
+
+    Each chosen crop gets its channels permuted, its hue turned about the gray axis by a random
+    angle, and its saturation raised (up to 2.5 times): the photographs a prior trains on rarely
+    hold saturated magenta, cyan or violet, and a prior that never saw a colour redraws it as
+    one it knows. Gray crops stay gray (a gray pixel is fixed by all three changes).
+    """
+    if fraction <= 0 or x.shape[1] != 3:
+        return x
+    out = x.clone()
+    axis = torch.full((3,), 3 ** -0.5, dtype=torch.float64)
+    cross = torch.tensor([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]], dtype=torch.float64)
+    for i in np.flatnonzero(rng.random(len(x)) < fraction):
+        angle = rng.uniform(-np.pi, np.pi)
+        # Rodrigues' rotation about the gray axis (1, 1, 1) / sqrt(3).
+        turn = (np.cos(angle) * torch.eye(3, dtype=torch.float64) + np.sin(angle) * cross
+                + (1 - np.cos(angle)) * torch.outer(axis, axis))
+        crop = x[i][list(rng.permutation(3))]
+        crop = torch.einsum("ij,jhw->ihw", turn.to(x.dtype), crop)
+        gray = crop.mean(0, keepdim=True)
+        out[i] = (gray + rng.uniform(1.0, 2.5) * (crop - gray)).clamp(0, 1)
+    return out

@@ -9,22 +9,43 @@ import torch
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
+class DeviceError(ValueError):
+    """A device this machine does not have (no GPU, no such GPU); the message says which to use."""
+
+
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` (a GPU when there is one), ``cpu``, ``cuda`` or ``cuda:N``."""
+    """``auto`` (a GPU when there is one), ``cpu``, ``cuda`` or ``cuda:N``.
+
+    An unknown name is a ``ValueError``, a device this machine lacks a :class:`DeviceError`;
+    both messages begin with ``device``, so the command line can prefix ``--``.
+    """
     name = name.strip().lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
     if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"--device {name}: no CUDA GPU is available here; use --device cpu")
         index = name.partition(":")[2]
-        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
-            raise ValueError(f"--device {name}: there are {torch.cuda.device_count()} GPU(s); "
-                             f"use cuda:0..cuda:{torch.cuda.device_count() - 1}")
-        return torch.device(name)
-    raise ValueError(f"--device {name}: unknown device; use auto, cpu, cuda or cuda:N")
+        if index and not index.isdigit():
+            raise ValueError(f"device {name}: unknown device; use auto, cpu, cuda or cuda:N")
+        return check_device(name)
+    raise ValueError(f"device {name}: unknown device; use auto, cpu, cuda or cuda:N")
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device``, checked to exist here before anything is put on it
+    (else torch's own error surfaces later, far from its cause)."""
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device {device}: unknown device; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {device}: no CUDA GPU is available here; use cpu")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise DeviceError(f"device {device}: there are {count} GPU(s); use cuda:0..cuda:{count - 1}")
+    return device
 
 
 @functools.lru_cache(maxsize=1)

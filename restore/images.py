@@ -56,16 +56,57 @@ def find_images(folder: str | os.PathLike, *, recursive: bool = True) -> list[Pa
 def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Picture:
     """Read an image file as a :class:`Picture`.
 
-    Raises :class:`ImageError` with a one-line reason for a missing file, an
+    Raises :class:`ImageError` with a one-line reason for a missing, unreadable or
     undecodable file or an image larger than ``max_pixels``.
     """
     path = Path(path)
+    data, orientation = _read(path, max_pixels)
+    array = _decode(path, data, max_pixels)
+    if array.dtype == np.uint8:
+        bit_depth, scale = 8, 255.0
+    elif array.dtype == np.uint16:
+        bit_depth, scale = 16, 65535.0
+    else:
+        bit_depth, scale = 16, 1.0
+    colour, alpha = _colour_and_alpha(array.astype(np.float32) / scale)
+    pixels = _orient(np.ascontiguousarray(np.clip(colour, 0, 1)), orientation)
+    alpha = None if alpha is None else np.ascontiguousarray(_orient(alpha, orientation))
+    return Picture(pixels=pixels, alpha=alpha, bit_depth=bit_depth)
+
+
+def stored_pixels(path: str | os.PathLike, data: bytes | None = None, *,
+                  max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, int]:
+    """``(pixels, bits)``: the colour channels of the image file at ``path`` as stored, or of
+    ``data``, the encoded bytes written to it -- ``(H, W, C)`` uint8 (``bits`` 8) or uint16
+    (16), RGB, upright, without alpha. What scores are computed on: the integers a reader of
+    the file gets, without a float copy of the image (a float TIFF is quantised to 16 bits).
+    """
+    path = Path(path)
+    if data is None:
+        raw, orientation = _read(path, max_pixels)
+    else:                      # bytes this package encoded: no orientation tag
+        raw, orientation = np.frombuffer(data, np.uint8), 1
+    colour, _ = _colour_and_alpha(_decode(path, raw, max_pixels))
+    if colour.dtype.kind == "f":
+        colour = to_integer(colour, 16)
+    return np.ascontiguousarray(_orient(colour, orientation)), 8 if colour.dtype == np.uint8 else 16
+
+
+def _read(path: Path, max_pixels: int) -> tuple[np.ndarray, int]:
+    """The file's bytes and its EXIF orientation; a file over ``max_pixels`` is refused before decoding."""
     if not path.is_file():
         raise ImageError(f"{path}: no such file; check the path")
     size, orientation = _header(path)
     if size is not None:
         _check_size(path, size, max_pixels)          # before decoding a huge file
-    data = np.fromfile(path, dtype=np.uint8)
+    try:
+        return np.fromfile(path, dtype=np.uint8), orientation
+    except OSError as e:
+        raise ImageError(f"{path}: cannot read it ({e.strerror}); check its permissions") from None
+
+
+def _decode(path: Path, data: np.ndarray, max_pixels: int) -> np.ndarray:
+    """OpenCV's decoding of a file's bytes, as stored: (H, W) or (H, W, C) in BGR(A) order."""
     try:                    # OpenCV raises for some undecodable input (an empty file) and returns None for the rest
         array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     except cv2.error:
@@ -74,27 +115,21 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Pict
         empty = " (the file is empty)" if data.size == 0 else ""
         raise ImageError(f"{path}: not a readable image{empty}; use PNG, JPEG, TIFF, WebP or BMP")
     _check_size(path, (array.shape[1], array.shape[0]), max_pixels)
-    if array.dtype == np.uint8:
-        bit_depth, scale = 8, 255.0
-    elif array.dtype == np.uint16:
-        bit_depth, scale = 16, 65535.0
-    elif array.dtype.kind == "f":
-        bit_depth, scale = 16, 1.0
-    else:
+    if array.dtype not in (np.uint8, np.uint16) and array.dtype.kind != "f":
         raise ImageError(f"{path}: unsupported pixel type {array.dtype}; save it as 8- or 16-bit")
-    array = array.astype(np.float32) / scale
+    return array
+
+
+def _colour_and_alpha(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """A decoded array's colour channels, ``(H, W, C)`` in RGB order, and its alpha channel or None (views)."""
     if array.ndim == 2:
         array = array[:, :, None]
-    channels = array.shape[2]
     alpha = None
-    if channels in (2, 4):
+    if array.shape[2] in (2, 4):
         alpha, array = array[:, :, -1], array[:, :, :-1]
     if array.shape[2] == 3:
         array = array[:, :, ::-1]                       # OpenCV's BGR -> RGB
-    pixels = np.ascontiguousarray(np.clip(array, 0, 1))
-    pixels = _orient(pixels, orientation)
-    alpha = None if alpha is None else np.ascontiguousarray(_orient(alpha, orientation))
-    return Picture(pixels=pixels, alpha=alpha, bit_depth=bit_depth)
+    return array, alpha
 
 
 def _check_size(path: Path, size: tuple[int, int], max_pixels: int) -> None:
@@ -146,9 +181,18 @@ def encode_image(picture: Picture, suffix: str) -> bytes:
 
 
 def to_integer(array: np.ndarray, bits: int) -> np.ndarray:
-    """Quantise [0, 1] floats to 8- or 16-bit integers."""
-    top = 65535 if bits == 16 else 255
-    return np.round(np.clip(array, 0, 1) * top).astype(np.uint16 if bits == 16 else np.uint8)
+    """Quantise [0, 1] floats to 8- or 16-bit integers; 8- or 16-bit integers are converted exactly
+    as their value in [0, 1] would be."""
+    dtype = np.uint16 if bits == 16 else np.uint8
+    if array.dtype == dtype:
+        return array
+    if array.dtype == np.uint8:                         # x / 255 * 65535 is x * 257, exactly
+        return array.astype(np.uint16) * 257
+    if array.dtype == np.uint16:                        # round(x / 257): x % 257 is never 128.5
+        return ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    scaled = np.clip(array, 0, 1)                       # one float copy, scaled and rounded in place
+    scaled *= 65535 if bits == 16 else 255
+    return np.rint(scaled, out=scaled).astype(dtype)
 
 
 def quantize(picture: Picture, suffix: str) -> np.ndarray:

@@ -68,6 +68,10 @@ class _ResBlock(nn.Module):
 
 #: Smallest decoder scale: a floor keeps the likelihood from collapsing onto the training pixels.
 GAMMA_FLOOR = 1e-3
+#: Largest decoder scale: the whole range of a pixel. Beyond it a scale says nothing more, and on
+#: codes far from any training image the scale head's exponential overflows (1e13 and more were
+#: seen on saturated magenta), which turned posterior samples into NaN.
+GAMMA_CEILING = 1.0
 
 
 class _VAE(nn.Module):
@@ -109,7 +113,7 @@ class _VAE(nn.Module):
         mean = (self.decoder[-1](features) + 1) / 2
         # Detached: the scale is fitted to the mean's errors and never bends the mean itself.
         log_gamma = self.scale_head(features.detach()) + self.log_gamma.detach()
-        return mean, log_gamma.exp().clamp(min=GAMMA_FLOOR)
+        return mean, log_gamma.clamp(max=math.log(GAMMA_CEILING)).exp().clamp(min=GAMMA_FLOOR)
 
     @property
     def channels(self) -> int:

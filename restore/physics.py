@@ -51,6 +51,18 @@ class LinearPhysics(nn.Module, metaclass=ABCMeta):
         """The diagonal of ``A^T A`` at ``x``'s size: how much each pixel is observed."""
         raise NotImplementedError(f"{type(self).__name__} does not give the diagonal of A^T A")
 
+    def spread(self, v: torch.Tensor) -> torch.Tensor:
+        """A non-negative map over the observation's pixels carried onto the image's (see
+        :meth:`spread_signed`), never below 0."""
+        return self.spread_signed(v).clamp_min(0)
+
+    def spread_signed(self, v: torch.Tensor) -> torch.Tensor:
+        """A map over the observation's pixels carried onto the image's: at each pixel the mean of
+        ``v`` over the observations that see it, weighted as ``A`` weighs them (0 where none does)."""
+        weight = self.A_adjoint(torch.ones_like(v))
+        seen = weight > 1e-6
+        return torch.where(seen, self.A_adjoint(v) / torch.where(seen, weight, torch.ones_like(weight)), 0)
+
     def prox_l2(self, z: torch.Tensor, y: torch.Tensor, gamma: float | torch.Tensor, *,
                 x0: torch.Tensor | None = None) -> torch.Tensor:
         """``argmin_x |A(x) - y|^2 / 2 + |x - z|^2 / (2 gamma)``.

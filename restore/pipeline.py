@@ -159,7 +159,11 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
                   scale=task.scale, margin=task.margin, batch=tiles_per_call, aux=aux, on_tiles=count_tiles,
                   skip=task.skips_tile if task.scale == 1 and not task.margin else None)
     restored = x[0, :channels].permute(1, 2, 0).cpu().numpy()
-    out = back(np.clip(to_channels(restored, pixels.shape[2]), 0, 1))
+    if not np.isfinite(restored).all():
+        raise RestoreError("the restoration produced non-finite pixels; nothing was returned. Try --precision fp32 "
+                           "or another --model")
+    out = keep_pixels(back(np.clip(to_channels(restored, pixels.shape[2]), 0, 1)), image,
+                      task.kept_pixels(values), channel_axis)
     if not return_std:
         return out
     if x.shape[1] > channels:
@@ -170,40 +174,85 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     return out, (torch.from_numpy(std).to(image.device) if torch.is_tensor(image) else std)
 
 
+class RestoreError(RuntimeError):
+    """A restoration that failed on its way (non-finite pixels); the message says what to try."""
+
+
+def keep_pixels(out, image, kept: np.ndarray | None, channel_axis: int = -1):
+    """``out`` with the pixels where ``kept`` is True copied from ``image`` bit for bit (both of the
+    input's type, layout and dtype)."""
+    if kept is None or not kept.any():
+        return out
+    if torch.is_tensor(out):
+        where = torch.from_numpy(kept).to(out.device)
+        if out.dim() == 3:
+            where = where.unsqueeze(channel_axis % 3)
+        return torch.where(where, image.to(out.device), out)
+    where = kept if out.ndim == 2 else np.expand_dims(kept, channel_axis % 3)
+    return np.where(where, np.asarray(image), out)
+
+
 def settings_for(*, prior, steps, mode, device, tile, precision, samples=1, seed=0) -> SolverSettings:
     """The settings the per-task functions expose; the rest keep their defaults."""
     return SolverSettings(prior=prior, steps=steps, mode=mode, device=device, tile=tile, precision=precision,
                           samples=samples, seed=seed)
 
 
+#: How far outside [0, 1] a float image may stray (rounding, resampling overshoot) before it is
+#: taken for an image in other units; values inside the margin are clipped to [0, 1].
+FLOAT_MARGIN = 0.01
+
+
 def to_pixels(image, channel_axis: int = -1) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:
-    """``(H, W, C)`` float32 pixels in [0, 1], and the function that converts a result back."""
+    """``(H, W, C)`` float32 pixels in [0, 1], and the function that converts a result back.
+
+    The input contract of the Python API: ``(H, W)`` or 1 or 3 channels on ``channel_axis``,
+    at least one pixel; uint8, uint16, or finite floats in [0, 1] (within :data:`FLOAT_MARGIN`).
+    Anything else is a ``ValueError`` that says what to do, never silently clipped or rescaled.
+    """
     is_tensor = torch.is_tensor(image)
-    array = image.detach().cpu().numpy() if is_tensor else np.asarray(image)
+    if is_tensor:
+        # numpy has no bfloat16: a bf16 tensor is read as float32, and comes back as bf16.
+        tensor = image.detach().cpu()
+        array = (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
+    else:
+        array = np.asarray(image)
     if array.ndim == 3:
         if not -3 <= channel_axis < 3:
             raise ValueError(f"channel_axis {channel_axis} is not an axis of a 3-D image")
         array = np.moveaxis(array, channel_axis, -1)
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3)):
-        raise ValueError(f"images are (H, W) or have 1 or 3 channels on channel_axis, got shape {tuple(image.shape)}")
+        raise ValueError(f"images are (H, W) or have 1 or 3 channels on channel_axis, got shape {tuple(array.shape)}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ValueError(f"the image is empty (shape {tuple(array.shape)}); give at least one pixel")
     dtype = array.dtype
-    if dtype.kind in "ui":
+    if dtype in (np.uint8, np.uint16):
         top = np.iinfo(dtype).max
         pixels = array.astype(np.float32) / top
     elif dtype.kind == "f":
         pixels = array.astype(np.float32)
+        if not np.isfinite(pixels).all():
+            raise ValueError("the image holds NaN or infinite values; replace them (e.g. np.nan_to_num) first")
+        low, high = float(pixels.min()), float(pixels.max())
+        if low < -FLOAT_MARGIN or high > 1 + FLOAT_MARGIN:
+            raise ValueError(f"float images must be in [0, 1], got values in [{low:.4g}, {high:.4g}]; "
+                             "divide by 255 for 8-bit values or by 65535 for 16-bit ones (or clip)")
+    elif dtype.kind in "uib":
+        raise ValueError(f"images of dtype {dtype} are not supported; give uint8 (0..255), uint16 (0..65535) "
+                         "or floats in [0, 1], e.g. image.astype(np.uint8) for 8-bit values")
     else:
-        raise ValueError(f"image values must be integers or floats, got {dtype}")
+        raise ValueError(f"images of dtype {dtype} are not supported; give uint8, uint16 or floats in [0, 1]")
     gray = array.ndim == 2
     pixels = np.clip(pixels[:, :, None] if gray else pixels, 0, 1)
+    out_dtype = torch.bfloat16 if is_tensor and image.dtype == torch.bfloat16 else None
 
     def back(result: np.ndarray):
         out = result[:, :, 0] if gray else np.moveaxis(result, -1, channel_axis)
-        if dtype.kind in "ui":
+        if dtype.kind == "u":
             out = np.round(out * top).astype(dtype)
         else:
             out = out.astype(dtype)
         if is_tensor:
-            return torch.from_numpy(np.ascontiguousarray(out)).to(device=image.device)
+            return torch.from_numpy(np.ascontiguousarray(out)).to(device=image.device, dtype=out_dtype)
         return out
     return pixels, back

@@ -61,15 +61,20 @@ def _load(path: Path, device: str) -> VAE:
             raise PriorError(f"{path}: SHA-256 {actual[:12]}... does not match SHA256SUMS; reinstall restore")
     from .model import load_checkpoint
 
-    try:
-        model, _ = load_checkpoint(path, map_location=device)
+    try:   # read on the CPU, so that only a bad file lands here, never a device's failure
+        model, _ = load_checkpoint(path, map_location="cpu")
     except Exception as e:
         raise PriorError(f"{path}: not a restore prior ({type(e).__name__}); give a checkpoint written by 'restore train'") from None
     return model.to(device)
 
 
 def load_prior(name_or_path: str = "photo", device: str | torch.device = "cpu") -> VAE:
-    """Load a prior once per process and device (later calls reuse it)."""
-    import torch
+    """Load a prior once per process and device (later calls reuse it).
 
-    return _load(prior_path(str(name_or_path)).resolve(), str(torch.device(device)))
+    Raises :class:`PriorError` for a missing or bad checkpoint, and
+    :class:`~restore.devices.DeviceError` (checked first) for a device this machine lacks.
+    """
+    from .devices import check_device
+
+    device = check_device(device)
+    return _load(prior_path(str(name_or_path)).resolve(), str(device))

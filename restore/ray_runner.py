@@ -237,7 +237,7 @@ def _run(ray, jobs, make_restore_fn, device, threads, options, progress, start) 
             except ray.exceptions.RayTaskError as e:     # not a bad file (process() reports those): a bug
                 idle.append(worker)
                 result, notes = Result(str(jobs[i].source), str(jobs[i].output), "failed",
-                                       f"{jobs[i].source}: unexpected {_first_line(e)}"), []
+                                       f"{jobs[i].source}: unexpected {_first_line(e)}", failure="restore"), []
             except ray.exceptions.RayError as e:         # the worker died: killed, out of memory, node lost
                 ray.kill(worker)
                 new_worker()
@@ -246,7 +246,8 @@ def _run(ray, jobs, make_restore_fn, device, threads, options, progress, start) 
                     waiting.appendleft(i)
                     continue
                 result, notes = Result(str(jobs[i].source), str(jobs[i].output), "failed",
-                                       f"{jobs[i].source}: its worker died {deaths[i]} times ({_first_line(e)})"), []
+                                       f"{jobs[i].source}: its worker died {deaths[i]} times ({_first_line(e)})",
+                                       failure="restore"), []
             for message in notes:
                 progress.note(message)
             results[i] = result

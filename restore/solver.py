@@ -108,7 +108,8 @@ def joint_map(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Te
 
     def last_x_step(code, warm=None):
         d, g = vae.decode_with_scale(code)
-        x = physics.prox_l2(d, y, ((g if gamma is None else search_gamma) / sigma) ** 2, x0=warm)
+        g = consistent_scale(d, g if gamma is None else search_gamma, y, physics, sigma)
+        x = consistent_means(physics.prox_l2(d, y, (g / sigma) ** 2, x0=warm), y, physics, sigma)
         return x if refine is None else refine(x, d)
 
     def objective(x, d, code) -> float:
@@ -223,8 +224,81 @@ def csgm(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Tensor,
         if callback is not None:
             callback(step + 1)
     with torch.no_grad():
-        x = vae.decode(z)
+        x = consistent_means(vae.decode(z), y, physics, sigma)
     return SolverResult(x=x.clamp(0, 1), z=z.detach(), objective=history)
+
+
+#: Side of the window (observed pixels) over which the decoder's residual is compared with the noise.
+CONSISTENCY_WINDOW = 7
+#: How far the residual's local mean square must exceed what the noise and the decoder's own scale
+#: allow before the scale grows to explain it.
+CONSISTENCY_THRESHOLD = 1.0
+
+
+def consistent_scale(d: torch.Tensor, g, y: torch.Tensor, physics: LinearPhysics, sigma) -> torch.Tensor:
+    """The decoder's scale ``g``, grown where the data say the decoder is wrong.
+
+    The decoder's scale is learned on the photographs the prior saw; on what it cannot draw (a
+    saturated colour, a pattern) it can be far too sure, and the x-step would then rewrite the
+    observation with ``D(z)``. Under the model, the residual ``y - A(D(z))`` has a mean square of
+    about ``sigma^2 + g^2``; where its local mean square ``m`` (a window of
+    :data:`CONSISTENCY_WINDOW` observed pixels, per channel, spread onto the image's pixels) is
+    beyond :data:`CONSISTENCY_THRESHOLD` times that, the decoder's error variance is taken as
+    what the noise does not explain, ``m - sigma^2``. There the x-step keeps the data, as an
+    empirical Wiener filter would; where the decoder explains the data nothing changes.
+    """
+    residual = (y - physics.A(d)) ** 2
+    k = CONSISTENCY_WINDOW
+    local = torch.nn.functional.avg_pool2d(residual, k, stride=1, padding=k // 2, count_include_pad=False)
+    local = physics.spread(local)
+    variance = torch.as_tensor(g, dtype=d.dtype, device=d.device) ** 2
+    noise = torch.as_tensor(sigma, dtype=d.dtype, device=d.device) ** 2
+    grown = torch.where(local > CONSISTENCY_THRESHOLD * (noise + variance), torch.maximum(variance, local - noise),
+                        variance)
+    return grown.sqrt()
+
+
+#: Side of the window (observed pixels) whose mean residual is tested against the noise.
+MEAN_WINDOW = 15
+#: Standard errors of the noise's window mean that a mean residual may reach before it is corrected.
+MEAN_TOLERANCE = 3.0
+
+
+def consistent_means(x: torch.Tensor, y: torch.Tensor, physics: LinearPhysics, sigma) -> torch.Tensor:
+    """``x`` corrected so that the residual ``y - A(x)`` has a local mean the noise can explain.
+
+    Noise averages out: over a window of ``n`` observed pixels its mean has a standard error of
+    ``sigma / sqrt(n)``. A larger mean residual is the restoration's doing -- a colour or a
+    brightness the decoder cannot draw -- and is given back to the image, less the tolerance
+    (:data:`MEAN_TOLERANCE` standard errors over :data:`MEAN_WINDOW`-pixel windows, per channel).
+    Forward models that keep a constant (every one here: each observed pixel is a weighted mean
+    of image pixels) take the correction through as it is.
+    """
+    k = MEAN_WINDOW
+    sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+    expected, slope = clipped_mean(physics.A(x), sigma)
+
+    def local(v):
+        return torch.nn.functional.avg_pool2d(v, k, stride=1, padding=k // 2, count_include_pad=False)
+    mean = local(y - expected)
+    excess = mean.sign() * (mean.abs() - MEAN_TOLERANCE * sigma / k).clamp_min(0)
+    # One Newton step through the clipping: near 0 or 1 a change of the image moves the mean of
+    # what is observed less than itself.
+    return x + physics.spread_signed(excess / local(slope).clamp_min(0.1))
+
+
+def clipped_mean(mu: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``E[clip(mu + n, 0, 1)]`` for ``n ~ N(0, sigma^2)``, and its derivative in ``mu``.
+
+    Files hold pixels in [0, 1], so the noise of a saturated colour is cut off on one side and
+    its mean moves inwards (by 4 levels in 255 at 0 or 255 under noise of 10): a consistent
+    restoration is compared with that mean, not with ``mu`` itself.
+    """
+    s = sigma.clamp_min(1e-6)
+    a, b = (0 - mu) / s, (1 - mu) / s
+    cdf_a, cdf_b = torch.special.ndtr(a), torch.special.ndtr(b)
+    pdf_a, pdf_b = torch.exp(-a**2 / 2) / (2 * torch.pi) ** 0.5, torch.exp(-b**2 / 2) / (2 * torch.pi) ** 0.5
+    return (1 - cdf_b) + mu * (cdf_b - cdf_a) + s * (pdf_a - pdf_b), cdf_b - cdf_a
 
 
 def _normal(like: torch.Tensor, generator) -> torch.Tensor:

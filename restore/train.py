@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .data import CropSampler, to_gray
+from .data import CropSampler, colour_augment, to_gray
 from .devices import PRECISIONS, resolve_precision
 from .model import VAE, save_checkpoint, vae_loss
 from .tasks import TASKS
@@ -24,12 +25,16 @@ class TrainSettings:
     lr: float = 1e-3
     degraded_fraction: float = 0.5   # share of each batch the encoder sees damaged
     gray_fraction: float = 0.0       # share of crops turned gray (colour priors meet gray photos too)
+    colour_fraction: float = 0.0     # share of crops recoloured (restore.data.colour_augment)
     checkpoint_every: int = 500
     seed: int = 0
     init: str | None = None          # checkpoint the weights started from (recorded, not read here)
     # The damage the encoder sees, one task per step in turn (restore.tasks.TASKS).
     tasks: tuple[str, ...] = tuple(TASKS)
     precision: str = "auto"          # the networks' arithmetic (restore.devices.resolve_precision)
+    loaders: int = 1                 # threads making batches ahead (a GPU outruns one)
+    minutes: float | None = None     # a time budget: the learning rate decays over it and training stops
+                                     # at its end (or after ``steps``, whichever comes first)
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -38,6 +43,12 @@ class TrainSettings:
         if unknown or not self.tasks:
             raise ValueError(f"tasks must be some of {', '.join(TASKS)}, got {', '.join(self.tasks) or 'none'}")
         self.tasks = tuple(self.tasks)
+        if not 0 <= self.colour_fraction <= 1 or not 0 <= self.gray_fraction <= 1:
+            raise ValueError("the shares of gray and recoloured crops must be between 0 and 1")
+        if self.minutes is not None and not self.minutes > 0:
+            raise ValueError(f"minutes must be positive, got {self.minutes}")
+        if self.loaders < 1:
+            raise ValueError(f"loaders must be 1 or more, got {self.loaders}")
 
 
 def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, *,
@@ -57,21 +68,33 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
     if resume is not None:
         optimizer.load_state_dict(resume["optimizer"])
         step, seconds = resume["meta"]["steps"], resume["meta"]["seconds"]
-    rng = np.random.default_rng(settings.seed + step)
     torch_rng = torch.Generator(device=device).manual_seed(settings.seed + step)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, settings.steps, eta_min=settings.lr / 20,
-                                                          last_epoch=step - 1 if step else -1)
     n_bad = int(round(settings.batch_size * settings.degraded_fraction))
     bar = tqdm(total=settings.steps, initial=step, disable=not progress, desc="training", unit="step")
     start = time.perf_counter() - seconds
+    budget = None if settings.minutes is None else seconds + 60 * settings.minutes
+
+    def progress_made() -> float:
+        """How far along the run is, 0 to 1: in steps, or in time under a budget of minutes."""
+        if budget is None:
+            return step / settings.steps
+        return min(1.0, (time.perf_counter() - start) / budget)
+
+    def set_learning_rate() -> None:
+        # Cosine decay to 1/20 of the rate, over the steps or over the minutes.
+        floor = settings.lr / 20
+        for group in optimizer.param_groups:
+            group["lr"] = float(floor + (settings.lr - floor) * (1 + np.cos(np.pi * progress_made())) / 2)
 
     def meta():
         return {"steps": step, "seconds": round(time.perf_counter() - start, 1), "device": str(device),
                 "images": len(sampler), "settings": asdict(settings), "skipped_steps": skipped_in_all}
 
     def batch(at: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The clean crops of step ``at`` and what the encoder sees of them."""
-        clean = sampler.batch(settings.batch_size)
+        """The clean crops of step ``at`` and what the encoder sees of them: drawn from a stream
+        of their own, so batches made on several threads are those made one after the other."""
+        rng = np.random.default_rng([settings.seed, at])
+        clean = colour_augment(sampler.batch(settings.batch_size, rng), rng, settings.colour_fraction)
         if settings.gray_fraction and clean.shape[1] == 3:
             gray = torch.from_numpy(rng.random(len(clean)) < settings.gray_fraction)
             clean[gray] = to_gray(clean[gray]).expand(-1, 3, -1, -1)
@@ -80,16 +103,16 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
             seen[:n_bad] = views[at % len(views)](clean[:n_bad], rng)
         return clean, seen
 
-    # The next batch is made on another thread while this one trains, in step order, so the
-    # random streams and the result are the same as made one after the other.
-    loader = ThreadPoolExecutor(max_workers=1)
-    upcoming = loader.submit(batch, step)
+    # The next batches are made on other threads while this one trains.
+    loader = ThreadPoolExecutor(max_workers=settings.loaders)
+    upcoming = deque(loader.submit(batch, at) for at in range(step, min(step + settings.loaders, settings.steps)))
     skipped = 0                      # non-finite steps in a row
     skipped_in_all = (resume or {}).get("meta", {}).get("skipped_steps", 0)
-    while step < settings.steps:
-        clean, seen = upcoming.result()
-        if step + 1 < settings.steps:
-            upcoming = loader.submit(batch, step + 1)
+    while step < settings.steps and progress_made() < 1:
+        set_learning_rate()
+        clean, seen = upcoming.popleft().result()
+        if step + settings.loaders < settings.steps:
+            upcoming.append(loader.submit(batch, step + settings.loaders))
         loss, stats = vae_loss(model, seen.to(device), clean.to(device), torch_rng, autocast=dtype)
         optimizer.zero_grad(set_to_none=True)
         # A non-finite loss or gradient skips the update, so the weights (and every checkpoint)
@@ -110,14 +133,13 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
                 raise TrainError(f"{out}: training diverged at step {step + 1} (the loss was not finite "
                                  f"{skipped} steps running); lower --lr, or train without --pixel-scale first "
                                  "and add it with --init")
-        schedule.step()
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", psnr=f"{-10 * np.log10(max(stats['mse'], 1e-10)):.1f}",
                         gamma=f"{stats['gamma']:.3f}")
-        if step % settings.checkpoint_every == 0 or step == settings.steps:
+        if step % settings.checkpoint_every == 0 or step == settings.steps or progress_made() >= 1:
             save_checkpoint(out, model, optimizer=optimizer.state_dict(), meta=meta())
-    loader.shutdown()
+    loader.shutdown(cancel_futures=True)
     bar.close()
     model.eval()
     return meta()
@@ -131,7 +153,7 @@ class TrainError(ValueError):
     """A training run that cannot start; the message names the file and the fix."""
 
 
-def build_model(arch: str, *, width: int = 64, latent: int | None = None, levels: int = 2,
+def build_model(arch: str, *, width: int = 64, latent: int | None = None, levels: int = 2, blocks: int = 1,
                 pixel_scale: bool = False) -> VAE:
     """A new prior: ``photo`` (convolutional, spatial latent; ``latent`` default 8) or ``digits``
     (28x28, global latent; default 16)."""
@@ -139,7 +161,8 @@ def build_model(arch: str, *, width: int = 64, latent: int | None = None, levels
     if arch == "digits":
         return DigitsVAE(DigitsVAEConfig(latent_dim=latent or 16, pixel_scale=pixel_scale))
     if arch == "photo":
-        return ConvVAE(ConvVAEConfig(width=width, latent_channels=latent or 8, levels=levels, pixel_scale=pixel_scale))
+        return ConvVAE(ConvVAEConfig(width=width, latent_channels=latent or 8, levels=levels, blocks=blocks,
+                                     pixel_scale=pixel_scale))
     raise ValueError(f"architecture must be 'photo' or 'digits', got {arch!r}")
 
 
@@ -175,6 +198,9 @@ def resume_from(out: Path, steps: int) -> tuple[VAE, TrainSettings, dict]:
     # Checkpoints from before the deblurring task trained on these three, in this order.
     saved.setdefault("tasks", ("denoise", "inpaint", "superres"))
     saved.setdefault("precision", "fp32")          # and in float32
+    saved.setdefault("colour_fraction", 0.0)
+    saved.setdefault("loaders", 1)
+    saved.setdefault("minutes", None)
     return model, TrainSettings(**{**saved, "steps": steps}), state
 
 

@@ -142,3 +142,47 @@ def test_uncertainty_maps_never_replace_inputs_masks_or_each_other(tmp_path):
         plan(src / "a.png", tmp_path / "o.png", "inpaint", companion=masks / "a.png", uncertainty=masks / "a.png")
     with pytest.raises(PlanError, match="does not exist"):
         plan(src / "a.png", tmp_path / "o.png", "denoise", uncertainty=tmp_path / "no" / "m.png")
+
+
+def test_outputs_that_cannot_be_written_are_refused_when_planning(tmp_path):
+    import os
+    src = tmp_path / "in"
+    _touch(src / "a.png")
+    with pytest.raises(PlanError, match=r"out\.txt: cannot write '\.txt' files"):
+        plan(src / "a.png", tmp_path / "out.txt", "denoise")
+    if os.path.isdir("/proc"):
+        with pytest.raises(PlanError, match="/proc/a.png: cannot write in /proc"):
+            plan(src / "a.png", Path("/proc/a.png"), "denoise")
+        with pytest.raises(PlanError, match="/proc/out/deeper: cannot write in /proc"):
+            plan(src, Path("/proc/out/deeper"), "denoise")          # a folder still to be made: its parent
+        with pytest.raises(PlanError, match="/proc/maps: cannot write in /proc"):
+            plan(src, tmp_path / "out", "denoise", uncertainty=Path("/proc/maps"))
+    assert plan(src, tmp_path / "new" / "out", "denoise").jobs            # a batch's folder may be made
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]             # the probe left nothing behind
+
+
+def test_a_failed_result_says_what_failed(tmp_path):
+    import numpy as np
+
+    from restore.batch import Restored, process
+    from restore.images import Picture, write_image
+    from restore.tasks import Denoise
+
+    src = tmp_path / "in"
+    src.mkdir()
+    write_image(src / "a.png", Picture(np.full((4, 4, 1), 0.5, np.float32)))
+    (src / "b.png").write_bytes(b"broken")
+    jobs = {j.source.name: j for j in plan(src, tmp_path / "out", "denoise").jobs}
+
+    def same(picture, job, progress):
+        return Restored(picture.pixels, Denoise(sigma=3), picture.pixels)
+
+    def crash(picture, job, progress):
+        raise RuntimeError("boom")
+    run = dict(overwrite=False, skip_existing=False, max_pixels=10**6)
+    assert process(jobs["b.png"], same, **run).failure == "input"
+    assert process(jobs["a.png"], crash, **run).failure == "restore"
+    ok = process(jobs["a.png"], same, **run)
+    assert ok.status == "ok" and ok.failure is None
+    exists = process(jobs["a.png"], same, **run)
+    assert exists.failure == "output" and "exists" in exists.message

@@ -73,7 +73,7 @@ def test_existing_output_is_never_overwritten_without_flag(images, tiny_prior):
     src, out = images / "noisy" / "im0.png", images / "out.png"
     out.write_bytes(b"precious")
     result = invoke("denoise", src, "-o", out, "--model", model, "--sigma", "25", "--steps", "1", "-q")
-    assert result.exit_code == 1 and len(_error_lines(result)) == 1 and "--overwrite" in result.output
+    assert result.exit_code == 2 and len(_error_lines(result)) == 1 and "--overwrite" in result.output
     assert out.read_bytes() == b"precious"
     assert invoke("denoise", src, "-o", out, "--model", model, "--sigma", "25", "--steps", "1",
                   "--skip-existing", "-q").exit_code == 0
@@ -124,7 +124,7 @@ def test_inpaint_mask_of_wrong_size_is_one_line_error(images, tiny_prior):
     write_image(images / "small_mask.png", Picture(np.ones((8, 8, 1), np.float32)))
     result = invoke("inpaint", images / "clean" / "im0.png", "--mask", images / "small_mask.png",
                     "--model", model, "-o", images / "x.png")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert len(_error_lines(result)) == 1 and "small_mask.png" in result.output
     assert not (images / "x.png").exists()
 
@@ -169,7 +169,7 @@ def test_output_never_replaces_the_input(images, tiny_prior):
     src = images / "noisy" / "im0.png"
     before = src.read_bytes()
     result = invoke("denoise", src, "-o", src, "--overwrite", "--model", model, "--sigma", "25", "--steps", "1")
-    assert result.exit_code == 1 and "input" in result.output
+    assert result.exit_code == 2 and "input" in result.output
     assert src.read_bytes() == before
 
 
@@ -291,3 +291,127 @@ def test_training_skips_non_finite_steps_and_stops_when_it_diverges(images, monk
     model, state = load_checkpoint(out)              # the last checkpoint before it stopped...
     assert state["meta"]["steps"] == 24
     assert all(torch.isfinite(p).all() for p in model.parameters())   # ...holds finite weights
+
+
+@pytest.fixture
+def no_restoration(monkeypatch):
+    """Fails the test if a restoration starts: refusals must come before any work."""
+    import restore.pipeline
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a restoration started")
+    monkeypatch.setattr(restore.pipeline, "restore", refuse)
+
+
+@pytest.mark.parametrize("output,needle", [("{tmp}/out.txt", "cannot write '.txt' files"),
+                                           ("{tmp}/out", "cannot write '' files"),
+                                           ("/proc/x.png", "cannot write in /proc")])
+def test_an_output_that_cannot_be_written_is_refused_before_restoring(images, tiny_prior, no_restoration,
+                                                                      output, needle):
+    if output.startswith("/proc") and not __import__("os").path.isdir("/proc"):
+        pytest.skip("no /proc here")
+    _, model = tiny_prior
+    output = output.format(tmp=images)
+    result = invoke("denoise", images / "noisy" / "im0.png", "-o", output, "--model", model, "--sigma", "25")
+    assert result.exit_code == 2 and len(_error_lines(result)) == 1, result.output
+    assert output in _error_lines(result)[0] and needle in result.output, result.output
+    assert not (images / "out.txt").exists() and not (images / "out").exists()
+
+
+@pytest.mark.parametrize("option", ["-o", "--json", "--uncertainty"])
+def test_a_batch_whose_outputs_cannot_be_written_is_refused_before_restoring(images, tiny_prior, no_restoration,
+                                                                             option):
+    import os
+    if not os.path.isdir("/proc"):
+        pytest.skip("no /proc here")
+    _, model = tiny_prior
+    target = {"-o": "/proc/restored", "--json": "/proc/r.json", "--uncertainty": "/proc/maps"}[option]
+    args = {"-o": [], "--json": ["-o", images / "out"], "--uncertainty": ["-o", images / "out", "--samples", "2"]}
+    result = invoke("denoise", images / "noisy", option, target, *args[option], "--model", model, "--sigma", "25")
+    assert result.exit_code == 2 and len(_error_lines(result)) == 1 and target in result.output, result.output
+    assert not (images / "out").exists()
+
+
+def test_exit_status_says_what_failed(images, tiny_prior, monkeypatch):
+    """0 done; 1 a restoration failed (in a batch: some files); 2 bad usage or input, a missing file
+    and an unreadable one alike; 3 this machine cannot run it (no GPU)."""
+    import torch
+
+    import restore.images
+    _, model = tiny_prior
+    common = ["--model", model, "--sigma", "25", "--steps", "1", "-q"]
+    src = images / "noisy" / "im0.png"
+    assert invoke("denoise", src, "-o", images / "ok.png", *common).exit_code == 0
+    assert invoke("denoise", images / "missing.png", *common).exit_code == 2
+    (images / "corrupt.png").write_bytes(b"not a png")
+    assert invoke("denoise", images / "corrupt.png", "-o", images / "c.png", *common).exit_code == 2
+
+    real_fromfile = np.fromfile
+
+    def unreadable(path, *args, **kwargs):       # root reads any file: permissions cannot be trusted here
+        if str(path).endswith("im1.png"):
+            raise PermissionError(13, "Permission denied")
+        return real_fromfile(path, *args, **kwargs)
+    monkeypatch.setattr(restore.images.np, "fromfile", unreadable)
+    result = invoke("denoise", images / "noisy" / "im1.png", "-o", images / "u.png", *common)
+    assert result.exit_code == 2 and "im1.png: cannot read it (Permission denied)" in result.output, result.output
+    batch = invoke("denoise", images / "noisy", "-o", images / "out", *common)
+    assert batch.exit_code == 1 and "2 restored, 0 skipped, 1 failed" in batch.output, batch.output
+    monkeypatch.undo()
+
+    import restore.pipeline
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+    monkeypatch.setattr(restore.pipeline, "restore", broken)
+    result = invoke("denoise", src, "-o", images / "b.png", *common)
+    assert result.exit_code == 1 and len(_error_lines(result)) == 1 and "out of memory" in result.output
+    monkeypatch.undo()
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    result = invoke("denoise", src, "-o", images / "g.png", "--device", "cuda", *common)
+    assert result.exit_code == 3 and "--device cuda: no CUDA GPU" in result.output, result.output
+    assert "not a restore prior" not in result.output
+
+
+def test_quiet_hides_the_bars_but_not_the_estimated_sigma(images, tiny_prior):
+    _, model = tiny_prior
+    result = invoke("denoise", images / "noisy" / "im0.png", "--model", model, "--steps", "2",
+                    "-o", images / "q.png", "-q")
+    assert result.exit_code == 0, result.output
+    assert "estimated noise sigma" in result.output and "wrote" in result.output
+    assert "%|" not in result.output                              # no bar
+
+
+def test_progress_bars_name_their_unit_and_show_no_rate(images, tiny_prior):
+    _, model = tiny_prior
+    single = invoke("denoise", images / "noisy" / "im0.png", "--model", model, "--steps", "3", "--sigma", "25",
+                    "-o", images / "p.png")
+    assert single.exit_code == 0, single.output
+    assert "solver steps (3 per batch of tiles)" in single.output, single.output
+    fast = invoke("denoise", images / "noisy" / "im0.png", "--model", model, "--steps", "0", "--sigma", "25",
+                  "-o", images / "p0.png")
+    assert "batches of tiles" in fast.output, fast.output
+    batch = invoke("denoise", images / "noisy", "--model", model, "--steps", "1", "--sigma", "25",
+                   "-o", images / "pb")
+    assert "/3 images" in batch.output, batch.output
+    import re
+    for output in (single.output, fast.output, batch.output):
+        bars = [line.strip() for line in re.split(r"[\r\n]", output) if "%|" in line]
+        assert bars and all(re.search(r"\[[\d:]+<[\d:?]+\]$", bar) for bar in bars), bars   # no rate
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_scores_are_those_of_the_file_as_written(images, tiny_prior, suffix):
+    from restore.metrics import psnr, ssim
+    _, model = tiny_prior
+    out = images / f"scored{suffix}"
+    result = invoke("denoise", images / "noisy" / "im0.png", "--model", model, "--sigma", "25", "--steps", "2",
+                    "-o", out, "--ref", images / "clean" / "im0.png", "--json", images / "s.json", "-q")
+    assert result.exit_code == 0, result.output
+    row = json.loads((images / "s.json").read_text())[0]
+    reference = np.round(read_image(images / "clean" / "im0.png").pixels * 255).astype(np.uint8)
+    written = np.round(read_image(out).pixels * 255).astype(np.uint8)      # JPEG's loss included
+    assert row["psnr"] == pytest.approx(psnr(reference, written), abs=1e-9)
+    assert row["ssim"] == pytest.approx(ssim(reference, written), abs=1e-9)
+    assert f"PSNR {row['psnr']:.2f} dB" in result.output

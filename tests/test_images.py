@@ -91,3 +91,48 @@ def test_write_is_atomic_and_leaves_no_temporary_file(tmp_path):
     with pytest.raises(ImageError, match="cannot write"):
         encode_image(Picture(_gradient()), ".xyz")
     assert [p.name for p in tmp_path.iterdir()] == ["a.png"]
+
+
+@pytest.mark.parametrize("suffix,bits", [(".png", 8), (".png", 16), (".tif", 16), (".jpg", 8)])
+def test_stored_pixels_are_the_integers_a_reader_gets(tmp_path, suffix, bits):
+    from restore.images import stored_pixels, to_integer
+    alpha = np.full((12, 16), 0.5, np.float32) if suffix != ".jpg" else None
+    write_image(tmp_path / f"a{suffix}", Picture(_gradient(), alpha=alpha, bit_depth=bits))
+    back = read_image(tmp_path / f"a{suffix}")
+    pixels, stored_bits = stored_pixels(tmp_path / f"a{suffix}")
+    assert stored_bits == bits and pixels.dtype == (np.uint16 if bits == 16 else np.uint8)
+    assert np.array_equal(pixels, to_integer(back.pixels, bits))                  # RGB, alpha dropped
+    data = (tmp_path / f"a{suffix}").read_bytes()
+    assert np.array_equal(stored_pixels(tmp_path / f"a{suffix}", data)[0], pixels)  # from the bytes alike
+
+
+def test_stored_pixels_are_upright(tmp_path):
+    from restore.images import stored_pixels
+    stored = np.zeros((12, 16, 3), np.uint8)
+    stored[0, 0] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "o.jpg", exif=exif, quality=100)
+    pixels, _ = stored_pixels(tmp_path / "o.jpg")
+    assert pixels.shape == (16, 12, 3) and pixels[0, -1].mean() > 200
+
+
+def test_an_unreadable_file_is_an_image_error(tmp_path, monkeypatch):
+    import restore.images
+    write_image(tmp_path / "a.png", Picture(_gradient()))
+
+    def denied(*args, **kwargs):                # as root, chmod cannot make a file unreadable
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(restore.images.np, "fromfile", denied)
+    with pytest.raises(ImageError, match=r"a\.png: cannot read it \(Permission denied\); check its permissions"):
+        read_image(tmp_path / "a.png")
+
+
+def test_to_integer_converts_integers_exactly_as_their_values():
+    from restore.images import to_integer
+    eight, sixteen = np.arange(256, dtype=np.uint8), np.arange(65536, dtype=np.uint16)
+    assert np.array_equal(to_integer(eight, 16), to_integer(eight / 255, 16))
+    assert np.array_equal(to_integer(sixteen, 8), to_integer(sixteen / 65535, 8))
+    assert to_integer(eight, 8) is eight
+    floats = np.array([-0.2, 0.0, 0.5 / 255, 1.5 / 255, 0.5, 1.0, 1.3], np.float32)
+    assert to_integer(floats, 8).tolist() == [0, 0, 0, 2, 128, 255, 255]

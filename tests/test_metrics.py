@@ -50,3 +50,41 @@ def test_metrics_reject_mismatched_inputs():
         psnr(np.zeros((4, 4)), np.zeros((4, 5)))
     with pytest.raises(ValueError, match="dtype"):
         ssim(np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.float32))
+
+
+@pytest.mark.parametrize("shape,dtype", [((600, 37, 3), np.uint8), ((300, 41), np.uint16), ((11, 11), np.uint8),
+                                         ((270, 29, 3), np.float64)])
+def test_ssim_equals_scikit_image(shape, dtype):
+    # Computed in bands of rows with OpenCV's filters; the values must stay scikit-image's.
+    from skimage.metrics import structural_similarity
+    rng = np.random.default_rng(1)
+    top = 1.0 if dtype == np.float64 else np.iinfo(dtype).max
+    a = (rng.random(shape) * top).astype(dtype)
+    b = np.clip(a + rng.normal(0, 0.1 * top, shape), 0, top).astype(dtype)
+    expected = structural_similarity(a.astype(np.float64), b.astype(np.float64), data_range=float(top),
+                                     gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                     channel_axis=2 if len(shape) == 3 else None)
+    assert ssim(a, b) == pytest.approx(expected, abs=1e-12)
+    assert psnr(a, b) == pytest.approx(10 * np.log10(top**2 / np.mean((a.astype(float) - b) ** 2)), abs=1e-9)
+    if min(shape[:2]) < 17:
+        return                               # too small to crop 3 pixels and keep an 11-pixel window
+    assert ssim(a, b, crop=3) == pytest.approx(structural_similarity(
+        a[3:-3, 3:-3].astype(np.float64), b[3:-3, 3:-3].astype(np.float64), data_range=float(top),
+        gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+        channel_axis=2 if len(shape) == 3 else None), abs=1e-12)
+
+
+def test_scoring_a_large_image_makes_no_float_copy_of_it():
+    # A float64 copy of this 6 MB image is 48 MB; scoring it whole took several of them.
+    import tracemalloc
+    rng = np.random.default_rng(2)
+    a = rng.integers(0, 256, (2000, 1000, 3), dtype=np.uint8)
+    b = a.copy()
+    b[::7] //= 2
+    tracemalloc.start()
+    try:
+        psnr(a, b), ssim(a, b)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 30e6, f"{peak / 1e6:.0f} MB"

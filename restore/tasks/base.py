@@ -158,6 +158,12 @@ class Task(ABC):
         kept exactly as observed. By default every tile is restored."""
         return False
 
+    def kept_pixels(self, companion: np.ndarray | None) -> np.ndarray | None:
+        """``(H, W)`` booleans: the pixels the output must copy from the input bit for bit (those
+        the user said to keep), given the companion as :meth:`companion_values` gives it; None
+        where the task restores every pixel."""
+        return None
+
     def refine(self, physics: LinearPhysics) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
         """A correction of the solver's last x-step, ``refine(x, D(z))``, or None."""
         return None

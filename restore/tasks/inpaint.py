@@ -64,6 +64,10 @@ class Inpaint(Task):
         from ..masks import missing_pixels
         return missing_pixels(read_image(path, max_pixels=max_pixels))
 
+    def kept_pixels(self, companion):
+        # Every pixel outside the (dilated) holes was given as it is: the output copies it.
+        return companion == 0
+
     def skips_tile(self, companion):
         # A tile without a hole needs no restoring: the cost follows the holes, not the image.
         return not bool(companion.any())
