@@ -232,7 +232,7 @@ def csgm(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Tensor,
 CONSISTENCY_WINDOW = 7
 #: How far the residual's local mean square must exceed what the noise and the decoder's own scale
 #: allow before the scale grows to explain it.
-CONSISTENCY_THRESHOLD = 1.0
+CONSISTENCY_THRESHOLD = 1.5
 
 
 def consistent_scale(d: torch.Tensor, g, y: torch.Tensor, physics: LinearPhysics, sigma) -> torch.Tensor:
@@ -247,10 +247,7 @@ def consistent_scale(d: torch.Tensor, g, y: torch.Tensor, physics: LinearPhysics
     what the noise does not explain, ``m - sigma^2``. There the x-step keeps the data, as an
     empirical Wiener filter would; where the decoder explains the data nothing changes.
     """
-    residual = (y - physics.A(d)) ** 2
-    k = CONSISTENCY_WINDOW
-    local = torch.nn.functional.avg_pool2d(residual, k, stride=1, padding=k // 2, count_include_pad=False)
-    local = physics.spread(local)
+    local = physics.spread(_local_mean((y - physics.A(d)) ** 2, physics.A(torch.ones_like(d)), CONSISTENCY_WINDOW))
     variance = torch.as_tensor(g, dtype=d.dtype, device=d.device) ** 2
     noise = torch.as_tensor(sigma, dtype=d.dtype, device=d.device) ** 2
     grown = torch.where(local > CONSISTENCY_THRESHOLD * (noise + variance), torch.maximum(variance, local - noise),
@@ -277,14 +274,21 @@ def consistent_means(x: torch.Tensor, y: torch.Tensor, physics: LinearPhysics, s
     k = MEAN_WINDOW
     sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
     expected, slope = clipped_mean(physics.A(x), sigma)
-
-    def local(v):
-        return torch.nn.functional.avg_pool2d(v, k, stride=1, padding=k // 2, count_include_pad=False)
-    mean = local(y - expected)
+    seen = physics.A(torch.ones_like(x))
+    mean = _local_mean(y - expected, seen, k)
     excess = mean.sign() * (mean.abs() - MEAN_TOLERANCE * sigma / k).clamp_min(0)
     # One Newton step through the clipping: near 0 or 1 a change of the image moves the mean of
     # what is observed less than itself.
-    return x + physics.spread_signed(excess / local(slope).clamp_min(0.1))
+    return x + physics.spread_signed(excess / _local_mean(slope, seen, k).clamp_min(0.1))
+
+
+def _local_mean(v: torch.Tensor, weight: torch.Tensor, k: int) -> torch.Tensor:
+    """The mean of ``v`` over each ``k`` x ``k`` window of observations, weighted by ``weight``
+    (``A`` of an image of ones: 0 where an observation is missing, as under an inpainting hole)."""
+    def pool(t):
+        return torch.nn.functional.avg_pool2d(t, k, stride=1, padding=k // 2)
+    total = pool(weight.expand_as(v))
+    return torch.where(total > 1e-6, pool(v * weight) / total.clamp_min(1e-6), 0)
 
 
 def clipped_mean(mu: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
