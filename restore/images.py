@@ -203,5 +203,11 @@ def quantize(picture: Picture, suffix: str) -> np.ndarray:
 
 
 def write_image(path: str | os.PathLike, picture: Picture) -> None:
-    """Write ``picture`` to ``path`` atomically; the format follows the suffix."""
+    """Write ``picture`` to ``path`` atomically; the format follows the suffix.
+
+    Pixels that are not finite are refused (an :class:`ImageError`, nothing written): cast to
+    integers they would land as arbitrary values.
+    """
+    if not np.isfinite(picture.pixels).all() or (picture.alpha is not None and not np.isfinite(picture.alpha).all()):
+        raise ImageError(f"{path}: the image holds NaN or infinite pixels; nothing was written")
     write_atomic(path, encode_image(picture, Path(path).suffix))

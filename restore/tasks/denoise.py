@@ -65,8 +65,11 @@ def denoise(image, *, sigma: float | None = None, prior="photo", steps: int | No
     Parameters
     ----------
     image : array or tensor
-        The noisy image: ``(H, W)`` or with 1 or 3 channels on ``channel_axis``;
-        uint8, uint16 or floats in [0, 1].
+        The noisy image: ``(H, W)`` or with 1 or 3 channels on ``channel_axis``, at least one
+        pixel; uint8 (0..255), uint16 (0..65535) or finite floats in [0, 1]. Anything else raises
+        a ``ValueError`` that says what to do: floats outside [-0.01, 1.01] (divide 8-bit values by
+        255, 16-bit ones by 65535), NaN or infinite values, another dtype (int32, bool, ...), an
+        empty array.
     sigma : float, optional
         Noise standard deviation in 0..255 units; estimated when omitted.
     prior : str or VAE
@@ -76,7 +79,8 @@ def denoise(image, *, sigma: float | None = None, prior="photo", steps: int | No
     mode : {"joint", "latent"}
         Joint MAP over image and code, or over the code alone.
     device : str or torch.device
-        Where to run.
+        ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; a GPU this machine lacks raises
+        :class:`~restore.devices.DeviceError` (a ``ValueError``) before anything is loaded.
     tile : int, optional
         Tile size in output pixels (default the prior's).
     precision : {"auto", "fp32", "bf16"}

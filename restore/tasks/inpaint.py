@@ -145,7 +145,8 @@ def inpaint(image, mask, *, sigma: float = CLEAN_SIGMA, mask_dilate: int = 0, pr
     Parameters
     ----------
     image : array or tensor
-        The image (as :func:`restore.denoise` takes it); values under the mask are ignored.
+        The image (as :func:`restore.denoise` takes it); values under the mask are ignored, and
+        every pixel outside the (dilated) mask is returned as it was given, bit for bit.
     mask : array or tensor (H, W)
         Non-zero (True, white) where pixels are missing.
     sigma : float
@@ -153,7 +154,7 @@ def inpaint(image, mask, *, sigma: float = CLEAN_SIGMA, mask_dilate: int = 0, pr
     mask_dilate : int
         Grow the holes by this many pixels first.
     prior, steps, mode, device, tile, precision, channel_axis, progress, samples, seed, return_std
-        As :func:`restore.denoise` (steps default 30).
+        As :func:`restore.denoise` (steps default 7).
     """
     from ..pipeline import restore, settings_for
     return restore(image, Inpaint(sigma=sigma, mask_dilate=mask_dilate), companion=mask, channel_axis=channel_axis,

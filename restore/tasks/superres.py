@@ -86,7 +86,7 @@ def superres(image, *, scale: int = 4, sigma: float = CLEAN_SIGMA, prior="photo"
     sigma : float
         Noise of the low-resolution pixels in 0..255 units.
     prior, steps, mode, device, tile, precision, channel_axis, progress, samples, seed, return_std
-        As :func:`restore.denoise` (steps default 30; ``tile`` in output pixels).
+        As :func:`restore.denoise` (steps default 20; ``tile`` in output pixels).
     """
     from ..pipeline import restore, settings_for
     return restore(image, Superres(sigma=sigma, factor=scale), channel_axis=channel_axis, progress=progress,

@@ -1,0 +1,210 @@
+"""What restore guarantees about the pixels it was given: kept pixels are kept bit for bit,
+colours the prior cannot draw are not rewritten, a clean photograph comes back nearly unchanged,
+and nothing non-finite is ever returned or written."""
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import restore
+import restore.solver as solver
+from restore.cli import app
+from restore.data import colour_augment
+from restore.images import ImageError, Picture, read_image, write_image
+from restore.metrics import psnr
+from restore.physics import Denoising, Downsampling, Inpainting
+from restore.pipeline import RestoreError
+
+from conftest import smooth_images
+
+SATURATED = [(253, 2, 253), (240, 20, 150), (0, 255, 255), (0, 0, 255), (90, 0, 160), (57, 255, 20),
+             (255, 0, 0), (255, 255, 0), (255, 128, 0), (0, 255, 0), (128, 128, 128), (200, 160, 130)]
+SAMPLES = restore.__file__.rsplit("/", 2)[0] + "/samples"
+
+
+def patches(size=64):
+    image = np.zeros((2 * size, 6 * size, 3), np.uint8)
+    for i, colour in enumerate(SATURATED):
+        r, k = divmod(i, 6)
+        image[r * size:(r + 1) * size, k * size:(k + 1) * size] = colour
+    return image
+
+
+def noisy(clean, sigma, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.clip(np.round(clean + rng.normal(0, sigma, clean.shape)), 0, 255).astype(np.uint8)
+
+
+def test_saturated_patches_keep_their_mean_colour_within_4_levels():
+    out = restore.denoise(noisy(patches(), 10), sigma=10)
+    for i, colour in enumerate(SATURATED):
+        r, k = divmod(i, 6)
+        mean = out[r * 64 + 8:(r + 1) * 64 - 8, k * 64 + 8:(k + 1) * 64 - 8].reshape(-1, 3).mean(0)
+        assert np.abs(mean - colour).max() <= 4, (colour, mean)
+
+
+def recoloured_photo():
+    """A textured photograph (a held-out sample) turned to saturated magenta, cyan and violet."""
+    x = torch.from_numpy(read_image(f"{SAMPLES}/butterfly.png").pixels[64:192, 64:192]).permute(2, 0, 1)[None]
+    out = colour_augment(x, np.random.default_rng(3), 1.0)
+    return np.round(out[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("sigma", [5, 10, 25])
+def test_a_saturated_textured_photo_is_never_restored_below_its_input(sigma):
+    clean = recoloured_photo()
+    damaged = noisy(clean, sigma)
+    assert psnr(clean, restore.denoise(damaged, sigma=sigma)) > psnr(clean, damaged)
+
+
+def test_superres_of_a_saturated_photo_beats_bicubic():
+    from restore.baselines import bicubic
+    clean = recoloured_photo()
+    small = (Downsampling(clean.shape[:2], 2).A(torch.from_numpy(clean / 255.0).permute(2, 0, 1)[None].float())
+             [0].permute(1, 2, 0).numpy().clip(0, 1))
+    small = np.round(small * 255).astype(np.uint8)
+    out = restore.superres(small, scale=2, steps=5)
+    assert psnr(clean, out, crop=2) > psnr(clean, np.round(bicubic(small / 255.0, 2).clip(0, 1) * 255).astype(np.uint8),
+                                           crop=2)
+
+
+def test_a_clean_photograph_at_a_small_sigma_comes_back_nearly_unchanged():
+    clean = np.round(read_image(f"{SAMPLES}/flower.png").pixels * 255).astype(np.uint8)
+    assert psnr(clean, restore.denoise(clean, sigma=3)) >= 40
+
+
+def test_the_decoder_scale_grows_only_where_the_data_say_it_is_wrong():
+    torch.manual_seed(0)
+    y = torch.rand(1, 3, 32, 32)
+    physics = Denoising()
+    d = y + 0.05 * torch.randn(y.shape)                   # explained by noise of 0.05
+    g = torch.full_like(y, 0.01)
+    kept = torch.isclose(solver.consistent_scale(d, g, y, physics, 0.05), g)
+    assert kept.float().mean() > 0.95                    # noise alone passes the threshold in few windows
+    biased = d.clone()
+    biased[..., :16] += 0.4                               # a colour the decoder got wrong
+    grown = solver.consistent_scale(biased, g, y, physics, 0.05)
+    assert (grown[..., :12] > 0.3).all() and torch.isclose(grown[..., 20:], g[..., 20:]).float().mean() > 0.95
+
+
+def test_local_means_are_corrected_beyond_the_noise_only():
+    torch.manual_seed(0)
+    clean = torch.full((1, 3, 48, 48), 0.5)
+    y = clean + 0.04 * torch.randn(clean.shape)
+    physics = Denoising()
+    assert (solver.consistent_means(clean, y, physics, 0.04) - clean).abs().max() < 0.01
+    off = clean - 0.2
+    fixed = solver.consistent_means(off, y, physics, 0.04)
+    assert (fixed[..., 8:-8, 8:-8].mean() - 0.5).abs() < 0.01
+
+
+def test_holes_take_no_part_in_the_consistency_of_what_is_observed():
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 32, 32)
+    missing = torch.zeros(1, 1, 32, 32)
+    missing[..., 8:24, 8:24] = 1
+    y = torch.where(missing.bool(), 1.0, x)                # holes painted white in the observation
+    physics = Inpainting(missing)
+    assert torch.allclose(solver.consistent_means(x, y, physics, 1 / 255), x)
+
+
+def mask_of(shape):
+    mask = np.zeros(shape[:2], bool)
+    mask[20:23, :] = True
+    mask[:, 100:102] = True
+    return mask
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_inpaint_keeps_every_unmasked_pixel_bit_for_bit(dtype):
+    image = patches(32)
+    image = image.astype(dtype) * 257 if dtype == np.uint16 else image
+    image = (image / 255).astype(dtype) if np.dtype(dtype).kind == "f" else image
+    if np.dtype(dtype).kind == "f":
+        image = image + np.random.default_rng(0).uniform(0, 1e-3, image.shape).astype(dtype) * (image < 0.5)
+    mask = mask_of(image.shape)
+    out = restore.inpaint(image, mask)
+    assert out.dtype == image.dtype
+    assert np.array_equal(out[~mask], image[~mask])
+    assert not np.array_equal(out[mask], image[mask])
+
+
+def test_inpaint_keeps_unmasked_pixels_with_samples_tensors_gray_and_dilation():
+    image = patches(32)
+    mask = mask_of(image.shape)
+    out, std = restore.inpaint(image, mask, samples=4, return_std=True)
+    assert np.array_equal(out[~mask], image[~mask]) and np.isfinite(std).all()
+    tensor = torch.from_numpy(image).permute(2, 0, 1)
+    out = restore.inpaint(tensor, torch.from_numpy(mask), channel_axis=0)
+    assert torch.equal(out[:, ~torch.from_numpy(mask)], tensor[:, ~torch.from_numpy(mask)])
+    gray = image[:, :, 1]
+    assert np.array_equal(restore.inpaint(gray, mask)[~mask], gray[~mask])
+    from restore.masks import dilate
+    grown = dilate(mask, 2)
+    out = restore.inpaint(image, mask, mask_dilate=2)
+    assert np.array_equal(out[~grown], image[~grown]) and not np.array_equal(out[~mask], image[~mask])
+
+
+def test_inpaint_keeps_unmasked_pixels_in_files_single_and_batch(tmp_path):
+    image = patches(32)
+    mask = mask_of(image.shape)
+    (tmp_path / "in").mkdir()
+    write_image(tmp_path / "in" / "a.png", Picture(image / 255.0))
+    write_image(tmp_path / "in" / "b.jpg", Picture(image / 255.0))
+    write_image(tmp_path / "mask.png", Picture(mask[:, :, None].astype(np.float32)))
+    runner = CliRunner()
+    single = runner.invoke(app, ["inpaint", str(tmp_path / "in" / "a.png"), "--mask", str(tmp_path / "mask.png"),
+                                 "-o", str(tmp_path / "a_out.png"), "-q"])
+    assert single.exit_code == 0, single.output
+    from_jpeg = runner.invoke(app, ["inpaint", str(tmp_path / "in" / "b.jpg"), "--mask", str(tmp_path / "mask.png"),
+                                    "-o", str(tmp_path / "b_out.png"), "-q"])
+    assert from_jpeg.exit_code == 0, from_jpeg.output
+    batch = runner.invoke(app, ["inpaint", str(tmp_path / "in"), "--mask", str(tmp_path / "mask.png"),
+                                "-o", str(tmp_path / "out"), "-q", "--samples", "2"])
+    assert batch.exit_code == 0, batch.output
+    # A lossless output holds the kept pixels exactly (a JPEG output is re-encoded, as any JPEG is).
+    for source, result in ((tmp_path / "in" / "a.png", tmp_path / "a_out.png"),
+                           (tmp_path / "in" / "a.png", tmp_path / "out" / "a.png"),
+                           (tmp_path / "in" / "b.jpg", tmp_path / "b_out.png")):
+        given, written = read_image(source).pixels, read_image(result).pixels
+        assert np.array_equal(np.round(written[~mask] * 255), np.round(given[~mask] * 255)), result
+
+
+def test_the_decoder_scale_never_overflows(monkeypatch):
+    from restore.priors import load_prior
+    vae = load_prior("photo")
+    with torch.no_grad():
+        vae_copy = type(vae)(vae.config)
+        vae_copy.load_state_dict(vae.state_dict())
+        vae_copy.scale_head.bias.fill_(80.0)               # exp(80) overflows float32 squared
+        _, g = vae_copy.decode_with_scale(torch.zeros(1, vae.config.latent_channels, 4, 4))
+    assert torch.isfinite(g).all() and g.max() <= 1.0
+
+
+def test_non_finite_results_are_refused_never_returned_or_written(monkeypatch, tmp_path):
+    real = solver.joint_map
+
+    def broken(*args, **kwargs):
+        result = real(*args, **kwargs)
+        result.x[..., 0, 0] = float("nan")
+        return result
+    monkeypatch.setitem(__import__("restore.pipeline").pipeline.SOLVERS, "joint", broken)
+    with pytest.raises(RestoreError):
+        restore.superres(patches(16), scale=2, steps=1)
+    with pytest.raises(ImageError, match="NaN or infinite"):
+        write_image(tmp_path / "x.png", Picture(np.full((4, 4, 3), np.nan, np.float32)))
+    assert not (tmp_path / "x.png").exists()
+    written = CliRunner().invoke(app, ["superres", f"{SAMPLES}/lake_small.png", "--steps", "1", "-q",
+                                       "-o", str(tmp_path / "y.png")])
+    assert written.exit_code == 1 and "non-finite" in written.output and "Traceback" not in written.output
+    assert not (tmp_path / "y.png").exists()
+
+
+def test_colour_augmentation_stays_in_srgb_and_keeps_gray_gray():
+    x = torch.from_numpy(smooth_images(6, 16, seed=4)).permute(0, 3, 1, 2).contiguous()
+    x[0] = x[0].mean(0, keepdim=True)
+    out = colour_augment(x, np.random.default_rng(0), 1.0)
+    assert out.min() >= 0 and out.max() <= 1
+    assert torch.allclose(out[0], out[0].mean(0, keepdim=True).expand(3, -1, -1), atol=1e-5)
+    assert (out[1:] - x[1:]).abs().amax(dim=(1, 2, 3)).min() > 0.05
+    assert torch.equal(colour_augment(x, np.random.default_rng(0), 0.0), x)
