@@ -28,20 +28,20 @@ def to_gray(x: torch.Tensor) -> torch.Tensor:
 
 
 def write_crop_pack(files: list[Path], out: Path, *, size: int = 128, max_bytes: int = 60 * 2**20,
-                    scales=(1.0, 0.5), max_side: int = 1024, seed: int = 0) -> int:
+                    scales=(1.0, 0.5), max_side: int = 1024, seed: int = 0, rounds: int = 32) -> int:
     """Cut random ``size`` x ``size`` crops of the photographs in ``files`` (each capped to
     ``max_side`` and at each of ``scales``) into one compressed file of at most ``max_bytes``:
     training data that travels to another machine in one piece. Returns the number of crops.
 
     The crops are spread evenly over the images, in rounds of one crop per image, until the
-    compressed file would pass ``max_bytes``.
+    compressed file would pass ``max_bytes`` or after ``rounds`` rounds.
     """
     import io
     rng = np.random.default_rng(seed)
     images = CropSampler(files, channels=3, crop=size, scales=scales, max_side=max_side, seed=seed).images
     crops: list[np.ndarray] = []
     blob = b""
-    while True:
+    for _ in range(rounds):
         batch = []
         for im in images:
             t, l = rng.integers(im.shape[0] - size + 1), rng.integers(im.shape[1] - size + 1)

@@ -1,0 +1,72 @@
+"""Training that travels and runs against the clock: crop packs, several batch threads giving the
+same run as one, a budget in minutes, and the GPU stage script run on the CPU with a few steps."""
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from restore.data import CropSampler, read_crop_pack, write_crop_pack
+from restore.images import Picture, write_image
+from restore.model import ConvVAE, ConvVAEConfig, load_checkpoint
+from restore.train import TrainSettings, train
+
+from conftest import smooth_images
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def photos(folder: Path, n=4, size=48) -> list[Path]:
+    folder.mkdir(exist_ok=True)
+    paths = []
+    for i, im in enumerate(smooth_images(n, size, seed=21)):
+        paths.append(folder / f"p{i}.png")
+        write_image(paths[-1], Picture(im))
+    return paths
+
+
+def test_a_crop_pack_holds_crops_of_every_photo_within_its_size(tmp_path):
+    files = photos(tmp_path / "photos")
+    pack = tmp_path / "crops.npz"
+    count = write_crop_pack(files, pack, size=16, max_bytes=20_000, scales=(1.0,))
+    assert pack.stat().st_size <= 20_000 and count % len(files) == 0 and count >= len(files)
+    crops = read_crop_pack(pack, 3)
+    assert len(crops) == count and all(c.shape == (16, 16, 3) and 0 <= c.min() and c.max() <= 1 for c in crops)
+    sampler = CropSampler([pack], channels=3, crop=12)
+    assert len(sampler) == count and sampler.batch(5).shape == (5, 3, 12, 12)
+
+
+def _run(tmp_path, name, **settings):
+    torch.manual_seed(0)
+    model = ConvVAE(ConvVAEConfig(width=8, latent_channels=2, tile_size=16))
+    sampler = CropSampler(photos(tmp_path / "photos"), channels=3, crop=16)
+    out = tmp_path / f"{name}.pt"
+    meta = train(model, sampler, TrainSettings(batch_size=4, crop=16, checkpoint_every=100, **settings), out,
+                 device=torch.device("cpu"), progress=False)
+    return load_checkpoint(out)[0].state_dict(), meta
+
+
+def test_batches_made_on_several_threads_give_the_same_run(tmp_path):
+    one, _ = _run(tmp_path, "one", steps=6, loaders=1, colour_fraction=0.5, gray_fraction=0.3)
+    three, _ = _run(tmp_path, "three", steps=6, loaders=3, colour_fraction=0.5, gray_fraction=0.3)
+    assert all(torch.equal(one[k], three[k]) for k in one)
+
+
+def test_a_budget_in_minutes_ends_the_run_with_a_checkpoint(tmp_path):
+    _, meta = _run(tmp_path, "timed", steps=10**6, minutes=0.02)
+    assert 0 < meta["steps"] < 10**6 and meta["seconds"] < 30
+    assert (tmp_path / "timed.pt").is_file()
+
+
+def test_the_gpu_stage_script_trains_the_large_prior_on_the_cpu(tmp_path):
+    pack = tmp_path / "crops.npz"
+    write_crop_pack(photos(tmp_path / "photos", size=64), pack, size=48, scales=(1.0,))
+    env = {**os.environ, "MINUTES": "0.02", "DEVICE": "cpu", "LOADERS": "1", "BATCH": "2", "CROP": "32"}
+    done = subprocess.run(["bash", str(ROOT / "pretrained" / "gpu_stage.sh"), str(pack), str(tmp_path / "out")],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    model, state = load_checkpoint(tmp_path / "out" / "photo-large.pt")
+    assert model.config.width == 96 and model.config.blocks == 2 and model.scale_head is not None
+    assert "optimizer" not in state and state["meta"]["steps"] >= 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["photo-large.pt", "train.log"]
