@@ -1,10 +1,11 @@
 """restore: repair damaged photos with a learned VAE prior.
 
-The data model is ``y = A(x) + n`` with Gaussian noise ``n``: ``A`` is the
-identity (denoise), a pixel mask (inpaint), antialiased bicubic downsampling
-(superres) or a blur (deblur). Restoration searches the latent space of a VAE
-for an image that explains ``y`` (see :mod:`restore.solver`); each task is one
-module of :mod:`restore.tasks`.
+An observation ``y`` is made from ``A(x)``: ``A`` is the identity (denoise,
+dejpeg), a pixel mask (inpaint), antialiased bicubic downsampling (superres) or
+a blur (deblur), and a data term says how (:mod:`restore.fidelity`: Gaussian
+noise, or a JPEG file's quantisation). Restoration searches the latent space of
+a VAE for an image that explains ``y`` (see :mod:`restore.solver`); each task is
+one module of :mod:`restore.tasks`.
 
 >>> from restore import denoise
 >>> clean = denoise(noisy_uint8_array, sigma=25)          # doctest: +SKIP
@@ -15,7 +16,7 @@ from .tasks import TASKS as _TASKS
 # Each task's function lives in its module, restore.tasks.<name>.
 _HOME = {**{name: f"tasks.{name}" for name in _TASKS}, "estimate_noise": "tasks.denoise",
          "restore": "pipeline", "SolverSettings": "pipeline", "load_prior": "priors",
-         "psnr": "metrics", "ssim": "metrics"}
+         "psnr": "metrics", "ssim": "metrics", "Quantisation": "jpeg"}
 
 
 def __getattr__(name: str):

@@ -44,11 +44,12 @@ class PlanError(ValueError):
     """An argument that cannot be turned into jobs; the message says what to do."""
 
 
-def default_output(source: Path, suffix: str) -> Path:
-    """``<stem>_<suffix><ext>`` beside a file; ``<name>_<suffix>/`` beside a folder."""
+def default_output(source: Path, suffix: str, extension: str | None = None) -> Path:
+    """``<stem>_<suffix><ext>`` beside a file (``ext`` the input's, or ``extension``);
+    ``<name>_<suffix>/`` beside a folder."""
     if source.is_dir():
         return source.parent / f"{source.name}_{suffix}"
-    return source.with_name(f"{source.stem}_{suffix}{source.suffix}")
+    return source.with_name(f"{source.stem}_{suffix}{extension or source.suffix}")
 
 
 def _by_stem(folder: Path) -> dict[str, Path]:
@@ -73,13 +74,15 @@ def _matching(kind: str, given: Path | None, rel: Path, lookup: dict[str, Path] 
 
 def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = False,
          companion: Path | None = None, companion_name: str = "mask", reference: Path | None = None,
-         uncertainty: Path | None = None) -> Plan:
+         uncertainty: Path | None = None, extension: str | None = None) -> Plan:
     """The jobs for ``restore <task> source [-o output] [--mask ...] [--ref ...] [--uncertainty ...]``.
 
     ``uncertainty`` is a file for a single image (a folder takes ``<stem>_std.png``), and for a
     folder of images a folder that mirrors the outputs, each map named ``<image name>.png``.
     Outputs are checked before any work: a format that can be written, and folders that exist
     (or, in batch mode, can be made) and can be written in -- else a :class:`PlanError` naming the file.
+    ``extension`` replaces the inputs' extension in the outputs it names (a task whose output
+    should not take the input's format).
     """
     if not source.exists():
         raise PlanError(f"{source}: no such file or folder; check the path")
@@ -91,9 +94,9 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
 
     if source.is_file():
         if output is None:
-            output = default_output(source, suffix)
+            output = default_output(source, suffix, extension)
         elif output.is_dir():
-            output = output / default_output(source, suffix).name
+            output = output / default_output(source, suffix, extension).name
         elif not output.parent.is_dir():
             raise PlanError(f"{output}: folder {output.parent} does not exist; create it or choose another -o")
         if output.suffix.lower() not in IMAGE_SUFFIXES:
@@ -133,7 +136,8 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
         if not is_image_file(f):
             skipped.append(f"skipping {f}: not an image file")
             continue
-        job = Job(f, out_dir / rel, uncertainty=None if uncertainty is None else _map_path(uncertainty, rel))
+        target = out_dir / (rel if extension is None else rel.with_suffix(extension))
+        job = Job(f, target, uncertainty=None if uncertainty is None else _map_path(uncertainty, rel))
         try:
             job.companion = _matching(companion_name, companion, rel, companions)
         except PlanError as e:
@@ -358,9 +362,15 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
     from .tasks.base import CompanionError
 
     def restore_file(picture: Picture, job: Job, progress: Progress) -> Restored:
-        companion = None if job.companion is None else task.read_companion(job.companion, max_pixels=max_pixels)
-        resolved = task.with_noise_level(picture.pixels)
-        if task.sigma is None:
+        if job.companion is not None:
+            companion = task.read_companion(job.companion, max_pixels=max_pixels)
+        else:
+            try:
+                companion = task.companion_from_source(job.source)
+            except ValueError as e:
+                raise ImageError(str(e)) from None
+        resolved = task.resolve(picture.pixels, companion)
+        if task.sigma is None and resolved.sigma is not None:
             progress.note(f"{job.source}: estimated noise sigma {resolved.sigma:.1f}")
         sampled = settings.samples > 1
         try:

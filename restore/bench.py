@@ -27,7 +27,7 @@ from .tasks import TASKS, Condition
 
 #: Every task's conditions, in the order of the tasks.
 CONDITIONS: list[Condition] = [c for task in TASKS.values() for c in task.conditions()]
-QUICK_CONDITIONS = ["noise25", "superres4", "inpaint-box", "blur-gaussian2"]
+QUICK_CONDITIONS = ["noise25", "superres4", "inpaint-box", "blur-gaussian2", "jpeg20"]
 
 
 @dataclass

@@ -255,7 +255,7 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
         settings = replace(settings, prior=load_prior(options.model, dev))
         jobs = plan(source, options.output, task.name, recursive=options.recursive, companion=companion,
                     companion_name=task.companion.name if task.companion else "", reference=options.ref,
-                    uncertainty=options.uncertainty)
+                    uncertainty=options.uncertainty, extension=task.output_suffix)
     except (PriorError, PlanError) as e:
         fail(str(e))
     if not jobs.batch and options.uncertainty is not None and jobs.jobs[0].uncertainty.suffix.lower() not in MAP_SUFFIXES:

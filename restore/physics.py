@@ -1,20 +1,18 @@
 """Forward models: how a clean image ``x`` becomes what we observe.
 
-Every task shares one data model,
-
-    y = A(x) + n,    n ~ N(0, sigma^2 I),
-
-and differs only in ``A``. Each ``A`` is a :class:`LinearPhysics` module (its
-per-pixel data are buffers, so ``.to(device)`` moves them once) with
+A task observes ``y`` from ``A(x)``; what the noise does is the data term's business
+(:mod:`restore.fidelity`), never the physics'. :class:`Physics` is any forward model; the
+tasks' are :class:`LinearPhysics` modules (per-pixel data are buffers, so ``.to(device)``
+moves them once) with
 
 * ``A(x)`` and ``A_adjoint(y)``;
-* ``prox_l2(z, y, gamma)`` -- ``argmin_x |A(x) - y|^2 / 2 + |x - z|^2 / (2 gamma)``,
-  ``gamma`` one number or one per pixel: closed form where ``A^T A`` is
-  diagonal, conjugate gradients otherwise.
+* ``prox_l2(z, y, gamma, weight=None)`` -- ``argmin_x |A(x) - y|_W^2 / 2 + |x - z|^2 / (2 gamma)``,
+  ``gamma`` one number or one per pixel: closed form where ``A^T A`` is diagonal or
+  diagonalised (Fourier, eigenvectors), conjugate gradients otherwise;
+* ``gram_diagonal`` (optional) and ``spread`` for the data term's per-pixel statistics.
 
-The noise is separate (:class:`GaussianNoise`). A new degradation is one new
-subclass. Names follow DeepInverse's ``physics`` module. Tensors are
-``(N, C, H, W)`` floats with pixel values in [0, 1].
+A new degradation is one new subclass. Names follow DeepInverse's ``physics`` module.
+Tensors are ``(N, C, H, W)`` floats with pixel values in [0, 1].
 """
 from __future__ import annotations
 
@@ -30,22 +28,30 @@ from torch.nn import functional as F
 from .resize import resize_matrix
 
 
-class LinearPhysics(nn.Module, metaclass=ABCMeta):
-    """A linear forward operator; subclasses implement ``A`` and ``A_adjoint``."""
-
-    #: Conjugate-gradient iterations of the default :meth:`prox_l2`.
-    cg_iterations: int = 25
+class Physics(nn.Module, metaclass=ABCMeta):
+    """A forward model ``x -> A(x)``, linear or not; what the noise does is the data term's
+    (:mod:`restore.fidelity`), never the physics'."""
 
     @abstractmethod
     def A(self, x: torch.Tensor) -> torch.Tensor:
         """``A(x)``."""
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.A(x)
+
+
+class LinearPhysics(Physics):
+    """A linear forward operator; subclasses implement ``A`` and ``A_adjoint``."""
+
+    #: Conjugate-gradient iterations of the default :meth:`prox_l2`.
+    cg_iterations: int = 25
+    #: Whether the data pin down each pixel on its own (``A^T A`` has no eigenvalues near 0 on
+    #: the pixels it observes); a blur does not.
+    well_posed: bool = True
+
     @abstractmethod
     def A_adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """``A^T(y)``."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.A(x)
 
     def gram_diagonal(self, x: torch.Tensor) -> torch.Tensor:
         """The diagonal of ``A^T A`` at ``x``'s size: how much each pixel is observed."""
@@ -64,36 +70,43 @@ class LinearPhysics(nn.Module, metaclass=ABCMeta):
         return torch.where(seen, self.A_adjoint(v) / torch.where(seen, weight, torch.ones_like(weight)), 0)
 
     def prox_l2(self, z: torch.Tensor, y: torch.Tensor, gamma: float | torch.Tensor, *,
-                x0: torch.Tensor | None = None) -> torch.Tensor:
-        """``argmin_x |A(x) - y|^2 / 2 + |x - z|^2 / (2 gamma)``.
+                x0: torch.Tensor | None = None, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """``argmin_x |A(x) - y|_W^2 / 2 + |x - z|^2 / (2 gamma)``.
 
-        Solves ``(A^T A + 1/gamma) x = A^T y + z / gamma`` by conjugate gradients,
-        warm-started at ``x0`` (or ``z``), batched over N.
+        ``gamma`` is one number or one per pixel of ``x``; ``weight`` (``W``, default 1) one per
+        observed pixel, such as the inverse of a per-pixel noise variance. Solves
+        ``(A^T W A + 1/gamma) x = A^T W y + z / gamma`` by conjugate gradients, warm-started at
+        ``x0`` (or ``z``), batched over N.
         """
         inv = 1.0 / gamma
-        return conjugate_gradient(lambda v: self.A_adjoint(self.A(v)) + inv * v,
-                                  self.A_adjoint(y) + inv * z, z if x0 is None else x0,
+        w = 1.0 if weight is None else weight
+        return conjugate_gradient(lambda v: self.A_adjoint(w * self.A(v)) + inv * v,
+                                  self.A_adjoint(w * y) + inv * z, z if x0 is None else x0,
                                   iterations=self.cg_iterations)
 
 
-def conjugate_gradient(matvec, rhs: torch.Tensor, x0: torch.Tensor, *, iterations: int) -> torch.Tensor:
-    """Solve ``matvec(x) = rhs`` (symmetric positive definite) per sample of the batch.
+def conjugate_gradient(matvec, rhs: torch.Tensor, x0: torch.Tensor, *, iterations: int,
+                       precondition=None) -> torch.Tensor:
+    """Solve ``matvec(x) = rhs`` (symmetric positive definite) per sample of the batch, optionally
+    preconditioned by ``precondition(r)`` (an approximate inverse of ``matvec``, also SPD).
 
     A fixed number of iterations and no convergence test: a test would wait for
     the device at every step.
     """
     x = x0.clone()
     r = rhs - matvec(x)
-    p = r.clone()
-    rr = _dot(r, r)
+    s = r if precondition is None else precondition(r)
+    p = s.clone()
+    rs = _dot(r, s)
     for _ in range(iterations):
         ap = matvec(p)
-        alpha = rr / _dot(p, ap).clamp_min(1e-20)
+        alpha = rs / _dot(p, ap).clamp_min(1e-20)
         x = x + alpha * p
         r = r - alpha * ap
-        rr_new = _dot(r, r)
-        p = r + (rr_new / rr.clamp_min(1e-20)) * p
-        rr = rr_new
+        s = r if precondition is None else precondition(r)
+        rs_new = _dot(r, s)
+        p = s + (rs_new / rs.clamp_min(1e-20)) * p
+        rs = rs_new
     return x
 
 
@@ -111,9 +124,10 @@ class Denoising(LinearPhysics):
     def A_adjoint(self, y):
         return y
 
-    def prox_l2(self, z, y, gamma, *, x0=None):
-        # (x - y) + (x - z) / gamma = 0
-        return (gamma * y + z) / (gamma + 1)
+    def prox_l2(self, z, y, gamma, *, x0=None, weight=None):
+        # w (x - y) + (x - z) / gamma = 0
+        gw = gamma if weight is None else gamma * weight
+        return (gw * y + z) / (gw + 1)
 
     def gram_diagonal(self, x):
         return torch.ones_like(x[:, :1])
@@ -140,8 +154,9 @@ class Inpainting(LinearPhysics):
     def A_adjoint(self, y):
         return y * self.observed
 
-    def prox_l2(self, z, y, gamma, *, x0=None):
-        blend = (gamma * y + z) / (gamma + 1)
+    def prox_l2(self, z, y, gamma, *, x0=None, weight=None):
+        gw = gamma if weight is None else gamma * weight
+        blend = (gw * y + z) / (gw + 1)
         return self.observed * blend + (1 - self.observed) * z
 
     def gram_diagonal(self, x):
@@ -187,14 +202,14 @@ class Downsampling(LinearPhysics):
         d_w = (self.r_w**2).sum(0).to(x.dtype)
         return (d_h[:, None] * d_w[None, :]).expand(x.shape[0], 1, -1, -1)
 
-    def prox_l2(self, z, y, gamma, *, x0=None):
+    def prox_l2(self, z, y, gamma, *, x0=None, weight=None):
         """Closed form for one ``gamma``: ``x = U_h [(U_h^T b U_w) / (a_h a_w^T + 1/gamma)] U_w^T``.
 
         ``U, a`` are the eigenvectors and eigenvalues of ``R^T R`` on each side and
-        ``b = A^T y + z / gamma``; a per-pixel ``gamma`` takes conjugate gradients.
+        ``b = A^T y + z / gamma``; a per-pixel ``gamma`` or ``weight`` takes conjugate gradients.
         """
-        if torch.is_tensor(gamma) and gamma.numel() > 1:
-            return super().prox_l2(z, y, gamma, x0=x0)
+        if (torch.is_tensor(gamma) and gamma.numel() > 1) or weight is not None:
+            return super().prox_l2(z, y, gamma, x0=x0, weight=weight)
         inv = 1.0 / float(gamma)
         # A^T A = (R_h^T R_h) kron (R_w^T R_w): with each factor's eigenvectors (computed once per
         # size, when first needed) the prox is a few small matrix products instead of dozens of
@@ -268,6 +283,42 @@ class Blur(LinearPhysics):
         ones = torch.ones(x.shape[0], 1, x.shape[-2] - 2 * self.margin, x.shape[-1] - 2 * self.margin,
                           dtype=x.dtype, device=x.device)
         return F.conv_transpose2d(F.pad(ones, (ew, ew, eh, eh)), self.weight.to(x.dtype) ** 2)
+
+    def prox_l2(self, z, y, gamma, *, x0=None, weight=None):
+        """Conjugate gradients preconditioned by the circular blur's exact solution.
+
+        ``A`` is the circular convolution ``K`` over ``x``'s support followed by the crop ``M`` to
+        the observed pixels, so ``A^T A = K^T M^T M K`` differs from ``K^T K`` (diagonal in the
+        Fourier domain) only on the border ring that ``M`` drops. With ``(w |K|^2 + 1/gamma)^-1``
+        as preconditioner (``w``, ``1/gamma`` their means where they vary per pixel) a few
+        iterations reach what plain conjugate gradients reach in many.
+        """
+        inv = 1.0 / gamma
+        w = 1.0 if weight is None else weight
+        transfer = self._transfer(z.shape[-2:], z.device, z.dtype).abs() ** 2
+        diagonal = float(torch.as_tensor(w).mean()) * transfer + float(torch.as_tensor(inv).mean())
+        size = z.shape[-2:]
+
+        def precondition(r):
+            return torch.fft.irfft2(torch.fft.rfft2(r) / diagonal, s=size)
+        return conjugate_gradient(lambda v: self.A_adjoint(w * self.A(v)) + inv * v,
+                                  self.A_adjoint(w * y) + inv * z, z if x0 is None else x0,
+                                  iterations=self.pcg_iterations, precondition=precondition)
+
+    #: Preconditioned conjugate-gradient iterations of :meth:`prox_l2`.
+    pcg_iterations: int = 8
+    well_posed = False
+
+    def _transfer(self, size, device, dtype) -> torch.Tensor:
+        """The kernel's Fourier transform over a support of ``size`` (its centre at the origin)."""
+        key = (tuple(size), device, dtype)
+        cache = self.__dict__.setdefault("_transfers", {})
+        if key not in cache:
+            kernel = self.weight[0, 0].flip(0, 1).to(device=device, dtype=dtype)
+            padded = torch.zeros(*size, device=device, dtype=dtype)
+            padded[:kernel.shape[0], :kernel.shape[1]] = kernel
+            cache[key] = torch.fft.rfft2(padded.roll((-self.radius[0], -self.radius[1]), dims=(0, 1)))
+        return cache[key]
 
     def blur_image(self, x: torch.Tensor) -> torch.Tensor:
         """The same-size blur of a whole image, its borders reflected."""

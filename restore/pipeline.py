@@ -21,11 +21,10 @@ from .data import to_channels
 from .devices import PRECISIONS, Autocast, resolve_precision, tile_batch
 from .model import VAE
 from .priors import load_prior
-from .solver import ANCHORS, SAMPLERS, csgm, joint_map
+from .reconstructor import MODES, Reconstructor
+from .solver import ANCHORS, SAMPLERS
 from .tasks.base import Task
 from .tiling import run_tiled
-
-SOLVERS = {"joint": joint_map, "latent": csgm}
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,7 @@ class SolverSettings:
     seed: int = 0                  # the samples' random numbers: the same seed gives the same output
 
     def __post_init__(self):
-        if self.mode not in SOLVERS:
+        if self.mode not in MODES:
             raise ValueError(f"mode must be 'joint' or 'latent', got {self.mode!r}")
         if self.steps is not None and self.steps < 0:
             raise ValueError(f"steps must be 0 or more, got {self.steps}")
@@ -107,8 +106,8 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     if return_std and settings.samples < 2:
         raise ValueError("return_std needs samples of 2 or more")
     pixels, back = to_pixels(image, channel_axis)
+    task = task.resolve(pixels, companion)
     values = task.companion_values(companion, pixels.shape[:2])
-    task = task.with_noise_level(pixels)
     vae = settings.load()
     device = next(vae.parameters()).device
     channels, tile_size, multiple = vae.channels, settings.tile or vae.tile_size, vae.size_multiple
@@ -120,8 +119,10 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     steps = defaults.steps if settings.steps is None else settings.steps
     prior_weight = defaults.prior_weight if settings.prior_weight is None else settings.prior_weight
     anchor = defaults.anchor if settings.anchor is None else settings.anchor
-    sigma = task.sigma / 255.0
-    solver = SOLVERS[settings.mode]
+    data = task.data_term()
+    reconstructor = Reconstructor(vae, steps=steps, mode=settings.mode, lr=settings.lr, prior_weight=prior_weight,
+                                  anchor=anchor, samples=settings.samples, sampler=settings.sampler,
+                                  gamma=settings.gamma)
 
     y = torch.from_numpy(to_channels(pixels, channels)).permute(2, 0, 1)[None].to(device)
     aux = None if values is None else torch.from_numpy(values)[None, None].to(device)
@@ -147,15 +148,13 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     def restore_tiles(tiles, aux_tiles):
         shape = (tiles.shape[-2] * task.scale + 2 * task.margin, tiles.shape[-1] * task.scale + 2 * task.margin)
         physics = task.physics(shape, aux_tiles).to(device)
-        extra = {"gamma": settings.gamma, "refine": task.refine(physics), "samples": settings.samples,
-                 "sampler": settings.sampler, "generator": generators(len(tiles))} if solver is joint_map else {}
-        result = solver(tiles, physics, vae, x0=task.first_guess(physics, tiles), sigma=sigma, steps=steps,
-                        lr=settings.lr, prior_weight=prior_weight, anchor=anchor, callback=tick, **extra)
+        result = reconstructor(tiles, physics, data=data, x0=task.first_guess(physics, tiles),
+                               refine=task.refine(physics), callback=tick, generator=generators(len(tiles)))
         if steps == 0:
             tick()
         return result.x if result.variance is None else torch.cat([result.x, result.variance], 1)
 
-    x = run_tiled(y, restore_tiles, tile=tile_size, overlap=settings.overlap, multiple=multiple,
+    x = run_tiled(y, restore_tiles, tile=tile_size, overlap=settings.overlap, multiple=multiple, grid=task.grid,
                   scale=task.scale, margin=task.margin, batch=tiles_per_call, aux=aux, on_tiles=count_tiles,
                   skip=task.skips_tile if task.scale == 1 and not task.margin else None)
     restored = x[0, :channels].permute(1, 2, 0).cpu().numpy()

@@ -1,22 +1,26 @@
 """MAP restoration in the latent space of a VAE prior: two solvers.
 
-Given ``y = A(x) + n`` (``A`` a :class:`~restore.physics.LinearPhysics`, noise of
-level ``sigma``) and a VAE (decoder mean ``D``, decoder scale ``gamma``, one
-number or one per pixel), both solvers start from the encoder's code of a first
-guess ``x0`` and take Adam steps on the code ``z``.
+Given an observation ``y`` of ``A(x)`` (``A`` a :class:`~restore.physics.Physics`), a data
+term ``F(A(x), y)`` that says how it was observed (:mod:`restore.fidelity`: Gaussian noise of
+one level or one per pixel, a JPEG's quantisation, ...) and a VAE (decoder mean ``D``, decoder
+scale ``gamma``, one number or one per pixel), both solvers start from the encoder's code of a
+first guess ``x0`` and take Adam steps on the code ``z``. Nothing here knows what the noise is:
+the data term does.
 
 :func:`joint_map` (JPMAP, González, Almansa & Tan 2022) minimises over the image
 ``x`` and the code ``z``
 
-    J(x, z) = |A(x) - y|^2 / (2 sigma^2) + |(x - D(z)) / gamma|^2 / 2 + lambda |z - c|_P^2 / 2,
+    J(x, z) = F(A(x), y) + |(x - D(z)) / gamma|^2 / 2 + lambda |z - c|_P^2 / 2,
 
-alternating the exact x-step (``A.prox_l2``) with one Adam step on ``z``. The
+alternating the exact x-step (the data term's ``prox``) with one Adam step on ``z``. The
 output is ``x``, which keeps detail the decoder cannot express; with a
 per-pixel ``gamma`` the last x-step follows ``D(z)`` where the decoder is sure
-and keeps the data where it is not.
+and keeps the data where it is not; the data term's checks (``trusted_scale``, ``correct``)
+keep it consistent with what was observed.
 
-:func:`csgm` (Bora et al. 2017) minimises ``|A(D(z)) - y|^2 / (2 sigma^2) +
-lambda |z - c|_P^2 / 2`` over ``z`` alone and returns ``D(z)``.
+:func:`csgm` (Bora et al. 2017) minimises ``F(A(D(z)), y) + lambda |z - c|_P^2 / 2`` over
+``z`` alone and returns ``D(z)`` as the data term corrects it; it needs a differentiable data
+term.
 
 The latent term is centred on ``c = 0`` with ``P = I`` (``anchor="prior"``, the
 prior ``N(0, I)``), or on the encoder's posterior ``q(z | x0) = N(mu, s^2)`` with
@@ -34,8 +38,9 @@ from typing import Callable
 
 import torch
 
+from .fidelity import DataTerm
 from .model import VAE
-from .physics import LinearPhysics
+from .physics import LinearPhysics, Physics
 
 ANCHORS = ("prior", "encoder")
 SAMPLERS = ("encoder", "langevin")
@@ -49,7 +54,7 @@ class SolverResult:
     variance: torch.Tensor | None = None   # with samples: the posterior variance per pixel, (N, 1, H, W)
 
 
-def joint_map(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Tensor, sigma: float,
+def joint_map(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Tensor, data: DataTerm,
               steps: int = 30, lr: float = 0.05, gamma: float | None = None, prior_weight: float = 1.0,
               anchor: str = "prior", refine: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
               callback: Callable[[int], None] | None = None, record_objective: bool = False,
@@ -66,8 +71,8 @@ def joint_map(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Te
         The prior.
     x0 : tensor (N, C, H, W)
         First guess of the image, whose code starts the search.
-    sigma : float
-        Noise standard deviation of ``y`` in [0, 1] units (> 0).
+    data : DataTerm
+        How ``y`` was observed, e.g. ``Gaussian(sigma)`` with ``sigma`` in [0, 1] units.
     steps : int
         Adam steps on the code; 0 returns the encoder-only estimate.
     lr : float
@@ -96,7 +101,7 @@ def joint_map(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Te
         The samples' random numbers, one generator or one per image (default one seeded
         with 0; the caller's global generator is never used).
     """
-    _check(sigma, steps, anchor)
+    _check(data, steps, anchor)
     if samples < 1 or sampler not in SAMPLERS:
         raise ValueError(f"samples must be 1 or more and sampler 'encoder' or 'langevin', got {samples}, {sampler!r}")
     # The search over z uses one scale for the image: per-pixel weights 1/gamma^2 span three
@@ -104,25 +109,26 @@ def joint_map(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Te
     # digits test split: 25.6 dB at x2 against 27.2 with one scale). The per-pixel scale, where the
     # prior has one, decides the last x-step: how much of the data each pixel keeps.
     search_gamma = float(vae.gamma.detach()) if gamma is None else float(gamma)
-    search_prox = (search_gamma / sigma) ** 2
+
+    def x_step(d, warm):
+        return data.prox(d, y, physics, search_gamma**2, x0=warm)
 
     def last_x_step(code, warm=None):
         d, g = vae.decode_with_scale(code)
-        g = consistent_scale(d, g if gamma is None else search_gamma, y, physics, sigma)
-        x = consistent_means(physics.prox_l2(d, y, (g / sigma) ** 2, x0=warm), y, physics, sigma)
+        g = data.trusted_scale(d, g if gamma is None else search_gamma, y, physics)
+        x = data.correct(data.prox(d, y, physics, g**2, x0=warm), y, physics)
         return x if refine is None else refine(x, d)
 
     def objective(x, d, code) -> float:
-        data = ((physics.A(x) - y) ** 2).sum() / (2 * sigma**2)
         coupling = ((x - d) ** 2).sum() / (2 * search_gamma**2)
-        return float(data + coupling + latent_term(code)) / y.shape[0]
+        return float(data.value(physics.A(x), y) + coupling + latent_term(code)) / y.shape[0]
 
     def result(code, x_map, history=()):
         if samples == 1:
             return SolverResult(x=x_map.clamp(0, 1), z=code, objective=list(history))
         mean, variance = posterior_samples(
-            code, x_map, y, physics, vae, sigma=sigma, count=samples, sampler=sampler, generator=generator,
-            last_x_step=last_x_step, search_prox=search_prox, search_gamma=search_gamma, latent_term=latent_term,
+            code, x_map, y, physics, vae, data=data, count=samples, sampler=sampler, generator=generator,
+            last_x_step=last_x_step, x_step=x_step, search_gamma=search_gamma, latent_term=latent_term,
             fixed_gamma=gamma)
         return SolverResult(x=mean.clamp(0, 1), z=code, objective=list(history), variance=variance)
 
@@ -131,7 +137,7 @@ def joint_map(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Te
         if steps == 0:
             return result(z0, last_x_step(z0))
         d = vae.decode(z0)
-        x = physics.prox_l2(d, y, search_prox)
+        x = x_step(d, None)
         history = [objective(x, d, z0)] if record_objective else []
 
     z = z0.clone().requires_grad_(True)
@@ -139,7 +145,7 @@ def joint_map(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Te
     for step in range(steps):
         d = vae.decode(z)
         with torch.no_grad():       # x-step: the exact minimiser of J for this decoder output
-            x = physics.prox_l2(d.detach(), y, search_prox, x0=x)
+            x = x_step(d.detach(), x)
         loss = ((x - d) ** 2).sum() / (2 * search_gamma**2) + latent_term(z)
         _adam_step(adam, z, loss)
         if record_objective:
@@ -152,7 +158,7 @@ def joint_map(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Te
     return result(z.detach(), x, history)
 
 
-def posterior_samples(z, x, y, physics, vae, *, sigma, count, sampler, generator, last_x_step, search_prox,
+def posterior_samples(z, x, y, physics, vae, *, data, count, sampler, generator, last_x_step, x_step,
                       search_gamma, latent_term, langevin_step: float = 0.05, conditional: bool = True,
                       fixed_gamma: float | None = None):
     """The mean of ``count`` posterior samples of the image, and their variance per pixel.
@@ -163,8 +169,9 @@ def posterior_samples(z, x, y, physics, vae, *, sigma, count, sampler, generator
     solver's code, preconditioned by ``s^2``: ``z - eta s^2 grad J + sqrt(2 eta) s eps``.
     Each code's image is the x-step's minimiser for it (the data where there are data, the
     decoder where there are none). The variance adds, to the spread of those images, the
-    variance an image keeps given its code: ``1 / (1/g^2 + a/sigma^2)`` per pixel, ``g``
-    the decoder's scale and ``a`` the diagonal of ``A^T A`` (``conditional=False`` leaves it out).
+    variance an image keeps given its code: ``1 / (1/g^2 + p)`` per pixel, ``g`` the decoder's
+    scale and ``p`` the data's precision there (``data.precision``; ``conditional=False`` leaves
+    it out).
     """
     with torch.no_grad():
         _, logvar = vae.encode(x.clamp(0, 1))
@@ -172,7 +179,7 @@ def posterior_samples(z, x, y, physics, vae, *, sigma, count, sampler, generator
         total = torch.zeros_like(x)
         square = torch.zeros_like(x)
         kept = torch.zeros_like(x[:, :1])
-        seen = physics.gram_diagonal(x)
+        seen = data.precision(physics, x)
     code = z
     if generator is None:            # one stream for all the samples, never the caller's global one
         generator = torch.Generator(z.device).manual_seed(0)
@@ -185,7 +192,7 @@ def posterior_samples(z, x, y, physics, vae, *, sigma, count, sampler, generator
                 code = code.detach().requires_grad_(True)
                 d = vae.decode(code)
                 with torch.no_grad():
-                    x = physics.prox_l2(d.detach(), y, search_prox, x0=x)
+                    x = x_step(d.detach(), x)
                 loss = ((x - d) ** 2).sum() / (2 * search_gamma**2) + latent_term(code)
                 (grad,) = torch.autograd.grad(loss, code)
             code = (code - langevin_step * scale**2 * grad + (2 * langevin_step) ** 0.5 * scale * noise).detach()
@@ -194,21 +201,27 @@ def posterior_samples(z, x, y, physics, vae, *, sigma, count, sampler, generator
             g = vae.decode_with_scale(code)[1] if fixed_gamma is None else fixed_gamma
             total += sample
             square += sample**2
-            kept += (1 / (1 / torch.as_tensor(g) ** 2 + seen / sigma**2)).mean(1, keepdim=True).expand_as(kept)
+            kept += (1 / (1 / torch.as_tensor(g) ** 2 + seen)).mean(1, keepdim=True).expand_as(kept)
     mean = total / count
     spread = (square / count - mean**2).clamp_min(0).mean(1, keepdim=True)
     return mean, spread + kept / count if conditional else spread
 
 
-def csgm(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Tensor, sigma: float,
+def csgm(y: torch.Tensor, physics: Physics, vae: VAE, *, x0: torch.Tensor, data: DataTerm,
          steps: int = 30, lr: float = 0.05, prior_weight: float = 1.0, anchor: str = "prior",
          callback: Callable[[int], None] | None = None, record_objective: bool = False) -> SolverResult:
-    """MAP over the code alone (CSGM); returns ``D(z)``. Parameters as :func:`joint_map`."""
-    _check(sigma, steps, anchor)
+    """MAP over the code alone (CSGM); returns ``D(z)`` as the data term corrects it.
+
+    Parameters as :func:`joint_map`; ``physics`` may be non-linear (only ``A`` is used, through
+    autograd), and ``data`` must be differentiable (a ``ValueError`` otherwise: a constraint
+    such as a JPEG's has no gradient to follow; use :func:`joint_map`).
+    """
+    _check(data, steps, anchor)
+    if not data.differentiable:
+        raise ValueError(f"the latent mode needs a differentiable data term, not {data!r}; use the joint mode")
 
     def objective(code) -> float:
-        data = ((physics.A(vae.decode(code)) - y) ** 2).sum() / (2 * sigma**2)
-        return float(data + latent_term(code)) / y.shape[0]
+        return float(data.value(physics.A(vae.decode(code)), y) + latent_term(code)) / y.shape[0]
 
     z0, latent_term = _start(vae, x0, prior_weight, anchor)
     with torch.no_grad():
@@ -216,7 +229,7 @@ def csgm(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Tensor,
     z = z0.clone().requires_grad_(True)
     adam = torch.optim.Adam([z], lr=lr)
     for step in range(steps):
-        loss = ((physics.A(vae.decode(z)) - y) ** 2).sum() / (2 * sigma**2) + latent_term(z)
+        loss = data.value(physics.A(vae.decode(z)), y) + latent_term(z)
         _adam_step(adam, z, loss)
         if record_objective:
             with torch.no_grad():
@@ -224,85 +237,8 @@ def csgm(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Tensor,
         if callback is not None:
             callback(step + 1)
     with torch.no_grad():
-        x = consistent_means(vae.decode(z), y, physics, sigma)
+        x = data.correct(vae.decode(z), y, physics)
     return SolverResult(x=x.clamp(0, 1), z=z.detach(), objective=history)
-
-
-#: Side of the window (observed pixels) over which the decoder's residual is compared with the noise.
-CONSISTENCY_WINDOW = 7
-#: How far the residual's local mean square must exceed what the noise and the decoder's own scale
-#: allow before the scale grows to explain it.
-CONSISTENCY_THRESHOLD = 1.5
-
-
-def consistent_scale(d: torch.Tensor, g, y: torch.Tensor, physics: LinearPhysics, sigma) -> torch.Tensor:
-    """The decoder's scale ``g``, grown where the data say the decoder is wrong.
-
-    The decoder's scale is learned on the photographs the prior saw; on what it cannot draw (a
-    saturated colour, a pattern) it can be far too sure, and the x-step would then rewrite the
-    observation with ``D(z)``. Under the model, the residual ``y - A(D(z))`` has a mean square of
-    about ``sigma^2 + g^2``; where its local mean square ``m`` (a window of
-    :data:`CONSISTENCY_WINDOW` observed pixels, per channel, spread onto the image's pixels) is
-    beyond :data:`CONSISTENCY_THRESHOLD` times that, the decoder's error variance is taken as
-    what the noise does not explain, ``m - sigma^2``. There the x-step keeps the data, as an
-    empirical Wiener filter would; where the decoder explains the data nothing changes.
-    """
-    local = physics.spread(_local_mean((y - physics.A(d)) ** 2, physics.A(torch.ones_like(d)), CONSISTENCY_WINDOW))
-    variance = torch.as_tensor(g, dtype=d.dtype, device=d.device) ** 2
-    noise = torch.as_tensor(sigma, dtype=d.dtype, device=d.device) ** 2
-    grown = torch.where(local > CONSISTENCY_THRESHOLD * (noise + variance), torch.maximum(variance, local - noise),
-                        variance)
-    return grown.sqrt()
-
-
-#: Side of the window (observed pixels) whose mean residual is tested against the noise.
-MEAN_WINDOW = 15
-#: Standard errors of the noise's window mean that a mean residual may reach before it is corrected.
-MEAN_TOLERANCE = 3.0
-
-
-def consistent_means(x: torch.Tensor, y: torch.Tensor, physics: LinearPhysics, sigma) -> torch.Tensor:
-    """``x`` corrected so that the residual ``y - A(x)`` has a local mean the noise can explain.
-
-    Noise averages out: over a window of ``n`` observed pixels its mean has a standard error of
-    ``sigma / sqrt(n)``. A larger mean residual is the restoration's doing -- a colour or a
-    brightness the decoder cannot draw -- and is given back to the image, less the tolerance
-    (:data:`MEAN_TOLERANCE` standard errors over :data:`MEAN_WINDOW`-pixel windows, per channel).
-    Forward models that keep a constant (every one here: each observed pixel is a weighted mean
-    of image pixels) take the correction through as it is.
-    """
-    k = MEAN_WINDOW
-    sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
-    expected, slope = clipped_mean(physics.A(x), sigma)
-    seen = physics.A(torch.ones_like(x))
-    mean = _local_mean(y - expected, seen, k)
-    excess = mean.sign() * (mean.abs() - MEAN_TOLERANCE * sigma / k).clamp_min(0)
-    # One Newton step through the clipping: near 0 or 1 a change of the image moves the mean of
-    # what is observed less than itself.
-    return x + physics.spread_signed(excess / _local_mean(slope, seen, k).clamp_min(0.1))
-
-
-def _local_mean(v: torch.Tensor, weight: torch.Tensor, k: int) -> torch.Tensor:
-    """The mean of ``v`` over each ``k`` x ``k`` window of observations, weighted by ``weight``
-    (``A`` of an image of ones: 0 where an observation is missing, as under an inpainting hole)."""
-    def pool(t):
-        return torch.nn.functional.avg_pool2d(t, k, stride=1, padding=k // 2)
-    total = pool(weight.expand_as(v))
-    return torch.where(total > 1e-6, pool(v * weight) / total.clamp_min(1e-6), 0)
-
-
-def clipped_mean(mu: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``E[clip(mu + n, 0, 1)]`` for ``n ~ N(0, sigma^2)``, and its derivative in ``mu``.
-
-    Files hold pixels in [0, 1], so the noise of a saturated colour is cut off on one side and
-    its mean moves inwards (by 4 levels in 255 at 0 or 255 under noise of 10): a consistent
-    restoration is compared with that mean, not with ``mu`` itself.
-    """
-    s = sigma.clamp_min(1e-6)
-    a, b = (0 - mu) / s, (1 - mu) / s
-    cdf_a, cdf_b = torch.special.ndtr(a), torch.special.ndtr(b)
-    pdf_a, pdf_b = torch.exp(-a**2 / 2) / (2 * torch.pi) ** 0.5, torch.exp(-b**2 / 2) / (2 * torch.pi) ** 0.5
-    return (1 - cdf_b) + mu * (cdf_b - cdf_a) + s * (pdf_a - pdf_b), cdf_b - cdf_a
 
 
 def _normal(like: torch.Tensor, generator) -> torch.Tensor:
@@ -314,9 +250,9 @@ def _normal(like: torch.Tensor, generator) -> torch.Tensor:
                         for g in generator])
 
 
-def _check(sigma: float, steps: int, anchor: str) -> None:
-    if not sigma > 0:
-        raise ValueError(f"sigma must be positive, got {sigma}")
+def _check(data: DataTerm, steps: int, anchor: str) -> None:
+    if not isinstance(data, DataTerm):
+        raise TypeError(f"data must be a data term such as Gaussian(sigma), got {type(data).__name__}")
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     if anchor not in ANCHORS:

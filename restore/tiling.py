@@ -35,7 +35,7 @@ def _window(size: int, ramp: int, device) -> torch.Tensor:
 def run_tiled(y: torch.Tensor, restore_tiles: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], *,
               tile: int, overlap: int, multiple: int, scale: int = 1, margin: int = 0, batch: int = 8,
               aux: torch.Tensor | None = None, skip: Callable[[torch.Tensor | None], bool] | None = None,
-              on_tiles: Callable[[int], None] | None = None) -> torch.Tensor:
+              on_tiles: Callable[[int], None] | None = None, grid: int = 1) -> torch.Tensor:
     """Apply ``restore_tiles`` to ``y`` (1, C, h, w) tile by tile.
 
     Parameters
@@ -63,21 +63,36 @@ def run_tiled(y: torch.Tensor, restore_tiles: Callable[[torch.Tensor, torch.Tens
         restored, and every pixel no restored tile covers is returned exactly as observed.
     on_tiles : callable, optional
         Called with the number of tiles to restore once they are laid out.
+    grid : int
+        Tiles start on multiples of this many observed pixels and their sides are multiples
+        of it (a JPEG's blocks); an image of more than one tile is padded (edges repeated, as
+        a JPEG encoder does) to a multiple of it. Only with ``scale`` 1 and no margin.
     """
     if skip is not None and (scale != 1 or margin):
         raise ValueError("tiles can be skipped only where the output is the observation's size")
+    if grid > 1 and (scale != 1 or margin):
+        raise ValueError("tiles can follow a grid only where the output is the observation's size")
     _, c, h, w = y.shape
+    if grid > 1 and max(h, w) * scale <= tile:
+        grid = 1                     # one tile, starting at 0: on the grid whatever its size
+    if grid > 1 and (h % grid or w % grid):
+        restored = run_tiled(F.pad(y, (0, -w % grid, 0, -h % grid), mode="replicate"), restore_tiles,
+                             tile=tile, overlap=overlap, multiple=multiple, batch=batch, skip=skip,
+                             aux=None if aux is None else F.pad(aux, (0, -w % grid, 0, -h % grid), mode="replicate"),
+                             on_tiles=on_tiles, grid=grid)
+        return restored[..., :h, :w]
 
     def fits(side: int) -> bool:
-        return (side * scale + 2 * margin) % multiple == 0
+        return (side * scale + 2 * margin) % multiple == 0 and side % grid == 0
 
     largest = max(1, tile // scale)        # the core; a margin comes on top
     # The largest tile that fits, else the smallest above.
     t_obs = next(t for t in [*range(largest, 0, -1), *range(largest + 1, largest + multiple + 1)] if fits(t))
-    ov_obs = min(overlap // scale, t_obs // 2)
+    ov_obs = min(overlap // scale, t_obs // 2) // grid * grid
     # Small sides: one tile, padded up to a size the prior accepts.
-    pad_h = next(p for p in range(multiple + 1) if fits(h + p)) if h <= t_obs else 0
-    pad_w = next(p for p in range(multiple + 1) if fits(w + p)) if w <= t_obs else 0
+    reach = range(multiple * grid + 1)
+    pad_h = next(p for p in reach if fits(h + p)) if h <= t_obs else 0
+    pad_w = next(p for p in reach if fits(w + p)) if w <= t_obs else 0
     if pad_h or pad_w:
         y = F.pad(y, (0, pad_w, 0, pad_h), mode="replicate")
         aux = None if aux is None else F.pad(aux, (0, pad_w, 0, pad_h), mode="replicate")

@@ -15,6 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 import restore
+from restore.fidelity import Gaussian
 from restore import priors
 from restore.atomic import OutputError, write_atomic
 from restore.batch import Job, Restored
@@ -81,8 +82,8 @@ def test_joint_map_returns_what_refine_makes_of_the_last_x_step(steps, samples):
         calls.append((x.shape, d.shape))
         return torch.full_like(x, 0.25)
 
-    plain = joint_map(y, Denoising(), vae, x0=y, sigma=0.1, steps=steps, samples=samples)
-    refined = joint_map(y, Denoising(), vae, x0=y, sigma=0.1, steps=steps, samples=samples, refine=refine)
+    plain = joint_map(y, Denoising(), vae, x0=y, data=Gaussian(0.1), steps=steps, samples=samples)
+    refined = joint_map(y, Denoising(), vae, x0=y, data=Gaussian(0.1), steps=steps, samples=samples, refine=refine)
     assert len(calls) >= samples                     # the MAP estimate, then each sample
     assert all(shape == (2, 3, 16, 16) for call in calls for shape in call)
     assert torch.allclose(refined.x, torch.full_like(y, 0.25), atol=1e-6)

@@ -56,7 +56,7 @@ def test_shapes(name):
 def test_prox_l2_solves_the_x_step(name, per_pixel):
     """prox_l2(z, y, gamma) zeroes the gradient of |Ax - y|^2 / 2 + |x - z|^2 / (2 gamma)."""
     op = PHYSICS[name]().double()
-    op.cg_iterations = 200
+    op.cg_iterations = op.pcg_iterations = 200
     x_true = _x(op, n=1, dtype=torch.float64).abs()
     y = op.A(x_true) + 0.05 * torch.randn_like(op.A(x_true))
     z = torch.rand_like(x_true)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from restore.fidelity import Gaussian
 from restore import SolverSettings, denoise, restore, superres
 from restore.cli import app
 from restore.images import Picture, read_image, write_image
@@ -141,10 +142,10 @@ def test_samples_without_a_generator_differ_from_each_other(tiny_prior, clean_im
     model, _ = tiny_prior
     y = torch.from_numpy(_noisy(clean_image, 25)).permute(2, 0, 1)[None]
     state = torch.get_rng_state()
-    result = joint_map(y, Denoising(), model, x0=y, sigma=25 / 255, steps=0, samples=4)
+    result = joint_map(y, Denoising(), model, x0=y, data=Gaussian(25 / 255), steps=0, samples=4)
     assert torch.equal(torch.get_rng_state(), state)
     # No generator means one stream seeded with 0 for all the samples (not the same noise for each).
-    stream = joint_map(y, Denoising(), model, x0=y, sigma=25 / 255, steps=0, samples=4,
+    stream = joint_map(y, Denoising(), model, x0=y, data=Gaussian(25 / 255), steps=0, samples=4,
                        generator=torch.Generator().manual_seed(0))
     assert torch.equal(result.x, stream.x) and torch.equal(result.variance, stream.variance)
 

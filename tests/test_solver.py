@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from restore.fidelity import Gaussian
 from restore import SolverSettings, denoise, inpaint, psnr, restore, superres
 from restore.physics import Denoising, Downsampling, Inpainting
 from restore.solver import csgm, joint_map
@@ -16,7 +17,7 @@ def _noisy(clean, sigma, seed=0):
 def test_joint_solver_lowers_its_objective(tiny_prior, clean_image):
     model, _ = tiny_prior
     y = torch.from_numpy(_noisy(clean_image, 25)).permute(2, 0, 1)[None]
-    result = joint_map(y, Denoising(), model, x0=y, sigma=25 / 255, steps=40, record_objective=True)
+    result = joint_map(y, Denoising(), model, x0=y, data=Gaussian(25 / 255), steps=40, record_objective=True)
     assert len(result.objective) == 41
     assert result.objective[-1] < result.objective[0]
     assert result.x.shape == y.shape and 0 <= result.x.min() and result.x.max() <= 1
@@ -25,9 +26,9 @@ def test_joint_solver_lowers_its_objective(tiny_prior, clean_image):
 def test_latent_mode_lowers_its_objective(tiny_prior, clean_image):
     model, _ = tiny_prior
     y = torch.from_numpy(_noisy(clean_image, 25)).permute(2, 0, 1)[None]
-    result = csgm(y, Denoising(), model, x0=y, sigma=25 / 255, steps=40, record_objective=True)
+    result = csgm(y, Denoising(), model, x0=y, data=Gaussian(25 / 255), steps=40, record_objective=True)
     assert result.objective[-1] < result.objective[0]
-    assert csgm(y, Denoising(), model, x0=y, sigma=25 / 255, steps=3).objective == []   # not asked for
+    assert csgm(y, Denoising(), model, x0=y, data=Gaussian(25 / 255), steps=3).objective == []   # not asked for
 
 
 def test_denoise_beats_the_noisy_input(tiny_prior, clean_image):
@@ -104,7 +105,7 @@ def test_bad_arguments_raise_value_errors(tiny_prior, clean_image):
     with pytest.raises(ValueError, match="mask"):
         inpaint(clean_image, np.zeros((5, 5)), prior=model)
     with pytest.raises(ValueError, match="sigma"):
-        joint_map(torch.rand(1, 3, 8, 8), Denoising(), model, x0=torch.rand(1, 3, 8, 8), sigma=0)
+        joint_map(torch.rand(1, 3, 8, 8), Denoising(), model, x0=torch.rand(1, 3, 8, 8), data=Gaussian(0))
     with pytest.raises(ValueError, match="sigma"):
         denoise(clean_image, sigma=0, prior=model)
     with pytest.raises(ValueError, match="scale"):
@@ -135,14 +136,14 @@ def test_encoder_anchor_keeps_codes_the_data_cannot_reach(tiny_prior, clean_imag
     missing[..., 8:40, 8:40] = 1                       # a hole of 8x8 latent cells
     op = Inpainting(missing)
     y = op.A(x)
-    start = joint_map(y, op, model, x0=y, sigma=0.01, steps=0).z
+    start = joint_map(y, op, model, x0=y, data=Gaussian(0.01), steps=0).z
     inner = (..., slice(4, 6), slice(4, 6))            # cells whose decoder footprint is all hole
-    anchored = joint_map(y, op, model, x0=y, sigma=0.01, steps=40, anchor="encoder").z
-    shrunk = joint_map(y, op, model, x0=y, sigma=0.01, steps=40, anchor="prior").z
+    anchored = joint_map(y, op, model, x0=y, data=Gaussian(0.01), steps=40, anchor="encoder").z
+    shrunk = joint_map(y, op, model, x0=y, data=Gaussian(0.01), steps=40, anchor="prior").z
     assert shrunk[inner].norm() < 0.8 * start[inner].norm()
     assert (anchored - start)[inner].norm() < 0.2 * (shrunk - start)[inner].norm()
     with pytest.raises(ValueError, match="anchor"):
-        joint_map(y, op, model, x0=y, sigma=0.01, steps=1, anchor="mean")
+        joint_map(y, op, model, x0=y, data=Gaussian(0.01), steps=1, anchor="mean")
 
 
 @pytest.mark.parametrize("name", TASKS)

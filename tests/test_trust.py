@@ -7,6 +7,7 @@ import torch
 from typer.testing import CliRunner
 
 import restore
+import restore.fidelity as fidelity
 import restore.solver as solver
 from restore.cli import app
 from restore.data import colour_augment
@@ -79,11 +80,11 @@ def test_the_decoder_scale_grows_only_where_the_data_say_it_is_wrong():
     physics = Denoising()
     d = y + 0.05 * torch.randn(y.shape)                   # explained by noise of 0.05
     g = torch.full_like(y, 0.01)
-    kept = torch.isclose(solver.consistent_scale(d, g, y, physics, 0.05), g)
+    kept = torch.isclose(fidelity.consistent_scale(d, g, y, physics, 0.05), g)
     assert kept.float().mean() > 0.95                    # noise alone passes the threshold in few windows
     biased = d.clone()
     biased[..., :16] += 0.4                               # a colour the decoder got wrong
-    grown = solver.consistent_scale(biased, g, y, physics, 0.05)
+    grown = fidelity.consistent_scale(biased, g, y, physics, 0.05)
     assert (grown[..., :12] > 0.3).all() and torch.isclose(grown[..., 20:], g[..., 20:]).float().mean() > 0.95
 
 
@@ -92,9 +93,9 @@ def test_local_means_are_corrected_beyond_the_noise_only():
     clean = torch.full((1, 3, 48, 48), 0.5)
     y = clean + 0.04 * torch.randn(clean.shape)
     physics = Denoising()
-    assert (solver.consistent_means(clean, y, physics, 0.04) - clean).abs().max() < 0.01
+    assert (fidelity.consistent_means(clean, y, physics, 0.04) - clean).abs().max() < 0.01
     off = clean - 0.2
-    fixed = solver.consistent_means(off, y, physics, 0.04)
+    fixed = fidelity.consistent_means(off, y, physics, 0.04)
     assert (fixed[..., 8:-8, 8:-8].mean() - 0.5).abs() < 0.01
 
 
@@ -105,7 +106,7 @@ def test_holes_take_no_part_in_the_consistency_of_what_is_observed():
     missing[..., 8:24, 8:24] = 1
     y = torch.where(missing.bool(), 1.0, x)                # holes painted white in the observation
     physics = Inpainting(missing)
-    assert torch.allclose(solver.consistent_means(x, y, physics, 1 / 255), x)
+    assert torch.allclose(fidelity.consistent_means(x, y, physics, 1 / 255), x)
 
 
 def mask_of(shape):
@@ -188,7 +189,7 @@ def test_non_finite_results_are_refused_never_returned_or_written(monkeypatch, t
         result = real(*args, **kwargs)
         result.x[..., 0, 0] = float("nan")
         return result
-    monkeypatch.setitem(__import__("restore.pipeline").pipeline.SOLVERS, "joint", broken)
+    monkeypatch.setattr("restore.reconstructor.joint_map", broken)
     with pytest.raises(RestoreError):
         restore.superres(patches(16), scale=2, steps=1)
     with pytest.raises(ImageError, match="NaN or infinite"):

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from .base import CLEAN_SIGMA, Condition, OptionError, Task
 from .deblur import Deblur
+from .dejpeg import Dejpeg
 from .denoise import Denoise
 from .inpaint import Inpaint
 from .superres import Superres
 
-TASKS: dict[str, type[Task]] = {task.name: task for task in (Denoise, Superres, Inpaint, Deblur)}
+TASKS: dict[str, type[Task]] = {task.name: task for task in (Denoise, Superres, Inpaint, Deblur, Dejpeg)}
 
-__all__ = ["CLEAN_SIGMA", "Condition", "OptionError", "TASKS", "Task", "Deblur", "Denoise", "Inpaint", "Superres"]
+__all__ = ["CLEAN_SIGMA", "Condition", "OptionError", "TASKS", "Task", "Deblur", "Dejpeg", "Denoise", "Inpaint", "Superres"]

@@ -20,6 +20,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
+    from ..fidelity import DataTerm
     from ..physics import LinearPhysics
 
 #: Noise assumed in an image that is not noisy, only damaged otherwise (holes, low resolution).
@@ -112,6 +113,8 @@ class Task(ABC):
     estimates_sigma: ClassVar[bool] = False
     #: The classical method ``restore bench --speed`` times beside restore (a label of :meth:`baselines`).
     reference: ClassVar[str]
+    #: The default output's extension (None: the input's).
+    output_suffix: ClassVar[str | None] = None
 
     sigma: float | None
 
@@ -134,7 +137,22 @@ class Task(ABC):
         """Restored pixels beyond the observation on every side that ``A`` reads (a blur's radius)."""
         return 0
 
+    @property
+    def grid(self) -> int:
+        """Tiles start on multiples of this many observed pixels (a JPEG's block grid)."""
+        return 1
+
     # --- restoration ----------------------------------------------------------------------
+
+    def resolve(self, pixels: np.ndarray, companion: Any = None) -> Task:
+        """This task made definite for one image (``(H, W, C)`` pixels in [0, 1]) and its companion:
+        by default the noise level estimated where it was left to that."""
+        return self.with_noise_level(pixels)
+
+    def companion_from_source(self, path: Path) -> Any:
+        """What the image file itself says beside its pixels that the task needs (a JPEG's
+        quantisation), read before any work; None by default."""
+        return None
 
     def with_noise_level(self, pixels: np.ndarray) -> Task:
         """This task with a definite ``sigma``: estimated from ``pixels`` where it was left to that."""
@@ -144,6 +162,11 @@ class Task(ABC):
 
         from ..noise import estimate_noise
         return replace(self, sigma=max(estimate_noise(pixels), CLEAN_SIGMA))
+
+    def data_term(self) -> DataTerm:
+        """How the observation was made from ``A(x)``: by default white Gaussian noise of ``sigma``."""
+        from ..fidelity import Gaussian
+        return Gaussian(self.sigma / 255)
 
     @abstractmethod
     def physics(self, shape: tuple[int, int], companion: torch.Tensor | None) -> LinearPhysics:

@@ -1,0 +1,258 @@
+"""Data terms: how an observation ``y`` was made from ``A(x)``, the one place the solver asks.
+
+The solver (:mod:`restore.solver`) knows the prior and nothing of the damage's statistics. It asks
+the data term for
+
+* ``value(ax, y)`` -- the negative log-likelihood of ``y`` given ``A(x) = ax``, up to a constant;
+* ``prox(z, y, physics, gamma)`` -- ``argmin_x value(A(x), y) + |x - z|^2 / (2 gamma)``, ``gamma``
+  one number or one per pixel (the x-step);
+* ``trusted_scale`` and ``correct`` -- the checks of the last x-step that keep a restoration
+  consistent with what was observed (see :class:`Gaussian`);
+* ``precision(physics, x)`` -- how much the data pin each pixel down (the posterior variance).
+
+:class:`Gaussian` is white noise of one level or one per observed pixel; :class:`JPEGConstraint`
+is a JPEG file's quantisation, a set rather than a noise, whose x-step is a projection. Names
+follow DeepInverse's ``optim.data_fidelity``. Tensors are ``(N, C, H, W)`` in [0, 1] units.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+
+from .jpeg import Planes, Quantisation
+from .physics import Denoising, LinearPhysics, Physics
+
+
+class DataTerm(ABC):
+    """A model of how ``y`` was observed from ``A(x)``."""
+
+    #: Whether ``value`` is finite and differentiable everywhere (the latent-only solver needs it).
+    differentiable: bool = True
+
+    @abstractmethod
+    def value(self, ax: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The negative log-likelihood of ``y`` given ``ax``, summed over the batch."""
+
+    @abstractmethod
+    def prox(self, z: torch.Tensor, y: torch.Tensor, physics: Physics, gamma, *,
+             x0: torch.Tensor | None = None) -> torch.Tensor:
+        """``argmin_x value(A(x), y) + |x - z|^2 / (2 gamma)``, warm-started at ``x0`` where iterative."""
+
+    def trusted_scale(self, d: torch.Tensor, g, y: torch.Tensor, physics: Physics):
+        """The decoder's scale ``g`` at its output ``d``, grown where the data say it is wrong."""
+        return g
+
+    def correct(self, x: torch.Tensor, y: torch.Tensor, physics: Physics) -> torch.Tensor:
+        """``x`` made consistent with ``y`` where the restoration strayed from it."""
+        return x
+
+    @abstractmethod
+    def precision(self, physics: LinearPhysics, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 1, H, W)``: the inverse variance each pixel of ``x`` is known with from the data alone."""
+
+
+class Gaussian(DataTerm):
+    """``y = A(x) + n``, ``n ~ N(0, sigma^2)``: one level, or one per observed pixel.
+
+    Parameters
+    ----------
+    sigma : float or tensor
+        Standard deviation in [0, 1] units (> 0): a number, or a tensor that broadcasts
+        against ``y`` (per pixel, per channel).
+    """
+
+    def __init__(self, sigma):
+        if torch.is_tensor(sigma):
+            if not bool((sigma > 0).all()) or not bool(torch.isfinite(sigma).all()):
+                raise ValueError("sigma must be positive and finite at every pixel")
+        elif not sigma > 0:
+            raise ValueError(f"sigma must be positive, got {sigma}")
+        self.sigma = sigma
+
+    def __repr__(self):
+        return f"Gaussian(sigma={'per pixel' if torch.is_tensor(self.sigma) else self.sigma})"
+
+    @property
+    def per_pixel(self) -> bool:
+        return torch.is_tensor(self.sigma) and self.sigma.numel() > 1
+
+    def _sigma(self, like: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(self.sigma, dtype=like.dtype, device=like.device)
+
+    def value(self, ax, y):
+        return (((ax - y) / self._sigma(y)) ** 2).sum() / 2
+
+    def prox(self, z, y, physics, gamma, *, x0=None):
+        if not isinstance(physics, LinearPhysics):
+            raise TypeError(f"the Gaussian x-step needs a linear forward model, not {type(physics).__name__}")
+        if self.per_pixel:
+            return physics.prox_l2(z, y, gamma, x0=x0, weight=1 / self._sigma(y) ** 2)
+        return physics.prox_l2(z, y, gamma / self._sigma(y) ** 2, x0=x0)
+
+    def trusted_scale(self, d, g, y, physics):
+        return consistent_scale(d, g, y, physics, self._sigma(y))
+
+    def correct(self, x, y, physics):
+        return consistent_means(x, y, physics, self._sigma(y))
+
+    def precision(self, physics, x):
+        inverse = 1 / self._sigma(x) ** 2
+        if inverse.dim() == 4:       # per observed pixel: carried onto the image's pixels
+            inverse = physics.spread(inverse.mean(1, keepdim=True))
+        return physics.gram_diagonal(x) * inverse
+
+
+class JPEGConstraint(DataTerm):
+    """``y`` is the decoded JPEG: ``x`` is any image that encodes to the same file.
+
+    The term is 0 inside that set and infinite outside (``value`` gives the squared distance
+    of the coefficients to their bins, in quantisation steps, for the record); the x-step is the
+    projection onto it (in the YCbCr planes' metric, where the bins are boxes), whatever
+    ``gamma``. It takes the identity as its forward model.
+    """
+
+    differentiable = False
+
+    def __init__(self, quantisation: Quantisation):
+        self.quantisation = quantisation
+        self.planes = Planes(quantisation)
+
+    def __repr__(self):
+        return f"JPEGConstraint(quality~{self.quantisation.quality:.0f}, chroma cell {self.quantisation.chroma_cell})"
+
+    def _check(self, physics):
+        if not isinstance(physics, Denoising):
+            raise TypeError("the JPEG constraint observes the image itself: use Denoising() as the forward model")
+
+    def _padded(self, v: torch.Tensor) -> torch.Tensor:
+        """``v`` with its edges repeated up to the encoder's grid, as a JPEG encoder pads a partial block."""
+        b = self.quantisation.block
+        h, w = v.shape[-2:]
+        return torch.nn.functional.pad(v, (0, -w % b, 0, -h % b), mode="replicate") if h % b or w % b else v
+
+    def bins(self, y: torch.Tensor) -> list[torch.Tensor]:
+        """The stored coefficients (in steps) of the file ``y`` was decoded from."""
+        return [c.round() for c in self.planes.coefficients(self._padded(y))]
+
+    def value(self, ax, y):
+        total = ax.new_zeros(())
+        for c, k in zip(self.planes.coefficients(self._padded(ax)), self.bins(y)):
+            total = total + ((c - k).abs() - 0.5).clamp_min(0).pow(2).sum() / 2
+        return total
+
+    def prox(self, z, y, physics, gamma, *, x0=None):
+        self._check(physics)
+        return self.project(z, y)
+
+    def project(self, x: torch.Tensor, y: torch.Tensor, *, rounds: int = 3) -> torch.Tensor:
+        """``x`` moved into the set of images that encode to ``y``'s file, and into [0, 1].
+
+        Alternates the projection onto the bins with the clip to [0, 1] (both sets are convex;
+        the last step is the bins', so the output is in the set, up to a rounding of at most a
+        level where the clip and the bins disagree). Sides off the encoder's grid are padded
+        as the encoder pads them (the padding's decoded pixels are not in the file, so there
+        the set is only approximated).
+        """
+        h, w = x.shape[-2:]
+        bins = self.bins(y)
+        x = self._padded(x)
+        for i in range(rounds):
+            coefficients = self.planes.coefficients(x)
+            changes = [torch.maximum(torch.minimum(c, k + 0.5), k - 0.5) - c for c, k in zip(coefficients, bins)]
+            x = self.planes.move(x, changes)
+            if i < rounds - 1:
+                x = x.clamp(0, 1)
+        return x[..., :h, :w]
+
+    def precision(self, physics, x):
+        # A coefficient known to a bin of width q has variance q^2 / 12; the DCT is orthonormal,
+        # so a block's pixels share the mean of its coefficients' precisions.
+        inverse = [float((12 / torch.as_tensor(t) ** 2).mean()) * 255**2 for t in self.quantisation.tables]
+        return torch.full_like(x[:, :1], sum(inverse) / len(inverse))
+
+
+#: Side of the window (observed pixels) over which the decoder's residual is compared with the noise.
+CONSISTENCY_WINDOW = 7
+#: How far the residual's local mean square must exceed what the noise and the decoder's own scale
+#: allow before the scale grows to explain it.
+CONSISTENCY_THRESHOLD = 1.5
+
+
+def consistent_scale(d: torch.Tensor, g, y: torch.Tensor, physics: LinearPhysics, sigma) -> torch.Tensor:
+    """The decoder's scale ``g``, grown where the data say the decoder is wrong.
+
+    The decoder's scale is learned on the photographs the prior saw; on what it cannot draw (a
+    saturated colour, a pattern) it can be far too sure, and the x-step would then rewrite the
+    observation with ``D(z)``. Under the model, the residual ``y - A(D(z))`` has a mean square of
+    about ``sigma^2 + g^2``; where its local mean square ``m`` (a window of
+    :data:`CONSISTENCY_WINDOW` observed pixels, per channel, spread onto the image's pixels) is
+    beyond :data:`CONSISTENCY_THRESHOLD` times that, the decoder's error variance is taken as
+    what the noise does not explain, ``m - sigma^2``. There the x-step keeps the data, as an
+    empirical Wiener filter would; where the decoder explains the data nothing changes.
+
+    Only where the data pin the pixels down (``physics.well_posed``): under a blur the data
+    cannot say which pixel the decoder got wrong, and a larger scale there only lets the x-step
+    deconvolve the noise.
+    """
+    variance = torch.as_tensor(g, dtype=d.dtype, device=d.device) ** 2
+    if not physics.well_posed:
+        return variance.sqrt()
+    sigma = torch.as_tensor(sigma, dtype=d.dtype, device=d.device)
+    seen = physics.A(torch.ones_like(d))
+    local = physics.spread(_local_mean((y - physics.A(d)) ** 2, seen, CONSISTENCY_WINDOW))
+    noise = physics.spread(_local_mean((sigma**2).expand_as(y), seen, CONSISTENCY_WINDOW)) if sigma.dim() else sigma**2
+    grown = torch.where(local > CONSISTENCY_THRESHOLD * (noise + variance), torch.maximum(variance, local - noise),
+                        variance)
+    return grown.sqrt()
+
+
+#: Side of the window (observed pixels) whose mean residual is tested against the noise.
+MEAN_WINDOW = 15
+#: Standard errors of the noise's window mean that a mean residual may reach before it is corrected.
+MEAN_TOLERANCE = 3.0
+
+
+def consistent_means(x: torch.Tensor, y: torch.Tensor, physics: LinearPhysics, sigma) -> torch.Tensor:
+    """``x`` corrected so that the residual ``y - A(x)`` has a local mean the noise can explain.
+
+    Noise averages out: over a window of ``n`` observed pixels its mean has a standard error of
+    ``sigma / sqrt(n)``. A larger mean residual is the restoration's doing -- a colour or a
+    brightness the decoder cannot draw -- and is given back to the image, less the tolerance
+    (:data:`MEAN_TOLERANCE` standard errors over :data:`MEAN_WINDOW`-pixel windows, per channel).
+    Forward models that keep a constant (every one here: each observed pixel is a weighted mean
+    of image pixels) take the correction through as it is.
+    """
+    k = MEAN_WINDOW
+    sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
+    expected, slope = clipped_mean(physics.A(x), sigma)
+    seen = physics.A(torch.ones_like(x))
+    mean = _local_mean(y - expected, seen, k)
+    level = _local_mean((sigma**2).expand_as(y), seen, k).sqrt() if sigma.dim() else sigma
+    excess = mean.sign() * (mean.abs() - MEAN_TOLERANCE * level / k).clamp_min(0)
+    # One Newton step through the clipping: near 0 or 1 a change of the image moves the mean of
+    # what is observed less than itself.
+    return x + physics.spread_signed(excess / _local_mean(slope, seen, k).clamp_min(0.1))
+
+
+def _local_mean(v: torch.Tensor, weight: torch.Tensor, k: int) -> torch.Tensor:
+    """The mean of ``v`` over each ``k`` x ``k`` window of observations, weighted by ``weight``
+    (``A`` of an image of ones: 0 where an observation is missing, as under an inpainting hole)."""
+    def pool(t):
+        return torch.nn.functional.avg_pool2d(t, k, stride=1, padding=k // 2)
+    total = pool(weight.expand_as(v))
+    return torch.where(total > 1e-6, pool(v * weight) / total.clamp_min(1e-6), 0)
+
+
+def clipped_mean(mu: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``E[clip(mu + n, 0, 1)]`` for ``n ~ N(0, sigma^2)``, and its derivative in ``mu``.
+
+    Files hold pixels in [0, 1], so the noise of a saturated colour is cut off on one side and
+    its mean moves inwards (by 4 levels in 255 at 0 or 255 under noise of 10): a consistent
+    restoration is compared with that mean, not with ``mu`` itself.
+    """
+    s = sigma.clamp_min(1e-6)
+    a, b = (0 - mu) / s, (1 - mu) / s
+    cdf_a, cdf_b = torch.special.ndtr(a), torch.special.ndtr(b)
+    pdf_a, pdf_b = torch.exp(-a**2 / 2) / (2 * torch.pi) ** 0.5, torch.exp(-b**2 / 2) / (2 * torch.pi) ** 0.5
+    return (1 - cdf_b) + mu * (cdf_b - cdf_a) + s * (pdf_a - pdf_b), cdf_b - cdf_a

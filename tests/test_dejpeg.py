@@ -1,0 +1,117 @@
+"""JPEG artefact removal: the quantisation read from files, the constraint's projection, the task end to end."""
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+import restore
+from restore.cli import app
+from restore.fidelity import JPEGConstraint
+from restore.jpeg import NotJPEGError, Quantisation, block_dct, from_ycbcr, to_ycbcr
+from restore.tasks.dejpeg import Dejpeg, jpeg_round_trip
+
+
+def _photo(h=40, w=56, seed=0):
+    """Smooth colour shapes with edges (blocks and ringing show on them), saturated colours included."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    image = np.stack([0.5 + 0.4 * np.sin(6 * xx + 2 * yy), 0.4 + 0.3 * np.cos(5 * yy), 0.5 + 0.3 * xx], -1)
+    image[h // 4:h // 2, w // 5:w // 2] = (253 / 255, 2 / 255, 253 / 255)        # magenta
+    image[h // 2:, w // 2:] = (0, 1, 1)                                          # cyan
+    return np.clip(image + rng.normal(0, 0.01, image.shape), 0, 1).astype(np.float32)
+
+
+def _jpeg(path, image, quality, subsampling=2):
+    Image.fromarray(np.round(image * 255).astype(np.uint8)).save(path, "JPEG", quality=quality,
+                                                                 subsampling=subsampling)
+    return path
+
+
+def test_quantisation_is_read_from_the_file(tmp_path):
+    image = _photo()
+    q10 = Quantisation.from_file(_jpeg(tmp_path / "a.jpg", image, 10))
+    assert q10.chroma_cell == (2, 2) and q10.block == 16 and abs(q10.quality - 10) < 2
+    assert q10.tables[0][0, 0] == 80          # the standard luminance table's 16, scaled x5 at quality 10
+    q444 = Quantisation.from_file(_jpeg(tmp_path / "b.jpg", image, 90, subsampling=0))
+    assert q444.chroma_cell == (1, 1) and q444.block == 8 and abs(q444.quality - 90) < 2
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "gray.jpg", quality=50)
+    gray = Quantisation.from_file(tmp_path / "gray.jpg")
+    assert len(gray.tables) == 1 and gray.block == 8
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "c.png")
+    with pytest.raises(NotJPEGError, match="not a JPEG"):
+        Quantisation.from_file(tmp_path / "c.png")
+
+
+def test_colour_transform_and_block_dct_are_inverted_exactly():
+    x = torch.rand(2, 3, 16, 24, dtype=torch.float64)
+    assert torch.allclose(from_ycbcr(to_ycbcr(x)), x)
+    plane = torch.randn(2, 1, 16, 24, dtype=torch.float64)
+    assert torch.allclose(block_dct(block_dct(plane), inverse=True), plane)
+    # Orthonormal: energy is kept, block by block.
+    assert torch.allclose((block_dct(plane) ** 2).sum(), (plane**2).sum())
+
+
+@pytest.mark.parametrize("subsampling", [0, 1, 2], ids=["4:4:4", "4:2:2", "4:2:0"])
+def test_projection_lands_in_the_files_set_and_keeps_what_is_in_it(subsampling):
+    clean = _photo(32, 48)
+    decoded, quantisation = jpeg_round_trip(clean, 20, subsampling=subsampling)
+    term = JPEGConstraint(quantisation)
+    y = torch.from_numpy(decoded).permute(2, 0, 1)[None].double()
+    # The decoded image encodes to its own file: re-quantised, every coefficient is in its bin.
+    assert float(term.value(y, y)) < 1e-6 * y.numel()
+    # Anything projected lands in the set (a gray image, noise, the clean image).
+    for start in (torch.full_like(y, 0.5), torch.rand_like(y), torch.from_numpy(clean).permute(2, 0, 1)[None].double()):
+        projected = term.project(start, y)
+        assert float(term.value(projected, y)) < 1e-9 * y.numel()
+    # A point already in the set does not move.
+    assert torch.allclose(term.project(y, y), y, atol=1e-9)
+
+
+def test_dejpeg_improves_a_jpeg_and_stays_consistent_with_its_file(tmp_path, tiny_prior):
+    model, _ = tiny_prior
+    clean = _photo(56, 72, seed=3)
+    path = _jpeg(tmp_path / "in.jpg", clean, 15)
+    decoded = np.asarray(Image.open(path), dtype=np.float32) / 255
+    out = restore.dejpeg(path, prior=model, steps=5)
+    assert out.shape == clean.shape and np.isfinite(out).all()
+    # The output is an image that the file's encoder would turn into (nearly) the same file.
+    term = JPEGConstraint(Quantisation.from_file(path))
+    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].double()
+    excess = float(term.value(as_tensor(np.round(out * 255) / 255), as_tensor(decoded)))
+    assert excess < 0.02 * clean.size, excess
+    # Tiles smaller than the image start on the encoder's 16-pixel grid, so each keeps the file's blocks.
+    tiled = restore.dejpeg(path, prior=model, steps=5, tile=32)
+    excess = float(term.value(as_tensor(np.round(tiled * 255) / 255), as_tensor(decoded)))
+    assert excess < 2e-4 * clean.size, excess
+    # Same through the array API with the quantisation given.
+    same = restore.dejpeg(decoded, quantisation=Quantisation.from_file(path), prior=model, steps=5)
+    assert np.array_equal(same, out)
+    with pytest.raises(ValueError, match="quantisation"):
+        restore.dejpeg(decoded, prior=model)
+
+
+def test_dejpeg_command_writes_png_by_default_and_refuses_other_files(tmp_path, tiny_prior):
+    _, model_path = tiny_prior
+    src = _jpeg(tmp_path / "photo.jpg", _photo(), 10)
+    before = src.read_bytes()
+    result = CliRunner().invoke(app, ["dejpeg", str(src), "--model", str(model_path), "--steps", "2", "-q"])
+    assert result.exit_code == 0, result.output
+    written = tmp_path / "photo_dejpeg.png"
+    assert written.is_file() and Image.open(written).format == "PNG"
+    assert src.read_bytes() == before
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "flat.png")
+    bad = CliRunner().invoke(app, ["dejpeg", str(tmp_path / "flat.png"), "--model", str(model_path), "-q"])
+    assert bad.exit_code == 2 and "not a JPEG" in bad.output and "Traceback" not in bad.output
+    assert not (tmp_path / "flat_dejpeg.png").exists()
+    # A folder: the JPEGs are restored into PNGs, the PNG is reported and does not stop the batch.
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    _jpeg(folder / "a.jpg", _photo(seed=1), 20)
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(folder / "b.png")
+    batch = CliRunner().invoke(app, ["dejpeg", str(folder), "-o", str(tmp_path / "out"), "--model", str(model_path),
+                                     "--steps", "1", "-q"])
+    assert batch.exit_code == 1 and "not a JPEG" in batch.output
+    assert (tmp_path / "out" / "a.png").is_file() and not (tmp_path / "out" / "b.png").exists()
