@@ -369,6 +369,9 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
                 companion = task.companion_from_source(job.source)
             except ValueError as e:
                 raise ImageError(str(e)) from None
+        advice = task.advice(job.source)
+        if advice:
+            progress.note(advice)
         resolved = task.resolve(picture.pixels, companion)
         if task.sigma is None and resolved.sigma is not None:
             progress.note(f"{job.source}: estimated noise sigma {resolved.sigma:.1f}")

@@ -191,12 +191,6 @@ def keep_pixels(out, image, kept: np.ndarray | None, channel_axis: int = -1):
     return np.where(where, np.asarray(image), out)
 
 
-def settings_for(*, prior, steps, mode, device, tile, precision, samples=1, seed=0) -> SolverSettings:
-    """The settings the per-task functions expose; the rest keep their defaults."""
-    return SolverSettings(prior=prior, steps=steps, mode=mode, device=device, tile=tile, precision=precision,
-                          samples=samples, seed=seed)
-
-
 #: How far outside [0, 1] a float image may stray (rounding, resampling overshoot) before it is
 #: taken for an image in other units; values inside the margin are clipped to [0, 1].
 FLOAT_MARGIN = 0.01

@@ -115,3 +115,13 @@ def test_dejpeg_command_writes_png_by_default_and_refuses_other_files(tmp_path, 
                                      "--steps", "1", "-q"])
     assert batch.exit_code == 1 and "not a JPEG" in batch.output
     assert (tmp_path / "out" / "a.png").is_file() and not (tmp_path / "out" / "b.png").exists()
+
+
+def test_denoise_points_to_dejpeg_on_a_heavily_compressed_jpeg(tmp_path, tiny_prior):
+    _, model_path = tiny_prior
+    heavy = _jpeg(tmp_path / "heavy.jpg", _photo(), 10)
+    light = _jpeg(tmp_path / "light.jpg", _photo(), 90)
+    said = CliRunner().invoke(app, ["denoise", str(heavy), "--model", str(model_path), "--sigma", "5", "-q"])
+    assert said.exit_code == 0 and "restore dejpeg heavy.jpg" in said.output and "quality about 1" in said.output
+    quiet = CliRunner().invoke(app, ["denoise", str(light), "--model", str(model_path), "--sigma", "5", "-q"])
+    assert quiet.exit_code == 0 and "restore dejpeg" not in quiet.output

@@ -179,3 +179,24 @@ def test_output_decode_stays_float32_unless_the_task_allows_bf16(tiny_prior):
     assert torch.equal(kept, exact) and not torch.equal(rounded, exact)
     assert TASKS["denoise"].defaults.float32_output is False
     assert all(t.defaults.float32_output for n, t in TASKS.items() if n != "denoise")
+
+
+@pytest.mark.parametrize("name", [n for n in TASKS if n != "dejpeg"])
+def test_public_functions_follow_their_tasks(name):
+    """Each task's function takes the task's options and documents its own default steps."""
+    import inspect
+
+    import restore
+    from restore.tasks.api import _api_name
+    from restore.tasks.base import option_fields
+    task = TASKS[name]
+    function = getattr(restore, name)
+    params = inspect.signature(function).parameters
+    for f in option_fields(task):
+        assert _api_name(f) in params and f.metadata["help"] in function.__doc__
+    if task.companion is not None:
+        assert list(params)[1] == task.companion.name
+    assert f"Solver steps per tile (default {task.defaults.steps}" in function.__doc__
+    with pytest.raises(TypeError, match="stpes"):
+        required = {_api_name(f): "gaussian:1" for f in option_fields(task) if f.metadata["required"]}
+        function(np.zeros((8, 8)), *([np.zeros((8, 8))] if task.companion else []), **required, stpes=3)

@@ -154,6 +154,11 @@ class Task(ABC):
         quantisation), read before any work; None by default."""
         return None
 
+    def advice(self, path: Path) -> str | None:
+        """A note for the user about the file at ``path`` before it is restored (damage this task
+        does not model), or None."""
+        return None
+
     def with_noise_level(self, pixels: np.ndarray) -> Task:
         """This task with a definite ``sigma``: estimated from ``pixels`` where it was left to that."""
         if self.sigma is not None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .api import api_function
 from .base import Baseline, Condition, OptionError, SolverDefaults, Task, option, parse_sigma
 
 KERNEL_HELP = ("Blur kernel: gaussian:STD (pixels), motion:LENGTH,ANGLE (pixels, degrees), "
@@ -120,25 +121,4 @@ class Deblur(Task):
         return task.first_guess(physics, y)[..., m:m + x.shape[2], m:m + x.shape[3]].clamp(0, 1)
 
 
-def deblur(image, *, kernel: str, sigma: float | None = None, prior="photo", steps: int | None = None,
-           mode: str = "joint", device="cpu", tile: int | None = None, precision: str = "auto",
-           channel_axis: int = -1, progress=None,
-           samples: int = 1, seed: int = 0, return_std: bool = False):
-    """Remove a known blur.
-
-    Parameters
-    ----------
-    image : array or tensor
-        The blurred image (as :func:`restore.denoise` takes it).
-    kernel : str
-        ``"gaussian:STD"``, ``"motion:LENGTH,ANGLE"`` or the path of a kernel image.
-    sigma : float, optional
-        Noise of the blurred pixels in 0..255 units; estimated when omitted.
-    prior, steps, mode, device, tile, precision, channel_axis, progress, samples, seed, return_std
-        As :func:`restore.denoise` (steps default 30).
-    """
-    from ..pipeline import restore, settings_for
-    return restore(image, Deblur(kernel=kernel, sigma=sigma), channel_axis=channel_axis, progress=progress,
-                   settings=settings_for(prior=prior, steps=steps, mode=mode, device=device, tile=tile,
-                                       precision=precision, samples=samples, seed=seed),
-                                       return_std=return_std)
+deblur = api_function(Deblur, "Remove a known blur.")

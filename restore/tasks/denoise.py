@@ -4,7 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+from .api import api_function
 from .base import Baseline, Condition, SolverDefaults, Task, option, parse_sigma
+
+
+#: JPEG quality below which ``denoise`` points to ``dejpeg`` (blocks show at 8x8 from about here down).
+HEAVY_JPEG = 50
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,18 @@ class Denoise(Task):
     def physics(self, shape, companion):
         from ..physics import Denoising
         return Denoising()
+
+    def advice(self, path):
+        """A heavily compressed JPEG's blocks are not Gaussian noise: point to ``dejpeg``."""
+        from ..jpeg import NotJPEGError, Quantisation
+        try:
+            quality = Quantisation.from_file(path).quality
+        except NotJPEGError:
+            return None
+        if quality >= HEAVY_JPEG:
+            return None
+        return (f"{path}: a JPEG of quality about {quality:.0f}; its block artefacts are not noise and denoise "
+                f"leaves them: 'restore dejpeg {path.name}' removes them")
 
     @classmethod
     def speed_conditions(cls):
@@ -57,56 +74,7 @@ class Denoise(Task):
         return (x + noise).clamp(0, 1)
 
 
-def denoise(image, *, sigma: float | None = None, prior="photo", steps: int | None = None, mode: str = "joint",
-            device="cpu", tile: int | None = None, precision: str = "auto", channel_axis: int = -1,
-            progress=None, samples: int = 1, seed: int = 0, return_std: bool = False):
-    """Remove additive white Gaussian noise.
-
-    Parameters
-    ----------
-    image : array or tensor
-        The noisy image: ``(H, W)`` or with 1 or 3 channels on ``channel_axis``, at least one
-        pixel; uint8 (0..255), uint16 (0..65535) or finite floats in [0, 1]. Anything else raises
-        a ``ValueError`` that says what to do: floats outside [-0.01, 1.01] (divide 8-bit values by
-        255, 16-bit ones by 65535), NaN or infinite values, another dtype (int32, bool, ...), an
-        empty array.
-    sigma : float, optional
-        Noise standard deviation in 0..255 units; estimated when omitted.
-    prior : str or VAE
-        ``"photo"``, ``"digits"``, a checkpoint path or a loaded model.
-    steps : int, optional
-        Solver steps per tile (default 0: the encoder alone).
-    mode : {"joint", "latent"}
-        Joint MAP over image and code, or over the code alone.
-    device : str or torch.device
-        ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; a GPU this machine lacks raises
-        :class:`~restore.devices.DeviceError` (a ``ValueError``) before anything is loaded.
-    tile : int, optional
-        Tile size in output pixels (default the prior's).
-    precision : {"auto", "fp32", "bf16"}
-        The networks' arithmetic; ``auto`` is bf16 where the hardware has units for it
-        (a CUDA GPU, a CPU with AMX or AVX512-BF16), else fp32.
-    channel_axis : int
-        The colour axis of a 3-D image.
-    progress : callable, optional
-        ``progress(done, total)`` in solver steps.
-    samples : int
-        1: the solver's estimate. More: the mean of that many posterior samples around it.
-    seed : int
-        The samples' random numbers: the same seed gives the same output.
-    return_std : bool
-        Also return the samples' standard deviation per pixel, ``(H, W)`` in [0, 1] units:
-        where the restoration is unsure (needs ``samples`` >= 2).
-
-    Returns
-    -------
-    The restored image, of the input's type, layout and dtype (and the standard deviation).
-    """
-    from ..pipeline import restore, settings_for
-    return restore(image, Denoise(sigma=sigma), channel_axis=channel_axis, progress=progress,
-                   settings=settings_for(prior=prior, steps=steps, mode=mode, device=device, tile=tile,
-                                       precision=precision, samples=samples, seed=seed),
-                                       return_std=return_std)
+denoise = api_function(Denoise, "Remove additive white Gaussian noise.")
 
 
 def estimate_noise(image, *, channel_axis: int = -1) -> float:

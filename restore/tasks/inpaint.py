@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .api import api_function
 from .base import CLEAN_SIGMA, Baseline, Companion, CompanionError, Condition, OptionError, Scores, SolverDefaults, Task, option
 
 
@@ -136,28 +137,6 @@ def _size(shape) -> str:
     return f"{shape[1]}x{shape[0]}"
 
 
-def inpaint(image, mask, *, sigma: float = CLEAN_SIGMA, mask_dilate: int = 0, prior="photo",
-            steps: int | None = None, mode: str = "joint", device="cpu", tile: int | None = None,
-            precision: str = "auto", channel_axis: int = -1, progress=None,
-            samples: int = 1, seed: int = 0, return_std: bool = False):
-    """Fill the pixels where ``mask`` is non-zero.
-
-    Parameters
-    ----------
-    image : array or tensor
-        The image (as :func:`restore.denoise` takes it); values under the mask are ignored, and
-        every pixel outside the (dilated) mask is returned as it was given, bit for bit.
-    mask : array or tensor (H, W)
-        Non-zero (True, white) where pixels are missing.
-    sigma : float
-        Noise of the known pixels in 0..255 units.
-    mask_dilate : int
-        Grow the holes by this many pixels first.
-    prior, steps, mode, device, tile, precision, channel_axis, progress, samples, seed, return_std
-        As :func:`restore.denoise` (steps default 7).
-    """
-    from ..pipeline import restore, settings_for
-    return restore(image, Inpaint(sigma=sigma, mask_dilate=mask_dilate), companion=mask, channel_axis=channel_axis,
-                   progress=progress, settings=settings_for(prior=prior, steps=steps, mode=mode, device=device, tile=tile,
-                                       precision=precision, samples=samples, seed=seed),
-                                       return_std=return_std)
+inpaint = api_function(Inpaint, "Fill the pixels where ``mask`` is non-zero; every pixel outside the "
+                                "(dilated) mask is returned as it was given, bit for bit.",
+                       companion_doc="Non-zero (True, white) where pixels are missing.")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .api import api_function
 from .base import CLEAN_SIGMA, Baseline, Condition, OptionError, SolverDefaults, Task, option
 
 SCALES = (2, 3, 4, 8)
@@ -71,25 +72,5 @@ class Superres(Task):
         return task.first_guess(physics, physics.A(x)).clamp(0, 1)
 
 
-def superres(image, *, scale: int = 4, sigma: float = CLEAN_SIGMA, prior="photo", steps: int | None = None,
-             mode: str = "joint", device="cpu", tile: int | None = None, precision: str = "auto",
-             channel_axis: int = -1, progress=None,
-             samples: int = 1, seed: int = 0, return_std: bool = False):
-    """Upscale by ``scale`` (2, 3, 4 or 8), inverting antialiased bicubic downsampling.
-
-    Parameters
-    ----------
-    image : array or tensor
-        The low-resolution image (as :func:`restore.denoise` takes it).
-    scale : int
-        2, 3, 4 or 8.
-    sigma : float
-        Noise of the low-resolution pixels in 0..255 units.
-    prior, steps, mode, device, tile, precision, channel_axis, progress, samples, seed, return_std
-        As :func:`restore.denoise` (steps default 20; ``tile`` in output pixels).
-    """
-    from ..pipeline import restore, settings_for
-    return restore(image, Superres(sigma=sigma, factor=scale), channel_axis=channel_axis, progress=progress,
-                   settings=settings_for(prior=prior, steps=steps, mode=mode, device=device, tile=tile,
-                                       precision=precision, samples=samples, seed=seed),
-                                       return_std=return_std)
+superres = api_function(Superres, "Upscale by ``scale`` (2, 3, 4 or 8), inverting antialiased bicubic "
+                                  "downsampling; ``tile`` is in output pixels.")
