@@ -129,6 +129,7 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
         _check_writable(uncertainty, uncertainty, "--uncertainty")
     entries = sorted(source.rglob("*") if recursive else source.glob("*"))
     jobs, skipped = [], []
+    targets: dict[Path, Path] = {}
     for f in entries:
         if not f.is_file() or _inside(f, out_dir):
             continue
@@ -138,10 +139,14 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
             continue
         target = out_dir / (rel if extension is None else rel.with_suffix(extension))
         job = Job(f, target, uncertainty=None if uncertainty is None else _map_path(uncertainty, rel))
+        if target in targets:        # a.jpg and a.jpeg would both write a.png: the second waits
+            job.problem = (f"{f}: its output {target} is also the output of {targets[target]}; "
+                           "rename one of them or restore it on its own")
+        targets.setdefault(target, f)
         try:
             job.companion = _matching(companion_name, companion, rel, companions)
         except PlanError as e:
-            job.problem = f"{f}: {e}"
+            job.problem = job.problem or f"{f}: {e}"
         try:
             job.reference = _matching("ref", reference, rel, references)
         except PlanError:

@@ -77,8 +77,11 @@ class Gaussian(DataTerm):
     def per_pixel(self) -> bool:
         return torch.is_tensor(self.sigma) and self.sigma.numel() > 1
 
-    def _sigma(self, like: torch.Tensor) -> torch.Tensor:
-        return torch.as_tensor(self.sigma, dtype=like.dtype, device=like.device)
+    def _sigma(self, like: torch.Tensor):
+        # One level stays a Python number: a device tensor would make every x-step wait for the device.
+        if not torch.is_tensor(self.sigma):
+            return float(self.sigma)
+        return self.sigma.to(dtype=like.dtype, device=like.device)
 
     def value(self, ax, y):
         return (((ax - y) / self._sigma(y)) ** 2).sum() / 2
@@ -87,7 +90,7 @@ class Gaussian(DataTerm):
         if not isinstance(physics, LinearPhysics):
             raise TypeError(f"the Gaussian x-step needs a linear forward model, not {type(physics).__name__}")
         if self.per_pixel:
-            return physics.prox_l2(z, y, gamma, x0=x0, weight=1 / self._sigma(y) ** 2)
+            return physics.prox_l2(z, y, gamma, x0=x0, weight=(1 / self._sigma(y) ** 2).expand_as(y))
         return physics.prox_l2(z, y, gamma / self._sigma(y) ** 2, x0=x0)
 
     def trusted_scale(self, d, g, y, physics):
@@ -97,9 +100,11 @@ class Gaussian(DataTerm):
         return consistent_means(x, y, physics, self._sigma(y))
 
     def precision(self, physics, x):
-        inverse = 1 / self._sigma(x) ** 2
-        if inverse.dim() == 4:       # per observed pixel: carried onto the image's pixels
-            inverse = physics.spread(inverse.mean(1, keepdim=True))
+        inverse = 1 / torch.as_tensor(self._sigma(x), dtype=x.dtype, device=x.device) ** 2
+        if inverse.dim() == 4:
+            inverse = inverse.mean(1, keepdim=True)
+            if inverse.shape[-2:] != (1, 1):     # per observed pixel: carried onto the image's pixels
+                inverse = physics.spread(inverse.expand(-1, -1, *physics.A(x[:, :1]).shape[-2:]))
         return physics.gram_diagonal(x) * inverse
 
 
@@ -167,8 +172,8 @@ class JPEGConstraint(DataTerm):
 
     def precision(self, physics, x):
         # A coefficient known to a bin of width q has variance q^2 / 12; the DCT is orthonormal,
-        # so a block's pixels share the mean of its coefficients' precisions.
-        inverse = [float((12 / torch.as_tensor(t) ** 2).mean()) * 255**2 for t in self.quantisation.tables]
+        # so a block's pixels have, on average, the mean of its coefficients' variances.
+        inverse = [12 * 255**2 / float((torch.as_tensor(t) ** 2).mean()) for t in self.quantisation.tables]
         return torch.full_like(x[:, :1], sum(inverse) / len(inverse))
 
 

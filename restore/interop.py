@@ -49,6 +49,11 @@ class DeepinvPhysics(LinearPhysics):
     def A_adjoint(self, y):
         return self.inner.A_adjoint(y)
 
+    def gram_diagonal(self, x):
+        """``A^T A 1``: the diagonal of ``A^T A`` where that is diagonal (a mask, the identity), an
+        approximation otherwise (used only for the posterior samples' variance)."""
+        return self.A_adjoint(self.A(torch.ones_like(x))).mean(1, keepdim=True)
+
     def prox_l2(self, z, y, gamma, *, x0=None, weight=None):
         if weight is None and not (torch.is_tensor(gamma) and gamma.numel() > 1):
             return self.inner.prox_l2(z, y, float(gamma))

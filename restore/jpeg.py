@@ -34,6 +34,30 @@ STANDARD_LUMINANCE = np.array([
     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=np.float64).reshape(8, 8)
 
 
+#: The gray value of an RGB pixel (the Y row of :data:`RGB_TO_YCBCR`).
+LUMA = RGB_TO_YCBCR[0].float()
+
+#: EXIF orientation -> (transpose, flip rows, flip columns) that turns the stored pixels upright.
+_UPRIGHT = {1: (False, False, False), 2: (False, False, True), 3: (False, True, True), 4: (False, True, False),
+            5: (True, False, False), 6: (True, False, True), 7: (True, True, True), 8: (True, True, False)}
+
+
+def from_stored(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """``(H, W, ...)`` pixels as stored in a file of EXIF ``orientation``, turned upright (as readers show them)."""
+    transpose, rows, cols = _UPRIGHT[orientation]
+    out = np.swapaxes(pixels, 0, 1) if transpose else pixels
+    out = out[::-1] if rows else out
+    return np.ascontiguousarray(out[:, ::-1] if cols else out)
+
+
+def to_stored(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """The inverse of :func:`from_stored`."""
+    transpose, rows, cols = _UPRIGHT[orientation]
+    out = pixels[:, ::-1] if cols else pixels
+    out = out[::-1] if rows else out
+    return np.ascontiguousarray(np.swapaxes(out, 0, 1) if transpose else out)
+
+
 class NotJPEGError(ValueError):
     """A file that is not a JPEG where one is needed."""
 
@@ -49,9 +73,13 @@ class Quantisation:
     chroma_cell : (int, int)
         Rows and columns of pixels one chroma sample covers: (2, 2) for 4:2:0, (1, 2) for
         4:2:2, (1, 1) for 4:4:4.
+    orientation : int
+        The EXIF orientation (1 to 8): the blocks lie on the stored pixels, which a reader turns
+        upright (:func:`to_stored` and :func:`from_stored` go between the two).
     """
     tables: tuple[np.ndarray, ...]
     chroma_cell: tuple[int, int] = (1, 1)
+    orientation: int = 1            # the file's EXIF orientation: its pixels are stored turned this way
 
     def __post_init__(self):
         if len(self.tables) not in (1, 3) or any(np.shape(t) != (8, 8) for t in self.tables):
@@ -69,10 +97,11 @@ class Quantisation:
         path = path if hasattr(path, "read") else Path(path)
         try:
             with Image.open(path) as im:
-                if im.format != "JPEG":
+                if im.format not in ("JPEG", "MPO"):     # MPO: a JPEG with more pictures after it
                     raise NotJPEGError(f"{path}: not a JPEG file ({im.format}); dejpeg restores JPEG files, "
                                        "use denoise for other images")
                 layers, tables = im.layer, im.quantization
+                orientation = int(im.getexif().get(0x0112, 1))
         except (UnidentifiedImageError, OSError) as e:
             raise NotJPEGError(f"{path}: not a readable JPEG file ({type(e).__name__}); give a .jpg") from None
         if len(layers) not in (1, 3) or not tables:
@@ -83,7 +112,10 @@ class Quantisation:
         if len(layers) == 3:
             _, h, v, _ = layers[1]
             cell = (v_max // v, h_max // h)
-        return cls(steps, cell)
+        try:
+            return cls(steps, cell, orientation if orientation in range(1, 9) else 1)
+        except ValueError as e:
+            raise NotJPEGError(f"{path}: {e}") from None
 
     @property
     def block(self) -> int:
@@ -139,8 +171,11 @@ class Planes:
 
     def split(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Image (N, C, H, W) in [0, 1] -> the centred planes the encoder transforms."""
-        if len(self.q.tables) == 1:
-            return [x.mean(1, keepdim=True) * 255 - 128]
+        if len(self.q.tables) == 1:         # a gray file: what a colour image turns into in gray
+            return [torch.einsum("j,njhw->nhw", LUMA.to(x), x)[:, None] * 255 - 128 if x.shape[1] == 3
+                    else x * 255 - 128]
+        if x.shape[1] != 3:
+            raise ValueError("a colour JPEG needs a colour prior (this one restores gray images)")
         v = to_ycbcr(x)
         cell = self.q.chroma_cell
         return [v[:, :1]] + [F.avg_pool2d(v[:, i:i + 1], cell) if cell != (1, 1) else v[:, i:i + 1] for i in (1, 2)]
@@ -163,7 +198,7 @@ class Planes:
             steps = torch.as_tensor(table, device=x.device, dtype=x.dtype).repeat(change.shape[-2] // 8,
                                                                                  change.shape[-1] // 8)
             moved.append(block_dct(change * steps, inverse=True))
-        if len(self.q.tables) == 1:
+        if len(self.q.tables) == 1:         # the luma weights sum to 1: adding to each channel is exact
             return x + moved[0] / 255
         cell = self.q.chroma_cell
         full = [moved[0]] + [m.repeat_interleave(cell[0], -2).repeat_interleave(cell[1], -1) for m in moved[1:]]

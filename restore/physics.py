@@ -289,20 +289,22 @@ class Blur(LinearPhysics):
 
         ``A`` is the circular convolution ``K`` over ``x``'s support followed by the crop ``M`` to
         the observed pixels, so ``A^T A = K^T M^T M K`` differs from ``K^T K`` (diagonal in the
-        Fourier domain) only on the border ring that ``M`` drops. With ``(w |K|^2 + 1/gamma)^-1``
-        as preconditioner (``w``, ``1/gamma`` their means where they vary per pixel) a few
-        iterations reach what plain conjugate gradients reach in many.
+        Fourier domain) only on the border ring that ``M`` drops. With ``(|K|^2 + 1/gamma)^-1``
+        as preconditioner a few iterations reach what plain conjugate gradients reach in many.
+        A per-pixel ``gamma`` or ``weight`` takes plain conjugate gradients.
         """
+        if weight is not None or (torch.is_tensor(gamma) and gamma.numel() > 1):
+            # A per-pixel scale (the last x-step) or weight: a Fourier preconditioner of their means
+            # converges slowly where they span decades, so plain conjugate gradients take it.
+            return super().prox_l2(z, y, gamma, x0=x0, weight=weight)
         inv = 1.0 / gamma
-        w = 1.0 if weight is None else weight
-        transfer = self._transfer(z.shape[-2:], z.device, z.dtype).abs() ** 2
-        diagonal = float(torch.as_tensor(w).mean()) * transfer + float(torch.as_tensor(inv).mean())
+        diagonal = self._transfer(z.shape[-2:], z.device, z.dtype).abs() ** 2 + inv
         size = z.shape[-2:]
 
         def precondition(r):
             return torch.fft.irfft2(torch.fft.rfft2(r) / diagonal, s=size)
-        return conjugate_gradient(lambda v: self.A_adjoint(w * self.A(v)) + inv * v,
-                                  self.A_adjoint(w * y) + inv * z, z if x0 is None else x0,
+        return conjugate_gradient(lambda v: self.A_adjoint(self.A(v)) + inv * v,
+                                  self.A_adjoint(y) + inv * z, z if x0 is None else x0,
                                   iterations=self.pcg_iterations, precondition=precondition)
 
     #: Preconditioned conjugate-gradient iterations of :meth:`prox_l2`.

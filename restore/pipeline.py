@@ -124,8 +124,8 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
                                   anchor=anchor, samples=settings.samples, sampler=settings.sampler,
                                   gamma=settings.gamma)
 
-    y = torch.from_numpy(to_channels(pixels, channels)).permute(2, 0, 1)[None].to(device)
-    aux = None if values is None else torch.from_numpy(values)[None, None].to(device)
+    y = torch.from_numpy(to_channels(task.to_stored(pixels), channels)).permute(2, 0, 1)[None].to(device)
+    aux = None if values is None else torch.from_numpy(task.to_stored(values))[None, None].to(device)
     count = {"done": 0, "total": 0, "tiles": 0}
 
     def count_tiles(n):
@@ -157,7 +157,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     x = run_tiled(y, restore_tiles, tile=tile_size, overlap=settings.overlap, multiple=multiple, grid=task.grid,
                   scale=task.scale, margin=task.margin, batch=tiles_per_call, aux=aux, on_tiles=count_tiles,
                   skip=task.skips_tile if task.scale == 1 and not task.margin else None)
-    restored = x[0, :channels].permute(1, 2, 0).cpu().numpy()
+    restored = task.from_stored(x[0, :channels].permute(1, 2, 0).cpu().numpy())
     if not np.isfinite(restored).all():
         raise RestoreError("the restoration produced non-finite pixels; nothing was returned. Try --precision fp32 "
                            "or another --model")
@@ -166,7 +166,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     if not return_std:
         return out
     if x.shape[1] > channels:
-        variance = x[0, channels].clamp_min(0).cpu().numpy()
+        variance = task.from_stored(x[0, channels].clamp_min(0).cpu().numpy())
     else:                            # nothing was restored: every pixel is the observation
         variance = np.zeros(pixels.shape[:2], np.float32)
     std = np.sqrt(task.map_variance(variance, values)).astype(np.float32)

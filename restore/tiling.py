@@ -73,7 +73,7 @@ def run_tiled(y: torch.Tensor, restore_tiles: Callable[[torch.Tensor, torch.Tens
     if grid > 1 and (scale != 1 or margin):
         raise ValueError("tiles can follow a grid only where the output is the observation's size")
     _, c, h, w = y.shape
-    if grid > 1 and max(h, w) * scale <= tile:
+    if grid > 1 and max(h, w) * scale <= tile and tile % multiple == 0:
         grid = 1                     # one tile, starting at 0: on the grid whatever its size
     if grid > 1 and (h % grid or w % grid):
         restored = run_tiled(F.pad(y, (0, -w % grid, 0, -h % grid), mode="replicate"), restore_tiles,

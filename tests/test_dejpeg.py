@@ -125,3 +125,39 @@ def test_denoise_points_to_dejpeg_on_a_heavily_compressed_jpeg(tmp_path, tiny_pr
     assert said.exit_code == 0 and "restore dejpeg heavy.jpg" in said.output and "quality about 1" in said.output
     quiet = CliRunner().invoke(app, ["denoise", str(light), "--model", str(model_path), "--sigma", "5", "-q"])
     assert quiet.exit_code == 0 and "restore dejpeg" not in quiet.output
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_an_exif_turned_jpeg_is_projected_on_its_stored_blocks(tmp_path, orientation):
+    """Phone photographs store their pixels turned and say so in EXIF: the blocks lie on the stored
+    pixels, so the clean image (upright) projected onto the file's set barely moves."""
+    from restore.images import read_image
+    from restore.jpeg import from_stored
+    stored = _photo(40, 56, seed=4)                       # sides off the 16-pixel grid
+    image = Image.fromarray(np.round(stored * 255).astype(np.uint8))
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    path = tmp_path / "turned.jpg"
+    image.save(path, "JPEG", quality=20, exif=exif)
+    quantisation = Quantisation.from_file(path)
+    assert quantisation.orientation == orientation
+    decoded = read_image(path).pixels                     # upright, as readers show it
+    assert decoded.shape[:2] == (56, 40) if orientation in (6, 8) else (40, 56)
+    task = Dejpeg().resolve(decoded, quantisation)
+    term = JPEGConstraint(quantisation)
+    stored_clean = torch.from_numpy(np.ascontiguousarray(stored)).permute(2, 0, 1)[None].double()
+    y = torch.from_numpy(task.to_stored(decoded)).permute(2, 0, 1)[None].double()
+    moved = (term.project(stored_clean, y) - stored_clean).abs().mean()
+    assert moved < 1 / 255
+    assert np.array_equal(from_stored(task.to_stored(decoded), orientation), decoded)
+
+
+def test_a_batch_never_gives_two_files_one_output(tmp_path):
+    from restore.batch import plan
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.jpg", "a.jpeg", "b.jpg"):
+        _jpeg(folder / name, _photo(), 50)
+    jobs = plan(folder, tmp_path / "out", "dejpeg", extension=".png").jobs
+    assert [j.output.name for j in jobs] == ["a.png", "a.png", "b.png"]
+    assert [bool(j.problem) for j in jobs] == [False, True, False] or [bool(j.problem) for j in jobs] == [True, False, False]

@@ -118,3 +118,16 @@ def test_blur_x_step_is_preconditioned_to_the_exact_solution_inside_the_image():
     assert error.pow(2).mean().sqrt() < 5e-4
     plain = LinearPhysics.prox_l2(op, z, y, 25.0)        # 25 unpreconditioned iterations, for scale
     assert (plain - exact)[..., m:-m, m:-m].pow(2).mean().sqrt() < 5e-4
+
+
+@pytest.mark.parametrize("name", PHYSICS)
+def test_posterior_samples_take_one_noise_level_per_image(name):
+    """A noise level per image of the batch ((N, 1, 1, 1), as DeepInverse gives it) runs through the
+    samples' variance for every forward model."""
+    op = PHYSICS[name]()
+    side = 16 + 2 * getattr(op, "margin", 0)
+    side += -side % 4
+    y = op.A(torch.rand(2, 3, side, side))
+    result = joint_map(y, op, _vae(), x0=op.A_adjoint(y), data=Gaussian(torch.tensor([0.02, 0.05]).view(2, 1, 1, 1)),
+                       steps=1, samples=2)
+    assert result.variance.shape == (2, 1, side, side) and torch.isfinite(result.variance).all()

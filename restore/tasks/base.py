@@ -154,6 +154,15 @@ class Task(ABC):
         quantisation), read before any work; None by default."""
         return None
 
+    def to_stored(self, pixels: np.ndarray) -> np.ndarray:
+        """``(H, W, ...)`` pixels turned the way the task's observation lies in its file (a JPEG's
+        blocks lie on the stored pixels, which a reader turns upright); by default as they are."""
+        return pixels
+
+    def from_stored(self, pixels: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`to_stored`."""
+        return pixels
+
     def advice(self, path: Path) -> str | None:
         """A note for the user about the file at ``path`` before it is restored (damage this task
         does not model), or None."""

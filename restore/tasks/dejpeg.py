@@ -3,8 +3,10 @@
 The forward model is the identity and the data term is the file's quantisation constraint
 (:class:`~restore.fidelity.JPEGConstraint`): the restoration is the most plausible image, under
 the prior, among those that a JPEG encoder with the file's tables would turn into the same file.
-Its x-step is a projection, so the output never leaves that set: nothing the file says is
-rewritten, only what the rounding lost is filled in.
+Its x-step is a projection, so each tile's output lies in that set: nothing the file says is
+rewritten, only what the rounding lost is filled in (where tiles overlap, their blend may step
+outside it by a fraction of a step). The blocks lie on the pixels as the file stores them: an
+image with an EXIF orientation is restored turned back that way, and turned upright after.
 """
 from __future__ import annotations
 
@@ -66,15 +68,24 @@ class Dejpeg(Task):
 
     def resolve(self, pixels, companion):
         from ..jpeg import Quantisation
-        if isinstance(companion, Quantisation):
-            return replace(self, quantisation=companion)
-        if self.quantisation is None:
+        task = replace(self, quantisation=companion) if isinstance(companion, Quantisation) else self
+        if task.quantisation is None:
             raise CompanionError("dejpeg needs the JPEG file's quantisation: restore.dejpeg(path), or "
                                  "quantisation=Quantisation.from_file(path) with the decoded pixels")
-        return self
+        if len(task.quantisation.tables) == 3 and pixels.shape[2] == 1:
+            raise CompanionError("a colour JPEG's pixels came as gray; give all three channels")
+        return task
 
     def companion_values(self, value, shape):
         return None
+
+    def to_stored(self, pixels):
+        from ..jpeg import to_stored
+        return to_stored(pixels, self.quantisation.orientation)
+
+    def from_stored(self, pixels):
+        from ..jpeg import from_stored
+        return from_stored(pixels, self.quantisation.orientation)
 
     def companion_from_source(self, path: Path):
         from ..jpeg import Quantisation

@@ -33,10 +33,10 @@ class Denoise(Task):
 
     def advice(self, path):
         """A heavily compressed JPEG's blocks are not Gaussian noise: point to ``dejpeg``."""
-        from ..jpeg import NotJPEGError, Quantisation
+        from ..jpeg import Quantisation
         try:
             quality = Quantisation.from_file(path).quality
-        except NotJPEGError:
+        except Exception:            # advice only: a file it cannot read is the reader's to report
             return None
         if quality >= HEAVY_JPEG:
             return None
