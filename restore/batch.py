@@ -234,6 +234,7 @@ class Result:
                                       # "output" (exists, cannot be written) or "restore" (the restoration)
     seconds: float = 0.0
     sigma: float | None = None
+    sensor: tuple[float, float] | None = None   # Poisson-Gaussian noise: (A, B) of the variance A x + B
     psnr: float | None = None         # of the output against the reference
     ssim: float | None = None
     input_psnr: float | None = None   # of the input (superres: its bicubic upscale) against the reference
@@ -312,6 +313,7 @@ def process(job: Job, restore_fn: RestoreFn, *, overwrite: bool, skip_existing: 
         written = encode_image(out, job.output.suffix)
         write_atomic(job.output, written)
         result.seconds, result.sigma = round(time.perf_counter() - start, 3), restored.task.sigma
+        result.sensor = getattr(restored.task, "sensor", None)
         if job.reference is not None:
             _score(result, job, written, restored, max_pixels)
     except (ImageError, PlanError) as e:
@@ -378,8 +380,9 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
         if advice:
             progress.note(advice)
         resolved = task.resolve(picture.pixels, companion)
-        if task.sigma is None and resolved.sigma is not None:
-            progress.note(f"{job.source}: estimated noise sigma {resolved.sigma:.1f}")
+        said = resolved.describe_noise() if resolved != task else None
+        if said:
+            progress.note(f"{job.source}: estimated {said}")
         sampled = settings.samples > 1
         try:
             pixels = restore(picture.pixels, resolved, companion=companion, settings=settings, progress=progress.step,

@@ -108,6 +108,50 @@ class Gaussian(DataTerm):
         return physics.gram_diagonal(x) * inverse
 
 
+class PoissonGaussian(DataTerm):
+    """A sensor's noise: ``y = A(x) + n`` with ``Var(n) = a A(x) + b`` per pixel (shot noise on a floor).
+
+    The variance is read from the observation, smoothed over 3x3 pixels so that the noise of
+    ``y`` barely moves it (at least 1/255 squared): the term is then :class:`Gaussian` with one
+    level per observed pixel.
+
+    Parameters
+    ----------
+    a, b : float
+        Gain and floor variance in [0, 1] pixel units (0 or more, not both 0).
+    """
+
+    def __init__(self, a: float, b: float):
+        if not (a >= 0 and b >= 0 and a + b > 0):
+            raise ValueError(f"a and b must be 0 or more and not both 0, got {a}, {b}")
+        self.a, self.b = float(a), float(b)
+
+    def __repr__(self):
+        return f"PoissonGaussian(a={self.a:.4g}, b={self.b:.4g})"
+
+    def gaussian(self, y: torch.Tensor) -> Gaussian:
+        """The Gaussian term of this observation's per-pixel levels."""
+        level = torch.nn.functional.avg_pool2d(y, 3, stride=1, padding=1, count_include_pad=False).clamp(0, 1)
+        return Gaussian((self.a * level + self.b).sqrt().clamp_min(1 / 255))
+
+    def value(self, ax, y):
+        return self.gaussian(y).value(ax, y)
+
+    def prox(self, z, y, physics, gamma, *, x0=None):
+        return self.gaussian(y).prox(z, y, physics, gamma, x0=x0)
+
+    def trusted_scale(self, d, g, y, physics):
+        return self.gaussian(y).trusted_scale(d, g, y, physics)
+
+    def correct(self, x, y, physics):
+        return self.gaussian(y).correct(x, y, physics)
+
+    def precision(self, physics, x):
+        # The variance at the restored image's own values (the posterior samples' use).
+        level = (self.a * physics.A(x).clamp(0, 1) + self.b).sqrt().clamp_min(1 / 255)
+        return Gaussian(level).precision(physics, x)
+
+
 class JPEGConstraint(DataTerm):
     """``y`` is the decoded JPEG: ``x`` is any image that encodes to the same file.
 

@@ -31,3 +31,57 @@ def test_gaussian_noise_has_no_signal_dependence():
 def test_too_small_an_image_is_a_clear_error():
     with pytest.raises(ValueError, match="too small"):
         estimate_poisson_gaussian(np.zeros((6, 6, 3)))
+
+
+def _sensor_photo(seed=0):
+    """A generated photograph-like image (smooth shading and edges) with a small sensor's noise."""
+    from skimage.transform import resize
+    rng = np.random.default_rng(seed)
+    coarse = rng.random((6, 6, 3))
+    clean = np.clip(resize(coarse, (96, 96, 3), order=3) * 0.9 + 0.05, 0, 1)
+    clean[30:60, 20:50] = (0.9, 0.85, 0.2)
+    noisy = np.clip(rng.poisson(clean * 40) / 40 + rng.normal(0, 0.02, clean.shape), 0, 1)
+    return clean.astype(np.float32), noisy.astype(np.float32)
+
+
+def test_poisson_gaussian_denoising_beats_one_sigma_on_a_sensors_noise():
+    """Shot noise grows with the signal: one sigma over-smooths the dark and under-smooths the bright."""
+    import restore
+    from restore.metrics import psnr
+    clean, noisy = _sensor_photo()
+    u8 = lambda v: np.round(np.clip(v, 0, 1) * 255).astype(np.uint8)
+    one_sigma = psnr(u8(clean), u8(restore.denoise(noisy)))
+    sensor = psnr(u8(clean), u8(restore.denoise(noisy, noise="poisson-gaussian")))
+    given = psnr(u8(clean), u8(restore.denoise(noisy, noise=f"poisson-gaussian:{1 / 40},{0.02 ** 2}")))
+    assert sensor > one_sigma + 0.3 and given > one_sigma + 0.3, (one_sigma, sensor, given)
+
+
+def test_poisson_gaussian_without_shot_noise_is_gaussian():
+    import torch
+
+    from restore.fidelity import Gaussian, PoissonGaussian
+    from restore.physics import Denoising
+    y, z = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
+    assert torch.allclose(PoissonGaussian(0, 0.05**2).prox(z, y, Denoising(), 0.01),
+                          Gaussian(0.05).prox(z, y, Denoising(), 0.01))
+    with pytest.raises(ValueError):
+        PoissonGaussian(0, 0)
+
+
+def test_noise_option_on_the_command_line(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from restore.cli import app
+    from restore.images import Picture, write_image
+    _, noisy = _sensor_photo(1)
+    write_image(tmp_path / "n.png", Picture(noisy))
+    result = CliRunner().invoke(app, ["denoise", str(tmp_path / "n.png"), "--noise", "poisson-gaussian", "-q",
+                                      "--json", str(tmp_path / "r.json")])
+    assert result.exit_code == 0, result.output
+    assert "estimated Poisson-Gaussian noise A" in result.output
+    a, b = json.loads((tmp_path / "r.json").read_text())[0]["sensor"]
+    assert 0.4 / 40 < a < 2.5 / 40 and b >= 0
+    bad = CliRunner().invoke(app, ["denoise", str(tmp_path / "n.png"), "--noise", "poisson:1", "-q"])
+    assert bad.exit_code == 2 and "--noise" in bad.output and "Traceback" not in bad.output

@@ -154,6 +154,10 @@ class Task(ABC):
         quantisation), read before any work; None by default."""
         return None
 
+    def describe_noise(self) -> str | None:
+        """The noise this task assumes, in words, for the estimate's note (None: nothing to say)."""
+        return None if self.sigma is None else f"noise sigma {self.sigma:.1f}"
+
     def to_stored(self, pixels: np.ndarray) -> np.ndarray:
         """``(H, W, ...)`` pixels turned the way the task's observation lies in its file (a JPEG's
         blocks lie on the stored pixels, which a reader turns upright); by default as they are."""
