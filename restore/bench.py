@@ -110,9 +110,14 @@ def run_benchmark(sets: list[ImageSet], conditions: list[Condition], *, device: 
     return rows, shown, notes
 
 
+#: The conditions in the order they were introduced: a condition's seed is its place here, so a subset
+#: damages images as the full run does and a new condition (added at the end) changes no other's damage.
+SEED_ORDER = ("noise15", "noise25", "noise50", "superres2", "superres4", "inpaint-pixels50", "inpaint-box",
+              "inpaint-scribbles", "blur-gaussian2", "blur-motion15", "jpeg10", "jpeg20", "jpeg40", "sensor40")
+
+
 def _condition_index(condition: Condition) -> int:
-    # Seeds follow a condition's place in the full list, so a subset damages images as the full run does.
-    return [c.name for c in CONDITIONS].index(condition.name)
+    return SEED_ORDER.index(condition.name)
 
 
 def total_runs(sets: list[ImageSet], conditions: list[Condition], samples: int = 1) -> int:
@@ -160,7 +165,7 @@ def markdown_table(summary: list[dict]) -> str:
                 cells = {s["method"]: s for s in rows if s["condition"] == condition}
                 key = lambda s: s["hole_psnr"] if s["hole_psnr"] is not None else s["psnr"]
                 best = max(cells.values(), key=key)["method"]
-                row = [f"{key(cells[m]):.2f} / {cells[m]['ssim']:.3f}" for m in methods]
+                row = [f"{key(cells[m]):.2f} / {cells[m]['ssim']:.3f}" if m in cells else "-" for m in methods]
                 row = [f"**{text}**" if m == best else text for m, text in zip(methods, row)]
                 seconds = cells["restore"]["seconds"] if "restore" in cells else float("nan")
                 lines.append(f"| {condition} | " + " | ".join(row) + f" | {seconds:.2f} |")

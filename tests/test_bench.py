@@ -82,3 +82,19 @@ def test_generated_photos_have_the_asked_size_and_holes_their_share():
     rng = np.random.default_rng(0)
     assert 0.01 <= holes("scratches", 300, 400, rng).mean() < 0.02
     assert 0.10 <= holes("blobs", 300, 400, rng).mean() < 0.2
+
+
+def test_a_new_condition_never_changes_the_damage_of_the_others():
+    """Seeds follow the order conditions were introduced in, not their place in the task list."""
+    assert {c.name for c in bench.CONDITIONS} == set(bench.SEED_ORDER)
+    assert bench.SEED_ORDER[:10] == ("noise15", "noise25", "noise50", "superres2", "superres4", "inpaint-pixels50",
+                                     "inpaint-box", "inpaint-scribbles", "blur-gaussian2", "blur-motion15")
+
+
+def test_tables_leave_a_blank_where_a_condition_has_other_baselines():
+    summary = [{"set": "s", "condition": "noise15", "method": "BM3D", "psnr": 30.0, "ssim": 0.9, "hole_psnr": None,
+                "seconds": 1.0, "images": 1, "device": "cpu"},
+               {"set": "s", "condition": "sensor40", "method": "Anscombe + BM3D", "psnr": 31.0, "ssim": 0.9,
+                "hole_psnr": None, "seconds": 1.0, "images": 1, "device": "cpu"}]
+    table = bench.markdown_table(summary)
+    assert "| noise15 | **30.00 / 0.900** | - |" in table and "| sensor40 | - | **31.00 / 0.900** |" in table

@@ -3,9 +3,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 from .api import api_function
 from .base import Baseline, Condition, OptionError, SolverDefaults, Task, option, parse_sigma
+
+
+def _estimated(pixels):
+    from ..noise import estimate_noise
+    return estimate_noise(pixels)
 
 
 def parse_noise(text: str) -> tuple[str, tuple[float, float] | None]:
@@ -112,13 +119,22 @@ class Denoise(Task):
 
     @classmethod
     def conditions(cls):
-        return [Condition(f"noise{s}", cls(sigma=s)) for s in (15, 25, 50)]
+        # A small sensor: 40 photo-electrons at white, read noise 0.02.
+        return [Condition(f"noise{s}", cls(sigma=s)) for s in (15, 25, 50)] + [
+            Condition("sensor40", cls(noise=f"poisson-gaussian:{1 / 40:.6g},{0.02 ** 2:.6g}"))]
 
     def simulate(self, clean, rng, companion=""):
+        if self.sensor is not None:
+            a, b = self.sensor
+            return rng.poisson(np.clip(clean, 0, 1) / a) * a + rng.normal(0, b**0.5, clean.shape), None
         return clean + rng.normal(0, self.sigma / 255, clean.shape), None
 
     def baselines(self):
         from .. import baselines as b
+        if self.sensor is not None:
+            a, c = self.sensor
+            return [Baseline("Anscombe + BM3D", "bm3d", lambda y, _: b.anscombe_bm3d(y, a, c)),
+                    Baseline("BM3D (estimated sigma)", "bm3d", lambda y, _: b.bm3d(y, _estimated(y)))]
         s = self.sigma
         return [Baseline("BM3D", "bm3d", lambda y, _: b.bm3d(y, s)),
                 Baseline("OpenCV NLM", None, lambda y, _: b.opencv_nlm(y, s)),
