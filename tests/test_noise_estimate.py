@@ -85,3 +85,17 @@ def test_noise_option_on_the_command_line(tmp_path):
     assert 0.4 / 40 < a < 2.5 / 40 and b >= 0
     bad = CliRunner().invoke(app, ["denoise", str(tmp_path / "n.png"), "--noise", "poisson:1", "-q"])
     assert bad.exit_code == 2 and "--noise" in bad.output and "Traceback" not in bad.output
+
+
+def test_deblur_takes_a_sensors_noise_too():
+    """--noise works wherever a task takes --sigma: a blurred image with sensor noise deblurs under it."""
+    import restore
+    from restore.tasks import TASKS
+    clean, _ = _sensor_photo(2)
+    task = TASKS["deblur"](kernel="gaussian:1.5", noise=f"poisson-gaussian:{1 / 40},{0.02 ** 2}")
+    noisy = np.clip(task.simulate(clean, np.random.default_rng(3))[0], 0, 1).astype(np.float32)
+    a, b = task.sensor
+    resolved = task.resolve(noisy)
+    assert resolved.sensor == (a, b) and 1 <= resolved.sigma <= 255
+    out = restore.deblur(noisy, kernel="gaussian:1.5", noise="poisson-gaussian", steps=2)
+    assert out.shape == clean.shape and np.isfinite(out).all()

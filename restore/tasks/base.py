@@ -11,7 +11,7 @@ tasks without paying for it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
@@ -53,6 +53,84 @@ def parse_sigma(text: str) -> float | None:
         return float(text)
     except ValueError:
         raise OptionError("sigma", f"{text!r}: give a number in 0..255 units or 'auto'") from None
+
+
+def parse_noise(text: str) -> tuple[str, tuple[float, float] | None]:
+    """``--noise``: ``("gaussian" | "poisson-gaussian" | "auto", (A, B) or None)``."""
+    kind, _, args = text.strip().lower().partition(":")
+    if kind in ("gaussian", "auto") and not args:
+        return kind, None
+    if kind == "poisson-gaussian":
+        if not args:
+            return kind, None
+        try:
+            a, b = (float(v) for v in args.split(","))
+        except ValueError:
+            a = b = -1.0
+        if 0 <= a <= 1 and 0 <= b <= 1 and a + b > 0:
+            return kind, (a, b)
+    raise OptionError("noise", f"{text!r}: give gaussian, poisson-gaussian, poisson-gaussian:A,B "
+                               "(A and B in [0, 1], not both 0) or auto")
+
+
+def signal_dependent(a: float, b: float) -> bool:
+    """Whether noise of variance ``a x + b`` is a sensor's rather than one level: its shot noise at
+    mid-grey is at least half its floor, and not negligible (a standard deviation of 4 levels at mid-grey)."""
+    return a * 0.5 >= 0.5 * b and a * 0.5 >= (4 / 255) ** 2
+
+
+NOISE_HELP = ("Noise model: gaussian (one sigma), poisson-gaussian[:A,B] (a sensor's: variance A*x + B in [0, 1] "
+              "units, estimated per image when not given) or auto (the model the estimate fits).")
+
+
+def noise_field():
+    """The ``noise`` option of a task that takes :class:`NoiseModel`."""
+    return field(default="gaussian", metadata=option(NOISE_HELP, parse=lambda text: text))
+
+
+class NoiseModel:
+    """What a task whose observation is noisy adds to take a sensor's noise as well as one sigma:
+    its ``noise`` field (:func:`noise_field`) says which, and the data term follows it."""
+
+    noise: str
+
+    def __post_init__(self):
+        super().__post_init__()
+        parse_noise(self.noise)
+
+    def resolve(self, pixels, companion=None):
+        """The noise made definite: sigma estimated for Gaussian noise; ``A, B`` for a sensor's, with
+        ``sigma`` its level at mid-grey (what a one-level step such as a Wiener guess takes)."""
+        from dataclasses import replace
+
+        from ..noise import estimate_poisson_gaussian
+        kind, params = parse_noise(self.noise)
+        if kind == "gaussian":
+            return self.with_noise_level(pixels)
+        if params is None:
+            a, b = estimate_poisson_gaussian(pixels)
+            if kind == "auto" and not signal_dependent(a, b):
+                return replace(self, noise="gaussian").with_noise_level(pixels)
+            params = (a, b)
+        level = min(255.0, max(CLEAN_SIGMA, (params[0] * 0.5 + params[1]) ** 0.5 * 255))
+        return replace(self, noise=f"poisson-gaussian:{params[0]:.6g},{params[1]:.6g}", sigma=level)
+
+    @property
+    def sensor(self) -> tuple[float, float] | None:
+        """``(A, B)`` of a resolved Poisson-Gaussian noise, else None."""
+        kind, params = parse_noise(self.noise)
+        return params if kind == "poisson-gaussian" else None
+
+    def data_term(self):
+        from ..fidelity import PoissonGaussian
+        if self.sensor is not None:
+            return PoissonGaussian(*self.sensor)
+        return super().data_term()
+
+    def describe_noise(self):
+        if self.sensor is not None:
+            return "Poisson-Gaussian noise A {:.4g}, B {:.4g}".format(*self.sensor)
+        return super().describe_noise()
 
 
 def option_fields(task_type: type[Task]):

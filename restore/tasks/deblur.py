@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .api import api_function
-from .base import Baseline, Condition, OptionError, SolverDefaults, Task, option, parse_sigma
+from .base import Baseline, Condition, NoiseModel, OptionError, SolverDefaults, Task, noise_field, option, parse_sigma
 
 KERNEL_HELP = ("Blur kernel: gaussian:STD (pixels), motion:LENGTH,ANGLE (pixels, degrees), "
                "or an image file of the kernel (odd sides; normalised to sum 1).")
@@ -52,7 +52,7 @@ def _kernel_file(path: Path) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Deblur(Task):
+class Deblur(NoiseModel, Task):
     name = "deblur"
     summary = "Remove a known blur (Gaussian, motion, or a kernel image)."
     # On 9 crops of the held-out photographs (noise 2.55): Gaussian 2 px / motion 15 px, from
@@ -66,6 +66,7 @@ class Deblur(Task):
     sigma: float | None = field(default=None, metadata=option(
         "Noise of the blurred pixels in 0..255 units, or 'auto' to estimate it per image (at least 1).",
         parse=parse_sigma))
+    noise: str = noise_field()
 
     def __post_init__(self):
         super().__post_init__()
@@ -99,6 +100,9 @@ class Deblur(Task):
         import torch
         t = torch.from_numpy(np.ascontiguousarray(clean)).permute(2, 0, 1)[None]
         blurred = self.physics(clean.shape[:2], None).blur_image(t)[0].permute(1, 2, 0).numpy()
+        if self.sensor is not None:
+            a, b = self.sensor
+            return rng.poisson(np.clip(blurred, 0, 1) / a) * a + rng.normal(0, b**0.5, blurred.shape), None
         return blurred + rng.normal(0, self.sigma / 255, blurred.shape), None
 
     def baselines(self):

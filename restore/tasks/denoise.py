@@ -1,4 +1,4 @@
-"""Denoising: ``A = I``, additive white Gaussian noise of level sigma."""
+"""Denoising: ``A = I``, white Gaussian noise of level sigma or a sensor's Poisson-Gaussian noise."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -7,7 +7,7 @@ import numpy as np
 
 
 from .api import api_function
-from .base import Baseline, Condition, OptionError, SolverDefaults, Task, option, parse_sigma
+from .base import Baseline, Condition, NoiseModel, SolverDefaults, Task, noise_field, option, parse_sigma
 
 
 def _estimated(pixels):
@@ -15,38 +15,14 @@ def _estimated(pixels):
     return estimate_noise(pixels)
 
 
-def parse_noise(text: str) -> tuple[str, tuple[float, float] | None]:
-    """``--noise``: ``("gaussian" | "poisson-gaussian" | "auto", (A, B) or None)``."""
-    kind, _, args = text.strip().lower().partition(":")
-    if kind in ("gaussian", "auto") and not args:
-        return kind, None
-    if kind == "poisson-gaussian":
-        if not args:
-            return kind, None
-        try:
-            a, b = (float(v) for v in args.split(","))
-        except ValueError:
-            a = b = -1.0
-        if 0 <= a <= 1 and 0 <= b <= 1 and a + b > 0:
-            return kind, (a, b)
-    raise OptionError("noise", f"{text!r}: give gaussian, poisson-gaussian, poisson-gaussian:A,B "
-                               "(A and B in [0, 1], not both 0) or auto")
-
-
-def signal_dependent(a: float, b: float) -> bool:
-    """Whether noise of variance ``a x + b`` is a sensor's rather than one level: its shot noise at
-    mid-grey is at least half its floor, and not negligible (a standard deviation of 4 levels at mid-grey)."""
-    return a * 0.5 >= 0.5 * b and a * 0.5 >= (4 / 255) ** 2
-
-
 #: JPEG quality below which ``denoise`` points to ``dejpeg`` (blocks show at 8x8 from about here down).
 HEAVY_JPEG = 50
 
 
 @dataclass(frozen=True)
-class Denoise(Task):
+class Denoise(NoiseModel, Task):
     name = "denoise"
-    summary = "Remove Gaussian noise."
+    summary = "Remove noise: Gaussian of one level, or a camera's (Poisson-Gaussian, --noise)."
     # With the photo prior the encoder's estimate is the best denoiser: refining the MAP fits
     # the noise (held-out crops).
     # The output's decode in bf16 too: 12 held-out crops at sigma 15 / 25 / 50 scored +0.013 /
@@ -57,45 +33,7 @@ class Denoise(Task):
 
     sigma: float | None = field(default=None, metadata=option(
         "Noise standard deviation in 0..255 units, or 'auto' to estimate it per image.", parse=parse_sigma))
-    noise: str = field(default="gaussian", metadata=option(
-        "Noise model: gaussian (one sigma), poisson-gaussian[:A,B] (a sensor's: variance A*x + B in [0, 1] "
-        "units, estimated per image when not given) or auto (the model the estimate fits).", parse=lambda t: t))
-
-    def __post_init__(self):
-        super().__post_init__()
-        parse_noise(self.noise)
-
-    def resolve(self, pixels, companion=None):
-        """The noise made definite: sigma estimated for Gaussian noise, ``A, B`` for a sensor's."""
-        from dataclasses import replace
-
-        from ..noise import estimate_poisson_gaussian
-        kind, params = parse_noise(self.noise)
-        if kind == "gaussian":
-            return self.with_noise_level(pixels)
-        if params is None:
-            a, b = estimate_poisson_gaussian(pixels)
-            if kind == "auto" and not signal_dependent(a, b):
-                return replace(self, noise="gaussian").with_noise_level(pixels)
-            params = (a, b)
-        return replace(self, noise=f"poisson-gaussian:{params[0]:.6g},{params[1]:.6g}")
-
-    @property
-    def sensor(self) -> tuple[float, float] | None:
-        """``(A, B)`` of a resolved Poisson-Gaussian noise, else None."""
-        kind, params = parse_noise(self.noise)
-        return params if kind == "poisson-gaussian" else None
-
-    def data_term(self):
-        from ..fidelity import PoissonGaussian
-        if self.sensor is not None:
-            return PoissonGaussian(*self.sensor)
-        return super().data_term()
-
-    def describe_noise(self):
-        if self.sensor is not None:
-            return "Poisson-Gaussian noise A {:.4g}, B {:.4g}".format(*self.sensor)
-        return super().describe_noise()
+    noise: str = noise_field()
 
     def physics(self, shape, companion):
         from ..physics import Denoising
