@@ -166,6 +166,7 @@ class JPEGConstraint(DataTerm):
     def __init__(self, quantisation: Quantisation):
         self.quantisation = quantisation
         self.planes = Planes(quantisation)
+        self._bins = None
 
     def __repr__(self):
         return f"JPEGConstraint(quality~{self.quantisation.quality:.0f}, chroma cell {self.quantisation.chroma_cell})"
@@ -181,8 +182,11 @@ class JPEGConstraint(DataTerm):
         return torch.nn.functional.pad(v, (0, -w % b, 0, -h % b), mode="replicate") if h % b or w % b else v
 
     def bins(self, y: torch.Tensor) -> list[torch.Tensor]:
-        """The stored coefficients (in steps) of the file ``y`` was decoded from."""
-        return [c.round() for c in self.planes.coefficients(self._padded(y))]
+        """The stored coefficients (in steps) of the file ``y`` was decoded from; computed once per
+        observation (the solver asks at every step with the same ``y``)."""
+        if self._bins is None or self._bins[0] is not y:
+            self._bins = (y, [c.round() for c in self.planes.coefficients(self._padded(y))])
+        return self._bins[1]
 
     def value(self, ax, y):
         total = ax.new_zeros(())

@@ -10,11 +10,6 @@ from .api import api_function
 from .base import Baseline, Condition, NoiseModel, SolverDefaults, Task, noise_field, option, parse_sigma
 
 
-def _estimated(pixels):
-    from ..noise import estimate_noise
-    return estimate_noise(pixels)
-
-
 #: JPEG quality below which ``denoise`` points to ``dejpeg`` (blocks show at 8x8 from about here down).
 HEAVY_JPEG = 50
 
@@ -69,10 +64,11 @@ class Denoise(NoiseModel, Task):
 
     def baselines(self):
         from .. import baselines as b
+        from ..noise import estimate_noise
         if self.sensor is not None:
             a, c = self.sensor
             return [Baseline("Anscombe + BM3D", "bm3d", lambda y, _: b.anscombe_bm3d(y, a, c)),
-                    Baseline("BM3D (estimated sigma)", "bm3d", lambda y, _: b.bm3d(y, _estimated(y)))]
+                    Baseline("BM3D (estimated sigma)", "bm3d", lambda y, _: b.bm3d(y, estimate_noise(y)))]
         s = self.sigma
         return [Baseline("BM3D", "bm3d", lambda y, _: b.bm3d(y, s)),
                 Baseline("OpenCV NLM", None, lambda y, _: b.opencv_nlm(y, s)),
