@@ -8,7 +8,6 @@ run the same jobs through :func:`process`.
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path

@@ -3,7 +3,8 @@
 Each condition damages the clean image, stores the damaged version as 8-bit (as a user
 would hand it to the CLI), runs every method on it and scores the result against the clean
 image with :mod:`restore.metrics`. Only the damaged image (and, for inpainting, the mask)
-reaches a method; for denoising every method is told the true noise level.
+reaches a method; for denoising every method is told the true noise level. The conditions
+themselves are :data:`restore.conditions.BENCHMARKS`.
 """
 from __future__ import annotations
 
@@ -22,11 +23,11 @@ import torch
 from . import baselines
 from .atomic import write_atomic
 from .images import Picture, encode_image, quantize, to_integer
+from .conditions import BENCHMARKS, Condition, Damage
 from .pipeline import SolverSettings, restore
-from .tasks import TASKS, Condition
 
 #: Every task's conditions, in the order of the tasks.
-CONDITIONS: list[Condition] = [c for task in TASKS.values() for c in task.conditions()]
+CONDITIONS: list[Condition] = [c for bench in BENCHMARKS.values() for c in bench.conditions]
 QUICK_CONDITIONS = ["noise25", "superres4", "inpaint-box", "blur-gaussian2", "jpeg20"]
 
 
@@ -45,27 +46,31 @@ class Row:
     method: str
     psnr: float
     ssim: float
-    hole_psnr: float | None            # inside the damaged region, where the task has one
+    hole_psnr: float | None            # inside the damaged region, where the condition has one
     seconds: float
     device: str
 
 
-def damage(clean: np.ndarray, condition: Condition, rng: np.random.Generator):
-    """The damaged image as an 8-bit file would hold it, and the task's companion (mask) or None."""
-    damaged, companion = condition.task.simulate(clean, rng, condition.companion)
-    return quantize(Picture(np.clip(damaged, 0, 1).astype(np.float32)), ".png"), companion
+def damage(clean: np.ndarray, condition: Condition, rng: np.random.Generator) -> Damage:
+    """The condition's damage, with the image as an 8-bit file would hold it."""
+    made = condition.damage(clean, rng)
+    return replace(made, pixels=quantize(Picture(np.clip(made.pixels, 0, 1).astype(np.float32)), ".png"))
 
 
-def score(clean: np.ndarray, result: np.ndarray, condition: Condition, companion) -> tuple[float, float, float | None]:
-    scores = condition.task.score(to_integer(clean, 8), to_integer(result, 8), companion)
-    return scores.psnr, scores.ssim, scores.region_psnr
+def score(clean: np.ndarray, result: np.ndarray, condition: Condition,
+          region: np.ndarray | None = None) -> tuple[float, float, float | None]:
+    """PSNR and SSIM of the whole image, and PSNR inside the damaged ``region`` (if any)."""
+    from .metrics import psnr
+    reference, output = to_integer(clean, 8), to_integer(result, 8)
+    scores = condition.task.score(reference, output)
+    return scores.psnr, scores.ssim, None if region is None else psnr(reference[region], output[region])
 
 
 def methods(condition: Condition, prior, settings: SolverSettings, samples: int = 1) -> list[tuple[str, Callable]]:
     """The available classical methods of the condition's task, then restore (and the mean of
     ``samples`` posterior samples, if more than 1)."""
     task = condition.task
-    found = [(b.label, b.run) for b in task.baselines() if b.needs is None or baselines.available(b.needs)]
+    found = [(b.label, b.run) for b in condition.baselines if b.needs is None or baselines.available(b.needs)]
     own = replace(settings, prior=prior)
     found.append(("restore", lambda damaged, companion: restore(damaged, task, companion=companion, settings=own)))
     if samples > 1:
@@ -84,7 +89,7 @@ def run_benchmark(sets: list[ImageSet], conditions: list[Condition], *, device: 
     for the comparison sheets, and notes on skipped methods.
     """
     notes = sorted({f"{b.label} skipped: pip install -e .[bench] to add {b.needs}"
-                    for c in conditions for b in c.task.baselines()
+                    for c in conditions for b in c.baselines
                     if b.needs is not None and not baselines.available(b.needs)})
     settings = SolverSettings(steps=steps, device=device, precision=precision)
     rows, shown = [], {}
@@ -93,13 +98,14 @@ def run_benchmark(sets: list[ImageSet], conditions: list[Condition], *, device: 
             runs = methods(condition, image_set.prior, settings, samples)
             for index, (name, clean) in enumerate(image_set.images):
                 rng = np.random.default_rng([seed, index, _condition_index(condition)])
-                damaged, companion = damage(clean, condition, rng)
+                made = damage(clean, condition, rng)
+                damaged, companion = made.pixels, made.companion
                 panels = [("clean", clean), ("damaged", damaged)]
                 for label, fn in runs:
                     start = time.perf_counter()
                     result = fn(damaged, companion)
                     seconds = time.perf_counter() - start
-                    p, s, hole = score(clean, result, condition, companion)
+                    p, s, hole = score(clean, result, condition, made.region)
                     dev = str(device) if label.startswith("restore") else "cpu"
                     rows.append(Row(image_set.name, condition.name, name, label, p, s, hole, seconds, dev))
                     panels.append((label, result))
@@ -122,7 +128,7 @@ def _condition_index(condition: Condition) -> int:
 
 def total_runs(sets: list[ImageSet], conditions: list[Condition], samples: int = 1) -> int:
     own = 1 + (samples > 1)
-    return sum(len(s.images) * sum(own + sum(b.needs is None or baselines.available(b.needs) for b in c.task.baselines())
+    return sum(len(s.images) * sum(own + sum(b.needs is None or baselines.available(b.needs) for b in c.baselines)
                                    for c in conditions) for s in sets)
 
 
@@ -150,16 +156,16 @@ def markdown_table(summary: list[dict]) -> str:
     in the JSON and CSV).
     """
     lines = []
-    task_of = {c.name: type(c.task) for c in CONDITIONS}
+    task_of = {c.name: name for name, bench in BENCHMARKS.items() for c in bench.conditions}
     for set_name in dict.fromkeys(s["set"] for s in summary):
         entries = [s for s in summary if s["set"] == set_name]
         lines += [f"### {set_name} ({entries[0]['images']} images)", ""]
-        for task in TASKS.values():
-            rows = [s for s in entries if task_of[s["condition"]] is task]
+        for name, bench in BENCHMARKS.items():
+            rows = [s for s in entries if task_of[s["condition"]] == name]
             if not rows:
                 continue
             methods = list(dict.fromkeys(s["method"] for s in rows))
-            lines += [f"| {task.name}: {task.metric} | " + " | ".join(methods) + " | seconds/image (restore) |",
+            lines += [f"| {name}: {bench.metric} | " + " | ".join(methods) + " | seconds/image (restore) |",
                       "|---" * (len(methods) + 2) + "|"]
             for condition in dict.fromkeys(s["condition"] for s in rows):
                 cells = {s["method"]: s for s in rows if s["condition"] == condition}

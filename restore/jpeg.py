@@ -15,7 +15,6 @@ half a step for the qualities where artefacts show.
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -1,6 +1,6 @@
 """``restore bench --speed``: how long each task takes as photographs grow, beside a classical tool.
 
-Each task's timing conditions (:meth:`~restore.tasks.base.Task.speed_conditions`) damage a
+Each task's timing conditions (:meth:`~restore.conditions.TaskBenchmark.speed_conditions`) damage a
 generated photograph of each size -- for super-resolution the size is the output's -- and
 restore it with the default settings. The task's reference tool (OpenCV non-local means,
 Telea, Lanczos, Richardson-Lucy) runs on the same damaged image in the same run, so the ratio
@@ -15,12 +15,14 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import cv2
 import numpy as np
 
-from .tasks import TASKS, Condition
+
+if TYPE_CHECKING:
+    from .conditions import Baseline, Condition
 
 SIZES = (0.25, 1.0, 4.0, 12.0)       # megapixels, 4:3
 
@@ -83,8 +85,11 @@ def _resident_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def conditions(tasks=None) -> list[Condition]:
-    return [c for task in TASKS.values() if tasks is None or task.name in tasks for c in task.speed_conditions()]
+def conditions(tasks=None) -> list[tuple[Condition, Baseline]]:
+    """The timed conditions of ``tasks`` (default all), each with the classical tool timed beside restore."""
+    from .conditions import BENCHMARKS
+    return [(c, next(b for b in c.baselines if b.label == bench.reference))
+            for name, bench in BENCHMARKS.items() if tasks is None or name in tasks for c in bench.speed_conditions()]
 
 
 def run_speed(sizes, *, settings, tasks=None, progress: Callable[[str], None] | None = None) -> list[Timing]:
@@ -99,10 +104,9 @@ def run_speed(sizes, *, settings, tasks=None, progress: Callable[[str], None] | 
     timings = []
     for megapixels in sizes:
         clean = generated_photo(megapixels)
-        for condition in conditions(tasks):
-            damaged, companion = condition.task.simulate(clean, np.random.default_rng(0), condition.companion)
-            damaged = np.clip(damaged, 0, 1).astype(np.float32)
-            reference = next(b for b in condition.task.baselines() if b.label == condition.task.reference)
+        for condition, reference in conditions(tasks):
+            made = condition.damage(clean, np.random.default_rng(0))
+            damaged, companion = np.clip(made.pixels, 0, 1).astype(np.float32), made.companion
             _, reference_seconds, _ = peak_memory(lambda: reference.run(damaged, companion))
             _, seconds, peak = peak_memory(lambda: restore(damaged, condition.task, companion=companion,
                                                            settings=settings))

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from .data import CropSampler, colour_augment, to_gray
 from .devices import PRECISIONS, resolve_precision
 from .model import VAE, save_checkpoint, vae_loss
-from .tasks import TASKS
+from .views import TRAINING_VIEWS
 
 
 @dataclass
@@ -29,8 +29,8 @@ class TrainSettings:
     checkpoint_every: int = 500
     seed: int = 0
     init: str | None = None          # checkpoint the weights started from (recorded, not read here)
-    # The damage the encoder sees, one task per step in turn (restore.tasks.TASKS).
-    tasks: tuple[str, ...] = tuple(TASKS)
+    # The damage the encoder sees, one task per step in turn (restore.views.TRAINING_VIEWS).
+    tasks: tuple[str, ...] = tuple(TRAINING_VIEWS)
     precision: str = "auto"          # the networks' arithmetic (restore.devices.resolve_precision)
     loaders: int = 1                 # threads making batches ahead (a GPU outruns one)
     minutes: float | None = None     # a time budget: the learning rate decays over it and training stops
@@ -39,9 +39,9 @@ class TrainSettings:
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
-        unknown = set(self.tasks) - set(TASKS)
+        unknown = set(self.tasks) - set(TRAINING_VIEWS)
         if unknown or not self.tasks:
-            raise ValueError(f"tasks must be some of {', '.join(TASKS)}, got {', '.join(self.tasks) or 'none'}")
+            raise ValueError(f"tasks must be some of {', '.join(TRAINING_VIEWS)}, got {', '.join(self.tasks) or 'none'}")
         self.tasks = tuple(self.tasks)
         if not 0 <= self.colour_fraction <= 1 or not 0 <= self.gray_fraction <= 1:
             raise ValueError("the shares of gray and recoloured crops must be between 0 and 1")
@@ -56,11 +56,11 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
     """Train ``model`` and checkpoint it to ``out``; returns the final metadata.
 
     A share of every batch (``degraded_fraction``) is shown to the encoder as
-    the solver would hand it a damaged image (each task's ``training_view``, the
+    the solver would hand it a damaged image (each task's view in :mod:`restore.views`, the
     tasks taking turns step by step), with the clean crop as the reconstruction
     target, so its code for a damaged image is a good start for the solver.
     """
-    views = [TASKS[name].training_view for name in settings.tasks]
+    views = [TRAINING_VIEWS[name] for name in settings.tasks]
     dtype = resolve_precision(settings.precision, device)
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import torch
 
+from restore import conditions
 from restore.images import Picture, read_image, write_image
 from restore.masks import draw_strokes
 from restore.physics import Downsampling
@@ -70,7 +71,7 @@ def main(held_out: Path, out: Path) -> None:
 def blurred(clean: np.ndarray) -> np.ndarray:
     """A 15-pixel motion blur at 30 degrees, borders reflected, and noise of sigma 2.55 (its own seed)."""
     task = Deblur(kernel="motion:15,30", sigma=2.55)
-    damaged, _ = task.simulate(clean, np.random.default_rng(2027))
+    damaged = conditions.blurred(task)(clean, np.random.default_rng(2027)).pixels
     return np.clip(damaged, 0, 1).astype(np.float32)
 
 

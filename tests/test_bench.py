@@ -13,14 +13,16 @@ from tests.conftest import smooth_images
 def test_damage_is_8bit_and_reproducible():
     clean = smooth_images(1, 32, seed=2)[0]
     for condition in bench.CONDITIONS:
-        a, mask_a = bench.damage(clean, condition, np.random.default_rng(1))
-        b, mask_b = bench.damage(clean, condition, np.random.default_rng(1))
+        made_a = bench.damage(clean, condition, np.random.default_rng(1))
+        made_b = bench.damage(clean, condition, np.random.default_rng(1))
+        (a, mask_a), (b, mask_b) = (made_a.pixels, made_a.companion), (made_b.pixels, made_b.companion)
         assert np.array_equal(a, b)
         assert np.allclose(a * 255, np.round(a * 255), atol=1e-4)           # exactly 8-bit values
         scale = condition.task.scale
         assert a.shape == (32 // scale, 32 // scale, 3)
         if condition.task.name == "inpaint":
             assert mask_a.any() and (a[mask_a] == 1.0).all()                 # holes painted white
+            assert made_a.region is mask_a                                   # scored inside the holes
         elif condition.task.name == "dejpeg":                                # the file's tables
             assert mask_a.tables[0][0, 0] == mask_b.tables[0][0, 0] > 1
             assert np.abs(a - clean).mean() > 0.002
@@ -67,7 +69,7 @@ def test_speed_bench_times_every_task_beside_its_reference(tmp_path, tiny_prior)
     assert result.exit_code == 0, result.output
     rows = json.loads((out / "speed.json").read_text())
     from restore import speed
-    names = [c.name for c in speed.conditions()]
+    names = [c.name for c, _ in speed.conditions()]
     assert [r["condition"] for r in rows] == names * 2
     assert {"inpaint-scratches", "inpaint-blobs", "superres4"} <= set(names)
     assert all(r["seconds"] > 0 and r["reference_seconds"] > 0 and r["peak_mb"] > 0 for r in rows)

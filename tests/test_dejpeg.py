@@ -1,5 +1,4 @@
 """JPEG artefact removal: the quantisation read from files, the constraint's projection, the task end to end."""
-import io
 
 import numpy as np
 import pytest

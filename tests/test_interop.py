@@ -1,5 +1,4 @@
 """DeepInverse round trip: its physics in restore's Reconstructor, restore's prior in its places."""
-import numpy as np
 import pytest
 import torch
 

@@ -7,7 +7,7 @@ import torch
 from restore.model import (ConvVAE, ConvVAEConfig, DigitsVAE, DigitsVAEConfig, load_checkpoint,
                            save_checkpoint, vae_loss)
 from restore.priors import PriorError, load_prior, prior_path
-from restore.tasks import TASKS
+from restore.views import TRAINING_VIEWS
 from tests.conftest import smooth_images
 
 
@@ -129,20 +129,20 @@ def test_pixel_scale_learns_where_the_decoder_errs_without_moving_the_mean():
 
 def test_training_damage_gives_gray_crops_gray_noise():
     from restore.data import to_gray
-    from restore.tasks import Denoise
+    from restore.views import noisy as noisy_view
 
     colour = torch.rand(2, 3, 16, 16)
     gray = to_gray(colour).expand(-1, 3, -1, -1)
-    noisy = Denoise.training_view(torch.cat([gray, colour]), np.random.default_rng(0))
+    noisy = noisy_view(torch.cat([gray, colour]), np.random.default_rng(0))
     assert torch.equal(noisy[:2, 0], noisy[:2, 2])          # one noise image for a gray crop's channels
     assert not torch.equal(noisy[2:, 0] - colour[:, 0], noisy[2:, 2] - colour[:, 2])
     assert (noisy[:2] != gray).any()
 
 
-@pytest.mark.parametrize("name", TASKS)
+@pytest.mark.parametrize("name", TRAINING_VIEWS)
 def test_every_task_shows_the_encoder_a_damaged_crop_of_the_same_size(name):
     x = torch.from_numpy(smooth_images(4, 32, seed=6)).permute(0, 3, 1, 2).contiguous()
-    seen = TASKS[name].training_view(x, np.random.default_rng(3))
+    seen = TRAINING_VIEWS[name](x, np.random.default_rng(3))
     assert seen.shape == x.shape and 0 <= seen.min() and seen.max() <= 1
     assert (seen - x).abs().mean() > 1e-4           # the smooth fill of a smooth crop is close
 

@@ -93,7 +93,8 @@ def test_deblur_takes_a_sensors_noise_too():
     from restore.tasks import TASKS
     clean, _ = _sensor_photo(2)
     task = TASKS["deblur"](kernel="gaussian:1.5", noise=f"poisson-gaussian:{1 / 40},{0.02 ** 2}")
-    noisy = np.clip(task.simulate(clean, np.random.default_rng(3))[0], 0, 1).astype(np.float32)
+    from restore.conditions import blurred
+    noisy = np.clip(blurred(task)(clean, np.random.default_rng(3)).pixels, 0, 1).astype(np.float32)
     a, b = task.sensor
     resolved = task.resolve(noisy)
     assert resolved.sensor == (a, b) and 1 <= resolved.sigma <= 255

@@ -152,9 +152,10 @@ def test_a_global_latent_prior_runs_every_task(name):
 
     torch.manual_seed(0)
     vae = DigitsVAE(DigitsVAEConfig(latent_dim=4, width=4, hidden=16, pixel_scale=True)).eval()
-    condition = TASKS[name].conditions()[0]
+    from restore.conditions import BENCHMARKS
+    condition = BENCHMARKS[name].conditions[0]
     x = np.random.default_rng(0).random((28, 28, 1)).astype(np.float32)
-    damaged, companion = condition.task.simulate(x, np.random.default_rng(1), condition.companion)
-    out = restore(np.clip(damaged, 0, 1), condition.task, companion=companion,
+    made = condition.damage(x, np.random.default_rng(1))
+    out = restore(np.clip(made.pixels, 0, 1), condition.task, companion=made.companion,
                   settings=SolverSettings(prior=vae, steps=2))
     assert out.shape == x.shape

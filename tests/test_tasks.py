@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from restore import SolverSettings, deblur, estimate_noise, psnr, restore, superres
+from restore import conditions
 from restore.baselines import bicubic
 from restore.physics import Blur, Downsampling, gaussian_kernel
 from restore.tasks import TASKS, Deblur, Inpaint, OptionError, Superres
@@ -48,7 +49,7 @@ def test_deblur_of_a_tiled_image_matches_the_whole_blur(tiny_prior):
     model, _ = tiny_prior
     clean = smooth_images(1, 72, seed=14)[0]
     task = Deblur(kernel="motion:9,20", sigma=1)
-    blurred, _ = task.simulate(clean, np.random.default_rng(0))
+    blurred = conditions.blurred(task)(clean, np.random.default_rng(0)).pixels
     tiled = restore(np.clip(blurred, 0, 1).astype(np.float32), task,
                     settings=SolverSettings(prior=model, steps=10, tile=32, overlap=8))
     blur = task.physics((72, 72), None)
@@ -144,10 +145,10 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
 @pytest.mark.parametrize("name", TASKS)
 def test_bf16_networks_give_nearly_the_fp32_result(tiny_prior, name):
     model, _ = tiny_prior
-    condition = TASKS[name].conditions()[0]
+    condition = conditions.BENCHMARKS[name].conditions[0]
     clean = smooth_images(1, 32, seed=18)[0]
-    damaged, companion = condition.task.simulate(clean, np.random.default_rng(0), condition.companion)
-    damaged = np.clip(damaged, 0, 1).astype(np.float32)
+    made = condition.damage(clean, np.random.default_rng(0))
+    damaged, companion = np.clip(made.pixels, 0, 1).astype(np.float32), made.companion
     out = {p: restore(damaged, condition.task, companion=companion,
                       settings=SolverSettings(prior=model, steps=5, precision=p)) for p in ("fp32", "bf16")}
     assert not np.array_equal(out["fp32"], out["bf16"])          # bf16 did run
@@ -200,3 +201,33 @@ def test_public_functions_follow_their_tasks(name):
     with pytest.raises(TypeError, match="stpes"):
         required = {_api_name(f): "gaussian:1" for f in option_fields(task) if f.metadata["required"]}
         function(np.zeros((8, 8)), *([np.zeros((8, 8))] if task.companion else []), **required, stpes=3)
+
+
+def test_a_task_for_ones_own_experiment_needs_only_its_physics(tiny_prior):
+    """The restoration protocol alone makes a working task: no benchmark conditions, baselines or
+    training view (those live in restore.conditions and restore.views)."""
+    from dataclasses import dataclass
+
+    from restore.physics import LinearPhysics
+    from restore.tasks import Task
+
+    class Underexposed(LinearPhysics):           # a third of the light reached the film
+        def A(self, x):
+            return x / 3
+
+        def A_adjoint(self, y):
+            return y / 3
+
+    @dataclass(frozen=True)
+    class Brighten(Task):
+        sigma: float = 1.0
+
+        def physics(self, shape, companion):
+            return Underexposed()
+
+    model, _ = tiny_prior
+    clean = smooth_images(1, 32, seed=3)[0]
+    dark = np.round(clean / 3 * 255) / 255
+    out = restore(dark.astype(np.float32), Brighten(), settings=SolverSettings(prior=model, steps=15))
+    assert out.shape == clean.shape
+    assert psnr(clean, out) > psnr(clean, dark) + 10

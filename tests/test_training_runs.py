@@ -4,7 +4,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from restore.data import CropSampler, read_crop_pack, write_crop_pack

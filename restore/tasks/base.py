@@ -1,12 +1,14 @@
-"""What a restoration task is: one object that the Python API, the command line, the benchmark and
-training share, so that nothing else asks which task it holds.
+"""What a restoration task is: one object that the Python API and the command line share, so that
+nothing else asks which task it holds.
 
 A task is a frozen dataclass whose fields are its options (noise level, scale, kernel, ...),
 each with the help text the command line shows. The class says how to build the forward model
-``A`` for a tile, how to guess ``x`` from ``y`` before the solver starts, how to damage a clean
-image for the benchmark and for training, which classical tools it is measured against and how
-it is scored. Modules here import torch only inside methods, so the command line can list the
-tasks without paying for it.
+``A`` for a tile, what the observation's noise is (its data term), how to guess ``x`` from ``y``
+before the solver starts, and what it reads besides the image (a mask). That is all a task for
+one's own experiment needs: ``physics`` alone makes a working task. The benchmark's conditions
+and baselines (:mod:`restore.conditions`) and training's views (:mod:`restore.views`) live with
+them. Modules here import torch only inside methods, so the command line can list the tasks
+without paying for it.
 """
 from __future__ import annotations
 
@@ -155,42 +157,21 @@ class Companion:
 
 
 @dataclass(frozen=True)
-class Baseline:
-    """A classical method: ``run(damaged, companion) -> restored``, both ``(H, W, C)`` floats in [0, 1]."""
-    label: str
-    needs: str | None          # the module it needs (an optional extra), or None
-    run: Callable[[np.ndarray, Any], np.ndarray]
-
-
-@dataclass(frozen=True)
-class Condition:
-    """One benchmark condition: a task with its options, and how to draw the per-image companion."""
-    name: str
-    task: Task
-    companion: str = ""
-
-
-@dataclass(frozen=True)
 class Scores:
     psnr: float
     ssim: float
-    region_psnr: float | None = None     # inside the damaged region (inpainting's holes)
 
 
 @dataclass(frozen=True)
 class Task(ABC):
     """Base class of the tasks; subclasses are frozen dataclasses that declare a ``sigma`` field."""
 
-    name: ClassVar[str]                  # the command and the Python function
-    summary: ClassVar[str]               # one line for --help
-    defaults: ClassVar[SolverDefaults]
+    name: ClassVar[str] = "restore"      # the command and the Python function
+    summary: ClassVar[str] = ""          # one line for --help
+    defaults: ClassVar[SolverDefaults] = SolverDefaults(steps=20)
     companion: ClassVar[Companion | None] = None
-    #: What the benchmark table's cells give.
-    metric: ClassVar[str] = "PSNR dB / SSIM"
     #: ``sigma=None`` (estimate it from the image) is allowed.
     estimates_sigma: ClassVar[bool] = False
-    #: The classical method ``restore bench --speed`` times beside restore (a label of :meth:`baselines`).
-    reference: ClassVar[str]
     #: The default output's extension (None: the input's).
     output_suffix: ClassVar[str | None] = None
 
@@ -306,35 +287,11 @@ class Task(ABC):
         """The damaged image at the output's size: what the output's scores are compared with."""
         return damaged
 
-    # --- benchmark and training -------------------------------------------------------------
+    # --- scores ------------------------------------------------------------------------------
 
-    @classmethod
-    @abstractmethod
-    def conditions(cls) -> list[Condition]:
-        """The benchmark's conditions for this task."""
-
-    @classmethod
-    def speed_conditions(cls) -> list[Condition]:
-        """What ``restore bench --speed`` times (by default the first benchmark condition)."""
-        return cls.conditions()[:1]
-
-    @abstractmethod
-    def simulate(self, clean: np.ndarray, rng: np.random.Generator, companion: str = "") -> tuple[np.ndarray, Any]:
-        """Damage a clean ``(H, W, C)`` image: ``(damaged, companion values or None)``."""
-
-    @abstractmethod
-    def baselines(self) -> list[Baseline]:
-        """The classical methods measured against restore, with this task's options."""
-
-    def score(self, reference: np.ndarray, result: np.ndarray, companion: Any = None) -> Scores:
-        """PSNR and SSIM of integer images (see :mod:`restore.metrics`); super-resolution drops
-        ``scale`` pixels at each border."""
+    def score(self, reference: np.ndarray, result: np.ndarray) -> Scores:
+        """PSNR and SSIM of integer images against a clean reference (see :mod:`restore.metrics`);
+        super-resolution drops ``scale`` pixels at each border."""
         from ..metrics import psnr, ssim
         crop = self.scale if self.scale > 1 else 0
         return Scores(psnr(reference, result, crop=crop), ssim(reference, result, crop=crop))
-
-    @classmethod
-    @abstractmethod
-    def training_view(cls, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        """What the solver would hand the encoder for damaged versions of the clean batch ``x``
-        (random options of this task), so the encoder learns to see through it."""

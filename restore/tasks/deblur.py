@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .api import api_function
-from .base import Baseline, Condition, NoiseModel, OptionError, SolverDefaults, Task, noise_field, option, parse_sigma
+from .base import NoiseModel, OptionError, SolverDefaults, Task, noise_field, option, parse_sigma
 
 KERNEL_HELP = ("Blur kernel: gaussian:STD (pixels), motion:LENGTH,ANGLE (pixels, degrees), "
                "or an image file of the kernel (odd sides; normalised to sum 1).")
@@ -60,7 +60,6 @@ class Deblur(NoiseModel, Task):
     # 128x128 crop), 60 steps 32.1 / 29.8 for twice the time; the encoder anchor lost 0.5 / 0.9.
     defaults = SolverDefaults(steps=30)
     estimates_sigma = True
-    reference = "skimage Richardson-Lucy"
 
     kernel: str = field(default="", metadata=option(KERNEL_HELP, required=True))
     sigma: float | None = field(default=None, metadata=option(
@@ -91,38 +90,6 @@ class Deblur(NoiseModel, Task):
         padded = F.pad(y, (m, m, m, m), mode="replicate")
         return wiener(padded, physics.weight.flip(-2, -1)[0, 0], sigma=self.sigma / 255)
 
-    @classmethod
-    def conditions(cls):
-        return [Condition("blur-gaussian2", cls(kernel="gaussian:2", sigma=2.55)),
-                Condition("blur-motion15", cls(kernel="motion:15,30", sigma=2.55))]
-
-    def simulate(self, clean, rng, companion=""):
-        import torch
-        t = torch.from_numpy(np.ascontiguousarray(clean)).permute(2, 0, 1)[None]
-        blurred = self.physics(clean.shape[:2], None).blur_image(t)[0].permute(1, 2, 0).numpy()
-        if self.sensor is not None:
-            a, b = self.sensor
-            return rng.poisson(np.clip(blurred, 0, 1) / a) * a + rng.normal(0, b**0.5, blurred.shape), None
-        return blurred + rng.normal(0, self.sigma / 255, blurred.shape), None
-
-    def baselines(self):
-        from .. import baselines as b
-        k = self.weights
-        return [Baseline("skimage Wiener", None, lambda y, _: b.skimage_wiener(y, k)),
-                Baseline("skimage Richardson-Lucy", None, lambda y, _: b.skimage_richardson_lucy(y, k))]
-
-    @classmethod
-    def training_view(cls, x, rng):
-        """A Gaussian blur of random width (0.5 to 3 pixels, less on tiny crops) and a little noise,
-        through the Wiener first guess."""
-        import torch
-        widest = min(3.0, (min(x.shape[-2:]) - 1) / 3)          # the reflected border fits the crop
-        task = cls(kernel=f"gaussian:{rng.uniform(min(0.5, widest), widest):.2f}", sigma=float(rng.uniform(1, 5)))
-        physics = task.physics(x.shape[-2:], None)
-        g = torch.Generator().manual_seed(int(rng.integers(2**31)))
-        y = physics.blur_image(x) + task.sigma / 255 * torch.randn(x.shape, generator=g)
-        m = task.margin
-        return task.first_guess(physics, y)[..., m:m + x.shape[2], m:m + x.shape[3]].clamp(0, 1)
 
 
 deblur = api_function(Deblur, "Remove a known blur.")

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Baseline, CompanionError, Condition, OptionError, SolverDefaults, Task, option
+from .base import CompanionError, SolverDefaults, Task
 
 
 def jpeg_round_trip(clean: np.ndarray, quality: int, *, subsampling: int = 2) -> tuple[np.ndarray, Any]:
@@ -47,17 +47,14 @@ class Dejpeg(Task):
     # holds the blocky image too, and the search follows it. Smoothing the encoder's input
     # first (Gaussian 0.7 to 2 px) lost 0.1 to 0.4 dB.
     defaults = SolverDefaults(steps=0)
-    reference = "BM3D"
     #: Restored files are PNGs unless -o names another format: a JPEG would be compressed again.
     output_suffix = ".png"
 
     sigma: float | None = None                      # no noise: the file's rounding is the data term
-    quality: int = 0                                 # the benchmark's and training's damage (simulate)
     quantisation: Any = field(default=None, repr=False)   # a restore.jpeg.Quantisation, from the file
 
     def __post_init__(self):
-        if self.quality and not 1 <= self.quality <= 100:
-            raise OptionError("quality", f"must be 1..100, got {self.quality}")
+        pass                         # no noise level to check: sigma stays None
 
     @property
     def grid(self) -> int:
@@ -99,32 +96,6 @@ class Dejpeg(Task):
         from ..physics import Denoising
         return Denoising()
 
-    @classmethod
-    def conditions(cls):
-        return [Condition(f"jpeg{q}", cls(quality=q)) for q in (10, 20, 40)]
-
-    def simulate(self, clean, rng, companion=""):
-        return jpeg_round_trip(clean, self.quality)
-
-    def baselines(self):
-        from .. import baselines as b
-        bm3d, nlm = BASELINE_SIGMA.get(self.quality, (20.0, 10.0))
-        return [Baseline("decoded JPEG", None, lambda y, _: y),
-                Baseline("BM3D", "bm3d", lambda y, _: b.bm3d(y, bm3d)),
-                Baseline("OpenCV NLM", None, lambda y, _: b.opencv_nlm(y, nlm))]
-
-    @classmethod
-    def training_view(cls, x, rng):
-        """JPEG damage of random quality (5 to 60), 4:2:0 chroma, as a camera or a web page leaves it."""
-        import torch
-        crops = x.permute(0, 2, 3, 1).numpy()
-        out = [jpeg_round_trip(c, int(rng.integers(5, 61)))[0] for c in crops]
-        return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(x.dtype)
-
-
-#: The strengths (sigma in 0..255 units) given to BM3D and to OpenCV NLM per JPEG quality: each
-#: method's best of 5, 10, 15, 20 and 30 on 6 held-out crops of 128x128 (never the benchmark's).
-BASELINE_SIGMA = {10: (30.0, 15.0), 20: (30.0, 10.0), 40: (20.0, 5.0)}
 
 
 def dejpeg(image, *, quantisation=None, prior="photo", steps: int | None = None, device="cpu",

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .api import api_function
-from .base import CLEAN_SIGMA, Baseline, Companion, CompanionError, Condition, OptionError, Scores, SolverDefaults, Task, option
+from .base import CLEAN_SIGMA, Companion, CompanionError, OptionError, SolverDefaults, Task, option
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,6 @@ class Inpaint(Task):
     defaults = SolverDefaults(steps=7, anchor="encoder")
     companion = Companion("mask", "Mask file (white = fill; an alpha-only mask works too), "
                                   "or a folder of masks matched by name.")
-    metric = "PSNR in the holes dB / SSIM"
-    reference = "OpenCV Telea"
 
     sigma: float = field(default=CLEAN_SIGMA, metadata=option("Noise of the known pixels in 0..255 units."))
     mask_dilate: int = field(default=0, metadata=option("Grow the holes by N pixels first.", "--mask-dilate"))
@@ -94,43 +92,6 @@ class Inpaint(Task):
             return x + (1 - observed) * fill_holes((x - d) * observed, observed)
         return carry_error_into_holes
 
-    @classmethod
-    def speed_conditions(cls):
-        return [Condition("inpaint-scratches", cls(), "scratches"), Condition("inpaint-blobs", cls(), "blobs")]
-
-    @classmethod
-    def conditions(cls):
-        return [Condition("inpaint-pixels50", cls(), "pixels"), Condition("inpaint-box", cls(), "box"),
-                Condition("inpaint-scribbles", cls(), "scribbles")]
-
-    def simulate(self, clean, rng, companion=""):
-        from ..masks import holes
-        mask = holes(companion, *clean.shape[:2], rng)
-        return np.where(mask[:, :, None], 1.0, clean), mask       # holes painted white
-
-    def baselines(self):
-        from .. import baselines as b
-        return [Baseline("OpenCV Telea", None, b.opencv_telea),
-                Baseline("OpenCV NS", None, b.opencv_navier_stokes),
-                Baseline("skimage biharmonic", None, b.skimage_biharmonic)]
-
-    def score(self, reference, result, companion=None):
-        from ..metrics import psnr
-        whole = super().score(reference, result)
-        hole = psnr(reference[companion], result[companion]) if companion is not None else None
-        return Scores(whole.psnr, whole.ssim, hole)
-
-    @classmethod
-    def training_view(cls, x, rng):
-        """Random holes filled by the first guess."""
-        import torch
-
-        from ..masks import random_holes
-        missing = torch.from_numpy(np.stack([random_holes(x.shape[2], x.shape[3], rng)
-                                             for _ in range(x.shape[0])])[:, None].astype(np.float32))
-        task = cls()
-        physics = task.physics(x.shape[-2:], missing)
-        return task.first_guess(physics, physics.A(x)).clamp(0, 1)
 
 
 def _size(shape) -> str:
