@@ -83,6 +83,20 @@ def opencv_telea(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return _f32(cv2.inpaint(to_integer(image, 8), mask.astype(np.uint8), 3, cv2.INPAINT_TELEA), image)
 
 
+def median(image: np.ndarray, size: int) -> np.ndarray:
+    """A photo editor's "dust and scratches": the median of a ``size`` x ``size`` window everywhere."""
+    return _f32(cv2.medianBlur(to_integer(image, 8), size), image)
+
+
+def tophat_telea(image: np.ndarray, threshold: float = 0.1) -> np.ndarray:
+    """Scratches and specks found by a morphological top-hat and black-hat of the luminance (a
+    7-pixel disc; responses above ``threshold``, 25 levels), grown by a pixel and filled by Telea."""
+    from .damage import thin_structures
+    bright, dark = thin_structures(image)
+    found = cv2.dilate(((bright > threshold) | (dark > threshold)).astype(np.uint8), np.ones((3, 3), np.uint8))
+    return opencv_telea(image, found)
+
+
 def opencv_navier_stokes(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return _f32(cv2.inpaint(to_integer(image, 8), mask.astype(np.uint8), 3, cv2.INPAINT_NS), image)
 

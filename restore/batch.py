@@ -30,6 +30,8 @@ class Job:
     reference: Path | None = None
     problem: str | None = None       # why this job cannot run (e.g. no matching mask)
     uncertainty: Path | None = None  # where the uncertainty map goes, if one is wanted
+    detect: bool = False             # find the companion in the image (--mask auto)
+    found: Path | None = None        # where the companion found goes (--save-mask), if anywhere
 
 
 @dataclass
@@ -73,7 +75,8 @@ def _matching(kind: str, given: Path | None, rel: Path, lookup: dict[str, Path] 
 
 def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = False,
          companion: Path | None = None, companion_name: str = "mask", reference: Path | None = None,
-         uncertainty: Path | None = None, extension: str | None = None) -> Plan:
+         uncertainty: Path | None = None, extension: str | None = None, detect: bool = False,
+         save_found: Path | None = None) -> Plan:
     """The jobs for ``restore <task> source [-o output] [--mask ...] [--ref ...] [--uncertainty ...]``.
 
     ``uncertainty`` is a file for a single image (a folder takes ``<stem>_std.png``), and for a
@@ -81,8 +84,13 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
     Outputs are checked before any work: a format that can be written, and folders that exist
     (or, in batch mode, can be made) and can be written in -- else a :class:`PlanError` naming the file.
     ``extension`` replaces the inputs' extension in the outputs it names (a task whose output
-    should not take the input's format).
+    should not take the input's format). ``detect``: the companion is found in each image
+    (``--mask auto``), and written to ``save_found`` if given: a file for one image, for a folder
+    a folder that mirrors the inputs, each mask named ``<stem>.png`` (so that ``--mask`` takes it back).
     """
+    if save_found is not None and not detect:
+        raise PlanError(f"--save-{companion_name}: only with --{companion_name} auto (a given {companion_name} "
+                        "is already a file)")
     if not source.exists():
         raise PlanError(f"{source}: no such file or folder; check the path")
     for kind, given in ((companion_name, companion), ("ref", reference)):
@@ -104,7 +112,17 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
         _check_writable(output.parent, output, "-o")
         rel = Path(source.name)
         job = Job(source, output, _matching(companion_name, companion, rel, companions),
-                  _matching("ref", reference, rel, references))
+                  _matching("ref", reference, rel, references), detect=detect)
+        if save_found is not None:
+            job.found = save_found / f"{output.stem}_{companion_name}.png" if save_found.is_dir() else save_found
+            if job.found.suffix.lower() not in LOSSLESS:
+                raise PlanError(f"{job.found}: a {companion_name} is saved as .png, .tif or .bmp (a JPEG would blur "
+                                "it); rename it")
+            if not job.found.parent.is_dir():
+                raise PlanError(f"{job.found}: folder {job.found.parent} does not exist; create it or choose "
+                                f"another --save-{companion_name}")
+            _check_writable(job.found.parent, job.found, f"--save-{companion_name}")
+            _check_found([job], companion_name)
         if uncertainty is not None:
             job.uncertainty = uncertainty / f"{output.stem}_std.png" if uncertainty.is_dir() else uncertainty
             if not job.uncertainty.parent.is_dir():
@@ -119,13 +137,16 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
         raise PlanError(f"{out_dir}: is a file; with a folder of images, -o must name a folder")
     if out_dir.exists() and same_file(out_dir, source):
         raise PlanError(f"{out_dir}: output folder is the input folder; choose another -o so inputs stay untouched")
-    if uncertainty is not None and (uncertainty.is_file() or same_file(uncertainty, source)
-                                    or same_file(uncertainty, out_dir) or _inside(uncertainty, source)):
-        raise PlanError(f"{uncertainty}: with a folder of images, --uncertainty must name a folder of its own, "
-                        "outside the input folder")
+    for folder, option in ((uncertainty, "--uncertainty"), (save_found, f"--save-{companion_name}")):
+        if folder is not None and (folder.is_file() or same_file(folder, source) or same_file(folder, out_dir)
+                                   or _inside(folder, source)):
+            raise PlanError(f"{folder}: with a folder of images, {option} must name a folder of its own, "
+                            "outside the input folder")
     _check_writable(out_dir, out_dir, "-o")
     if uncertainty is not None:
         _check_writable(uncertainty, uncertainty, "--uncertainty")
+    if save_found is not None:
+        _check_writable(save_found, save_found, f"--save-{companion_name}")
     entries = sorted(source.rglob("*") if recursive else source.glob("*"))
     jobs, skipped = [], []
     targets: dict[Path, Path] = {}
@@ -137,7 +158,8 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
             skipped.append(f"skipping {f}: not an image file")
             continue
         target = out_dir / (rel if extension is None else rel.with_suffix(extension))
-        job = Job(f, target, uncertainty=None if uncertainty is None else _map_path(uncertainty, rel))
+        job = Job(f, target, uncertainty=None if uncertainty is None else _map_path(uncertainty, rel), detect=detect,
+                  found=None if save_found is None else save_found / rel.with_suffix(".png"))
         if target in targets:        # a.jpg and a.jpeg would both write a.png: the second waits
             job.problem = (f"{f}: its output {target} is also the output of {targets[target]}; "
                            "rename one of them or restore it on its own")
@@ -153,6 +175,8 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
         jobs.append(job)
     if uncertainty is not None:
         _check_maps(jobs)
+    if save_found is not None:
+        _check_found(jobs, companion_name)
     return Plan(jobs, skipped, batch=True)
 
 
@@ -179,6 +203,26 @@ def _check_maps(jobs: list[Job]) -> None:
             raise PlanError(f"{job.uncertainty}: the uncertainty map would replace an input, an output, a mask, "
                             "a reference or another map; choose another --uncertainty")
         maps.add(str(path).lower())
+
+
+#: Formats a found companion (a mask) is written in: lossless ones.
+LOSSLESS = (".png", ".tif", ".tiff", ".bmp")
+
+
+def _check_found(jobs: list[Job], name: str) -> None:
+    """No saved companion may replace an input, an output, a reference or a map; two images whose
+    masks would share a name (a.jpg, a.png) make the second's a problem of its own."""
+    kept = {p.resolve() for job in jobs for p in (job.source, job.output, job.reference, job.uncertainty) if p}
+    taken: dict[str, Path] = {}
+    for job in jobs:
+        path = job.found.resolve()
+        if path in kept:
+            raise PlanError(f"{job.found}: the saved {name} would replace an input, an output, a reference or a map; "
+                            f"choose another --save-{name}")
+        if str(path).lower() in taken:
+            job.problem = job.problem or (f"{job.source}: its {name} {job.found} is also that of "
+                                          f"{taken[str(path).lower()]}; rename one of them or restore it on its own")
+        taken.setdefault(str(path).lower(), job.source)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -221,6 +265,7 @@ class Restored:
     task: Any                        # the task as run (its sigma resolved); scores the output
     damaged: np.ndarray              # the input's pixels; with a reference, scored (at the output's size) for comparison
     std: np.ndarray | None = None    # (H, W) posterior standard deviation in [0, 1] units, with samples
+    found: np.ndarray | None = None  # (H, W) booleans: the companion found in the image (--mask auto)
 
 
 @dataclass
@@ -239,6 +284,7 @@ class Result:
     input_psnr: float | None = None   # of the input (superres: its bicubic upscale) against the reference
     input_ssim: float | None = None
     uncertainty: float | None = None  # the mean posterior standard deviation, 0..255 units (with samples)
+    found: float | None = None        # --mask auto: the share of the pixels found damaged (and filled)
 
 
 class Progress:
@@ -295,10 +341,10 @@ def process(job: Job, restore_fn: RestoreFn, *, overwrite: bool, skip_existing: 
                             hint="pass --overwrite to replace it or --skip-existing to keep it"):
             result.status, result.message = "skipped", "output exists"
             return result
-        if job.uncertainty is not None:
-            _make_folder(job.uncertainty.parent)
-            check_output(job.uncertainty, overwrite=overwrite or skip_existing,
-                         hint="pass --overwrite to replace it")
+        for extra in (job.uncertainty, job.found):
+            if extra is not None:
+                _make_folder(extra.parent)
+                check_output(extra, overwrite=overwrite or skip_existing, hint="pass --overwrite to replace it")
         check_writable(job.output.parent, output=job.output, hint="choose another -o")
         start = time.perf_counter()
         picture = read_image(job.source, max_pixels=max_pixels)
@@ -309,6 +355,11 @@ def process(job: Job, restore_fn: RestoreFn, *, overwrite: bool, skip_existing: 
             if job.uncertainty is not None:
                 write_uncertainty(job.uncertainty, restored.std)
             result.uncertainty = round(float(restored.std.mean()) * 255, 4)
+        if restored.found is not None:
+            if job.found is not None:
+                write_atomic(job.found, encode_image(Picture(restored.found[:, :, None].astype(np.float32)),
+                                                     job.found.suffix))
+            result.found = round(float(restored.found.mean()), 6)
         written = encode_image(out, job.output.suffix)
         write_atomic(job.output, written)
         result.seconds, result.sigma = round(time.perf_counter() - start, 3), restored.task.sigma
@@ -368,6 +419,12 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
     from .tasks.base import CompanionError
 
     def restore_file(picture: Picture, job: Job, progress: Progress) -> Restored:
+        sampled = settings.samples > 1
+        if job.detect:
+            repaired = task.detect(picture.pixels, settings=settings, progress=progress.step, return_std=sampled)
+            progress.note(f"{job.source}: found {repaired.mask.mean():.2%} of the pixels damaged"
+                          + (f" (mask: {job.found})" if job.found else ""))
+            return Restored(repaired.pixels, task, picture.pixels, repaired.std, repaired.mask)
         if job.companion is not None:
             companion = task.read_companion(job.companion, max_pixels=max_pixels)
         else:
@@ -382,7 +439,6 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
         said = resolved.describe_noise() if resolved != task else None
         if said:
             progress.note(f"{job.source}: estimated {said}")
-        sampled = settings.samples > 1
         try:
             pixels = restore(picture.pixels, resolved, companion=companion, settings=settings, progress=progress.step,
                              return_std=sampled)

@@ -25,6 +25,7 @@ from .atomic import write_atomic
 from .images import Picture, encode_image, quantize, to_integer
 from .conditions import BENCHMARKS, Condition, Damage
 from .pipeline import SolverSettings, restore
+from .tasks.base import DETECT
 
 #: Every task's conditions, in the order of the tasks.
 CONDITIONS: list[Condition] = [c for bench in BENCHMARKS.values() for c in bench.conditions]
@@ -49,6 +50,11 @@ class Row:
     hole_psnr: float | None            # inside the damaged region, where the condition has one
     seconds: float
     device: str
+    # Damage nobody masked (blind conditions): PSNR of the pixels outside it (at most 100 dB, where
+    # none changed), and the pixels the method changed against the damage: precision and recall.
+    intact_psnr: float | None = None
+    precision: float | None = None
+    recall: float | None = None
 
 
 def damage(clean: np.ndarray, condition: Condition, rng: np.random.Generator) -> Damage:
@@ -66,17 +72,35 @@ def score(clean: np.ndarray, result: np.ndarray, condition: Condition,
     return scores.psnr, scores.ssim, None if region is None else psnr(reference[region], output[region])
 
 
+def blind_scores(clean: np.ndarray, damaged: np.ndarray, result: np.ndarray, region: np.ndarray) -> dict:
+    """For damage nobody masked: PSNR of the intact pixels (capped at 100 dB), and the pixels a
+    method changed (by a level or more) against the damage: precision and recall."""
+    from .metrics import psnr
+    reference, output = to_integer(clean, 8), to_integer(result, 8)
+    changed = (output != to_integer(damaged, 8)).reshape(region.shape + (-1,)).any(axis=2)
+    hit = int((changed & region).sum())
+    return {"intact_psnr": min(100.0, psnr(reference[~region], output[~region])),
+            "precision": hit / max(int(changed.sum()), 1), "recall": hit / max(int(region.sum()), 1)}
+
+
 def methods(condition: Condition, prior, settings: SolverSettings, samples: int = 1) -> list[tuple[str, Callable]]:
     """The available classical methods of the condition's task, then restore (and the mean of
     ``samples`` posterior samples, if more than 1)."""
     task = condition.task
     found = [(b.label, b.run) for b in condition.baselines if b.needs is None or baselines.available(b.needs)]
     own = replace(settings, prior=prior)
-    found.append(("restore", lambda damaged, companion: restore(damaged, task, companion=companion, settings=own)))
+
+    def restoring(solver):
+        if condition.blind:
+            return lambda damaged, companion: restore(damaged, task, companion=DETECT, settings=solver)
+        return lambda damaged, companion: restore(damaged, task, companion=companion, settings=solver)
+    found.append(("restore", restoring(own)))
     if samples > 1:
-        sampled = replace(own, samples=samples)
-        found.append((f"restore, mean of {samples}",
-                      lambda damaged, companion: restore(damaged, task, companion=companion, settings=sampled)))
+        found.append((f"restore, mean of {samples}", restoring(replace(own, samples=samples))))
+    if condition.blind:                  # nobody is handed the mask; restore given it is the yardstick
+        found = [(label, lambda damaged, companion, run=run: run(damaged, None)) for label, run in found]
+        found.append(("restore, given the mask",
+                      lambda damaged, companion: restore(damaged, task, companion=companion, settings=own)))
     return found
 
 
@@ -107,7 +131,8 @@ def run_benchmark(sets: list[ImageSet], conditions: list[Condition], *, device: 
                     seconds = time.perf_counter() - start
                     p, s, hole = score(clean, result, condition, made.region)
                     dev = str(device) if label.startswith("restore") else "cpu"
-                    rows.append(Row(image_set.name, condition.name, name, label, p, s, hole, seconds, dev))
+                    rows.append(Row(image_set.name, condition.name, name, label, p, s, hole, seconds, dev,
+                                    **(blind_scores(clean, damaged, result, made.region) if condition.blind else {})))
                     panels.append((label, result))
                     if progress:
                         progress(f"{image_set.name} {condition.name} {label}")
@@ -119,7 +144,8 @@ def run_benchmark(sets: list[ImageSet], conditions: list[Condition], *, device: 
 #: The conditions in the order they were introduced: a condition's seed is its place here, so a subset
 #: damages images as the full run does and a new condition (added at the end) changes no other's damage.
 SEED_ORDER = ("noise15", "noise25", "noise50", "superres2", "superres4", "inpaint-pixels50", "inpaint-box",
-              "inpaint-scribbles", "blur-gaussian2", "blur-motion15", "jpeg10", "jpeg20", "jpeg40", "sensor40")
+              "inpaint-scribbles", "blur-gaussian2", "blur-motion15", "jpeg10", "jpeg20", "jpeg40", "sensor40",
+              "inpaint-unmasked")
 
 
 def _condition_index(condition: Condition) -> int:
@@ -128,7 +154,7 @@ def _condition_index(condition: Condition) -> int:
 
 def total_runs(sets: list[ImageSet], conditions: list[Condition], samples: int = 1) -> int:
     own = 1 + (samples > 1)
-    return sum(len(s.images) * sum(own + sum(b.needs is None or baselines.available(b.needs) for b in c.baselines)
+    return sum(len(s.images) * sum(own + c.blind + sum(b.needs is None or baselines.available(b.needs) for b in c.baselines)
                                    for c in conditions) for s in sets)
 
 
@@ -141,11 +167,13 @@ def summarise(rows: list[Row]) -> list[dict]:
         groups.setdefault((r.set, r.condition, r.method), []).append(r)
     out = []
     for (set_name, condition, method), rs in groups.items():
-        holes = [r.hole_psnr for r in rs if r.hole_psnr is not None]
+        def mean(name):
+            values = [getattr(r, name) for r in rs if getattr(r, name) is not None]
+            return float(np.mean(values)) if values else None
         out.append({"set": set_name, "condition": condition, "method": method, "images": len(rs),
-                    "psnr": float(np.mean([r.psnr for r in rs])), "ssim": float(np.mean([r.ssim for r in rs])),
-                    "hole_psnr": float(np.mean(holes)) if holes else None,
-                    "seconds": float(np.mean([r.seconds for r in rs])), "device": rs[0].device})
+                    "psnr": mean("psnr"), "ssim": mean("ssim"), "hole_psnr": mean("hole_psnr"),
+                    "seconds": mean("seconds"), "device": rs[0].device, "intact_psnr": mean("intact_psnr"),
+                    "precision": mean("precision"), "recall": mean("recall")})
     return out
 
 
@@ -175,6 +203,13 @@ def markdown_table(summary: list[dict]) -> str:
                 row = [f"**{text}**" if m == best else text for m, text in zip(methods, row)]
                 seconds = cells["restore"]["seconds"] if "restore" in cells else float("nan")
                 lines.append(f"| {condition} | " + " | ".join(row) + f" | {seconds:.2f} |")
+            lines.append("")
+        blind = [s for s in entries if s.get("intact_psnr") is not None]
+        if blind:
+            lines += ["| damage nobody masked | method | PSNR dB | in the damage | intact pixels | precision | recall |",
+                      "|---|---|---|---|---|---|---|"]
+            lines += [f"| {s['condition']} | {s['method']} | {s['psnr']:.2f} | {s['hole_psnr']:.2f} | "
+                      f"{s['intact_psnr']:.2f} | {s['precision']:.3f} | {s['recall']:.3f} |" for s in blind]
             lines.append("")
     return "\n".join(lines)
 

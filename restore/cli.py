@@ -24,7 +24,7 @@ from .images import MAX_PIXELS, ImageError, Picture, find_images, read_image, wr
 from .priors import SHIPPED, PriorError, load_prior
 from .tasks import TASKS, OptionError, Task
 from .speed import SIZES as SPEED_SIZES
-from .tasks.base import option_fields
+from .tasks.base import DETECT, option_fields
 from .uncertainty import HEAT_MAP_TOP, SUFFIXES as MAP_SUFFIXES
 
 app = typer.Typer(help="Repair damaged photos with a learned VAE prior.", no_args_is_help=True,
@@ -132,6 +132,12 @@ def _task_command(task_type: type[Task]):
     if companion is not None:
         params.append(inspect.Parameter(companion.name, inspect.Parameter.KEYWORD_ONLY, annotation=Path,
                                         default=typer.Option(..., f"--{companion.name}", help=companion.help)))
+    found = f"save_{companion.name}" if companion is not None and companion.detectable else None
+    if found:
+        params.append(inspect.Parameter(found, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
+                                        default=typer.Option(None, f"--save-{companion.name}", help=(
+                                            f"With --{companion.name} auto: write the {companion.name} found here "
+                                            f"(.png; a folder in batch mode, one <name>.png per image)."))))
     hints = get_type_hints(RestoreOptions)
     params += [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=hints[f.name],
                                  default=f.metadata["cli"]) for f in fields(RestoreOptions)]
@@ -143,7 +149,8 @@ def _task_command(task_type: type[Task]):
         except OptionError as e:
             fail(f"--{e.option.replace('_', '-')}: {e.reason}")
         options = RestoreOptions(**{f.name: given[f.name] for f in fields(RestoreOptions)})
-        _restore_files(task, given["source"], given.get(companion.name) if companion else None, options)
+        _restore_files(task, given["source"], given.get(companion.name) if companion else None, options,
+                       save_found=given.get(found) if found else None)
 
     command.__signature__ = inspect.Signature(params)
     command.__annotations__ = {p.name: p.annotation for p in params}
@@ -208,11 +215,16 @@ class _Bars(Progress):
         self.files.close()
 
 
-def _restore_files(task: Task, source: Path, companion: Optional[Path], options: RestoreOptions) -> None:
+def _restore_files(task: Task, source: Path, companion: Optional[Path], options: RestoreOptions, *,
+                   save_found: Optional[Path] = None) -> None:
     """Plan the jobs, run them with progress bars, print the summary; exit with the status of
-    what failed, if anything did."""
+    what failed, if anything did. A companion given as ``auto`` is found in each image."""
     from .pipeline import SolverSettings
 
+    detect = companion is not None and str(companion) == DETECT
+    if detect and not (task.companion and task.companion.detectable):
+        fail(f"--{task.companion.name if task.companion else 'mask'} auto: {task.name} cannot find it; give a file")
+    companion = None if detect else companion
     if options.max_megapixels <= 0:
         fail("--max-megapixels must be positive")
     if options.overwrite and options.skip_existing:
@@ -255,7 +267,8 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
         settings = replace(settings, prior=load_prior(options.model, dev))
         jobs = plan(source, options.output, task.name, recursive=options.recursive, companion=companion,
                     companion_name=task.companion.name if task.companion else "", reference=options.ref,
-                    uncertainty=options.uncertainty, extension=task.output_suffix)
+                    uncertainty=options.uncertainty, extension=task.output_suffix, detect=detect,
+                    save_found=save_found)
     except (PriorError, PlanError) as e:
         fail(str(e))
     if not jobs.batch and options.uncertainty is not None and jobs.jobs[0].uncertainty.suffix.lower() not in MAP_SUFFIXES:

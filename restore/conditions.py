@@ -96,6 +96,12 @@ def _holes(kind: str):
     return damage
 
 
+def _old_photo(clean, rng):
+    from .masks import old_photo_damage
+    damaged, found = old_photo_damage(clean, rng)
+    return Damage(damaged, found, found)
+
+
 def blurred(task: Deblur):
     """The damage of a deblurring task: its blur (borders reflected) and its noise."""
     def damage(clean, rng):
@@ -150,8 +156,13 @@ def _inpainting() -> TaskBenchmark:
 
     def fill(name, kind):
         return Condition(name, Inpaint(), _holes(kind), methods)
+    # Old-photo damage that nobody masked: restore finds it (--mask auto); so must the baselines.
+    unmasked = Condition("inpaint-unmasked", Inpaint(), _old_photo, (
+        Baseline("median 3x3", None, lambda y, _: b.median(y, 3)),
+        Baseline("median 5x5", None, lambda y, _: b.median(y, 5)),
+        Baseline("top-hat + Telea", None, lambda y, _: b.tophat_telea(y))), blind=True)
     return TaskBenchmark([fill("inpaint-pixels50", "pixels"), fill("inpaint-box", "box"),
-                          fill("inpaint-scribbles", "scribbles")],
+                          fill("inpaint-scribbles", "scribbles"), unmasked],
                          reference="OpenCV Telea", metric="PSNR in the holes dB / SSIM",
                          speed=("inpaint-scratches", "inpaint-blobs"),
                          extra=(fill("inpaint-scratches", "scratches"), fill("inpaint-blobs", "blobs")))

@@ -23,7 +23,7 @@ from .model import VAE
 from .priors import load_prior
 from .reconstructor import MODES, Reconstructor
 from .solver import ANCHORS, SAMPLERS
-from .tasks.base import Task
+from .tasks.base import DETECT, Task
 from .tiling import run_tiled
 
 
@@ -88,7 +88,8 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     task : Task
         What happened to the image, e.g. ``Denoise(sigma=25)``.
     companion : optional
-        The task's per-image input (inpainting: the mask).
+        The task's per-image input (inpainting: the mask), or ``"auto"`` for a task that can find
+        it in the image (inpainting: thin scratches, dust and specks; see :mod:`restore.damage`).
     settings : SolverSettings
         Prior, solver and tiling.
     channel_axis : int
@@ -106,6 +107,10 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     if return_std and settings.samples < 2:
         raise ValueError("return_std needs samples of 2 or more")
     pixels, back = to_pixels(image, channel_axis)
+    if isinstance(companion, str) and companion == DETECT:
+        repaired = task.detect(pixels, settings=settings, progress=progress, return_std=return_std)
+        out = keep_pixels(back(repaired.pixels), image, ~repaired.mask, channel_axis)
+        return (out, _like(repaired.std, image)) if return_std else out
     task = task.resolve(pixels, companion)
     values = task.companion_values(companion, pixels.shape[:2])
     vae = settings.load()
@@ -170,7 +175,12 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     else:                            # nothing was restored: every pixel is the observation
         variance = np.zeros(pixels.shape[:2], np.float32)
     std = np.sqrt(task.map_variance(variance, values)).astype(np.float32)
-    return out, (torch.from_numpy(std).to(image.device) if torch.is_tensor(image) else std)
+    return out, _like(std, image)
+
+
+def _like(std: np.ndarray, image):
+    """``std`` as a tensor on the image's device if the image is a tensor."""
+    return torch.from_numpy(std).to(image.device) if torch.is_tensor(image) else std
 
 
 class RestoreError(RuntimeError):

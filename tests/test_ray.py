@@ -137,3 +137,24 @@ def test_more_threads_per_worker_than_the_cluster_has_is_an_error(local_ray, pho
     jobs = plan(photos, tmp_path / "out", "denoise").jobs
     with pytest.raises(RayError, match="at most 2"):
         run_on_ray(jobs, lambda device: None, threads_per_worker=4, max_pixels=10**6)
+
+
+def test_found_masks_on_ray_are_those_of_the_local_batch(local_ray, tiny_prior, tmp_path):
+    """--mask auto and --save-mask work on Ray workers as in the local batch."""
+    import cv2
+    _, model = tiny_prior
+    folder = tmp_path / "old"
+    folder.mkdir()
+    for i, im in enumerate(smooth_images(2, 32, seed=21)):
+        im = np.ascontiguousarray(im)
+        cv2.line(im, (2, 30), (30, 4), (0.98, 0.98, 0.98), 1)
+        write_image(folder / f"s{i}.png", Picture(im))
+    common = ["--mask", "auto", "--model", model, "--precision", "fp32"]
+    local = _invoke("inpaint", folder, "-o", tmp_path / "local", "--save-mask", tmp_path / "lm", *common)
+    on_ray = _invoke("inpaint", folder, "-o", tmp_path / "ray", "--save-mask", tmp_path / "rm", "--ray", *common)
+    assert local.exit_code == on_ray.exit_code == 0, on_ray.output
+    for i in range(2):
+        masks = [read_image(tmp_path / m / f"s{i}.png").pixels for m in ("lm", "rm")]
+        assert np.array_equal(*masks) and masks[0].any()
+        assert np.array_equal(read_image(tmp_path / "local" / f"s{i}.png").pixels,
+                              read_image(tmp_path / "ray" / f"s{i}.png").pixels)

@@ -149,11 +149,17 @@ class SolverDefaults:
     float32_output: bool = True    # the decode that makes the output in float32 under --precision bf16
 
 
+#: The companion value that asks the task to find its companion in the image itself (``--mask auto``).
+DETECT = "auto"
+
+
 @dataclass(frozen=True)
 class Companion:
-    """A per-image input file besides the image (inpainting's mask), matched by name in batch mode."""
+    """A per-image input file besides the image (inpainting's mask), matched by name in batch mode.
+    ``detectable``: the task can find it in the image itself (:data:`DETECT`, :meth:`Task.detect`)."""
     name: str
     help: str
+    detectable: bool = False
 
 
 @dataclass(frozen=True)
@@ -278,6 +284,13 @@ class Task(ABC):
         if value is not None:
             raise CompanionError(f"{self.name} takes no {self.companion.name if self.companion else 'companion'} input")
         return None
+
+    def detect(self, pixels: np.ndarray, *, settings: Any, progress: Callable[[int, int], None] | None = None,
+               return_std: bool = False) -> Any:
+        """Find the companion in ``(H, W, C)`` pixels and restore with it (a task whose companion is
+        ``detectable``): a :class:`restore.damage.Repair` (pixels, the companion found, std)."""
+        raise CompanionError(f"{self.name} cannot find its {self.companion.name if self.companion else 'companion'} "
+                             "in the image; give it")
 
     def read_companion(self, path: Path, *, max_pixels: int) -> Any:
         """The companion file at ``path``, in the form :meth:`companion_values` takes."""

@@ -20,21 +20,31 @@ class Inpaint(Task):
     # (and 10 was as good as 30), in 0.40-0.58 s instead of 0.53-0.80 s per crop. 5 steps scored
     # the same there but cost the digits prior 0.08 dB on the benchmark; 7 stay within 0.01 dB.
     defaults = SolverDefaults(steps=7, anchor="encoder")
-    companion = Companion("mask", "Mask file (white = fill; an alpha-only mask works too), "
-                                  "or a folder of masks matched by name.")
+    companion = Companion("mask", "Mask file (white = fill; an alpha-only mask works too), a folder of masks "
+                                  "matched by name, or 'auto': find thin scratches, dust and specks and fill them.",
+                          detectable=True)
 
     sigma: float = field(default=CLEAN_SIGMA, metadata=option("Noise of the known pixels in 0..255 units."))
     mask_dilate: int = field(default=0, metadata=option("Grow the holes by N pixels first.", "--mask-dilate"))
+    sensitivity: float = field(default=1.0, metadata=option(
+        "With --mask auto: above 1 finds fainter scratches and specks (and takes more texture for them), "
+        "below 1 only clear ones."))
 
     def __post_init__(self):
         super().__post_init__()
         if self.mask_dilate < 0:
             raise OptionError("mask_dilate", f"must be 0 or more, got {self.mask_dilate}")
+        if not 0 < self.sensitivity <= 100:
+            raise OptionError("sensitivity", f"must be above 0 (1 is the default), got {self.sensitivity}")
+
+    def detect(self, pixels, *, settings, progress=None, return_std=False):
+        from ..damage import repair
+        return repair(pixels, self, settings=settings, progress=progress, return_std=return_std)
 
     def companion_values(self, value, shape):
         from ..masks import dilate
         if value is None:
-            raise CompanionError("inpainting needs a mask: (H, W), non-zero where pixels are missing")
+            raise CompanionError("inpainting needs a mask: (H, W), non-zero where pixels are missing, or 'auto'")
         mask = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
         mask = mask.reshape(mask.shape[:2]) if mask.ndim == 3 and mask.shape[2] == 1 else mask
         if mask.shape != tuple(shape):

@@ -1,0 +1,155 @@
+"""Damage nobody masked (inpaint --mask auto): the detector, the prior's confirmation, and the
+options as a user reaches them (API, command line, batch, Ray, --save-mask)."""
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from restore import SolverSettings
+from restore.pipeline import restore
+from restore.cli import app
+from restore.damage import confirm_damage, detect_damage
+from restore.images import Picture, read_image, write_image
+from restore.masks import old_photo_damage
+from restore.tasks import Inpaint, OptionError
+from tests.conftest import smooth_images
+
+runner = CliRunner()
+
+
+def textured(size=96, seed=0):
+    """A photograph-like crop: smooth shapes, fine texture (a grain of 6 levels) and saturated colour."""
+    rng = np.random.default_rng(seed)
+    image = smooth_images(1, size, seed=seed)[0]
+    image[: size // 3, :, :] = (1.0, 0.0, 1.0)                   # saturated magenta the prior never saw
+    grain = cv2.GaussianBlur(rng.normal(0, 1, (size, size)).astype(np.float32), (0, 0), 0.7)
+    return np.clip(image + 6 / 255 * grain[:, :, None] / grain.std(), 0, 1).astype(np.float32)
+
+
+def scratched(image):
+    out = image.copy()
+    line = np.zeros(image.shape[:2], np.uint8)
+    cv2.line(line, (5, 70), (90, 20), 1, 1)                      # a 1-pixel white scratch
+    cv2.circle(line, (30, 30), 1, 1, -1)                         # a dark speck ...
+    out[line > 0] = 0.97
+    out[28:33, 28:33][line[28:33, 28:33] > 0] = 0.03             # ... painted dark
+    return out, line > 0
+
+
+def test_a_scratch_is_found_and_an_intact_textured_image_yields_an_almost_empty_mask():
+    clean = textured()
+    damaged, truth = scratched(clean)
+    found = detect_damage(damaged)
+    assert (found & truth).sum() >= 0.9 * truth.sum()
+    assert (found & ~truth).mean() < 0.01
+    assert detect_damage(clean).mean() < 0.005
+    # Noise is not damage: the same image with noise of sigma 5 stays almost empty when told so.
+    noisy = np.clip(clean + np.random.default_rng(1).normal(0, 5 / 255, clean.shape), 0, 1)
+    assert detect_damage(noisy, noise=5 / 255).mean() < 0.01
+    # Sensitivity orders what is found.
+    assert detect_damage(damaged, sensitivity=0.5).sum() <= found.sum() <= detect_damage(damaged, sensitivity=2).sum()
+    with pytest.raises(ValueError, match="sensitivity"):
+        detect_damage(damaged, sensitivity=0)
+
+
+def test_the_prior_gives_back_what_it_explains():
+    observed = np.full((8, 8, 3), 0.5, np.float32)
+    observed[2, 2] = 0.95
+    filled = np.full_like(observed, 0.5)
+    candidates = np.zeros((8, 8), bool)
+    candidates[2, 2] = candidates[5, 5] = True
+    confirmed = confirm_damage(candidates, filled, observed, tolerance=0.2)
+    assert confirmed[2, 2] and not confirmed[5, 5] and confirmed.sum() == 1
+
+
+def test_inpaint_auto_fills_the_scratch_and_keeps_every_other_pixel(tiny_prior):
+    model, _ = tiny_prior
+    clean = textured(64, seed=2)[:, :, :]
+    damaged, truth = scratched(np.pad(clean, ((0, 32), (0, 32), (0, 0)), mode="reflect"))
+    clean = np.pad(clean, ((0, 32), (0, 32), (0, 0)), mode="reflect")
+    pixels = np.round(damaged * 255).astype(np.uint8)
+    out = restore(pixels, Inpaint(), companion="auto", settings=SolverSettings(prior=model))
+    assert out.dtype == np.uint8 and out.shape == pixels.shape
+    changed = (out != pixels).any(axis=2)
+    assert changed[truth].mean() > 0.8                           # the scratch was filled ...
+    assert (changed & ~truth).mean() < 0.01                      # ... and little else was touched
+    error = lambda image: np.abs(image.astype(np.float32) / 255 - clean)[truth].mean()
+    assert error(out) < 0.5 * error(pixels)
+
+
+def test_sensitivity_is_checked_before_any_work():
+    with pytest.raises(OptionError, match="sensitivity"):
+        Inpaint(sensitivity=0)
+
+
+def test_command_line_auto_mask_save_mask_and_batch(tiny_prior, tmp_path):
+    _, model = tiny_prior
+    damaged, truth = scratched(textured())
+    folder = tmp_path / "old"
+    folder.mkdir()
+    write_image(folder / "a.png", Picture(damaged))
+    write_image(folder / "b.png", Picture(textured(seed=5)))
+    common = ["--model", str(model), "--precision", "fp32"]
+
+    one = runner.invoke(app, ["inpaint", str(folder / "a.png"), "--mask", "auto", "--save-mask",
+                              str(tmp_path / "a_mask.png"), "-o", str(tmp_path / "a.png"), *common])
+    assert one.exit_code == 0, one.output
+    assert "of the pixels damaged" in one.output
+    saved = read_image(tmp_path / "a_mask.png").pixels[:, :, 0] > 0.5
+    assert (saved & truth).sum() >= 0.8 * truth.sum() and saved.mean() < 0.05
+    given, written = read_image(folder / "a.png").pixels, read_image(tmp_path / "a.png").pixels
+    assert np.array_equal(given[~saved], written[~saved])         # outside the mask: the input, bit for bit
+    # The saved mask is a mask restore takes back.
+    again = runner.invoke(app, ["inpaint", str(folder / "a.png"), "--mask", str(tmp_path / "a_mask.png"),
+                                "-o", str(tmp_path / "again.png"), *common])
+    assert again.exit_code == 0, again.output
+
+    batch = runner.invoke(app, ["inpaint", str(folder), "--mask", "auto", "--save-mask", str(tmp_path / "masks"),
+                                "-o", str(tmp_path / "fixed"), *common])
+    assert batch.exit_code == 0, batch.output
+    assert {p.name for p in (tmp_path / "masks").iterdir()} == {"a.png", "b.png"}
+    assert read_image(tmp_path / "masks" / "b.png").pixels.mean() < 0.01     # intact: almost nothing
+    assert np.array_equal(read_image(tmp_path / "fixed" / "a.png").pixels, read_image(tmp_path / "a.png").pixels)
+
+    # Mistakes are one-line errors before any work.
+    lone = runner.invoke(app, ["inpaint", str(folder / "a.png"), "--mask", str(tmp_path / "a_mask.png"),
+                               "--save-mask", str(tmp_path / "x.png"), "-o", str(tmp_path / "x_out.png"), *common])
+    assert lone.exit_code == 2 and "only with --mask auto" in lone.output
+    jpeg = runner.invoke(app, ["inpaint", str(folder / "a.png"), "--mask", "auto", "--save-mask",
+                               str(tmp_path / "m.jpg"), "-o", str(tmp_path / "y.png"), *common])
+    assert jpeg.exit_code == 2 and ".png" in jpeg.output and not (tmp_path / "y.png").exists()
+    inside = runner.invoke(app, ["inpaint", str(folder), "--mask", "auto", "--save-mask", str(folder / "m"),
+                                 "-o", str(tmp_path / "z"), *common])
+    assert inside.exit_code == 2 and "outside the input folder" in inside.output
+    bad = runner.invoke(app, ["inpaint", str(folder / "a.png"), "--mask", "auto", "--sensitivity", "0", *common])
+    assert bad.exit_code == 2 and "--sensitivity" in bad.output
+    other = runner.invoke(app, ["denoise", str(folder / "a.png"), "--sigma", "5", "-o", str(tmp_path / "d.png"),
+                                *common])
+    assert other.exit_code == 0                                  # other tasks take no --save-mask
+    assert "Traceback" not in one.output + batch.output + lone.output + bad.output
+
+
+def test_the_benchmark_condition_hands_no_mask_to_anyone():
+    from dataclasses import replace
+
+    from restore.bench import CONDITIONS, damage, methods
+    from restore.conditions import Baseline
+    condition = next(c for c in CONDITIONS if c.name == "inpaint-unmasked")
+    assert condition.blind
+    made = damage(textured(), condition, np.random.default_rng(0))
+    assert made.region is not None and made.region.any() and made.companion is made.region
+    given = []
+    spy = replace(condition, baselines=(Baseline("spy", None, lambda y, companion: given.append(companion) or y),))
+    runs = dict(methods(spy, None, SolverSettings()))
+    runs["spy"](made.pixels, made.companion)
+    assert given == [None]
+    assert {"restore", "restore, given the mask"} <= set(runs)
+
+
+def test_old_photo_damage_is_thin_and_sparse():
+    clean = textured(256)
+    damaged, region = old_photo_damage(clean, np.random.default_rng(0))
+    assert 0.005 < region.mean() < 0.05
+    assert np.abs(damaged - clean).max(axis=2)[region].min() > 8 / 255
+    opened = cv2.morphologyEx(region.astype(np.uint8), cv2.MORPH_OPEN, np.ones((6, 6), np.uint8))
+    assert opened.mean() < 0.1 * region.mean()                   # nothing wide
