@@ -16,7 +16,7 @@ from .tasks import TASKS as _TASKS
 # Each task's function lives in its module, restore.tasks.<name>.
 _HOME = {**{name: f"tasks.{name}" for name in _TASKS}, "estimate_noise": "tasks.denoise",
          "restore": "pipeline", "SolverSettings": "pipeline", "load_prior": "priors",
-         "psnr": "metrics", "ssim": "metrics", "Quantisation": "jpeg"}
+         "psnr": "metrics", "ssim": "metrics", "Quantisation": "jpeg", "detect_damage": "damage"}
 
 
 def __getattr__(name: str):

@@ -63,6 +63,10 @@ def main(held_out: Path, out: Path) -> None:
     small = Downsampling(lake.shape[-2:], 4).A(lake)[0].permute(1, 2, 0).clamp(0, 1).numpy()
     write_image(out / "lake_small.png", Picture(small))
     write_image(out / "butterfly_blurred.png", Picture(blurred(clean["butterfly"])))
+    # Scratches and dust as an old print carries them, for restore inpaint --mask auto.
+    from restore.masks import old_photo_damage
+    scratched, _ = old_photo_damage(clean["lake"], np.random.default_rng(2027))
+    write_image(out / "lake_scratched.png", Picture(np.clip(scratched, 0, 1)))
     # A JPEG of quality 10 (Pillow, 4:2:0 chroma), for restore dejpeg.
     from PIL import Image
     Image.open(out / "butterfly.png").convert("RGB").save(out / "butterfly_q10.jpg", "JPEG", quality=10)
