@@ -130,6 +130,7 @@ def repair(pixels: np.ndarray, task, *, settings, progress=None, return_std: boo
     plain = replace(task, mask_dilate=0)
     if not candidates.any():
         return Repair(pixels.copy(), candidates, np.zeros(pixels.shape[:2], np.float32) if return_std else None)
+
     def part(k: int, parts: int):        # one progress bar over the fills
         return None if progress is None else (lambda done, total: progress(done + k * total, parts * total))
     parts = 3 if task.mask_dilate else 2
