@@ -7,13 +7,13 @@ in :data:`BENCHMARKS`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
 from . import baselines as b
-from .tasks import TASKS, Deblur, Dejpeg, Denoise, Inpaint, Superres, Task
+from .tasks import Deblur, Dejpeg, Denoise, Inpaint, Superres, Task
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class TaskBenchmark:
     reference: str
     speed: tuple[str, ...] = ()                  # the conditions ``--speed`` times (default the first)
     metric: str = "PSNR dB / SSIM"               # what the table's cells give
-    extra: tuple[Condition, ...] = field(default=(), repr=False)   # timed only (--speed), not in the table
+    extra: tuple[Condition, ...] = ()             # timed only (--speed), not in the table
 
     def speed_conditions(self) -> list[Condition]:
         every = {c.name: c for c in [*self.conditions, *self.extra]}
@@ -195,6 +195,5 @@ def _jpeg_removal() -> TaskBenchmark:
 
 
 #: Each benchmarked task's conditions, by task name, in the order of :data:`~restore.tasks.TASKS`.
-BENCHMARKS: dict[str, TaskBenchmark] = {name: make() for name, make in (
-    ("denoise", _denoising), ("superres", _super_resolution), ("inpaint", _inpainting),
-    ("deblur", _deblurring), ("dejpeg", _jpeg_removal)) if name in TASKS}
+BENCHMARKS: dict[str, TaskBenchmark] = {"denoise": _denoising(), "superres": _super_resolution(),
+                                        "inpaint": _inpainting(), "deblur": _deblurring(), "dejpeg": _jpeg_removal()}

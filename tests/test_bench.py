@@ -102,3 +102,11 @@ def test_tables_leave_a_blank_where_a_condition_has_other_baselines():
                 "hole_psnr": None, "seconds": 1.0, "images": 1, "device": "cpu"}]
     table = bench.markdown_table(summary)
     assert "| noise15 | **30.00 / 0.900** | - |" in table and "| sensor40 | - | **31.00 / 0.900** |" in table
+
+
+def test_every_shipped_task_is_benchmarked_and_trained_on_in_the_tasks_order():
+    from restore.conditions import BENCHMARKS
+    from restore.tasks import TASKS
+    from restore.views import TRAINING_VIEWS
+    assert list(BENCHMARKS) == list(TASKS) == list(TRAINING_VIEWS)
+    assert all(bench.speed_conditions() for bench in BENCHMARKS.values())
