@@ -5,7 +5,7 @@ import torch
 
 from restore.fidelity import DataTerm, Gaussian, JPEGConstraint
 from restore.model import ConvVAE, ConvVAEConfig
-from restore.physics import Blur, Denoising, Downsampling, Inpainting, LinearPhysics, conjugate_gradient, gaussian_kernel
+from restore.physics import Blur, Denoising, Downsampling, Inpainting, LinearPhysics, conjugate_gradient, gaussian_kernel, motion_kernel
 from restore.solver import csgm, joint_map
 from restore.tasks.dejpeg import jpeg_round_trip
 
@@ -118,6 +118,35 @@ def test_blur_x_step_is_preconditioned_to_the_exact_solution_inside_the_image():
     assert error.pow(2).mean().sqrt() < 5e-4
     plain = LinearPhysics.prox_l2(op, z, y, 25.0)        # 25 unpreconditioned iterations, for scale
     assert (plain - exact)[..., m:-m, m:-m].pow(2).mean().sqrt() < 5e-4
+
+
+def test_blur_x_step_in_the_fourier_domain_is_preconditioned_conjugate_gradients():
+    """The x-step's iterations on half spectra are, iterate for iterate, preconditioned conjugate
+    gradients on the image zero-padded to the FFT's sides (where the padding sees no data)."""
+    from restore.physics import fast_length
+    op = Blur(motion_kernel(9, 20)).double()
+    op.pcg_iterations = 3
+    m, side = op.margin, 41 + 2 * op.margin
+    size = (fast_length(side),) * 2
+    assert size[0] > side
+    x = torch.rand(2, 3, side, side, dtype=torch.float64)
+    y = op.A(x) + 0.01 * torch.randn(2, 3, 41, 41, dtype=torch.float64)
+    z = torch.rand_like(x)
+    transfer = op._transfer(size, z.device, z.dtype)
+    window = torch.zeros(size, dtype=z.dtype)
+    window[m:side - m, m:side - m] = 1
+
+    def circular(v, kernel):
+        return torch.fft.irfft2(torch.fft.rfft2(v) * kernel, s=size)
+
+    def pad(v):
+        return torch.nn.functional.pad(v, (0, size[1] - v.shape[-1], 0, size[0] - v.shape[-2]))
+
+    rhs = circular(pad(torch.nn.functional.pad(y, (m, m, m, m))), transfer.conj()) + pad(z) / 25
+    expected = conjugate_gradient(lambda v: circular(window * circular(v, transfer), transfer.conj()) + v / 25,
+                                  rhs, pad(z), iterations=3,
+                                  precondition=lambda r: circular(r, 1 / (transfer.abs() ** 2 + 1 / 25)))
+    assert torch.allclose(op.prox_l2(z, y, 25.0), expected[..., :side, :side], atol=1e-10)
 
 
 @pytest.mark.parametrize("name", PHYSICS)

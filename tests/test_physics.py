@@ -101,6 +101,20 @@ def test_blur_is_a_convolution_and_exact_inside_a_tile():
     assert torch.allclose(tile, whole[..., 10:30, 5:25], atol=1e-6)
 
 
+@pytest.mark.parametrize("margin", [None, 9])
+def test_blur_equals_the_valid_convolution_at_any_tile_size(margin):
+    """Through FFTs over padded sides the blur is still the linear convolution, for an uneven
+    kernel, a margin beyond its radius and tile sides with large prime factors (67, 71)."""
+    from scipy.signal import convolve2d
+    kernel = torch.rand(5, 9, dtype=torch.float64)
+    kernel /= kernel.sum()
+    op = Blur(kernel, margin=margin).double()
+    m = op.margin
+    x = torch.rand(1, 2, 67, 71, dtype=torch.float64)
+    expected = np.stack([convolve2d(c.numpy(), kernel.numpy(), mode="same") for c in x[0]])[:, m:-m, m:-m]
+    assert np.allclose(op.A(x)[0].numpy(), expected, atol=1e-12)
+
+
 def test_kernels_are_normalised_and_motion_points_along_its_angle():
     for k in (gaussian_kernel(2.0), motion_kernel(15, 0), motion_kernel(15, 90)):
         assert abs(float(k.sum()) - 1) < 1e-6 and k.shape[0] % 2 == 1
