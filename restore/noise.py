@@ -24,35 +24,55 @@ def estimate_poisson_gaussian(pixels: np.ndarray, *, bins: int = 16) -> tuple[fl
     """Signal-dependent noise of ``(H, W, C)`` pixels in [0, 1]: ``(a, b)`` of the variance ``a x + b``.
 
     After Foi et al. (2008): each 2x2 cell gives a local mean (the signal ``x``) and a finest
-    diagonal Haar coefficient (noise of the cell's variance, barely any image structure). Cells
-    are sorted into ``bins`` by their mean; in each bin the noise variance is the robust one
-    (median absolute coefficient / 0.6745, squared), and ``a, b`` are the least-squares line
-    through the bins, weighted by their counts, neither below 0. Bins within two deviations of 0
-    or 1 are left out: clipping shrinks their variance. Units are [0, 1] (``a`` in pixel values, ``b`` squared).
+    diagonal Haar coefficient (noise of the cell's variance, barely any image structure); blocks of
+    2x2 cells give a mean and the mean square of their 4 coefficients. Blocks are sorted into
+    ``bins`` by their mean; texture and edges only ever add to a block's mean square, so a bin's
+    noise variance is a low quantile of them (:data:`QUANTILE`) over that quantile of the
+    chi-square of 4 degrees of freedom. ``a, b`` are then fitted to the bins through the clipped
+    model (:func:`clipped_moments`): clipping at 0 and 1 shrinks the variance of the darkest and
+    brightest bins, which pin down the floor ``b``. Units are [0, 1] (``a`` in pixel values, ``b``
+    squared).
     """
+    from scipy.stats import chi2
     pixels = pixels if pixels.ndim == 3 else pixels[:, :, None]
-    h, w = pixels.shape[0] // 2 * 2, pixels.shape[1] // 2 * 2
+    h, w = pixels.shape[0] // 4 * 4, pixels.shape[1] // 4 * 4
     if h < 8 or w < 8:
         raise ValueError(f"image of size {pixels.shape[:2]} is too small to estimate its noise")
     p = pixels[:h, :w].astype(np.float64)
     cells = np.stack([p[0::2, 0::2], p[0::2, 1::2], p[1::2, 0::2], p[1::2, 1::2]])
-    mean = cells.mean(0).ravel()
-    diagonal = ((cells[0] - cells[1] - cells[2] + cells[3]) / 2).ravel()
-    edges = np.quantile(mean, np.linspace(0, 1, bins + 1))
+    mean, diagonal = cells.mean(0), (cells[0] - cells[1] - cells[2] + cells[3]) / 2
+
+    def blocks(v):
+        return v.reshape(h // 4, 2, w // 4, 2, -1).mean((1, 3)).ravel()
+
+    block_mean, block_square = blocks(mean), blocks(diagonal ** 2)
+    bins = min(bins, block_mean.size // 8)
+    if bins < 3:                       # too few blocks for a line: one level
+        return 0.0, float(np.quantile(block_square, QUANTILE) / (chi2.ppf(QUANTILE, 4) / 4))
+    edges = np.quantile(block_mean, np.linspace(0, 1, bins + 1))
+    unbias = chi2.ppf(QUANTILE, 4) / 4
     centres, variances, counts = [], [], []
     for lo, hi in zip(edges[:-1], edges[1:]):
-        chosen = (mean >= lo) & (mean <= hi)
-        if chosen.sum() < 16:
-            continue
-        d = diagonal[chosen]
-        # The mean square within 3 robust deviations: the median alone is biased where photon
-        # counts are few and discrete, the plain mean square by the odd edge; the cut keeps 99.7 %
-        # of Gaussian noise (hence the 0.973).
-        spread = max(np.median(np.abs(d)) / 0.6745, 1e-6)
-        centres.append(mean[chosen].mean())
-        variances.append(np.mean(d[np.abs(d) < 3 * spread] ** 2) / 0.973)
+        chosen = (block_mean >= lo) & (block_mean <= hi)
+        centres.append(block_mean[chosen].mean())
+        variances.append(np.quantile(block_square[chosen], QUANTILE) / unbias)
         counts.append(chosen.sum())
     x, v, n = np.array(centres), np.array(variances), np.array(counts, np.float64)
+    a, b = _line_fit(x, v, n)
+    return _clipped_fit(x, v, n, a, b)
+
+
+#: The quantile of the blocks' mean squares taken as a bin's noise: chosen on 24 crops of 256x256
+#: of the training photographs with a small sensor's noise (not the benchmark): 0.35 put the floor
+#: within 20 % on 6 of them (0.2: 4, 0.5: 5; blocks of 4x4 cells: at most 6; the former estimate, every
+#: cell's coefficient in its bin and a line through the unclipped bins: 2, the median crop's floor
+#: 134 % too high, against 11 % now), the gain within 20 % on 23 (22).
+QUANTILE = 0.35
+
+
+def _line_fit(x, v, n) -> tuple[float, float]:
+    """``a, b`` of the count-weighted least-squares line through the bins, neither below 0, from the
+    bins that clipping leaves alone where there are enough of them."""
     # Clipping at 0 and 1 shrinks the spread of the bins within two deviations of either end.
     unclipped = (x - 2 * np.sqrt(v) > 0) & (x + 2 * np.sqrt(v) < 1)
     if unclipped.sum() >= 3:         # else every bin, clipped or not, is what there is
@@ -63,4 +83,43 @@ def estimate_poisson_gaussian(pixels: np.ndarray, *, bins: int = 16) -> tuple[fl
         a, b = 0.0, float(np.average(v, weights=n))
     elif b < 0:                        # no floor: through the origin
         a, b = float((n * x * v).sum() / (n * x * x).sum()), 0.0
+    return float(a), float(b)
+
+
+def clipped_moments(mean: np.ndarray, variance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of ``clip(y, 0, 1)`` for ``y ~ N(mean, variance)``."""
+    from scipy.special import ndtr
+    std = np.sqrt(variance)
+
+    def above(c):                      # E[y 1{y > c}], E[y^2 1{y > c}], P(y > c)
+        t = (c - mean) / std
+        tail, density = ndtr(-t), np.exp(-t * t / 2) / np.sqrt(2 * np.pi)
+        return mean * tail + std * density, (mean**2 + variance) * tail + std * (mean + c) * density, tail
+
+    first0, second0, _ = above(0.0)
+    first1, second1, beyond = above(1.0)
+    m = first0 - first1 + beyond
+    return m, np.maximum(second0 - second1 + beyond - m * m, 0.0)
+
+
+def _clipped_fit(x, v, n, a, b) -> tuple[float, float]:
+    """``a, b`` fitted to every bin through the clipped model (Foi et al. 2008, section 4): the
+    line's intercept alone extrapolates the floor from the brighter bins, where it is a small part
+    of the variance; the dark bins pin it down once clipping's shrinkage is modelled."""
+    from scipy.optimize import minimize
+    keep = v > 0
+    x, v, n = x[keep], v[keep], n[keep]
+    if len(x) < 3:
+        return a, b
+    grid = np.linspace(-0.5, 1.5, 2001)
+
+    def misfit(params):
+        a, b = np.exp(params)
+        means, variances = clipped_moments(grid, np.maximum(a * np.clip(grid, 0, None) + b, 1e-12))
+        predicted = np.interp(x, means, variances)
+        return float((n * np.log(v / np.maximum(predicted, 1e-12)) ** 2).sum())
+
+    start = np.log([max(a, 1e-5), max(b, 1e-7)])
+    fitted = minimize(misfit, start, method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-8})
+    a, b = np.exp(fitted.x).clip(0, 1)
     return float(a), float(b)
