@@ -322,10 +322,12 @@ def run(jobs: list[Job], restore_fn: RestoreFn, *, overwrite: bool = False, skip
 
 
 def process(job: Job, restore_fn: RestoreFn, *, overwrite: bool, skip_existing: bool, max_pixels: int,
-            progress: Progress | None = None) -> Result:
+            progress: Progress | None = None, replaceable: frozenset[Path] = frozenset()) -> Result:
     """Read, restore, write and score one image; never raises for a bad file.
 
-    A failure is recorded in the result: its one-line message, and what failed (``failure``).
+    ``replaceable``: files of the job that may be replaced whatever ``overwrite`` says (a retry's,
+    written by its dead first try). A failure is recorded in the result: its one-line message, and
+    what failed (``failure``).
     With a reference, the scores are those of the file as written: its 8- or 16-bit pixels,
     after JPEG's loss for a ``.jpg``.
     """
@@ -337,14 +339,16 @@ def process(job: Job, restore_fn: RestoreFn, *, overwrite: bool, skip_existing: 
         if job.output.exists() and same_file(job.source, job.output):
             raise OutputError(f"{job.output}: is the input file; choose another -o, inputs are never overwritten")
         _make_folder(job.output.parent)
-        if not check_output(job.output, overwrite=overwrite, skip_existing=skip_existing,
+        ours = job.output in replaceable
+        if not check_output(job.output, overwrite=overwrite or ours, skip_existing=skip_existing and not ours,
                             hint="pass --overwrite to replace it or --skip-existing to keep it"):
             result.status, result.message = "skipped", "output exists"
             return result
         for extra in (job.uncertainty, job.found):
             if extra is not None:
                 _make_folder(extra.parent)
-                check_output(extra, overwrite=overwrite or skip_existing, hint="pass --overwrite to replace it")
+                check_output(extra, overwrite=overwrite or skip_existing or extra in replaceable,
+                             hint="pass --overwrite to replace it")
         check_writable(job.output.parent, output=job.output, hint="choose another -o")
         start = time.perf_counter()
         picture = read_image(job.source, max_pixels=max_pixels)

@@ -18,6 +18,7 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable
 
 from .batch import Job, Progress, Result, RestoreFn, file_restorer, process
@@ -98,11 +99,11 @@ class _Worker:
         """Called once the worker has started; its arithmetic, where known."""
         return self.arithmetic
 
-    def restore(self, job: Job, replace_output: bool = False) -> tuple[Result, list[str]]:
-        """Restore one job; ``replace_output`` for a retry whose output a dead worker of this batch wrote."""
+    def restore(self, job: Job, replaceable: frozenset[Path] = frozenset()) -> tuple[Result, list[str]]:
+        """Restore one job; ``replaceable``, for a retry, the job's files that a dead worker of this
+        batch may have written (those that were not there before the batch)."""
         notes = _Notes()
-        options = {**self.options, "overwrite": True, "skip_existing": False} if replace_output else self.options
-        return process(job, self.restore_fn, progress=notes, **options), notes.messages
+        return process(job, self.restore_fn, progress=notes, replaceable=replaceable, **self.options), notes.messages
 
 
 def import_ray():
@@ -193,7 +194,7 @@ def _run(ray, jobs, make_restore_fn, device, threads, options, progress, start) 
 
     results: list[Result | None] = [None] * len(jobs)
     deaths = [0] * len(jobs)
-    existed = {i for i, job in enumerate(jobs) if job.output.exists()}
+    existed = {path for job in jobs for path in _files(job) if path.exists()}
     waiting = deque(range(len(jobs)))
     idle: list = []
     running: dict = {}               # a call's ObjectRef -> (job index, worker)
@@ -205,10 +206,11 @@ def _run(ray, jobs, make_restore_fn, device, threads, options, progress, start) 
         while waiting or running:
             while idle and waiting:
                 i, worker = waiting.popleft(), idle.pop()
-                # A retry may replace an output this batch wrote (its worker died after writing
-                # it), never one that was there before the batch.
-                retry = deaths[i] > 0 and i not in existed
-                running[worker.restore.remote(jobs[i], retry)] = (i, worker)
+                # A retry may replace the files this batch wrote (its worker died after writing
+                # them): the output, the uncertainty map, the mask found; never one that was
+                # there before the batch.
+                replaceable = frozenset(_files(jobs[i]) - existed) if deaths[i] else frozenset()
+                running[worker.restore.remote(jobs[i], replaceable)] = (i, worker)
             done, _ = ray.wait([*running, *starting], num_returns=1, timeout=None if running else START_TIMEOUT)
             if not done:
                 raise RayError(f"no Ray worker became ready in {START_TIMEOUT:.0f} s: the cluster has no free "
@@ -256,6 +258,11 @@ def _run(ray, jobs, make_restore_fn, device, threads, options, progress, start) 
         for worker in created:
             ray.kill(worker)
     return RayBatch(results, worker_device, count, start_seconds or 0.0, precision)
+
+
+def _files(job: Job) -> set[Path]:
+    """The files restoring ``job`` writes."""
+    return {path for path in (job.output, job.uncertainty, job.found) if path is not None}
 
 
 def _first_line(error: Exception) -> str:

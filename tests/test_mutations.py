@@ -183,18 +183,19 @@ class _FakeRay:
                 instance = cls(*args)
                 return SimpleNamespace(
                     ready=SimpleNamespace(remote=lambda: _Ref(instance.ready())),
-                    restore=SimpleNamespace(remote=lambda job, replace_output=False:
-                                            fake._restore(instance, job, replace_output)))
+                    restore=SimpleNamespace(remote=lambda job, replaceable=frozenset():
+                                            fake._restore(instance, job, replaceable)))
         return ActorClass()
 
-    def _restore(self, instance, job, replace_output):
-        self.calls.append((job.source.name, replace_output))
+    def _restore(self, instance, job, replaceable):
+        self.calls.append((job.source.name, sorted(path.name for path in replaceable)))
         if job.source.name in self.dies_once:
             self.dies_once.discard(job.source.name)
-            if not job.output.exists():
-                job.output.write_bytes(b"half")     # as if it died after writing part of its output
+            for path in (job.output, job.uncertainty):
+                if path is not None and not path.exists():
+                    path.write_bytes(b"half")     # as if it died after writing part of its files
             return _Ref(error=self.ActorDiedError("the actor died unexpectedly"))
-        return _Ref(instance.restore(job, replace_output))
+        return _Ref(instance.restore(job, replaceable))
 
     def wait(self, refs, num_returns=1, timeout=None):
         return refs[:num_returns], refs[num_returns:]
@@ -245,7 +246,34 @@ def test_ray_retry_never_replaces_an_output_that_existed_before_the_batch(tmp_pa
     assert b.status == "ok"
     assert np.allclose(read_image(out / "b.png").pixels, pixels, atol=1 / 255)   # the retry's, whole
     # each file was handed out twice (its first worker died); only b's retry may replace its output
-    assert sorted(fake.calls) == [("a.png", False), ("a.png", False), ("b.png", False), ("b.png", True)]
+    assert sorted(fake.calls) == [("a.png", []), ("a.png", []), ("b.png", []), ("b.png", ["b.png"])]
+
+
+def test_ray_retry_never_replaces_an_uncertainty_map_that_existed_before_the_batch(tmp_path, monkeypatch,
+                                                                                   keep_torch_threads):
+    """The same for the files written beside the output: a retry replaces the uncertainty map its
+    dead first try wrote, and keeps one the user had there before the batch."""
+    from restore import ray_runner
+
+    src, out, maps = tmp_path / "in", tmp_path / "out", tmp_path / "maps"
+    for folder in (src, out, maps):
+        folder.mkdir()
+    pixels = np.random.default_rng(0).random((8, 8, 3)).astype(np.float32)
+    for name in ("a.png", "b.png"):
+        write_image(src / name, Picture(pixels))
+    (maps / "a.png").write_bytes(b"the user's")     # there before the batch; a's output is not
+    jobs = [Job(src / name, out / name, uncertainty=maps / name) for name in ("a.png", "b.png")]
+
+    def make_restore_fn(device):
+        return lambda picture, job, progress: Restored(picture.pixels, SimpleNamespace(sigma=None), picture.pixels,
+                                                       std=np.full((8, 8), 0.01, np.float32))
+
+    fake = _FakeRay(dies_once={"a.png", "b.png"})
+    monkeypatch.setattr(ray_runner, "import_ray", lambda: fake)
+    a, b = ray_runner.run_on_ray(jobs, make_restore_fn, max_pixels=10**6).results
+    assert (maps / "a.png").read_bytes() == b"the user's"
+    assert a.status == "failed" and "exists" in a.message
+    assert b.status == "ok" and read_image(maps / "b.png").pixels.shape[:2] == (8, 8)   # the retry's map
 
 
 # --- noise: odd-sized images ------------------------------------------------------------------------
