@@ -385,6 +385,7 @@ def train_command(
     checkpoint_every: int = typer.Option(500, help="Write a checkpoint every N steps."),
     pixel_scale: bool = typer.Option(False, "--pixel-scale", help="Also learn the decoder's scale per pixel (where it is sure, the solver trusts it over the data)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this checkpoint's weights (fine-tuning); layers it lacks start new."),
+    task_encoder: Optional[str] = typer.Option(None, "--task-encoder", help="photo, with --init: train only an encoder of its own for this task (used by it alone), on its damage alone, against the prior's frozen decoder."),
     resume: bool = typer.Option(False, "--resume", help="Continue training from the checkpoint at --out."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out instead of refusing."),
     device: str = DEVICE,
@@ -416,11 +417,13 @@ def train_command(
             model = (model_from(init, pixel_scale=pixel_scale, latent=latent, seed=seed) if init is not None else
                      build_model(arch.value, width=width, latent=latent, levels=levels, blocks=blocks,
                                  pixel_scale=pixel_scale))
+            if task_encoder is not None:
+                model, task_list = _with_task_encoder(model, task_encoder, init), task_encoder
             settings = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, degraded_fraction=degraded,
                                      gray_fraction=gray, colour_fraction=colour, loaders=loaders, minutes=minutes, crop=crop or (28 if arch is Architecture.digits else 64),
                                      checkpoint_every=checkpoint_every, seed=seed, init=str(init) if init else None,
                                      tasks=tuple(t.strip() for t in task_list.split(",") if t.strip()),
-                                     precision=precision)
+                                     precision=precision, task_encoder=task_encoder)
         sampler = sampler_for(model, files, crop=settings.crop, seed=seed)
     except (OutputError, TrainError, PriorError) as e:
         fail(str(e))
@@ -436,6 +439,18 @@ def train_command(
     except TrainError as e:
         fail(str(e))
     typer.echo(f"wrote {out} after {meta['steps']} steps in {meta['seconds']:.0f} s")
+
+
+def _with_task_encoder(model, task: str, init: Path | None):
+    """``model`` given an encoder of its own for ``task`` (``--task-encoder``), or a one-line error."""
+    from .train import TrainError
+    if init is None:
+        raise TrainError("--task-encoder needs --init: the prior whose frozen decoder the new encoder feeds")
+    if task not in TASKS:
+        raise TrainError(f"--task-encoder {task}: not a task; give one of {', '.join(TASKS)}")
+    if not hasattr(model, "with_task_encoder"):
+        raise TrainError(f"--task-encoder: {init} is a digits prior; task encoders are for photo priors")
+    return model.with_task_encoder(task)
 
 
 @app.command("bench")

@@ -19,6 +19,7 @@ weights, so :func:`load_checkpoint` needs nothing but the file.
 """
 from __future__ import annotations
 
+import copy
 import io
 import math
 import os
@@ -40,6 +41,8 @@ class ConvVAEConfig:
     blocks: int = 1             # residual blocks per level
     tile_size: int = 256        # default tile for large images (a multiple of f)
     pixel_scale: bool = False   # predict the decoder's scale per pixel, not one for the image
+    task_encoders: tuple[str, ...] = ()   # tasks with an encoder of their own, trained on their damage
+                                          # alone against the shared decoder (restore.model.ConvVAE.for_task)
 
 
 @dataclass
@@ -95,6 +98,10 @@ class _VAE(nn.Module):
     def gamma(self) -> torch.Tensor:
         """The image-wide decoder scale (what the ELBO of the mean uses)."""
         return self.log_gamma.exp().clamp(min=GAMMA_FLOOR)
+
+    def for_task(self, name: str) -> "_VAE":
+        """This prior as task ``name`` sees it (an architecture with task encoders overrides this)."""
+        return self
 
     def encode(self, x):
         """``(mu, logvar)`` of q(z | x) for pixel values in [0, 1]."""
@@ -161,6 +168,26 @@ class ConvVAE(_VAE):
         dec += [nn.SiLU(), nn.Conv2d(w, config.channels, 3, padding=1)]
         self.decoder = nn.Sequential(*dec)
         self.scale_head = _zero_init(nn.Conv2d(w, config.channels, 3, padding=1)) if config.pixel_scale else None
+        self.task_encoders = nn.ModuleDict({name: copy.deepcopy(self.encoder) for name in config.task_encoders})
+
+    def for_task(self, name: str) -> "ConvVAE":
+        """This prior as task ``name`` sees it: with that task's own encoder where it has one (the
+        decoder, and so the prior, is the same), else itself."""
+        if name not in self.task_encoders:
+            return self
+        view = copy.copy(self)       # shares every module and parameter; only the encoder differs
+        view._modules = {**self._modules, "encoder": self.task_encoders[name]}
+        return view
+
+    def with_task_encoder(self, name: str) -> "ConvVAE":
+        """This model with an encoder of its own for task ``name``, starting as the shared one."""
+        if name in self.task_encoders:
+            return self
+        model = ConvVAE(replace(self.config, task_encoders=(*self.config.task_encoders, name)))
+        state = {**self.state_dict(), **{f"task_encoders.{name}.{key}": value
+                                         for key, value in self.encoder.state_dict().items()}}
+        model.load_state_dict(state)
+        return model.to(self.log_gamma.device)
 
     @property
     def size_multiple(self) -> int:
@@ -180,6 +207,8 @@ class ConvVAE(_VAE):
         sides, which zeros would not.
         """
         old = self.config.latent_channels
+        if self.config.task_encoders:
+            raise ValueError("grow the latent before adding task encoders: theirs would not fit")
         if channels < old:
             raise ValueError(f"the latent can grow only: the model has {old} channels, asked for {channels}")
         if channels == old:

@@ -113,7 +113,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
         return (out, _like(repaired.std, image)) if return_std else out
     task = task.resolve(pixels, companion)
     values = task.companion_values(companion, pixels.shape[:2])
-    vae = settings.load()
+    vae = settings.load().for_task(task.name)
     device = next(vae.parameters()).device
     channels, tile_size, multiple = vae.channels, settings.tile or vae.tile_size, vae.size_multiple
     dtype = resolve_precision(settings.precision, device)

@@ -35,6 +35,7 @@ class TrainSettings:
     loaders: int = 1                 # threads making batches ahead (a GPU outruns one)
     minutes: float | None = None     # a time budget: the learning rate decays over it and training stops
                                      # at its end (or after ``steps``, whichever comes first)
+    task_encoder: str | None = None  # train only this task's own encoder (ConvVAE.for_task), all else frozen
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -49,6 +50,8 @@ class TrainSettings:
             raise ValueError(f"minutes must be positive, got {self.minutes}")
         if self.loaders < 1:
             raise ValueError(f"loaders must be 1 or more, got {self.loaders}")
+        if self.task_encoder is not None and self.tasks != (self.task_encoder,):
+            raise ValueError(f"a task encoder learns its own task's damage alone: tasks must be {self.task_encoder!r}")
 
 
 def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, *,
@@ -63,7 +66,13 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
     views = [TRAINING_VIEWS[name] for name in settings.tasks]
     dtype = resolve_precision(settings.precision, device)
     model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    learner = model if settings.task_encoder is None else model.for_task(settings.task_encoder)
+    for parameter in model.parameters():      # a task encoder learns against the frozen rest
+        parameter.requires_grad_(learner is model)
+    trained = list(learner.parameters() if learner is model else learner.encoder.parameters())
+    for parameter in trained:
+        parameter.requires_grad_(True)
+    optimizer = torch.optim.Adam(trained, lr=settings.lr)
     step, seconds = 0, 0.0
     if resume is not None:
         optimizer.load_state_dict(resume["optimizer"])
@@ -113,14 +122,14 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
         clean, seen = upcoming.popleft().result()
         if step + settings.loaders < settings.steps:
             upcoming.append(loader.submit(batch, step + settings.loaders))
-        loss, stats = vae_loss(model, seen.to(device), clean.to(device), torch_rng, autocast=dtype)
+        loss, stats = vae_loss(learner, seen.to(device), clean.to(device), torch_rng, autocast=dtype)
         optimizer.zero_grad(set_to_none=True)
         # A non-finite loss or gradient skips the update, so the weights (and every checkpoint)
         # stay finite; a run that keeps producing them has diverged and stops with a way out.
         finite = bool(torch.isfinite(loss))
         if finite:
             loss.backward()
-            finite = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)))
+            finite = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(trained, 5.0)))
         if finite:
             optimizer.step()
             skipped = 0
@@ -201,6 +210,7 @@ def resume_from(out: Path, steps: int) -> tuple[VAE, TrainSettings, dict]:
     saved.setdefault("colour_fraction", 0.0)
     saved.setdefault("loaders", 1)
     saved.setdefault("minutes", None)
+    saved.setdefault("task_encoder", None)
     return model, TrainSettings(**{**saved, "steps": steps}), state
 
 

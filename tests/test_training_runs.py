@@ -69,3 +69,43 @@ def test_the_gpu_stage_script_trains_the_large_prior_on_the_cpu(tmp_path):
     assert model.config.width == 96 and model.config.blocks == 2 and model.scale_head is not None
     assert "optimizer" not in state and state["meta"]["steps"] >= 1
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["photo-large.pt", "train.log"]
+
+
+def test_a_task_encoder_learns_alone_and_serves_its_task_only(tmp_path):
+    """`restore train --task-encoder dejpeg --init PRIOR` trains an encoder of its own for JPEG damage
+    against the prior's frozen decoder: the shared encoder and the decoder come out unchanged, the
+    new encoder changed, and only `dejpeg` restores through it."""
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from restore.cli import app
+    from restore.model import save_checkpoint
+    torch.manual_seed(0)
+    base = ConvVAE(ConvVAEConfig(width=8, latent_channels=4, pixel_scale=True))
+    save_checkpoint(tmp_path / "base.pt", base)
+    photos(tmp_path / "photos", size=40)
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "photos"), "-o", str(tmp_path / "jpeg.pt"),
+                                      "--init", str(tmp_path / "base.pt"), "--task-encoder", "dejpeg",
+                                      "--steps", "3", "--batch-size", "2", "--crop", "32", "--lr", "1e-2", "-q"])
+    assert result.exit_code == 0, result.output
+    model, state = load_checkpoint(tmp_path / "jpeg.pt")
+    assert model.config.task_encoders == ("dejpeg",) and state["meta"]["settings"]["tasks"] == ("dejpeg",)
+    before, after = base.state_dict(), model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)                  # shared weights frozen
+    changed = [not torch.equal(after[f"task_encoders.dejpeg.{k}"], v) for k, v in base.encoder.state_dict().items()]
+    assert any(changed)
+    x = torch.rand(1, 3, 16, 16)
+    assert torch.equal(model.for_task("denoise").encode(x)[0], base.encode(x)[0])
+    assert not torch.equal(model.for_task("dejpeg").encode(x)[0], base.encode(x)[0])
+
+    import restore
+    from restore.tasks.dejpeg import jpeg_round_trip
+    pixels, quantisation = jpeg_round_trip(np.random.default_rng(0).random((32, 32, 3)).astype(np.float32), 20)
+    own = restore.dejpeg(pixels, quantisation=quantisation, prior=model)
+    shared = restore.dejpeg(pixels, quantisation=quantisation, prior=base)
+    assert not np.array_equal(own, shared)
+    assert np.array_equal(restore.denoise(pixels, sigma=5, prior=model), restore.denoise(pixels, sigma=5, prior=base))
+
+    refused = CliRunner().invoke(app, ["train", str(tmp_path / "photos"), "-o", str(tmp_path / "x.pt"),
+                                       "--task-encoder", "dejpeg", "--steps", "1", "-q"])
+    assert refused.exit_code != 0 and "--init" in refused.output and "Traceback" not in refused.output
