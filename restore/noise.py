@@ -46,11 +46,11 @@ def estimate_poisson_gaussian(pixels: np.ndarray, *, bins: int = 16) -> tuple[fl
         return v.reshape(h // 4, 2, w // 4, 2, -1).mean((1, 3)).ravel()
 
     block_mean, block_square = blocks(mean), blocks(diagonal ** 2)
+    unbias = chi2.ppf(QUANTILE, 4) / 4
     bins = min(bins, block_mean.size // 8)
     if bins < 3:                       # too few blocks for a line: one level
-        return 0.0, float(np.quantile(block_square, QUANTILE) / (chi2.ppf(QUANTILE, 4) / 4))
+        return 0.0, float(np.quantile(block_square, QUANTILE) / unbias)
     edges = np.quantile(block_mean, np.linspace(0, 1, bins + 1))
-    unbias = chi2.ppf(QUANTILE, 4) / 4
     centres, variances, counts = [], [], []
     for lo, hi in zip(edges[:-1], edges[1:]):
         chosen = (block_mean >= lo) & (block_mean <= hi)

