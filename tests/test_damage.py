@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from restore import SolverSettings
 from restore.pipeline import restore
 from restore.cli import app
-from restore.damage import confirm_damage, detect_damage
+from restore.damage import classify_candidates, confirm_damage, damage_candidates, detect_damage
 from restore.images import Picture, read_image, write_image
 from restore.masks import old_photo_damage
 from restore.tasks import Inpaint, OptionError
@@ -36,20 +36,47 @@ def scratched(image):
     return out, line > 0
 
 
-def test_a_scratch_is_found_and_an_intact_textured_image_yields_an_almost_empty_mask():
+def test_the_candidates_hold_the_scratch_and_noise_is_not_damage():
     clean = textured()
     damaged, truth = scratched(clean)
-    found = detect_damage(damaged)
-    assert (found & truth).sum() >= 0.9 * truth.sum()
-    assert (found & ~truth).mean() < 0.01
-    assert detect_damage(clean).mean() < 0.005
-    # Noise is not damage: the same image with noise of sigma 5 stays almost empty when told so.
+    candidates = damage_candidates(damaged)
+    assert (candidates & truth).sum() >= 0.9 * truth.sum()
+    assert damage_candidates(clean).mean() < 0.05
+    # Noise is not damage: the same image with noise of sigma 5 holds almost no candidates when told so.
     noisy = np.clip(clean + np.random.default_rng(1).normal(0, 5 / 255, clean.shape), 0, 1)
-    assert detect_damage(noisy, noise=5 / 255).mean() < 0.01
+    assert damage_candidates(noisy, noise=5 / 255).mean() < 0.001 < 0.005 < damage_candidates(noisy).mean()
     # Sensitivity orders what is found.
-    assert detect_damage(damaged, sensitivity=0.5).sum() <= found.sum() <= detect_damage(damaged, sensitivity=2).sum()
+    assert (damage_candidates(damaged, sensitivity=0.5).sum() <= candidates.sum()
+            <= damage_candidates(damaged, sensitivity=2).sum())
     with pytest.raises(ValueError, match="sensitivity"):
-        detect_damage(damaged, sensitivity=0)
+        damage_candidates(damaged, sensitivity=0)
+
+
+def test_the_classifier_keeps_the_scratch_and_drops_texture_the_fill_explains():
+    # With a perfect fill (the clean image), what stands out of it gray and toward white or black is
+    # damage, and texture the fill reproduces is not, saturated magenta included.
+    clean = textured()
+    damaged, truth = scratched(clean)
+    candidates = damage_candidates(damaged, sensitivity=2)
+    found = classify_candidates(damaged, candidates, clean)
+    assert (found & truth).sum() >= 0.9 * truth.sum()
+    assert (found & ~truth).mean() < 0.005
+    grainy = textured(seed=3)
+    assert not classify_candidates(grainy, damage_candidates(grainy, sensitivity=2), grainy).any()
+    # A fill that explains the scratch too (the observed image itself) leaves nothing to fill.
+    assert classify_candidates(damaged, candidates, damaged).mean() < 0.002
+    # Sensitivity orders what is found: clear damage only, or texture too.
+    fewer = classify_candidates(damaged, candidates, clean, sensitivity=0.1)
+    more = classify_candidates(damaged, candidates, clean, sensitivity=100)
+    assert fewer.sum() < found.sum() < more.sum() and (fewer & ~found).sum() == (found & ~more).sum() == 0
+
+
+def test_detect_damage_finds_the_scratch_with_the_prior(tiny_prior):
+    model, _ = tiny_prior
+    damaged, truth = scratched(textured())
+    found = detect_damage(damaged, settings=SolverSettings(prior=model))
+    assert (found & truth).sum() >= 0.8 * truth.sum() and (found & ~truth).mean() < 0.01
+    assert detect_damage(textured(seed=4), settings=SolverSettings(prior=model)).mean() < 0.005
 
 
 def test_the_prior_gives_back_what_it_explains():
