@@ -9,8 +9,9 @@ as well. Each crop's candidates (``restore.damage.damage_candidates``) are fille
 photo prior and their evidence (``restore.damage.damage_evidence``) recorded. A logistic regression
 is fitted on it, every candidate weighted by what a mistake on it costs in squared error (a damaged
 pixel left: its damage's contrast; an intact pixel filled: the fill's distance from the truth), and
-measured on held-out folds of crops against the rule it replaced. The weights it prints go into
-``restore/damage.py`` (EVIDENCE_WEIGHTS, EVIDENCE_BIAS).
+measured on held-out folds of crops against the rule it replaced; gray crops (the photographs
+turned gray: old prints mostly are) get weights of their own, there being no colour to tell gray
+damage by. The weights it prints go into ``restore/damage.py`` (EVIDENCE_WEIGHTS, EVIDENCE_BIAS).
 """
 from __future__ import annotations
 
@@ -91,30 +92,48 @@ def fit(x: np.ndarray, y: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, flo
     return raw.numpy(), float(b.detach() - (mean * raw).sum())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folder", type=Path, help="the training photographs")
-    parser.add_argument("--crops", type=int, default=60)
-    parser.add_argument("--seed", type=int, default=21)
-    args = parser.parse_args()
-    rng = np.random.default_rng(args.seed)
-    tables = []
-    for i, clean in enumerate(crops(args.folder, count=args.crops, size=256, rng=rng)):
-        tables.append(candidate_table(clean, rng, noisy=i % 3 == 0))
-        print(f"crop {i + 1}/{args.crops}: {len(tables[-1][1])} candidates, {tables[-1][1].mean():.0%} damage", flush=True)
+def measure_and_fit(tables: list, label: str) -> tuple[np.ndarray, float]:
+    """Cross-validated cost on 4 folds of crops, then the weights fitted on all of ``tables``."""
     folds = np.concatenate([np.full(len(t[1]), i % 4) for i, t in enumerate(tables)])
     x, y, cost, rule = (np.concatenate(column) for column in zip(*tables))
+    used = x.std(0) > 0                  # gray crops have no chroma to weigh
     spent = lambda found, where: (cost[where] * (found != y[where])).sum()
     fitted = 0.0
     for k in range(4):
-        w, b = fit(x[folds != k], y[folds != k], cost[folds != k])
-        fitted += spent(x[folds == k] @ w + b > 0, folds == k)
+        w, b = fit(x[folds != k][:, used], y[folds != k], cost[folds != k])
+        fitted += spent(x[folds == k][:, used] @ w + b > 0, folds == k)
     everywhere = np.ones_like(y)
-    print(f"squared error of the mistakes on held-out folds: {fitted:.1f}; the previous rule {spent(rule, everywhere):.1f}, "
-          f"filling every candidate {spent(everywhere, everywhere):.1f}, none {spent(~everywhere, everywhere):.1f}")
-    w, b = fit(x, y, cost)
-    print("EVIDENCE_WEIGHTS = np.array([" + ", ".join(f"{v:.4g}" for v in w) + "], np.float32)   # " + ", ".join(EVIDENCE))
-    print(f"EVIDENCE_BIAS = {b:.4g}")
+    print(f"{label}: squared error of the mistakes on held-out folds {fitted:.1f}; the previous rule "
+          f"{spent(rule, everywhere):.1f}, filling every candidate {spent(everywhere, everywhere):.1f}, "
+          f"none {spent(~everywhere, everywhere):.1f}")
+    weights = np.zeros(x.shape[1])
+    weights[used], bias = fit(x[:, used], y, cost)
+    return weights, bias
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path, help="the training photographs")
+    parser.add_argument("--crops", type=int, default=60, help="colour crops")
+    parser.add_argument("--gray-crops", type=int, default=40, help="crops turned gray")
+    parser.add_argument("--seed", type=int, default=21)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    tables = {"colour": [], "gray": []}
+    for i, clean in enumerate(crops(args.folder, count=args.crops + args.gray_crops, size=256, rng=rng)):
+        kind = "colour" if i < args.crops else "gray"
+        if kind == "gray":
+            clean = clean.mean(axis=2, keepdims=True)
+        tables[kind].append(candidate_table(clean, rng, noisy=i % 3 == 0))
+        print(f"{kind} crop {len(tables[kind])}: {len(tables[kind][-1][1])} candidates, "
+              f"{tables[kind][-1][1].mean():.0%} damage", flush=True)
+    weights, biases = {}, {}
+    for kind, kind_tables in tables.items():
+        weights[kind], biases[kind] = measure_and_fit(kind_tables, kind)
+    print("EVIDENCE_WEIGHTS = {" + ", ".join(
+        f'"{kind}": np.array([' + ", ".join(f"{v:.4g}" for v in w) + "], np.float32)" for kind, w in weights.items())
+        + "}   # " + ", ".join(EVIDENCE))
+    print("EVIDENCE_BIAS = {" + ", ".join(f'"{kind}": {b:.4g}' for kind, b in biases.items()) + "}")
 
 
 if __name__ == "__main__":

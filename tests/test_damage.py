@@ -71,6 +71,14 @@ def test_the_classifier_keeps_the_scratch_and_drops_texture_the_fill_explains():
     assert fewer.sum() < found.sum() < more.sum() and (fewer & ~found).sum() == (found & ~more).sum() == 0
 
 
+def test_gray_photographs_are_weighed_without_colour():
+    # Old prints are mostly gray: there gray damage cannot stand out by its lack of colour.
+    clean = textured().mean(axis=2, keepdims=True)
+    damaged, truth = scratched(clean)
+    found = classify_candidates(damaged, damage_candidates(damaged), clean)
+    assert (found & truth).sum() >= 0.9 * truth.sum() and (found & ~truth).mean() < 0.005
+
+
 def test_detect_damage_finds_the_scratch_with_the_prior(tiny_prior):
     model, _ = tiny_prior
     damaged, truth = scratched(textured())
