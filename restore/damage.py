@@ -58,9 +58,9 @@ def damage_scores(pixels: np.ndarray, *, noise: float = 0.0) -> np.ndarray:
 #: the score, chosen on 4 crops of 256 x 256 of the training photographs with generated damage
 #: (runs of restore.masks.old_photo_damage, never the benchmark's images); a 5-pixel disc lost
 #: 4.5 dB inside the damage (crossings missed). The candidates are generous: on 7 held-out crops
-#: with such damage, 1 to 32 % of the pixels, holding on average 96.5 % of its squared contrast. :func:`classify_candidates`
-#: then decides; TOLERANCE is how far from the prior's fill a neighbour of confirmed damage must be
-#: to join it (a scratch's fainter edges).
+#: with such damage, 1 to 32 % of the pixels, holding on average 96.5 % of its squared contrast.
+#: :func:`classify_candidates` then decides; TOLERANCE is how far from the prior's fill a neighbour
+#: of damage found must be to join it (a scratch's fainter edges).
 TEXTURE = 3.0
 FLOOR = 0.03
 HIGH, LOW = 1.5, 0.75
