@@ -41,7 +41,8 @@ def crops(folder: Path, *, count: int, size: int, rng: np.random.Generator) -> l
         if min(h, w) < size:
             continue
         t, l = rng.integers(h - size + 1), rng.integers(w - size + 1)
-        out.append(np.repeat(pixels, 3, 2)[t:t + size, l:l + size] if pixels.shape[2] == 1 else pixels[t:t + size, l:l + size])
+        crop = pixels[t:t + size, l:l + size]
+        out.append(np.repeat(crop, 3, 2) if crop.shape[2] == 1 else crop)
         if len(out) == count:
             break
     return out
@@ -84,7 +85,8 @@ def fit(x: np.ndarray, y: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, flo
 
     def closure():
         optimizer.zero_grad()
-        loss = (weight * torch.nn.functional.binary_cross_entropy_with_logits(z @ w + b, target, reduction="none")).mean()
+        each = torch.nn.functional.binary_cross_entropy_with_logits(z @ w + b, target, reduction="none")
+        loss = (weight * each).mean()
         loss.backward()
         return loss
     optimizer.step(closure)
