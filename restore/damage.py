@@ -205,14 +205,15 @@ def repair(pixels: np.ndarray, task, *, settings, progress=None, return_std: boo
     return Repair(np.where(found[:, :, None], out, pixels), found, std)
 
 
-def detect_damage(pixels: np.ndarray, *, sensitivity: float = 1.0, sigma: float = 1.0, settings=None) -> np.ndarray:
+def detect_damage(image, *, sensitivity: float = 1.0, sigma: float = 1.0, settings=None,
+                  channel_axis: int = -1) -> np.ndarray:
     """Thin scratches, dust specks and small spots, bright or dark, that nobody masked: ``(H, W)``
     booleans, True on the damage (what ``inpaint --mask auto`` fills and ``--save-mask`` keeps).
 
     Parameters
     ----------
-    pixels : ndarray
-        ``(H, W, C)`` floats in [0, 1].
+    image : ndarray or Tensor
+        ``(H, W)`` or 1 or 3 channels on ``channel_axis``: uint8, uint16 or floats in [0, 1].
     sensitivity : float
         Above 1 finds fainter damage (and takes more texture for it); below 1, only clear damage.
     sigma : float
@@ -220,7 +221,8 @@ def detect_damage(pixels: np.ndarray, *, sensitivity: float = 1.0, sigma: float 
     settings : SolverSettings, optional
         The prior and solver that fill the candidates (default: the shipped photo prior).
     """
-    from .pipeline import SolverSettings
+    from .pipeline import SolverSettings, to_pixels
     from .tasks import Inpaint
     task = Inpaint(sigma=sigma, sensitivity=sensitivity)
+    pixels, _ = to_pixels(image, channel_axis)
     return repair(pixels, task, settings=settings or SolverSettings()).mask

@@ -85,6 +85,12 @@ def test_detect_damage_finds_the_scratch_with_the_prior(tiny_prior):
     found = detect_damage(damaged, settings=SolverSettings(prior=model))
     assert (found & truth).sum() >= 0.8 * truth.sum() and (found & ~truth).mean() < 0.01
     assert detect_damage(textured(seed=4), settings=SolverSettings(prior=model)).mean() < 0.005
+    # The API's input contract: 8-bit gray works; values out of [0, 1] are refused with the fix.
+    gray = np.round(damaged.mean(axis=2) * 255).astype(np.uint8)
+    found = detect_damage(gray, settings=SolverSettings(prior=model))
+    assert found.shape == gray.shape and (found & truth).sum() >= 0.8 * truth.sum()
+    with pytest.raises(ValueError, match="divide by 255"):
+        detect_damage(damaged * 255, settings=SolverSettings(prior=model))
 
 
 def test_the_prior_gives_back_what_it_explains():
