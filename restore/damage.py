@@ -44,13 +44,15 @@ def _local_median(response: np.ndarray) -> np.ndarray:
     return cv2.medianBlur(levels, WINDOW).astype(np.float32) / 1024
 
 
+def _relative(response: np.ndarray, noise: float) -> np.ndarray:
+    """A top-hat or black-hat response over its local median (plus the noise, in [0, 1] units)."""
+    return response / (TEXTURE * _local_median(response) + FLOOR + 2 * noise)
+
+
 def damage_scores(pixels: np.ndarray, *, noise: float = 0.0) -> np.ndarray:
     """How clearly each pixel is thin bright or dark damage: its top-hat or black-hat response
     over the local median of that response (plus the noise, ``noise`` in [0, 1] units), ``(H, W)``."""
-    scores = []
-    for response in thin_structures(pixels):
-        scores.append(response / (TEXTURE * _local_median(response) + FLOOR + 2 * noise))
-    return np.maximum(*scores)
+    return np.maximum(*(_relative(response, noise) for response in thin_structures(pixels)))
 
 
 #: The candidates: how much stronger than the thin structures around it damage must be, the
@@ -104,7 +106,7 @@ def damage_evidence(pixels: np.ndarray, candidates: np.ndarray, fill: np.ndarray
     ``candidates``) are ``(H, W, C)`` floats in [0, 1], ``noise`` in [0, 1] units."""
     luminance, filled = pixels.mean(axis=2), fill.mean(axis=2)
     top, black = thin_structures(pixels)
-    bright, dark = (r / (TEXTURE * _local_median(r) + FLOOR + 2 * noise) for r in (top, black))
+    bright, dark = _relative(top, noise), _relative(black, noise)
     is_bright = bright >= dark
     near = np.ones((BESIDE, BESIDE), np.uint8)
     # The widest structures next to the pixel: what the disc's opening (closing) left, at its brightest (darkest).
