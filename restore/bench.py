@@ -83,9 +83,11 @@ def blind_scores(clean: np.ndarray, damaged: np.ndarray, result: np.ndarray, reg
             "precision": hit / max(int(changed.sum()), 1), "recall": hit / max(int(region.sum()), 1)}
 
 
-def methods(condition: Condition, prior, settings: SolverSettings, samples: int = 1) -> list[tuple[str, Callable]]:
+def methods(condition: Condition, prior, settings: SolverSettings, samples: int = 1,
+            ensemble: int = 1) -> list[tuple[str, Callable]]:
     """The available classical methods of the condition's task, then restore (and the mean of
-    ``samples`` posterior samples, if more than 1)."""
+    ``samples`` posterior samples, if more than 1, and of ``ensemble`` turns of the image, where
+    the task takes no solver steps)."""
     task = condition.task
     found = [(b.label, b.run) for b in condition.baselines if b.needs is None or baselines.available(b.needs)]
     own = replace(settings, prior=prior)
@@ -97,6 +99,8 @@ def methods(condition: Condition, prior, settings: SolverSettings, samples: int 
     found.append(("restore", restoring(own)))
     if samples > 1:
         found.append((f"restore, mean of {samples}", restoring(replace(own, samples=samples))))
+    if _turns(condition, settings, ensemble):
+        found.append((f"restore, {ensemble} turns", restoring(replace(own, ensemble=ensemble))))
     if condition.blind:                  # nobody is handed the mask; restore given it is the yardstick
         found = [(label, lambda damaged, companion, run=run: run(damaged, None)) for label, run in found]
         found.append(("restore, given the mask",
@@ -104,9 +108,15 @@ def methods(condition: Condition, prior, settings: SolverSettings, samples: int 
     return found
 
 
+def _turns(condition: Condition, settings: SolverSettings, ensemble: int) -> bool:
+    """Whether the condition gets a row of restore's ensemble of ``ensemble`` turns."""
+    steps = condition.task.defaults.steps if settings.steps is None else settings.steps
+    return ensemble > 1 and steps == 0 and not condition.blind
+
+
 def run_benchmark(sets: list[ImageSet], conditions: list[Condition], *, device: torch.device,
                   steps: int | None = None, precision: str = "auto", seed: int = 0, progress: Callable[[str], None] | None = None,
-                  keep: int = 3, samples: int = 1) -> tuple[list[Row], dict, list[str]]:
+                  keep: int = 3, samples: int = 1, ensemble: int = 1) -> tuple[list[Row], dict, list[str]]:
     """Run every method on every damaged image.
 
     Returns the score rows, the first ``keep`` results of each (set, condition)
@@ -119,7 +129,7 @@ def run_benchmark(sets: list[ImageSet], conditions: list[Condition], *, device: 
     rows, shown = [], {}
     for image_set in sets:
         for condition in conditions:
-            runs = methods(condition, image_set.prior, settings, samples)
+            runs = methods(condition, image_set.prior, settings, samples, ensemble)
             for index, (name, clean) in enumerate(image_set.images):
                 rng = np.random.default_rng([seed, index, _condition_index(condition)])
                 made = damage(clean, condition, rng)
@@ -152,9 +162,12 @@ def _condition_index(condition: Condition) -> int:
     return SEED_ORDER.index(condition.name)
 
 
-def total_runs(sets: list[ImageSet], conditions: list[Condition], samples: int = 1) -> int:
+def total_runs(sets: list[ImageSet], conditions: list[Condition], samples: int = 1, ensemble: int = 1,
+               steps: int | None = None) -> int:
     own = 1 + (samples > 1)
-    return sum(len(s.images) * sum(own + c.blind + sum(b.needs is None or baselines.available(b.needs) for b in c.baselines)
+    turns = SolverSettings(steps=steps)
+    return sum(len(s.images) * sum(own + c.blind + _turns(c, turns, ensemble)
+                                   + sum(b.needs is None or baselines.available(b.needs) for b in c.baselines)
                                    for c in conditions) for s in sets)
 
 

@@ -81,6 +81,9 @@ class RestoreOptions:
         f"{t.name} {t.defaults.steps}" for t in TASKS.values()) + "); 0 = encoder only, fastest.")))
     mode: str = field(default="joint", metadata=_cli(typer.Option(
         "joint", help="joint: MAP over image and latent (keeps detail); latent: over the latent only.")))
+    ensemble: Optional[int] = field(default=None, metadata=_cli(typer.Option(
+        None, "--ensemble", help="With 0 solver steps (denoise, dejpeg): average the restorations of the image turned "
+        "and flipped this many ways (2, 4 or 8): better, and that many times slower.")))
     device: str = field(default="auto", metadata=_cli(DEVICE))
     precision: str = field(default="auto", metadata=_cli(typer.Option(
         "auto", help="The networks' arithmetic: auto (bf16 on GPUs and on CPUs with AMX/AVX512-BF16, else fp32), fp32, bf16.")))
@@ -260,7 +263,7 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
     try:
         settings = SolverSettings(prior=options.model, steps=options.steps, mode=options.mode, device=dev,
                                   tile=options.tile, precision=options.precision, samples=options.samples,
-                                  seed=options.seed)
+                                  seed=options.seed, ensemble=options.ensemble)
     except ValueError as e:
         fail(f"--{e}")                 # its messages begin with the option's name
     try:
@@ -271,6 +274,12 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
                     save_found=save_found)
     except (PriorError, PlanError) as e:
         fail(str(e))
+    steps = task.defaults.steps if options.steps is None else options.steps
+    if (options.ensemble or 1) > 1 and steps != 0:
+        fail(f"--ensemble: it averages the encoder's estimate, which {task.name} refines over {steps} steps; "
+             "add --steps 0, or leave --ensemble out")
+    if (options.ensemble or 1) > 1 and not settings.prior.symmetric:
+        fail(f"--ensemble: the {options.model} prior's images are not alike turned; leave --ensemble out")
     if not jobs.batch and options.uncertainty is not None and jobs.jobs[0].uncertainty.suffix.lower() not in MAP_SUFFIXES:
         fail(f"{options.uncertainty}: an uncertainty map is .png (heat map) or .tif (raw values); rename it")
     for note in jobs.skipped:
@@ -470,6 +479,7 @@ def bench_command(
     speed: bool = typer.Option(False, "--speed", help="Time each task on generated photographs of growing size instead (speed.md, speed.json)."),
     sizes: str = typer.Option(",".join(f"{s:g}" for s in SPEED_SIZES), "--sizes", help="--speed: the photographs' sizes in megapixels."),
     samples: int = typer.Option(1, "--samples", help="Also measure the mean of this many posterior samples (2 or more)."),
+    ensemble: int = typer.Option(1, "--ensemble", help="Also measure restore's ensemble of this many turns (2, 4 or 8) where a task takes 0 steps."),
     quiet: bool = QUIET,
 ) -> None:
     """Measure restore against classical tools (BM3D, OpenCV, scikit-image, bicubic/Lanczos)."""
@@ -492,6 +502,9 @@ def bench_command(
         fail(f"--precision {precision}: use auto, fp32 or bf16")
     if samples < 1:
         fail("--samples: give 1 or more")
+    from .solver import ENSEMBLES
+    if ensemble not in ENSEMBLES:
+        fail(f"--ensemble {ensemble}: give one of {', '.join(map(str, ENSEMBLES))}")
     if speed:
         return _speed(output, wanted, sizes, model=model, steps=steps, device=device, precision=precision,
                       overwrite=overwrite, quiet=quiet)
@@ -508,10 +521,10 @@ def bench_command(
         fail(str(e))
     output.mkdir(parents=True, exist_ok=True)
 
-    bar = _bar(total=bench.total_runs(sets, conditions, samples), desc="bench", unit="runs", quiet=quiet)
+    bar = _bar(total=bench.total_runs(sets, conditions, samples, ensemble, steps), desc="bench", unit="runs", quiet=quiet)
     start = time.perf_counter()
     rows, shown, notes = bench.run_benchmark(
-        sets, conditions, device=dev, steps=steps, precision=precision, seed=seed, samples=samples,
+        sets, conditions, device=dev, steps=steps, precision=precision, seed=seed, samples=samples, ensemble=ensemble,
         progress=lambda what: (bar.set_postfix_str(what), bar.update(1)))
     bar.close()
     for note in notes:
@@ -520,7 +533,7 @@ def bench_command(
             "precision": _arithmetic(precision, dev),
             "steps": steps if steps is not None else "task defaults", "machine": platform.platform(),
             "processor": platform.machine(), "cpus": os.cpu_count(), "quick": quick,
-            "size": size, "seed": seed, "samples": samples}
+            "size": size, "seed": seed, "samples": samples, "ensemble": ensemble}
     written = bench.write_report(output, rows, shown, meta)
     typer.echo((output / "results.md").read_text())
     typer.echo(f"wrote {len(written)} files to {output} in {meta['seconds']:.0f} s")

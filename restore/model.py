@@ -149,6 +149,10 @@ class _VAE(nn.Module):
 class ConvVAE(_VAE):
     """Fully convolutional VAE with a spatial latent (the photo prior)."""
 
+    #: A photograph turned or mirrored is as likely as itself (and the prior trains on flipped
+    #: crops): the solver's ensemble may turn it (restore.solver.turned_estimates).
+    symmetric = True
+
     def __init__(self, config: ConvVAEConfig):
         super().__init__()
         self.config = config
@@ -241,6 +245,8 @@ class ConvVAE(_VAE):
 
 class DigitsVAE(_VAE):
     """The classic global-latent VAE on 28x28 digits."""
+
+    symmetric = False                  # a digit turned or mirrored is no digit
 
     def __init__(self, config: DigitsVAEConfig):
         super().__init__()

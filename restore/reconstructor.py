@@ -19,7 +19,7 @@ from torch import nn
 
 from .fidelity import DataTerm, Gaussian
 from .physics import Physics
-from .solver import ANCHORS, SAMPLERS, SolverResult, csgm, joint_map
+from .solver import ANCHORS, ENSEMBLES, SAMPLERS, SolverResult, csgm, joint_map
 
 MODES = {"joint": joint_map, "latent": csgm}
 
@@ -36,13 +36,13 @@ class Reconstructor(nn.Module):
         Solver steps (0: the encoder's estimate, refined by the last x-step only).
     mode : {"joint", "latent"}
         Joint MAP over image and code (JPMAP), or over the code alone (CSGM).
-    lr, prior_weight, anchor, samples, sampler, gamma
+    lr, prior_weight, anchor, samples, sampler, gamma, ensemble
         As :func:`restore.solver.joint_map`.
     """
 
     def __init__(self, prior="photo", *, steps: int = 30, mode: str = "joint", lr: float = 0.05,
                  prior_weight: float = 1.0, anchor: str = "prior", samples: int = 1, sampler: str = "encoder",
-                 gamma: float | None = None):
+                 gamma: float | None = None, ensemble: int = 1):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be 'joint' or 'latent', got {mode!r}")
@@ -52,12 +52,15 @@ class Reconstructor(nn.Module):
             raise ValueError(f"steps must be 0 or more and samples 1 or more, got {steps}, {samples}")
         if samples > 1 and mode != "joint":
             raise ValueError("posterior samples need the joint mode")
+        if ensemble not in ENSEMBLES or (ensemble > 1 and (steps != 0 or mode != "joint")):
+            raise ValueError(f"ensemble must be one of {ENSEMBLES}, and more than 1 only in the joint mode "
+                             f"with 0 steps; got {ensemble} with {steps} steps")
         if isinstance(prior, (str, bytes)) or hasattr(prior, "__fspath__"):
             from .priors import load_prior
             prior = load_prior(str(prior))
         self.prior = prior
         self.steps, self.mode, self.lr, self.prior_weight, self.anchor = steps, mode, lr, prior_weight, anchor
-        self.samples, self.sampler, self.gamma = samples, sampler, gamma
+        self.samples, self.sampler, self.gamma, self.ensemble = samples, sampler, gamma, ensemble
 
     def forward(self, y: torch.Tensor, physics: Physics, *, data: DataTerm | None = None,
                 x0: torch.Tensor | None = None,
@@ -81,4 +84,5 @@ class Reconstructor(nn.Module):
                         prior_weight=self.prior_weight, anchor=self.anchor, callback=callback)
         return joint_map(y, physics, self.prior, x0=x0, data=data, steps=self.steps, lr=self.lr,
                          gamma=self.gamma, prior_weight=self.prior_weight, anchor=self.anchor, refine=refine,
-                         callback=callback, samples=self.samples, sampler=self.sampler, generator=generator)
+                         callback=callback, samples=self.samples, sampler=self.sampler, generator=generator,
+                         ensemble=self.ensemble)

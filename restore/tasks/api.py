@@ -25,6 +25,8 @@ SHARED = [
      "the hardware has units for it (a CUDA GPU, a CPU with AMX or AVX512-BF16), else fp32."),
     ("channel_axis", -1, "int", "The colour axis of a 3-D image."),
     ("progress", None, "callable, optional", "``progress(done, total)`` in solver steps."),
+    ("ensemble", None, "int, optional", "With 0 steps: the encoder's estimate averaged over this many turns and "
+     "flips of the image (1, 2, 4 or 8; default {ensemble}): better, and that many times the work."),
     ("samples", 1, "int", "1: the solver's estimate. More: the mean of that many posterior samples around it."),
     ("seed", 0, "int", "The samples' random numbers: the same seed gives the same output."),
     ("return_std", False, "bool", "Also return the samples' standard deviation per pixel, ``(H, W)`` in "
@@ -60,7 +62,8 @@ def api_function(task_type: type[Task], description: str, *, companion_doc: str 
         v = given.arguments
         task = task_type(**{f.name: v[_api_name(f)] for f in options})
         settings = SolverSettings(prior=v["prior"], steps=v["steps"], mode=v["mode"], device=v["device"],
-                                  tile=v["tile"], precision=v["precision"], samples=v["samples"], seed=v["seed"])
+                                  tile=v["tile"], precision=v["precision"], samples=v["samples"], seed=v["seed"],
+                                  ensemble=v["ensemble"])
         return restore(v["image"], task, companion=v[companion.name] if companion else None,
                        channel_axis=v["channel_axis"], progress=v["progress"], settings=settings,
                        return_std=v["return_std"])
@@ -73,7 +76,8 @@ def api_function(task_type: type[Task], description: str, *, companion_doc: str 
         lines += [f"{_api_name(f)} :", f"    {f.metadata['help']}{default}"]
     steps = task_type.defaults.steps
     for name, _, kind, text in SHARED:
-        text = text.format(steps=steps, zero=": the encoder alone" if steps == 0 else "")
+        text = text.format(steps=steps, zero=": the encoder alone" if steps == 0 else "",
+                           ensemble=task_type.defaults.ensemble)
         lines += [f"{name} : {kind}", f"    {text}"]
     lines += ["", "Returns", "-------",
               "The restored image, of the input's type, layout and dtype (and the standard deviation)."]

@@ -99,7 +99,8 @@ class Dejpeg(Task):
 
 
 def dejpeg(image, *, quantisation=None, prior="photo", steps: int | None = None, device="cpu",
-           tile: int | None = None, precision: str = "auto", channel_axis: int = -1, progress=None):
+           tile: int | None = None, precision: str = "auto", channel_axis: int = -1, progress=None,
+           ensemble: int | None = None):
     """Remove JPEG artefacts within what the file allows.
 
     Parameters
@@ -109,7 +110,7 @@ def dejpeg(image, *, quantisation=None, prior="photo", steps: int | None = None,
         (as :func:`restore.denoise` takes them) with ``quantisation``.
     quantisation : restore.jpeg.Quantisation, optional
         The file's tables and chroma cells, ``Quantisation.from_file(path)``; needed with pixels.
-    prior, steps, device, tile, precision, channel_axis, progress
+    prior, steps, device, tile, precision, channel_axis, progress, ensemble
         As :func:`restore.denoise` (steps default 0: the encoder's estimate, projected).
 
     Returns
@@ -125,4 +126,5 @@ def dejpeg(image, *, quantisation=None, prior="photo", steps: int | None = None,
     if quantisation is None:
         raise ValueError("quantisation: give Quantisation.from_file(path) with decoded pixels, or the file's path")
     return restore(image, Dejpeg(), companion=quantisation, channel_axis=channel_axis, progress=progress,
-                   settings=SolverSettings(prior=prior, steps=steps, device=device, tile=tile, precision=precision))
+                   settings=SolverSettings(prior=prior, steps=steps, device=device, tile=tile, precision=precision,
+                                           ensemble=ensemble))

@@ -1,0 +1,114 @@
+"""The ensemble of turns (``--ensemble``): the mean of the restorations of the image turned and
+flipped, for tasks whose answer is the encoder's estimate (denoise, dejpeg)."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import restore
+from restore.cli import app
+from restore.fidelity import JPEGConstraint
+from restore.images import Picture, read_image, write_image
+from restore.metrics import psnr
+from restore.solver import SYMMETRIES
+from restore.tasks.dejpeg import jpeg_round_trip
+
+from conftest import smooth_images
+from test_trust import SAMPLES, SATURATED, noisy, patches, recoloured_photo
+
+
+def turn(a, transpose, flips):
+    a = a.transpose(1, 0, 2) if transpose else a
+    for axis in flips:
+        a = np.flip(a, axis + 2)          # the solver's axes -1, -2 are the image's 1, 0
+    return a
+
+
+def turn_back(a, transpose, flips):
+    for axis in flips:
+        a = np.flip(a, axis + 2)
+    return a.transpose(1, 0, 2) if transpose else a
+
+
+def test_the_symmetries_are_the_eight_of_the_square_each_undone():
+    image = np.arange(2 * 3 * 1).reshape(2, 3, 1)
+    turned = {turn(image, *s).tobytes() + bytes(turn(image, *s).shape) for s in SYMMETRIES}
+    assert len(turned) == 8
+    assert all((turn_back(turn(image, *s), *s) == image).all() for s in SYMMETRIES)
+
+
+def test_an_ensemble_is_the_mean_of_the_restorations_of_the_turned_image(tiny_prior):
+    _, path = tiny_prior
+    clean = smooth_images(1, 32, seed=7)[0]             # one tile: the turns see the same tiling
+    damaged = np.clip(clean + np.random.default_rng(0).normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
+    one = lambda y: restore.denoise(np.ascontiguousarray(y), sigma=25, prior=str(path), precision="fp32")
+    by_hand = np.mean([turn_back(one(turn(damaged, *s)), *s) for s in SYMMETRIES], axis=0)
+    eight = restore.denoise(damaged, sigma=25, prior=str(path), precision="fp32", ensemble=8)
+    assert np.abs(eight - by_hand).max() < 1e-5
+    assert np.abs(eight - one(damaged)).max() > 1e-3       # and it is not the one restoration
+
+
+def test_the_ensemble_restores_photographs_better_than_one_turn():
+    clean = np.round(read_image(f"{SAMPLES}/butterfly.png").pixels[32:160, 48:176] * 255).astype(np.uint8)
+    for photo in (clean, recoloured_photo()):
+        damaged = noisy(photo, 25)
+        one, eight = (restore.denoise(damaged, sigma=25, ensemble=n) for n in (1, 8))
+        assert psnr(photo, eight) > psnr(photo, one) + 0.1
+
+
+def test_the_ensemble_keeps_saturated_colours_and_the_jpeg_files_set():
+    out = restore.denoise(noisy(patches(), 10), sigma=10, ensemble=8)
+    for i, colour in enumerate(SATURATED):
+        r, k = divmod(i, 6)
+        mean = out[r * 64 + 8:(r + 1) * 64 - 8, k * 64 + 8:(k + 1) * 64 - 8].reshape(-1, 3).mean(0)
+        assert np.abs(mean - colour).max() <= 4, (colour, mean)
+    clean = read_image(f"{SAMPLES}/lake.png").pixels[64:160, 32:133]           # off the 16-pixel grid
+    clean[8:40, 8:40] = (253 / 255, 2 / 255, 253 / 255)
+    decoded, quantisation = jpeg_round_trip(clean, 10)
+    u8 = lambda a: np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)
+    one, eight = (restore.dejpeg(decoded, quantisation=quantisation, ensemble=n) for n in (1, 8))
+    assert psnr(u8(clean), u8(eight)) > psnr(u8(clean), u8(one))
+    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].double()
+    assert float(JPEGConstraint(quantisation).value(as_tensor(u8(eight) / 255.0), as_tensor(decoded))) < 0.02 * clean.size
+
+
+def test_an_ensemble_where_it_cannot_apply_is_refused_with_the_fix(tiny_prior, clean_image):
+    with pytest.raises(ValueError, match="ensemble must be one of"):
+        restore.denoise(clean_image, sigma=10, ensemble=3)
+    with pytest.raises(ValueError, match="--steps 0"):
+        restore.superres(clean_image, scale=2, ensemble=8)
+    with pytest.raises(ValueError, match="not alike turned"):
+        restore.denoise(np.zeros((28, 28)), sigma=10, prior="digits", ensemble=2)
+    assert restore.superres(clean_image, scale=2, steps=0, ensemble=2).shape == (96, 96, 3)
+
+
+def test_the_command_line_refuses_an_ensemble_it_cannot_run_in_one_line(tmp_path):
+    source = tmp_path / "in.png"
+    write_image(source, Picture(smooth_images(1, 32, seed=3)[0]))
+    runner = CliRunner()
+    for args, says in ((["superres", str(source), "--ensemble", "8"], "add --steps 0"),
+                       (["denoise", str(source), "--ensemble", "3"], "--ensemble must be one of"),
+                       (["denoise", str(source), "--ensemble", "2", "-m", "digits"], "not alike turned")):
+        result = runner.invoke(app, [*args, "-q"])
+        assert result.exit_code == 2 and says in result.output and len(result.output.strip().splitlines()) == 1, \
+            result.output
+    assert not list(tmp_path.glob("in_*"))
+    result = runner.invoke(app, ["denoise", str(source), "--sigma", "10", "--ensemble", "2", "-q"])
+    assert result.exit_code == 0 and (tmp_path / "in_denoise.png").exists(), result.output
+
+
+def test_the_bench_measures_the_ensemble_where_a_task_takes_no_steps(tmp_path, tiny_prior):
+    _, model = tiny_prior
+    for i, im in enumerate(smooth_images(2, 48, seed=4)):
+        write_image(tmp_path / f"im{i}.png", Picture(im))
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["bench", str(tmp_path), "-o", str(out), "--quick", "--model", str(model),
+                                      "--tasks", "denoise,superres", "--ensemble", "2", "-q"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "results.json").read_text())["results"]
+    turned = {r["condition"] for r in rows if r["method"] == "restore, 2 turns"}
+    assert turned and all(c.startswith(("noise", "sensor")) for c in turned)
+    bad = CliRunner().invoke(app, ["bench", str(tmp_path), "-o", str(tmp_path / "r2"), "--ensemble", "3", "-q"])
+    assert bad.exit_code == 2 and "--ensemble 3" in bad.output
