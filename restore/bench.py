@@ -86,8 +86,7 @@ def blind_scores(clean: np.ndarray, damaged: np.ndarray, result: np.ndarray, reg
 def methods(condition: Condition, prior, settings: SolverSettings, samples: int = 1,
             ensemble: int = 1) -> list[tuple[str, Callable]]:
     """The available classical methods of the condition's task, then restore (and the mean of
-    ``samples`` posterior samples, if more than 1, and of ``ensemble`` turns of the image, where
-    the task takes no solver steps)."""
+    ``samples`` posterior samples, if more than 1, and of ``ensemble`` turns of the image)."""
     task = condition.task
     found = [(b.label, b.run) for b in condition.baselines if b.needs is None or baselines.available(b.needs)]
     own = replace(settings, prior=prior)
@@ -99,19 +98,13 @@ def methods(condition: Condition, prior, settings: SolverSettings, samples: int 
     found.append(("restore", restoring(own)))
     if samples > 1:
         found.append((f"restore, mean of {samples}", restoring(replace(own, samples=samples))))
-    if _turns(condition, settings, ensemble):
+    if ensemble > 1 and not condition.blind:
         found.append((f"restore, {ensemble} turns", restoring(replace(own, ensemble=ensemble))))
     if condition.blind:                  # nobody is handed the mask; restore given it is the yardstick
         found = [(label, lambda damaged, companion, run=run: run(damaged, None)) for label, run in found]
         found.append(("restore, given the mask",
                       lambda damaged, companion: restore(damaged, task, companion=companion, settings=own)))
     return found
-
-
-def _turns(condition: Condition, settings: SolverSettings, ensemble: int) -> bool:
-    """Whether the condition gets a row of restore's ensemble of ``ensemble`` turns."""
-    steps = condition.task.defaults.steps if settings.steps is None else settings.steps
-    return ensemble > 1 and steps == 0 and not condition.blind
 
 
 def run_benchmark(sets: list[ImageSet], conditions: list[Condition], *, device: torch.device,
@@ -162,11 +155,9 @@ def _condition_index(condition: Condition) -> int:
     return SEED_ORDER.index(condition.name)
 
 
-def total_runs(sets: list[ImageSet], conditions: list[Condition], samples: int = 1, ensemble: int = 1,
-               steps: int | None = None) -> int:
+def total_runs(sets: list[ImageSet], conditions: list[Condition], samples: int = 1, ensemble: int = 1) -> int:
     own = 1 + (samples > 1)
-    turns = SolverSettings(steps=steps)
-    return sum(len(s.images) * sum(own + c.blind + _turns(c, turns, ensemble)
+    return sum(len(s.images) * sum(own + c.blind + (ensemble > 1 and not c.blind)
                                    + sum(b.needs is None or baselines.available(b.needs) for b in c.baselines)
                                    for c in conditions) for s in sets)
 

@@ -82,8 +82,8 @@ class RestoreOptions:
     mode: str = field(default="joint", metadata=_cli(typer.Option(
         "joint", help="joint: MAP over image and latent (keeps detail); latent: over the latent only.")))
     ensemble: Optional[int] = field(default=None, metadata=_cli(typer.Option(
-        None, "--ensemble", help="With 0 solver steps (denoise, dejpeg): average the restorations of the image turned "
-        "and flipped this many ways (2, 4 or 8): better, and that many times slower.")))
+        None, "--ensemble", help="Average the restorations of the image turned and flipped this many ways (2, 4 or 8): "
+        "better, and that many times slower.")))
     device: str = field(default="auto", metadata=_cli(DEVICE))
     precision: str = field(default="auto", metadata=_cli(typer.Option(
         "auto", help="The networks' arithmetic: auto (bf16 on GPUs and on CPUs with AMX/AVX512-BF16, else fp32), fp32, bf16.")))
@@ -274,10 +274,6 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
                     save_found=save_found)
     except (PriorError, PlanError) as e:
         fail(str(e))
-    steps = task.defaults.steps if options.steps is None else options.steps
-    if (options.ensemble or 1) > 1 and steps != 0:
-        fail(f"--ensemble: it averages the encoder's estimate, which {task.name} refines over {steps} steps; "
-             "add --steps 0, or leave --ensemble out")
     if (options.ensemble or 1) > 1 and not settings.prior.symmetric:
         fail(f"--ensemble: the {options.model} prior's images are not alike turned; leave --ensemble out")
     if not jobs.batch and options.uncertainty is not None and jobs.jobs[0].uncertainty.suffix.lower() not in MAP_SUFFIXES:
@@ -479,7 +475,7 @@ def bench_command(
     speed: bool = typer.Option(False, "--speed", help="Time each task on generated photographs of growing size instead (speed.md, speed.json)."),
     sizes: str = typer.Option(",".join(f"{s:g}" for s in SPEED_SIZES), "--sizes", help="--speed: the photographs' sizes in megapixels."),
     samples: int = typer.Option(1, "--samples", help="Also measure the mean of this many posterior samples (2 or more)."),
-    ensemble: int = typer.Option(1, "--ensemble", help="Also measure restore's ensemble of this many turns (2, 4 or 8) where a task takes 0 steps."),
+    ensemble: int = typer.Option(1, "--ensemble", help="Also measure restore's ensemble of this many turns (2, 4 or 8)."),
     quiet: bool = QUIET,
 ) -> None:
     """Measure restore against classical tools (BM3D, OpenCV, scikit-image, bicubic/Lanczos)."""
@@ -502,7 +498,7 @@ def bench_command(
         fail(f"--precision {precision}: use auto, fp32 or bf16")
     if samples < 1:
         fail("--samples: give 1 or more")
-    from .solver import ENSEMBLES
+    from .reconstructor import ENSEMBLES
     if ensemble not in ENSEMBLES:
         fail(f"--ensemble {ensemble}: give one of {', '.join(map(str, ENSEMBLES))}")
     if speed:
@@ -521,7 +517,7 @@ def bench_command(
         fail(str(e))
     output.mkdir(parents=True, exist_ok=True)
 
-    bar = _bar(total=bench.total_runs(sets, conditions, samples, ensemble, steps), desc="bench", unit="runs", quiet=quiet)
+    bar = _bar(total=bench.total_runs(sets, conditions, samples, ensemble), desc="bench", unit="runs", quiet=quiet)
     start = time.perf_counter()
     rows, shown, notes = bench.run_benchmark(
         sets, conditions, device=dev, steps=steps, precision=precision, seed=seed, samples=samples, ensemble=ensemble,

@@ -21,8 +21,8 @@ from .data import to_channels
 from .devices import PRECISIONS, Autocast, resolve_precision, tile_batch
 from .model import VAE
 from .priors import load_prior
-from .reconstructor import MODES, Reconstructor
-from .solver import ANCHORS, ENSEMBLES, SAMPLERS
+from .reconstructor import ENSEMBLES, MODES, Reconstructor
+from .solver import ANCHORS, SAMPLERS
 from .tasks.base import DETECT, Task
 from .tiling import run_tiled
 
@@ -45,7 +45,7 @@ class SolverSettings:
     samples: int = 1               # posterior samples averaged (1: the MAP estimate alone)
     sampler: str = "encoder"       # "encoder" or "langevin" (see restore.solver.posterior_samples)
     seed: int = 0                  # the samples' random numbers: the same seed gives the same output
-    ensemble: int | None = None    # with 0 steps: symmetries of the square averaged (1, 2, 4, 8); default the task's
+    ensemble: int | None = None    # turns of the image restored and averaged (1, 2, 4, 8); default the task's
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -68,10 +68,8 @@ class SolverSettings:
             raise ValueError(f"sampler must be 'encoder' or 'langevin', got {self.sampler!r}")
         if self.samples > 1 and self.mode != "joint":
             raise ValueError("samples: posterior samples need --mode joint")
-        if self.ensemble is not None and (self.ensemble not in ENSEMBLES or (
-                self.ensemble > 1 and (self.steps or self.mode != "joint"))):
-            raise ValueError(f"ensemble must be one of {', '.join(map(str, ENSEMBLES))}, and more than 1 only "
-                             f"with --steps 0 and --mode joint; got {self.ensemble}")
+        if self.ensemble is not None and self.ensemble not in ENSEMBLES:
+            raise ValueError(f"ensemble must be one of {', '.join(map(str, ENSEMBLES))}, got {self.ensemble}")
 
     def load(self) -> VAE:
         """The prior on the settings' device; a model given in ``prior`` is copied, never moved."""
@@ -129,14 +127,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     steps = defaults.steps if settings.steps is None else settings.steps
     prior_weight = defaults.prior_weight if settings.prior_weight is None else settings.prior_weight
     anchor = defaults.anchor if settings.anchor is None else settings.anchor
-    # The task's ensemble applies where its encoder's estimate is the answer; another search takes one.
-    ensemble = settings.ensemble or (defaults.ensemble if steps == 0 and settings.mode == "joint" else 1)
-    if ensemble > 1 and steps != 0:
-        raise ValueError(f"ensemble {ensemble} averages the encoder's estimate, which {task.name} refines over "
-                         f"{steps} steps; give --steps 0 with it, or leave --ensemble out")
-    if ensemble > 1 and not vae.symmetric:
-        raise ValueError(f"ensemble {ensemble} turns the image, and the prior {settings.prior!r} is of images that "
-                         "are not alike turned (digits); leave --ensemble out")
+    ensemble = defaults.ensemble if settings.ensemble is None else settings.ensemble
     data = task.data_term()
     reconstructor = Reconstructor(vae, steps=steps, mode=settings.mode, lr=settings.lr, prior_weight=prior_weight,
                                   anchor=anchor, samples=settings.samples, sampler=settings.sampler,
@@ -147,7 +138,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     count = {"done": 0, "total": 0, "tiles": 0}
 
     def count_tiles(n):
-        count["total"] = -(-n // tiles_per_call) * max(steps, 1)
+        count["total"] = -(-n // tiles_per_call) * (steps * ensemble or 1)
 
     def tick(_step=None):
         count["done"] += 1

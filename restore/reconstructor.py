@@ -19,9 +19,46 @@ from torch import nn
 
 from .fidelity import DataTerm, Gaussian
 from .physics import Physics
-from .solver import ANCHORS, ENSEMBLES, SAMPLERS, SolverResult, csgm, joint_map
+from .solver import ANCHORS, SAMPLERS, SolverResult, csgm, joint_map
 
 MODES = {"joint": joint_map, "latent": csgm}
+
+#: The symmetries of the square, as (transpose, flipped axes), in the order an ensemble takes them:
+#: the identity, the transpose, the two flips, then the rest of the group.
+SYMMETRIES = ((False, ()), (True, ()), (False, (-1,)), (False, (-2,)),
+              (False, (-2, -1)), (True, (-1,)), (True, (-2,)), (True, (-2, -1)))
+ENSEMBLES = (1, 2, 4, 8)
+
+
+class Turned:
+    """A prior that looks at images turned by one of :data:`SYMMETRIES`: it encodes the image
+    turned and decodes back into the image's own orientation. The solver, the forward model and
+    the data term (a JPEG file's block grid included) work on the image as it is and never know.
+    Every other attribute is the prior's own."""
+
+    def __init__(self, vae, transpose: bool, flips: tuple[int, ...]):
+        self.vae, self.transpose, self.flips = vae, transpose, flips
+
+    def __getattr__(self, name):
+        return getattr(self.vae, name)
+
+    def _turn(self, x):
+        x = x.transpose(-1, -2) if self.transpose else x
+        return x.flip(self.flips).contiguous(memory_format=torch.channels_last)
+
+    def _back(self, x):
+        x = x.flip(self.flips)
+        return x.transpose(-1, -2) if self.transpose else x
+
+    def encode(self, x):
+        return self.vae.encode(self._turn(x))
+
+    def decode(self, z):
+        return self._back(self.vae.decode(z))
+
+    def decode_with_scale(self, z):
+        d, g = self.vae.decode_with_scale(z)
+        return self._back(d), self._back(g) if torch.is_tensor(g) and g.dim() == 4 else g
 
 
 class Reconstructor(nn.Module):
@@ -36,8 +73,14 @@ class Reconstructor(nn.Module):
         Solver steps (0: the encoder's estimate, refined by the last x-step only).
     mode : {"joint", "latent"}
         Joint MAP over image and code (JPMAP), or over the code alone (CSGM).
-    lr, prior_weight, anchor, samples, sampler, gamma, ensemble
+    lr, prior_weight, anchor, samples, sampler, gamma
         As :func:`restore.solver.joint_map`.
+    ensemble : int
+        1, 2, 4 or 8: the mean of the restorations by the prior looking at the image turned and
+        flipped that many ways (:class:`Turned`). A photograph turned is as likely as itself (the
+        prior trained on flipped crops), so each is as good an estimate, and their errors differ:
+        better, for that many times the work. A prior of images that are not alike turned
+        (``symmetric`` false: the digits) refuses it.
     """
 
     def __init__(self, prior="photo", *, steps: int = 30, mode: str = "joint", lr: float = 0.05,
@@ -52,15 +95,17 @@ class Reconstructor(nn.Module):
             raise ValueError(f"steps must be 0 or more and samples 1 or more, got {steps}, {samples}")
         if samples > 1 and mode != "joint":
             raise ValueError("posterior samples need the joint mode")
-        if ensemble not in ENSEMBLES or (ensemble > 1 and (steps != 0 or mode != "joint")):
-            raise ValueError(f"ensemble must be one of {ENSEMBLES}, and more than 1 only in the joint mode "
-                             f"with 0 steps; got {ensemble} with {steps} steps")
+        if ensemble not in ENSEMBLES:
+            raise ValueError(f"ensemble must be one of {', '.join(map(str, ENSEMBLES))}, got {ensemble}")
         if isinstance(prior, (str, bytes)) or hasattr(prior, "__fspath__"):
             from .priors import load_prior
             prior = load_prior(str(prior))
-        self.prior = prior
+        if ensemble > 1 and not getattr(prior, "symmetric", False):
+            raise ValueError(f"ensemble {ensemble} turns the image, and this prior's images are not alike turned "
+                             "(a turned digit is no digit); leave the ensemble out")
+        self.prior, self.ensemble = prior, ensemble
         self.steps, self.mode, self.lr, self.prior_weight, self.anchor = steps, mode, lr, prior_weight, anchor
-        self.samples, self.sampler, self.gamma, self.ensemble = samples, sampler, gamma, ensemble
+        self.samples, self.sampler, self.gamma = samples, sampler, gamma
 
     def forward(self, y: torch.Tensor, physics: Physics, *, data: DataTerm | None = None,
                 x0: torch.Tensor | None = None,
@@ -79,10 +124,22 @@ class Reconstructor(nn.Module):
             data = data if data is not None else noise
         data = data if data is not None else Gaussian(1 / 255)
         x0 = physics.A_adjoint(y) if x0 is None else x0
+        results = [self._solve(Turned(self.prior, *turn) if turn != SYMMETRIES[0] else self.prior, y, physics,
+                               data=data, x0=x0, refine=refine, callback=callback, generator=generator)
+                   for turn in SYMMETRIES[:self.ensemble]]
+        if len(results) == 1:
+            return results[0]
+        x = torch.stack([r.x for r in results]).mean(0)
+        variance = None
+        if results[0].variance is not None:    # of the mixture: the mean variance plus the means' spread
+            variance = (torch.stack([r.variance for r in results]).mean(0)
+                        + torch.stack([r.x for r in results]).var(0, unbiased=False).mean(1, keepdim=True))
+        return SolverResult(x=x, z=results[0].z, objective=results[0].objective, variance=variance)
+
+    def _solve(self, prior, y, physics, *, data, x0, refine, callback, generator) -> SolverResult:
         if self.mode == "latent":
-            return csgm(y, physics, self.prior, x0=x0, data=data, steps=self.steps, lr=self.lr,
+            return csgm(y, physics, prior, x0=x0, data=data, steps=self.steps, lr=self.lr,
                         prior_weight=self.prior_weight, anchor=self.anchor, callback=callback)
-        return joint_map(y, physics, self.prior, x0=x0, data=data, steps=self.steps, lr=self.lr,
+        return joint_map(y, physics, prior, x0=x0, data=data, steps=self.steps, lr=self.lr,
                          gamma=self.gamma, prior_weight=self.prior_weight, anchor=self.anchor, refine=refine,
-                         callback=callback, samples=self.samples, sampler=self.sampler, generator=generator,
-                         ensemble=self.ensemble)
+                         callback=callback, samples=self.samples, sampler=self.sampler, generator=generator)

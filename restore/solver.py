@@ -58,8 +58,7 @@ def joint_map(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Te
               steps: int = 30, lr: float = 0.05, gamma: float | None = None, prior_weight: float = 1.0,
               anchor: str = "prior", refine: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
               callback: Callable[[int], None] | None = None, record_objective: bool = False,
-              samples: int = 1, sampler: str = "encoder", generator: torch.Generator | None = None,
-              ensemble: int = 1) -> SolverResult:
+              samples: int = 1, sampler: str = "encoder", generator: torch.Generator | None = None) -> SolverResult:
     """Joint MAP over image and code (JPMAP), and optionally posterior samples around it.
 
     Parameters
@@ -101,16 +100,8 @@ def joint_map(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Te
     generator : torch.Generator or list of them, optional
         The samples' random numbers, one generator or one per image (default one seeded
         with 0; the caller's global generator is never used).
-    ensemble : int
-        With ``steps=0``: the mean of this many restorations, each from the encoder's estimate
-        of the image turned by a symmetry of the square (1, 2, 4 or 8; :func:`turned_estimates`).
     """
     _check(data, steps, anchor)
-    if ensemble not in ENSEMBLES or (ensemble > 1 and steps != 0):
-        raise ValueError(f"ensemble must be one of {ENSEMBLES}, and more than 1 only with 0 steps; "
-                         f"got {ensemble} with {steps} steps")
-    if ensemble > 1 and not vae.symmetric:
-        raise ValueError(f"ensemble {ensemble} turns the image, and this prior's images are not alike turned")
     if samples < 1 or sampler not in SAMPLERS:
         raise ValueError(f"samples must be 1 or more and sampler 'encoder' or 'langevin', got {samples}, {sampler!r}")
     # The search over z uses one scale for the image: per-pixel weights 1/gamma^2 span three
@@ -122,13 +113,11 @@ def joint_map(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Te
     def x_step(d, warm):
         return data.prox(d, y, physics, search_gamma**2, x0=warm)
 
-    def finish(d, g, warm=None):
+    def last_x_step(code, warm=None):
+        d, g = vae.decode_with_scale(code)
         g = data.trusted_scale(d, g if gamma is None else search_gamma, y, physics)
         x = data.correct(data.prox(d, y, physics, g**2, x0=warm), y, physics)
         return x if refine is None else refine(x, d)
-
-    def last_x_step(code, warm=None):
-        return finish(*vae.decode_with_scale(code), warm)
 
     def objective(x, d, code) -> float:
         coupling = ((x - d) ** 2).sum() / (2 * search_gamma**2)
@@ -145,11 +134,8 @@ def joint_map(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Te
 
     z0, latent_term = _start(vae, x0, prior_weight, anchor)
     with torch.no_grad():
-        if steps == 0 and ensemble == 1:
+        if steps == 0:
             return result(z0, last_x_step(z0))
-        if steps == 0:              # each turn restored, then the restorations averaged
-            x = sum(finish(d, g) for d, g in turned_estimates(vae, x0, ensemble)) / ensemble
-            return result(z0, x)
         d = vae.decode(z0)
         x = x_step(d, None)
         history = [objective(x, d, z0)] if record_objective else []
@@ -170,30 +156,6 @@ def joint_map(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Te
     with torch.no_grad():
         x = last_x_step(z, warm=x)
     return result(z.detach(), x, history)
-
-
-#: The symmetries of the square an ensemble takes, in order, as (transpose, flipped axes): the
-#: identity, the transpose, the two flips, then the rest of the group.
-SYMMETRIES = ((False, ()), (True, ()), (False, (-1,)), (False, (-2,)),
-              (False, (-2, -1)), (True, (-1,)), (True, (-2,)), (True, (-2, -1)))
-ENSEMBLES = (1, 2, 4, 8)
-
-
-@torch.no_grad()
-def turned_estimates(vae: VAE, x0: torch.Tensor, count: int):
-    """The decoder's mean and scale for the encoder's code of ``x0`` turned by each of the
-    first ``count`` :data:`SYMMETRIES` (the identity first), each turned back: the prior was
-    trained on flipped crops, so each is as good an estimate as the others, and their errors
-    differ. Yields ``(d, g)``; ``g`` is a number or per pixel, as the prior's scale."""
-    for transpose, flips in SYMMETRIES[:count]:
-        turned = (x0.transpose(-1, -2) if transpose else x0).flip(flips)
-        z, _ = vae.encode(turned.clamp(0, 1).contiguous(memory_format=torch.channels_last))
-        d, g = vae.decode_with_scale(z)
-
-        def back(t):
-            t = t.flip(flips)
-            return t.transpose(-1, -2) if transpose else t
-        yield back(d), back(g) if torch.is_tensor(g) and g.dim() == 4 else g
 
 
 def posterior_samples(z, x, y, physics, vae, *, data, count, sampler, generator, last_x_step, x_step,

@@ -25,8 +25,8 @@ SHARED = [
      "the hardware has units for it (a CUDA GPU, a CPU with AMX or AVX512-BF16), else fp32."),
     ("channel_axis", -1, "int", "The colour axis of a 3-D image."),
     ("progress", None, "callable, optional", "``progress(done, total)`` in solver steps."),
-    ("ensemble", None, "int, optional", "With 0 steps: the encoder's estimate averaged over this many turns and "
-     "flips of the image (1, 2, 4 or 8; default {ensemble}): better, and that many times the work."),
+    ("ensemble", None, "int, optional", "The mean of the restorations of the image turned and flipped this many "
+     "ways (1, 2, 4 or 8; default {ensemble}): better, and that many times the work."),
     ("samples", 1, "int", "1: the solver's estimate. More: the mean of that many posterior samples around it."),
     ("seed", 0, "int", "The samples' random numbers: the same seed gives the same output."),
     ("return_std", False, "bool", "Also return the samples' standard deviation per pixel, ``(H, W)`` in "
