@@ -109,6 +109,12 @@ def test_the_command_line_refuses_an_ensemble_it_cannot_run_in_one_line(tmp_path
     assert not list(tmp_path.glob("in_*"))
     result = runner.invoke(app, ["superres", str(source), "--scale", "2", "--steps", "2", "--ensemble", "2", "-q"])
     assert result.exit_code == 0 and (tmp_path / "in_superres.png").exists(), result.output
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    for i, im in enumerate(smooth_images(2, 32, seed=5)):
+        write_image(folder / f"im{i}.png", Picture(im))
+    result = runner.invoke(app, ["denoise", str(folder), "--sigma", "10", "--ensemble", "4", "-o", str(tmp_path / "out"), "-q"])
+    assert result.exit_code == 0 and len(list((tmp_path / "out").glob("im*.png"))) == 2, result.output
 
 
 def test_the_bench_measures_the_ensemble_beside_restore(tmp_path, tiny_prior):
