@@ -98,13 +98,19 @@ def methods(condition: Condition, prior, settings: SolverSettings, samples: int 
     found.append(("restore", restoring(own)))
     if samples > 1:
         found.append((f"restore, mean of {samples}", restoring(replace(own, samples=samples))))
-    if ensemble > 1 and not condition.blind:
+    if _turns(ensemble, condition, prior):
         found.append((f"restore, {ensemble} turns", restoring(replace(own, ensemble=ensemble))))
     if condition.blind:                  # nobody is handed the mask; restore given it is the yardstick
         found = [(label, lambda damaged, companion, run=run: run(damaged, None)) for label, run in found]
         found.append(("restore, given the mask",
                       lambda damaged, companion: restore(damaged, task, companion=companion, settings=own)))
     return found
+
+
+def _turns(ensemble: int, condition: Condition, prior) -> bool:
+    """Whether the condition gets a row of the ensemble: not where restore finds the mask itself,
+    nor with a prior whose images are not alike turned (the digits)."""
+    return ensemble > 1 and not condition.blind and getattr(prior, "symmetric", False)
 
 
 def run_benchmark(sets: list[ImageSet], conditions: list[Condition], *, device: torch.device,
@@ -157,7 +163,7 @@ def _condition_index(condition: Condition) -> int:
 
 def total_runs(sets: list[ImageSet], conditions: list[Condition], samples: int = 1, ensemble: int = 1) -> int:
     own = 1 + (samples > 1)
-    return sum(len(s.images) * sum(own + c.blind + (ensemble > 1 and not c.blind)
+    return sum(len(s.images) * sum(own + c.blind + _turns(ensemble, c, s.prior)
                                    + sum(b.needs is None or baselines.available(b.needs) for b in c.baselines)
                                    for c in conditions) for s in sets)
 

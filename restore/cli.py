@@ -179,15 +179,17 @@ class _Bars(Progress):
     """Progress bars on the terminal: images (in batch mode) and the solver's work on each image;
     notes and results between them (printed with ``-q`` too: it hides only the bars)."""
 
-    def __init__(self, jobs: int, *, batch: bool, quiet: bool, name: str, device: str, steps: int):
+    def __init__(self, jobs: int, *, batch: bool, quiet: bool, name: str, device: str, steps: int, turns: int = 1):
         import time
 
         from tqdm import tqdm
         self.tqdm, self.clock, self.quiet, self.batch, self.device = tqdm, time.time, quiet, batch, device
         self.files = _bar(total=jobs, desc=name, unit="images", quiet=quiet or not batch)
         # What the pipeline's progress(done, total) counts: each batch of tiles takes `steps` solver
-        # steps, or one pass of the encoder with 0 steps.
-        self.unit = "batches of tiles" if steps == 0 else f"solver steps ({steps} per batch of tiles)"
+        # steps for each of its `turns`, or one pass of the encoder (per turn) with 0 steps.
+        self.unit = ("batches of tiles" if steps == 0 else
+                     f"solver steps ({steps} x {turns} turns per batch of tiles)" if turns > 1 else
+                     f"solver steps ({steps} per batch of tiles)")
         self.steps = None
 
     def start(self, job):
@@ -274,7 +276,7 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
                     save_found=save_found)
     except (PriorError, PlanError) as e:
         fail(str(e))
-    if (options.ensemble or 1) > 1 and not settings.prior.symmetric:
+    if (options.ensemble or 1) > 1 and not getattr(settings.prior, "symmetric", False):
         fail(f"--ensemble: the {options.model} prior's images are not alike turned; leave --ensemble out")
     if not jobs.batch and options.uncertainty is not None and jobs.jobs[0].uncertainty.suffix.lower() not in MAP_SUFFIXES:
         fail(f"{options.uncertainty}: an uncertainty map is .png (heat map) or .tif (raw values); rename it")
@@ -294,7 +296,7 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
     arithmetic = _arithmetic(options.precision, dev)
     where = f"{'Ray workers' if on_ray else dev}, {arithmetic}"
     bars = _Bars(len(todo), batch=jobs.batch, quiet=options.quiet, name=task.name, device=where,
-                 steps=task.defaults.steps if options.steps is None else options.steps)
+                 steps=task.defaults.steps if options.steps is None else options.steps, turns=options.ensemble or 1)
     common = dict(overwrite=options.overwrite, skip_existing=options.skip_existing, max_pixels=max_pixels,
                   progress=bars)
     if on_ray:
@@ -475,7 +477,8 @@ def bench_command(
     speed: bool = typer.Option(False, "--speed", help="Time each task on generated photographs of growing size instead (speed.md, speed.json)."),
     sizes: str = typer.Option(",".join(f"{s:g}" for s in SPEED_SIZES), "--sizes", help="--speed: the photographs' sizes in megapixels."),
     samples: int = typer.Option(1, "--samples", help="Also measure the mean of this many posterior samples (2 or more)."),
-    ensemble: int = typer.Option(1, "--ensemble", help="Also measure restore's ensemble of this many turns (2, 4 or 8)."),
+    ensemble: int = typer.Option(1, "--ensemble", help="Also measure restore's ensemble of this many turns "
+                                 "(2, 4 or 8; photographs only)."),
     quiet: bool = QUIET,
 ) -> None:
     """Measure restore against classical tools (BM3D, OpenCV, scikit-image, bicubic/Lanczos)."""
@@ -498,9 +501,13 @@ def bench_command(
         fail(f"--precision {precision}: use auto, fp32 or bf16")
     if samples < 1:
         fail("--samples: give 1 or more")
-    from .reconstructor import ENSEMBLES
-    if ensemble not in ENSEMBLES:
-        fail(f"--ensemble {ensemble}: give one of {', '.join(map(str, ENSEMBLES))}")
+    from .reconstructor import check_ensemble
+    try:
+        check_ensemble(ensemble)
+    except ValueError as e:
+        fail(f"--{e}")
+    if speed and ensemble > 1:
+        fail("--ensemble: --speed times each task's defaults; leave --ensemble out")
     if speed:
         return _speed(output, wanted, sizes, model=model, steps=steps, device=device, precision=precision,
                       overwrite=overwrite, quiet=quiet)
@@ -515,6 +522,8 @@ def bench_command(
                                 digits_prior=load_prior("digits", dev) if folder is None else None)
     except (PriorError, ImageError, ValueError) as e:
         fail(str(e))
+    if ensemble > 1 and not any(getattr(s.prior, "symmetric", False) for s in sets):
+        fail(f"--ensemble: the {model} prior's images are not alike turned; leave --ensemble out")
     output.mkdir(parents=True, exist_ok=True)
 
     bar = _bar(total=bench.total_runs(sets, conditions, samples, ensemble), desc="bench", unit="runs", quiet=quiet)

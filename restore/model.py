@@ -150,7 +150,7 @@ class ConvVAE(_VAE):
     """Fully convolutional VAE with a spatial latent (the photo prior)."""
 
     #: A photograph turned or mirrored is as likely as itself (and the prior trains on flipped
-    #: crops): the solver's ensemble may turn it (restore.solver.turned_estimates).
+    #: crops): the solver's ensemble may turn it (restore.reconstructor.Turned).
     symmetric = True
 
     def __init__(self, config: ConvVAEConfig):

@@ -21,7 +21,7 @@ from .data import to_channels
 from .devices import PRECISIONS, Autocast, resolve_precision, tile_batch
 from .model import VAE
 from .priors import load_prior
-from .reconstructor import ENSEMBLES, MODES, Reconstructor
+from .reconstructor import MODES, Reconstructor, check_ensemble
 from .solver import ANCHORS, SAMPLERS
 from .tasks.base import DETECT, Task
 from .tiling import run_tiled
@@ -68,8 +68,8 @@ class SolverSettings:
             raise ValueError(f"sampler must be 'encoder' or 'langevin', got {self.sampler!r}")
         if self.samples > 1 and self.mode != "joint":
             raise ValueError("samples: posterior samples need --mode joint")
-        if self.ensemble is not None and self.ensemble not in ENSEMBLES:
-            raise ValueError(f"ensemble must be one of {', '.join(map(str, ENSEMBLES))}, got {self.ensemble}")
+        if self.ensemble is not None:
+            check_ensemble(self.ensemble)
 
     def load(self) -> VAE:
         """The prior on the settings' device; a model given in ``prior`` is copied, never moved."""
@@ -127,7 +127,9 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     steps = defaults.steps if settings.steps is None else settings.steps
     prior_weight = defaults.prior_weight if settings.prior_weight is None else settings.prior_weight
     anchor = defaults.anchor if settings.anchor is None else settings.anchor
-    ensemble = defaults.ensemble if settings.ensemble is None else settings.ensemble
+    # A task's default ensemble applies where the prior allows turning the image; one asked for is checked.
+    ensemble = (defaults.ensemble if getattr(vae, "symmetric", False) else 1) if settings.ensemble is None \
+        else settings.ensemble
     data = task.data_term()
     reconstructor = Reconstructor(vae, steps=steps, mode=settings.mode, lr=settings.lr, prior_weight=prior_weight,
                                   anchor=anchor, samples=settings.samples, sampler=settings.sampler,

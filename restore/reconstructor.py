@@ -12,6 +12,7 @@ without tiling, and gets the latent code and the variance beside the image.
 """
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Callable
 
 import torch
@@ -28,6 +29,12 @@ MODES = {"joint": joint_map, "latent": csgm}
 SYMMETRIES = ((False, ()), (True, ()), (False, (-1,)), (False, (-2,)),
               (False, (-2, -1)), (True, (-1,)), (True, (-2,)), (True, (-2, -1)))
 ENSEMBLES = (1, 2, 4, 8)
+
+
+def check_ensemble(ensemble) -> None:
+    """A ``ValueError`` unless ``ensemble`` is one of :data:`ENSEMBLES`."""
+    if isinstance(ensemble, bool) or not isinstance(ensemble, Integral) or ensemble not in ENSEMBLES:
+        raise ValueError(f"ensemble must be one of {', '.join(map(str, ENSEMBLES))}, got {ensemble!r}")
 
 
 class Turned:
@@ -77,10 +84,11 @@ class Reconstructor(nn.Module):
         As :func:`restore.solver.joint_map`.
     ensemble : int
         1, 2, 4 or 8: the mean of the restorations by the prior looking at the image turned and
-        flipped that many ways (:class:`Turned`). A photograph turned is as likely as itself (the
-        prior trained on flipped crops), so each is as good an estimate, and their errors differ:
-        better, for that many times the work. A prior of images that are not alike turned
-        (``symmetric`` false: the digits) refuses it.
+        flipped that many ways (:class:`Turned`). A photograph mirrored or transposed is as
+        plausible as itself: the prior trained on mirrored crops, and on held-out crops each view
+        restores within 0.16 dB of the others (the transposed ones, never trained on, a little
+        below), while their errors differ, so the mean is better, for that many times the work.
+        A prior of images that are not alike turned (``symmetric`` false: the digits) refuses it.
     """
 
     def __init__(self, prior="photo", *, steps: int = 30, mode: str = "joint", lr: float = 0.05,
@@ -95,8 +103,7 @@ class Reconstructor(nn.Module):
             raise ValueError(f"steps must be 0 or more and samples 1 or more, got {steps}, {samples}")
         if samples > 1 and mode != "joint":
             raise ValueError("posterior samples need the joint mode")
-        if ensemble not in ENSEMBLES:
-            raise ValueError(f"ensemble must be one of {', '.join(map(str, ENSEMBLES))}, got {ensemble}")
+        check_ensemble(ensemble)
         if isinstance(prior, (str, bytes)) or hasattr(prior, "__fspath__"):
             from .priors import load_prior
             prior = load_prior(str(prior))

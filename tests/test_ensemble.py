@@ -12,7 +12,7 @@ from restore.cli import app
 from restore.fidelity import JPEGConstraint
 from restore.images import Picture, read_image, write_image
 from restore.metrics import psnr
-from restore.reconstructor import SYMMETRIES
+from restore.reconstructor import SYMMETRIES, Turned
 from restore.tasks.dejpeg import jpeg_round_trip
 
 from conftest import smooth_images
@@ -20,9 +20,10 @@ from test_trust import SAMPLES, SATURATED, noisy, patches, recoloured_photo
 
 
 def turn(a, transpose, flips):
+    """An (H, W, C) array turned as :class:`Turned` turns (N, C, H, W) tensors, written out apart."""
     a = a.transpose(1, 0, 2) if transpose else a
     for axis in flips:
-        a = np.flip(a, axis + 2)          # the solver's axes -1, -2 are the image's 1, 0
+        a = np.flip(a, axis + 2)          # the tensors' axes -1, -2 are the array's 1, 0
     return a
 
 
@@ -32,11 +33,14 @@ def turn_back(a, transpose, flips):
     return a.transpose(1, 0, 2) if transpose else a
 
 
-def test_the_symmetries_are_the_eight_of_the_square_each_undone():
-    image = np.arange(2 * 3 * 1).reshape(2, 3, 1)
-    turned = {turn(image, *s).tobytes() + bytes(turn(image, *s).shape) for s in SYMMETRIES}
-    assert len(turned) == 8
-    assert all((turn_back(turn(image, *s), *s) == image).all() for s in SYMMETRIES)
+def test_the_turns_are_the_eight_of_the_square_and_each_is_undone():
+    image = torch.arange(2 * 3 * 4 * 6, dtype=torch.float32).reshape(2, 3, 4, 6)
+    views = [Turned(None, *s) for s in SYMMETRIES]
+    turned = [v._turn(image) for v in views]
+    assert len({(tuple(t.shape), t.numpy().tobytes()) for t in turned}) == 8
+    assert all(torch.equal(v._back(t), image) for v, t in zip(views, turned))
+    as_array = image[0].permute(1, 2, 0).numpy()
+    assert all(np.array_equal(t[0].permute(1, 2, 0).numpy(), turn(as_array, *s)) for t, s in zip(turned, SYMMETRIES))
 
 
 def test_an_ensemble_is_the_mean_of_the_restorations_of_the_turned_image(tiny_prior):
@@ -87,12 +91,14 @@ def test_the_ensemble_keeps_saturated_colours_and_the_jpeg_files_set():
     one, eight = (restore.dejpeg(decoded, quantisation=quantisation, ensemble=n) for n in (1, 8))
     assert psnr(u8(clean), u8(eight)) > psnr(u8(clean), u8(one))
     as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].double()
-    assert float(JPEGConstraint(quantisation).value(as_tensor(u8(eight) / 255.0), as_tensor(decoded))) < 0.02 * clean.size
+    excess = float(JPEGConstraint(quantisation).value(as_tensor(u8(eight) / 255.0), as_tensor(decoded)))
+    assert excess < 0.02 * clean.size
 
 
 def test_an_ensemble_where_it_cannot_apply_is_refused_with_the_fix(clean_image):
-    with pytest.raises(ValueError, match="ensemble must be one of"):
-        restore.denoise(clean_image, sigma=10, ensemble=3)
+    for wrong in (3, 2.0, True):
+        with pytest.raises(ValueError, match="ensemble must be one of"):
+            restore.denoise(clean_image, sigma=10, ensemble=wrong)
     with pytest.raises(ValueError, match="not alike turned"):
         restore.denoise(np.zeros((28, 28)), sigma=10, prior="digits", ensemble=2)
 
@@ -107,14 +113,22 @@ def test_the_command_line_refuses_an_ensemble_it_cannot_run_in_one_line(tmp_path
         assert result.exit_code == 2 and says in result.output and len(result.output.strip().splitlines()) == 1, \
             result.output
     assert not list(tmp_path.glob("in_*"))
-    result = runner.invoke(app, ["superres", str(source), "--scale", "2", "--steps", "2", "--ensemble", "2", "-q"])
-    assert result.exit_code == 0 and (tmp_path / "in_superres.png").exists(), result.output
+    for turns in (1, 2):
+        result = runner.invoke(app, ["superres", str(source), "--scale", "2", "--steps", "2", "--ensemble", str(turns),
+                                     "-o", str(tmp_path / f"sr{turns}.png"), "-q"])
+        assert result.exit_code == 0, result.output
+    assert not np.array_equal(*(read_image(tmp_path / f"sr{turns}.png").pixels for turns in (1, 2)))
     folder = tmp_path / "batch"
     folder.mkdir()
     for i, im in enumerate(smooth_images(2, 32, seed=5)):
         write_image(folder / f"im{i}.png", Picture(im))
-    result = runner.invoke(app, ["denoise", str(folder), "--sigma", "10", "--ensemble", "4", "-o", str(tmp_path / "out"), "-q"])
-    assert result.exit_code == 0 and len(list((tmp_path / "out").glob("im*.png"))) == 2, result.output
+    for turns in (1, 4):
+        result = runner.invoke(app, ["denoise", str(folder), "--sigma", "10", "--ensemble", str(turns),
+                                     "-o", str(tmp_path / f"out{turns}"), "-q"])
+        assert result.exit_code == 0, result.output
+    for i in range(2):
+        one, four = (read_image(tmp_path / f"out{turns}" / f"im{i}.png").pixels for turns in (1, 4))
+        assert not np.array_equal(one, four)
 
 
 def test_the_bench_measures_the_ensemble_beside_restore(tmp_path, tiny_prior):
@@ -128,8 +142,26 @@ def test_the_bench_measures_the_ensemble_beside_restore(tmp_path, tiny_prior):
     rows = json.loads((out / "results.json").read_text())["results"]
     plain = {r["condition"] for r in rows if r["method"] == "restore"}
     assert plain and {r["condition"] for r in rows if r["method"] == "restore, 2 turns"} == plain
-    bad = CliRunner().invoke(app, ["bench", str(tmp_path), "-o", str(tmp_path / "r2"), "--ensemble", "3", "-q"])
-    assert bad.exit_code == 2 and "--ensemble 3" in bad.output
+    for args, says in ((["--ensemble", "3"], "--ensemble must be one of"),
+                       (["--ensemble", "2", "--model", "digits"], "not alike turned"),
+                       (["--ensemble", "2", "--speed", "--sizes", "0.01"], "leave --ensemble out")):
+        bad = CliRunner().invoke(app, ["bench", str(tmp_path), "-o", str(tmp_path / "r2"), "--quick", "--tasks", "denoise",
+                                       *args, "-q"])
+        assert bad.exit_code == 2 and says in bad.output, bad.output
+    assert not (tmp_path / "r2").exists()
+
+
+def test_the_bench_counts_and_runs_the_turns_only_where_the_prior_allows_them(tiny_prior):
+    from restore import bench
+    from restore.pipeline import SolverSettings
+    from restore.priors import load_prior
+    photo, digits = tiny_prior[0], load_prior("digits")
+    sets = [bench.ImageSet("photos", [("a", None)], photo), bench.ImageSet("digits", [("b", None)] * 2, digits)]
+    conditions = [c for c in bench.CONDITIONS if c.name in ("noise25", "superres2", "inpaint-unmasked")]
+    runs = {s.name: sum(len(bench.methods(c, s.prior, SolverSettings(), ensemble=4)) for c in conditions) for s in sets}
+    plain = {s.name: sum(len(bench.methods(c, s.prior, SolverSettings())) for c in conditions) for s in sets}
+    assert runs["photos"] == plain["photos"] + 2 and runs["digits"] == plain["digits"]
+    assert bench.total_runs(sets, conditions, ensemble=4) == runs["photos"] + 2 * runs["digits"]
 
 
 def test_the_ensembles_variance_is_the_mixtures(tiny_prior, monkeypatch):
