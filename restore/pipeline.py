@@ -45,7 +45,7 @@ class SolverSettings:
     samples: int = 1               # posterior samples averaged (1: the MAP estimate alone)
     sampler: str = "encoder"       # "encoder" or "langevin" (see restore.solver.posterior_samples)
     seed: int = 0                  # the samples' random numbers: the same seed gives the same output
-    ensemble: int | None = None    # turns of the image restored and averaged (1, 2, 4, 8); default the task's
+    ensemble: int | None = None    # turns of the image restored and averaged (1, 2, 4, 8); default 1
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -127,9 +127,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     steps = defaults.steps if settings.steps is None else settings.steps
     prior_weight = defaults.prior_weight if settings.prior_weight is None else settings.prior_weight
     anchor = defaults.anchor if settings.anchor is None else settings.anchor
-    # A task's default ensemble applies where the prior allows turning the image; one asked for is checked.
-    ensemble = (defaults.ensemble if getattr(vae, "symmetric", False) else 1) if settings.ensemble is None \
-        else settings.ensemble
+    ensemble = settings.ensemble or 1
     data = task.data_term()
     reconstructor = Reconstructor(vae, steps=steps, mode=settings.mode, lr=settings.lr, prior_weight=prior_weight,
                                   anchor=anchor, samples=settings.samples, sampler=settings.sampler,

@@ -26,7 +26,7 @@ SHARED = [
     ("channel_axis", -1, "int", "The colour axis of a 3-D image."),
     ("progress", None, "callable, optional", "``progress(done, total)`` in solver steps."),
     ("ensemble", None, "int, optional", "The mean of the restorations of the image turned and flipped this many "
-     "ways (1, 2, 4 or 8; default {ensemble}): better, and that many times the work."),
+     "ways (1, 2, 4 or 8; default 1): better, and that many times the work."),
     ("samples", 1, "int", "1: the solver's estimate. More: the mean of that many posterior samples around it."),
     ("seed", 0, "int", "The samples' random numbers: the same seed gives the same output."),
     ("return_std", False, "bool", "Also return the samples' standard deviation per pixel, ``(H, W)`` in "
@@ -76,8 +76,7 @@ def api_function(task_type: type[Task], description: str, *, companion_doc: str 
         lines += [f"{_api_name(f)} :", f"    {f.metadata['help']}{default}"]
     steps = task_type.defaults.steps
     for name, _, kind, text in SHARED:
-        text = text.format(steps=steps, zero=": the encoder alone" if steps == 0 else "",
-                           ensemble=task_type.defaults.ensemble)
+        text = text.format(steps=steps, zero=": the encoder alone" if steps == 0 else "")
         lines += [f"{name} : {kind}", f"    {text}"]
     lines += ["", "Returns", "-------",
               "The restored image, of the input's type, layout and dtype (and the standard deviation)."]

@@ -147,7 +147,6 @@ class SolverDefaults:
     prior_weight: float = 1.0
     anchor: str = "prior"
     float32_output: bool = True    # the decode that makes the output in float32 under --precision bf16
-    ensemble: int = 1              # turns of the image restored and averaged (restore.reconstructor.Turned)
 
 
 #: The companion value that asks the task to find its companion in the image itself (``--mask auto``).
