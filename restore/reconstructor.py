@@ -136,12 +136,12 @@ class Reconstructor(nn.Module):
                    for turn in SYMMETRIES[:self.ensemble]]
         if len(results) == 1:
             return results[0]
-        x = torch.stack([r.x for r in results]).mean(0)
+        xs = torch.stack([r.x for r in results])
         variance = None
         if results[0].variance is not None:    # of the mixture: the mean variance plus the means' spread
             variance = (torch.stack([r.variance for r in results]).mean(0)
-                        + torch.stack([r.x for r in results]).var(0, unbiased=False).mean(1, keepdim=True))
-        return SolverResult(x=x, z=results[0].z, objective=results[0].objective, variance=variance)
+                        + xs.var(0, unbiased=False).mean(1, keepdim=True))
+        return SolverResult(x=xs.mean(0), z=results[0].z, objective=results[0].objective, variance=variance)
 
     def _solve(self, prior, y, physics, *, data, x0, refine, callback, generator) -> SolverResult:
         if self.mode == "latent":

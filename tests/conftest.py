@@ -20,6 +20,12 @@ def smooth_images(n: int, size: int, seed: int, channels: int = 3) -> np.ndarray
     return fine.clamp(0, 1).permute(0, 2, 3, 1).numpy()
 
 
+def write_smooth_folder(folder, n: int = 2, size: int = 48, seed: int = 4):
+    """``n`` smooth ``size`` x ``size`` images written to ``folder`` as im0.png, im1.png, ..."""
+    for i, im in enumerate(smooth_images(n, size, seed=seed)):
+        write_image(folder / f"im{i}.png", Picture(im))
+
+
 @pytest.fixture(scope="session")
 def image_dir(tmp_path_factory):
     """A folder of smooth 64x64 training images."""

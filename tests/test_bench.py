@@ -5,9 +5,8 @@ from typer.testing import CliRunner
 
 from restore import bench
 from restore.cli import app
-from restore.images import Picture, write_image
 from restore.masks import holes
-from tests.conftest import smooth_images
+from tests.conftest import smooth_images, write_smooth_folder
 
 
 def test_damage_is_8bit_and_reproducible():
@@ -43,8 +42,7 @@ def test_digits_test_split_is_balanced():
 
 def test_quick_bench_on_a_folder_writes_every_report(tmp_path, tiny_prior):
     _, model = tiny_prior
-    for i, im in enumerate(smooth_images(2, 48, seed=4)):
-        write_image(tmp_path / f"im{i}.png", Picture(im))
+    write_smooth_folder(tmp_path)
     out = tmp_path / "report"
     result = CliRunner().invoke(app, ["bench", str(tmp_path), "-o", str(out), "--quick", "--model", str(model),
                                       "--steps", "3", "--samples", "2", "-q"])

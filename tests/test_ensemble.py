@@ -15,7 +15,7 @@ from restore.metrics import psnr
 from restore.reconstructor import SYMMETRIES, Turned
 from restore.tasks.dejpeg import jpeg_round_trip
 
-from conftest import smooth_images
+from conftest import smooth_images, write_smooth_folder
 from test_trust import SAMPLES, SATURATED, noisy, patches, recoloured_photo
 
 
@@ -133,8 +133,7 @@ def test_the_command_line_refuses_an_ensemble_it_cannot_run_in_one_line(tmp_path
 
 def test_the_bench_measures_the_ensemble_beside_restore(tmp_path, tiny_prior):
     _, model = tiny_prior
-    for i, im in enumerate(smooth_images(2, 48, seed=4)):
-        write_image(tmp_path / f"im{i}.png", Picture(im))
+    write_smooth_folder(tmp_path)
     out = tmp_path / "report"
     result = CliRunner().invoke(app, ["bench", str(tmp_path), "-o", str(out), "--quick", "--model", str(model),
                                       "--tasks", "denoise,superres", "--steps", "2", "--ensemble", "2", "-q"])
