@@ -393,6 +393,8 @@ def train_command(
     pixel_scale: bool = typer.Option(False, "--pixel-scale", help="Also learn the decoder's scale per pixel (where it is sure, the solver trusts it over the data)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this checkpoint's weights (fine-tuning); layers it lacks start new."),
     task_encoder: Optional[str] = typer.Option(None, "--task-encoder", help="photo, with --init: train only an encoder of its own for this task (used by it alone), on its damage alone, against the prior's frozen decoder."),
+    context: bool = typer.Option(False, "--context", help="photo: the encoder also reads what the solver knows of each pixel (the noise's level, the holes); with --init, the checkpoint's encoders grow to read it."),
+    encoder_only: bool = typer.Option(False, "--encoder-only", help="Train only the encoder, against the frozen decoder (the prior itself does not change)."),
     resume: bool = typer.Option(False, "--resume", help="Continue training from the checkpoint at --out."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out instead of refusing."),
     device: str = DEVICE,
@@ -421,16 +423,17 @@ def train_command(
             model, settings, state = resume_from(out, steps)
             settings.loaders = loaders
         else:
-            model = (model_from(init, pixel_scale=pixel_scale, latent=latent, seed=seed) if init is not None else
+            model = (model_from(init, pixel_scale=pixel_scale, latent=latent, seed=seed, context=context)
+                     if init is not None else
                      build_model(arch.value, width=width, latent=latent, levels=levels, blocks=blocks,
-                                 pixel_scale=pixel_scale))
+                                 pixel_scale=pixel_scale, context=context))
             if task_encoder is not None:
                 model, task_list = _with_task_encoder(model, task_encoder, init), task_encoder
             settings = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, degraded_fraction=degraded,
                                      gray_fraction=gray, colour_fraction=colour, loaders=loaders, minutes=minutes, crop=crop or (28 if arch is Architecture.digits else 64),
                                      checkpoint_every=checkpoint_every, seed=seed, init=str(init) if init else None,
                                      tasks=tuple(t.strip() for t in task_list.split(",") if t.strip()),
-                                     precision=precision, task_encoder=task_encoder)
+                                     precision=precision, task_encoder=task_encoder, encoder_only=encoder_only)
         sampler = sampler_for(model, files, crop=settings.crop, seed=seed)
     except (OutputError, TrainError, PriorError) as e:
         fail(str(e))

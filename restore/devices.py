@@ -124,8 +124,8 @@ class Autocast:
             out = network(*args)
         return tuple(o.float() for o in out) if isinstance(out, tuple) else out.float()
 
-    def encode(self, x):
-        return self._run(self.vae.encode, x)
+    def encode(self, x, context=None):
+        return self._run(self.vae.encode, x, context)
 
     def decode(self, z):
         return self._run(self.vae.decode, z)

@@ -148,9 +148,9 @@ class PoissonGaussian(DataTerm):
         return self.gaussian(y).correct(x, y, physics)
 
     def precision(self, physics, x):
-        # The variance at the restored image's own values (the posterior samples' use).
-        level = (self.a * physics.A(x).clamp(0, 1) + self.b).sqrt().clamp_min(1 / 255)
-        return Gaussian(level).precision(physics, x)
+        # The variance at the image's own values, smoothed as the observation's are: the posterior
+        # samples ask at the restored image, the encoder's context at the first guess.
+        return self.gaussian(physics.A(x)).precision(physics, x)
 
 
 class JPEGConstraint(DataTerm):

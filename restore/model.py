@@ -9,7 +9,7 @@ which one they hold:
 * :class:`DigitsVAE` -- the textbook MNIST VAE: a small conv encoder to a global
   latent vector, a deconv decoder back to 28x28. This is the digits prior.
 
-Each model has ``encode(x) -> (mu, logvar)``, ``decode(z) -> mean image`` and a
+Each model has ``encode(x, context=None) -> (mu, logvar)``, ``decode(z) -> mean image`` and a
 learned decoder scale ``gamma`` (the standard deviation of p(x|z)). With
 ``pixel_scale`` the decoder also predicts a scale per pixel (small where the
 mean is sure, as on a flat sky or a digit's blank margin; large on texture it
@@ -43,6 +43,7 @@ class ConvVAEConfig:
     pixel_scale: bool = False   # predict the decoder's scale per pixel, not one for the image
     task_encoders: tuple[str, ...] = ()   # tasks with an encoder of their own, trained on their damage
                                           # alone against the shared decoder (restore.model.ConvVAE.for_task)
+    context: bool = False       # the encoder also reads what the data say of each pixel (CONTEXT_CHANNELS maps)
 
 
 @dataclass
@@ -68,6 +69,10 @@ class _ResBlock(nn.Module):
     def forward(self, x):
         return x + self.conv2(F.silu(self.conv1(F.silu(x))))
 
+
+#: The maps an encoder with ``context`` reads beside the image (restore.solver.encoder_context):
+#: the noise's standard deviation at each observed pixel and where pixels are not observed.
+CONTEXT_CHANNELS = 2
 
 #: Smallest decoder scale: a floor keeps the likelihood from collapsing onto the training pixels.
 GAMMA_FLOOR = 1e-3
@@ -103,9 +108,15 @@ class _VAE(nn.Module):
         """This prior as task ``name`` sees it (an architecture with task encoders overrides this)."""
         return self
 
-    def encode(self, x):
-        """``(mu, logvar)`` of q(z | x) for pixel values in [0, 1]."""
-        mu, logvar = self.encoder(x * 2 - 1).chunk(2, dim=1)
+    def encode(self, x, context=None):
+        """``(mu, logvar)`` of q(z | x) for pixel values in [0, 1]. An encoder told the context
+        (config ``context``) reads ``context``, ``(N, CONTEXT_CHANNELS, H, W)``, beside the image
+        (none: zeros, a clean image); any other ignores it."""
+        inputs = x * 2 - 1
+        if getattr(self.config, "context", False):
+            maps = inputs.new_zeros((x.shape[0], CONTEXT_CHANNELS, *x.shape[2:])) if context is None else context
+            inputs = torch.cat([inputs, maps.to(inputs.dtype)], 1)
+        mu, logvar = self.encoder(inputs).chunk(2, dim=1)
         return mu, logvar.clamp(-12, 6)
 
     def decode(self, z):
@@ -139,9 +150,9 @@ class _VAE(nn.Module):
         assert not unexpected and all(k.startswith("scale_head.") for k in missing), (missing, unexpected)
         return model.to(self.log_gamma.device)
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None, context=None):
         """Encode, sample z by the reparameterisation trick, decode: ``(D(z), gamma, mu, logvar)``."""
-        mu, logvar = self.encode(x)
+        mu, logvar = self.encode(x, context)
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         return *self.decode_with_scale(mu + torch.exp(0.5 * logvar) * eps), mu, logvar
 
@@ -157,7 +168,7 @@ class ConvVAE(_VAE):
         super().__init__()
         self.config = config
         w, lc = config.width, config.latent_channels
-        enc = [nn.Conv2d(config.channels, w, 3, padding=1)]
+        enc = [nn.Conv2d(config.channels + (CONTEXT_CHANNELS if config.context else 0), w, 3, padding=1)]
         for _ in range(config.levels):
             enc += [_ResBlock(w) for _ in range(config.blocks)]
             enc += [nn.Conv2d(w, w, 4, stride=2, padding=1)]
@@ -192,6 +203,22 @@ class ConvVAE(_VAE):
                                          for key, value in self.encoder.state_dict().items()}}
         model.load_state_dict(state)
         return model.to(self.log_gamma.device)
+
+    def with_context(self) -> "ConvVAE":
+        """This model with encoders that read the context maps beside the image (every task
+        encoder too). They read the maps with zero weights at first, so the model restores as
+        before, and training teaches them."""
+        if self.config.context:
+            return self
+        model = ConvVAE(replace(self.config, context=True)).to(self.log_gamma.device)
+        state = self.state_dict()
+        for name, value in model.state_dict().items():
+            if value.shape != state[name].shape:       # the encoders' first convolutions
+                grown = torch.zeros_like(value)
+                grown[:, :self.config.channels] = state[name]
+                state[name] = grown
+        model.load_state_dict(state)
+        return model
 
     @property
     def size_multiple(self) -> int:
@@ -275,7 +302,7 @@ class DigitsVAE(_VAE):
     def latent_shape(self, height: int, width: int) -> tuple[int, ...]:
         return (self.config.latent_dim,)
 
-    def encode(self, x):
+    def encode(self, x, context=None):
         size = self.config.image_size
         if x.shape[-2:] != (size, size):
             raise ValueError(f"the digits prior takes {size}x{size} images, got {tuple(x.shape[-2:])}")
@@ -320,15 +347,17 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[VAE, d
 
 
 def vae_loss(model: VAE, x_in: torch.Tensor, target: torch.Tensor,
-             generator: torch.Generator | None = None, *, autocast: torch.dtype = torch.float32) -> tuple[torch.Tensor, dict]:
+             generator: torch.Generator | None = None, *, autocast: torch.dtype = torch.float32,
+             context: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
     """Negative ELBO per pixel of ``target`` given the encoder's view ``x_in``.
 
     With ``x_in = target`` this is the textbook ELBO; with a degraded ``x_in``
-    it trains the encoder to map damaged images near the clean image's code.
+    it trains the encoder to map damaged images near the clean image's code
+    (told the damage by ``context``, where the encoder reads it).
     The networks run under autocast in ``autocast``; the loss is float32.
     """
     with torch.autocast(x_in.device.type, dtype=autocast, enabled=autocast != torch.float32):
-        outputs = model(x_in, generator)
+        outputs = model(x_in, generator, context)
     recon, pixel_gamma, mu, logvar = (t.float() for t in outputs)
     gamma = model.gamma
     n_pix = target[0].numel()

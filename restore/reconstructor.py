@@ -57,8 +57,8 @@ class Turned:
         x = x.flip(self.flips)
         return x.transpose(-1, -2) if self.transpose else x
 
-    def encode(self, x):
-        return self.vae.encode(self._turn(x))
+    def encode(self, x, context=None):
+        return self.vae.encode(self._turn(x), None if context is None else self._turn(context))
 
     def decode(self, z):
         return self._back(self.vae.decode(z))

@@ -39,7 +39,7 @@ from typing import Callable
 import torch
 
 from .fidelity import DataTerm
-from .model import VAE
+from .model import CONTEXT_CHANNELS, VAE
 from .physics import LinearPhysics, Physics
 
 ANCHORS = ("prior", "encoder")
@@ -129,10 +129,11 @@ def joint_map(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Te
         mean, variance = posterior_samples(
             code, x_map, y, physics, vae, data=data, count=samples, sampler=sampler, generator=generator,
             last_x_step=last_x_step, x_step=x_step, search_gamma=search_gamma, latent_term=latent_term,
-            fixed_gamma=gamma)
+            fixed_gamma=gamma, context=context)
         return SolverResult(x=mean.clamp(0, 1), z=code, objective=list(history), variance=variance)
 
-    z0, latent_term = _start(vae, x0, prior_weight, anchor)
+    context = encoder_context(data, physics, x0)
+    z0, latent_term = _start(vae, x0, prior_weight, anchor, context)
     with torch.no_grad():
         if steps == 0:
             return result(z0, last_x_step(z0))
@@ -160,7 +161,7 @@ def joint_map(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Te
 
 def posterior_samples(z, x, y, physics, vae, *, data, count, sampler, generator, last_x_step, x_step,
                       search_gamma, latent_term, langevin_step: float = 0.05, conditional: bool = True,
-                      fixed_gamma: float | None = None):
+                      fixed_gamma: float | None = None, context: torch.Tensor | None = None):
     """The mean of ``count`` posterior samples of the image, and their variance per pixel.
 
     ``encoder``: codes drawn from the encoder's posterior around the solver's code,
@@ -171,10 +172,10 @@ def posterior_samples(z, x, y, physics, vae, *, data, count, sampler, generator,
     decoder where there are none). The variance adds, to the spread of those images, the
     variance an image keeps given its code: ``1 / (1/g^2 + p)`` per pixel, ``g`` the decoder's
     scale and ``p`` the data's precision there (``data.precision``; ``conditional=False`` leaves
-    it out).
+    it out). ``context`` is what the encoder was told of the observation (:func:`encoder_context`).
     """
     with torch.no_grad():
-        _, logvar = vae.encode(x.clamp(0, 1))
+        _, logvar = vae.encode(x.clamp(0, 1), context)
         scale = torch.exp(0.5 * logvar)
         total = torch.zeros_like(x)
         square = torch.zeros_like(x)
@@ -223,7 +224,7 @@ def csgm(y: torch.Tensor, physics: Physics, vae: VAE, *, x0: torch.Tensor, data:
     def objective(code) -> float:
         return float(data.value(physics.A(vae.decode(code)), y) + latent_term(code)) / y.shape[0]
 
-    z0, latent_term = _start(vae, x0, prior_weight, anchor)
+    z0, latent_term = _start(vae, x0, prior_weight, anchor, encoder_context(data, physics, x0))
     with torch.no_grad():
         history = [objective(z0)] if record_objective else []
     z = z0.clone().requires_grad_(True)
@@ -259,12 +260,37 @@ def _check(data: DataTerm, steps: int, anchor: str) -> None:
         raise ValueError(f"anchor must be 'prior' or 'encoder', got {anchor!r}")
 
 
+#: The unit of the noise map an encoder is told (:func:`encoder_context`): about the strongest
+#: noise it trains on (50/255), so that the map is of the order of 1. It stops at 5 units, the
+#: pixel's whole range.
+NOISE_UNIT = 0.2
+
+
 @torch.no_grad()
-def _start(vae: VAE, x0: torch.Tensor, prior_weight: float, anchor: str):
-    """The encoder's code of the first guess, and the latent term ``lambda |z - c|_P^2 / 2``."""
+def encoder_context(data: DataTerm, physics: Physics, x: torch.Tensor) -> torch.Tensor:
+    """What the data say of each pixel of ``x`` (``(N, C, H, W)``, the first guess), as an encoder
+    told the context reads it beside the image: ``(N, 2, H, W)``, the noise's standard deviation
+    at the pixel in units of :data:`NOISE_UNIT` (0 where it is not observed), and 1 where it is
+    not observed, both from ``data.precision``. A forward model that cannot say how much each
+    pixel is observed (no ``gram_diagonal``) gives zeros: the encoder then guesses, as one
+    without context does."""
+    try:
+        precision = data.precision(physics, x).to(x.dtype)
+    except NotImplementedError:
+        return x.new_zeros((x.shape[0], CONTEXT_CHANNELS, *x.shape[2:]))
+    unobserved = precision <= 0
+    std = precision.clamp_min(1).rsqrt() / NOISE_UNIT
+    return torch.cat([std.masked_fill(unobserved, 0), unobserved.to(x.dtype)], 1)
+
+
+@torch.no_grad()
+def _start(vae: VAE, x0: torch.Tensor, prior_weight: float, anchor: str, context: torch.Tensor):
+    """The encoder's code of the first guess (told ``context``), and the latent term
+    ``lambda |z - c|_P^2 / 2``."""
     # Channels-last tensors take faster convolution kernels on the CPU (measured: one decode
     # of a 256x256 tile 0.12 s against 0.17 s), and the layout carries through every step.
-    z0, logvar = vae.encode(x0.clamp(0, 1).contiguous(memory_format=torch.channels_last))
+    z0, logvar = vae.encode(x0.clamp(0, 1).contiguous(memory_format=torch.channels_last),
+                            context.contiguous(memory_format=torch.channels_last))
     if z0.dim() == 4:              # a spatial latent (the digits prior's is a vector)
         z0 = z0.contiguous(memory_format=torch.channels_last)
     centre, precision = (z0, torch.exp(-logvar)) if anchor == "encoder" else (torch.zeros_like(z0), 1.0)

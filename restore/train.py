@@ -14,7 +14,7 @@ from tqdm import tqdm
 from .data import CropSampler, colour_augment, to_gray
 from .devices import PRECISIONS, resolve_precision
 from .model import VAE, save_checkpoint, vae_loss
-from .views import TRAINING_VIEWS
+from .views import TRAINING_VIEWS, clean_context
 
 
 @dataclass
@@ -36,6 +36,7 @@ class TrainSettings:
     minutes: float | None = None     # a time budget: the learning rate decays over it and training stops
                                      # at its end (or after ``steps``, whichever comes first)
     task_encoder: str | None = None  # train only this task's own encoder (ConvVAE.for_task), all else frozen
+    encoder_only: bool = False       # train only the shared encoder, against the frozen decoder
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -50,6 +51,8 @@ class TrainSettings:
             raise ValueError(f"minutes must be positive, got {self.minutes}")
         if self.loaders < 1:
             raise ValueError(f"loaders must be 1 or more, got {self.loaders}")
+        if self.encoder_only and self.task_encoder is not None:
+            raise ValueError("a task encoder is trained alone already; leave out encoder_only")
         if self.task_encoder is not None and self.tasks != (self.task_encoder,):
             raise ValueError(f"a task encoder learns its own task's damage alone: tasks must be {self.task_encoder!r}")
 
@@ -67,8 +70,8 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
     dtype = resolve_precision(settings.precision, device)
     model.to(device).train()
     learner = model if settings.task_encoder is None else model.for_task(settings.task_encoder)
-    trained = list((model if learner is model else learner.encoder).parameters())
-    for parameter in model.parameters():      # a task encoder learns against the frozen rest
+    trained = list((learner.encoder if learner is not model or settings.encoder_only else model).parameters())
+    for parameter in model.parameters():      # an encoder alone learns against the frozen rest
         parameter.requires_grad_(False)
     for parameter in trained:
         parameter.requires_grad_(True)
@@ -99,18 +102,19 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
         return {"steps": step, "seconds": round(time.perf_counter() - start, 1), "device": str(device),
                 "images": len(sampler), "settings": asdict(settings), "skipped_steps": skipped_in_all}
 
-    def batch(at: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The clean crops of step ``at`` and what the encoder sees of them: drawn from a stream
-        of their own, so batches made on several threads are those made one after the other."""
+    def batch(at: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The clean crops of step ``at``, what the encoder sees of them and what it is told
+        (:func:`restore.solver.encoder_context`): drawn from a stream of their own, so batches
+        made on several threads are those made one after the other."""
         rng = np.random.default_rng([settings.seed, at])
         clean = colour_augment(sampler.batch(settings.batch_size, rng), rng, settings.colour_fraction)
         if settings.gray_fraction and clean.shape[1] == 3:
             gray = torch.from_numpy(rng.random(len(clean)) < settings.gray_fraction)
             clean[gray] = to_gray(clean[gray]).expand(-1, 3, -1, -1)
-        seen = clean.clone()
+        seen, context = clean.clone(), clean_context(clean)
         if n_bad:
-            seen[:n_bad] = views[at % len(views)](clean[:n_bad], rng)
-        return clean, seen
+            seen[:n_bad], context[:n_bad] = views[at % len(views)](clean[:n_bad], rng)
+        return clean, seen, context
 
     # The next batches are made on other threads while this one trains.
     loader = ThreadPoolExecutor(max_workers=settings.loaders)
@@ -119,10 +123,11 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
     skipped_in_all = (resume or {}).get("meta", {}).get("skipped_steps", 0)
     while step < settings.steps and progress_made() < 1:
         set_learning_rate()
-        clean, seen = upcoming.popleft().result()
+        clean, seen, context = upcoming.popleft().result()
         if step + settings.loaders < settings.steps:
             upcoming.append(loader.submit(batch, step + settings.loaders))
-        loss, stats = vae_loss(learner, seen.to(device), clean.to(device), torch_rng, autocast=dtype)
+        loss, stats = vae_loss(learner, seen.to(device), clean.to(device), torch_rng, autocast=dtype,
+                               context=context.to(device))
         optimizer.zero_grad(set_to_none=True)
         # A non-finite loss or gradient skips the update, so the weights (and every checkpoint)
         # stay finite; a run that keeps producing them has diverged and stops with a way out.
@@ -163,22 +168,26 @@ class TrainError(ValueError):
 
 
 def build_model(arch: str, *, width: int = 64, latent: int | None = None, levels: int = 2, blocks: int = 1,
-                pixel_scale: bool = False) -> VAE:
-    """A new prior: ``photo`` (convolutional, spatial latent; ``latent`` default 8) or ``digits``
-    (28x28, global latent; default 16)."""
+                pixel_scale: bool = False, context: bool = False) -> VAE:
+    """A new prior: ``photo`` (convolutional, spatial latent; ``latent`` default 8; ``context``:
+    its encoder told the damage) or ``digits`` (28x28, global latent; default 16)."""
     from .model import ConvVAE, ConvVAEConfig, DigitsVAE, DigitsVAEConfig
     if arch == "digits":
+        if context:
+            raise TrainError("--context is for photo priors: the digits encoder reads the image alone")
         return DigitsVAE(DigitsVAEConfig(latent_dim=latent or 16, pixel_scale=pixel_scale))
     if arch == "photo":
         return ConvVAE(ConvVAEConfig(width=width, latent_channels=latent or 8, levels=levels, blocks=blocks,
-                                     pixel_scale=pixel_scale))
+                                     pixel_scale=pixel_scale, context=context))
     raise ValueError(f"architecture must be 'photo' or 'digits', got {arch!r}")
 
 
-def model_from(path: Path, *, pixel_scale: bool = False, latent: int | None = None, seed: int = 0) -> VAE:
-    """A trainable copy of the prior at ``path``, given a per-pixel scale head if asked for and
-    its latent grown to ``latent`` channels if that is more than it has (photo priors; the new
-    channels' small random weights are drawn with ``seed``, so a rebuild starts the same)."""
+def model_from(path: Path, *, pixel_scale: bool = False, latent: int | None = None, seed: int = 0,
+               context: bool = False) -> VAE:
+    """A trainable copy of the prior at ``path``, given a per-pixel scale head if asked for, its
+    latent grown to ``latent`` channels if that is more than it has (photo priors; the new
+    channels' small random weights are drawn with ``seed``, so a rebuild starts the same), and
+    encoders told the context if ``context`` (photo priors)."""
     import copy
 
     from .model import ConvVAE
@@ -192,6 +201,10 @@ def model_from(path: Path, *, pixel_scale: bool = False, latent: int | None = No
             raise TrainError(f"{path}: has {model.config.latent_channels} latent channels; --latent can only "
                              "grow them (or leave --latent out)")
         model = model.with_latent_channels(latent, generator=torch.Generator().manual_seed(seed))
+    if context:
+        if not isinstance(model, ConvVAE):
+            raise TrainError(f"{path}: --context is for photo priors; this one's encoder reads the image alone")
+        model = model.with_context()
     return model.with_pixel_scale() if pixel_scale else model
 
 
@@ -211,6 +224,7 @@ def resume_from(out: Path, steps: int) -> tuple[VAE, TrainSettings, dict]:
     saved.setdefault("loaders", 1)
     saved.setdefault("minutes", None)
     saved.setdefault("task_encoder", None)
+    saved.setdefault("encoder_only", False)
     return model, TrainSettings(**{**saved, "steps": steps}), state
 
 

@@ -127,24 +127,34 @@ def test_pixel_scale_learns_where_the_decoder_errs_without_moving_the_mean():
     assert gamma[..., 10:].mean() > 1.4 * gamma[..., :6].mean()
 
 
-def test_training_damage_gives_gray_crops_gray_noise():
+@pytest.mark.parametrize("seed", range(4))     # Gaussian and sensor batches both
+def test_training_damage_gives_gray_crops_gray_noise(seed):
     from restore.data import to_gray
     from restore.views import noisy as noisy_view
 
     colour = torch.rand(2, 3, 16, 16)
     gray = to_gray(colour).expand(-1, 3, -1, -1)
-    noisy = noisy_view(torch.cat([gray, colour]), np.random.default_rng(0))
+    noisy, _ = noisy_view(torch.cat([gray, colour]), np.random.default_rng(seed))
     assert torch.equal(noisy[:2, 0], noisy[:2, 2])          # one noise image for a gray crop's channels
     assert not torch.equal(noisy[2:, 0] - colour[:, 0], noisy[2:, 2] - colour[:, 2])
     assert (noisy[:2] != gray).any()
 
 
 @pytest.mark.parametrize("name", TRAINING_VIEWS)
-def test_every_task_shows_the_encoder_a_damaged_crop_of_the_same_size(name):
+def test_every_task_shows_the_encoder_a_damaged_crop_of_the_same_size_and_says_what_it_knows(name):
+    from restore.model import CONTEXT_CHANNELS
+    from restore.views import clean_context
     x = torch.from_numpy(smooth_images(4, 32, seed=6)).permute(0, 3, 1, 2).contiguous()
-    seen = TRAINING_VIEWS[name](x, np.random.default_rng(3))
+    seen, context = TRAINING_VIEWS[name](x, np.random.default_rng(3))
     assert seen.shape == x.shape and 0 <= seen.min() and seen.max() <= 1
     assert (seen - x).abs().mean() > 1e-4           # the smooth fill of a smooth crop is close
+    assert context.shape == (4, CONTEXT_CHANNELS, 32, 32) and torch.isfinite(context).all() and (context >= 0).all()
+    if name == "inpaint":                           # the holes, and no noise level in them
+        assert context[:, 1].any() and set(context[:, 1].unique().tolist()) <= {0.0, 1.0}
+        assert not context[:, 0][context[:, 1] == 1].any()
+    else:
+        assert not context[:, 1].any() and context[:, 0].min() > 0
+    assert not clean_context(x).any()
 
 
 def test_a_grown_latent_starts_the_same_for_the_same_seed(tmp_path):
