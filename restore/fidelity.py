@@ -293,6 +293,8 @@ def consistent_scale(d: torch.Tensor, g, y: torch.Tensor, physics: LinearPhysics
 MEAN_WINDOW = 15
 #: Standard errors of the noise's window mean that a mean residual may reach before it is corrected.
 MEAN_TOLERANCE = 3.0
+#: Newton steps of the correction.
+NEWTON_STEPS = 3
 
 
 def consistent_means(x: torch.Tensor, y: torch.Tensor, physics: LinearPhysics, sigma) -> torch.Tensor:
@@ -307,14 +309,17 @@ def consistent_means(x: torch.Tensor, y: torch.Tensor, physics: LinearPhysics, s
     """
     k = MEAN_WINDOW
     sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device)
-    expected, slope = clipped_mean(physics.A(x), sigma)
     seen = physics.A(torch.ones_like(x))
-    mean = _local_mean(y - expected, seen, k)
     level = _local_mean((sigma**2).expand_as(y), seen, k).sqrt() if sigma.dim() else sigma
-    excess = mean.sign() * (mean.abs() - MEAN_TOLERANCE * level / k).clamp_min(0)
-    # One Newton step through the clipping: near 0 or 1 a change of the image moves the mean of
-    # what is observed less than itself.
-    return x + physics.spread_signed(excess / _local_mean(slope, seen, k).clamp_min(0.1))
+    # Newton steps through the clipping: near 0 or 1 a change of the image moves the mean of what
+    # is observed less than itself, and by how much depends on where the image is, so one step
+    # from far off stops short of the tolerance.
+    for _ in range(NEWTON_STEPS):
+        expected, slope = clipped_mean(physics.A(x), sigma)
+        mean = _local_mean(y - expected, seen, k)
+        excess = mean.sign() * (mean.abs() - MEAN_TOLERANCE * level / k).clamp_min(0)
+        x = x + physics.spread_signed(excess / _local_mean(slope, seen, k).clamp_min(0.1))
+    return x
 
 
 def _local_mean(v: torch.Tensor, weight: torch.Tensor, k: int) -> torch.Tensor:

@@ -99,6 +99,22 @@ def test_local_means_are_corrected_beyond_the_noise_only():
     assert (fixed[..., 8:-8, 8:-8].mean() - 0.5).abs() < 0.01
 
 
+def test_a_clipped_colour_is_corrected_until_the_noise_explains_it():
+    """At a saturated channel the file's noise is cut off at 0, so the observed mean sits 4 levels
+    inside (sigma 10); a restoration 20 levels off is brought back until the observed mean is
+    within the tolerance of what it predicts, not one step towards it."""
+    torch.manual_seed(0)
+    sigma = 10 / 255
+    clean = torch.tensor([0.0, 1.0, 1.0]).view(1, 3, 1, 1).expand(1, 3, 64, 64).contiguous()
+    y = (clean + sigma * torch.randn(clean.shape)).clamp(0, 1)
+    off = clean + torch.tensor([20, -20, -20]).view(1, 3, 1, 1) / 255
+    fixed = fidelity.consistent_means(off, y, Denoising(), sigma)
+    inside = (..., slice(12, -12), slice(12, -12))
+    residual = (y - fidelity.clipped_mean(fixed, torch.tensor(sigma))[0])[inside].mean(dim=(-2, -1))
+    assert residual.abs().max() <= 1.05 * fidelity.MEAN_TOLERANCE * sigma / fidelity.MEAN_WINDOW, residual * 255
+    assert (fixed[inside].mean(dim=(-2, -1)) - clean[..., 0, 0]).abs().max() < 4 / 255
+
+
 def test_holes_take_no_part_in_the_consistency_of_what_is_observed():
     torch.manual_seed(0)
     x = torch.rand(1, 3, 32, 32)
