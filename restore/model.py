@@ -74,6 +74,11 @@ class _ResBlock(nn.Module):
 #: the noise's standard deviation at each observed pixel and where pixels are not observed.
 CONTEXT_CHANNELS = 2
 
+
+def no_context(x: torch.Tensor) -> torch.Tensor:
+    """The context of ``x`` (N, C, H, W) when nothing is known of its damage: zeros, as of a clean image."""
+    return x.new_zeros((x.shape[0], CONTEXT_CHANNELS, *x.shape[2:]))
+
 #: Smallest decoder scale: a floor keeps the likelihood from collapsing onto the training pixels.
 GAMMA_FLOOR = 1e-3
 #: Largest decoder scale: the whole range of a pixel. Beyond it a scale says nothing more, and on
@@ -114,7 +119,7 @@ class _VAE(nn.Module):
         (none: zeros, a clean image); any other ignores it."""
         inputs = x * 2 - 1
         if getattr(self.config, "context", False):
-            maps = inputs.new_zeros((x.shape[0], CONTEXT_CHANNELS, *x.shape[2:])) if context is None else context
+            maps = no_context(inputs) if context is None else context
             inputs = torch.cat([inputs, maps.to(inputs.dtype)], 1)
         mu, logvar = self.encoder(inputs).chunk(2, dim=1)
         return mu, logvar.clamp(-12, 6)

@@ -39,7 +39,7 @@ from typing import Callable
 import torch
 
 from .fidelity import DataTerm
-from .model import CONTEXT_CHANNELS, VAE
+from .model import VAE, no_context
 from .physics import LinearPhysics, Physics
 
 ANCHORS = ("prior", "encoder")
@@ -277,7 +277,7 @@ def encoder_context(data: DataTerm, physics: Physics, x: torch.Tensor) -> torch.
     try:
         precision = data.precision(physics, x).to(x.dtype)
     except NotImplementedError:
-        return x.new_zeros((x.shape[0], CONTEXT_CHANNELS, *x.shape[2:]))
+        return no_context(x)
     unobserved = precision <= 0
     std = precision.clamp_min(1).rsqrt() / NOISE_UNIT
     return torch.cat([std.masked_fill(unobserved, 0), unobserved.to(x.dtype)], 1)

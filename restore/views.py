@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .fidelity import Gaussian, JPEGConstraint, PoissonGaussian
-from .model import CONTEXT_CHANNELS
+from .model import no_context
 from .physics import Denoising
 from .solver import encoder_context
 from .tasks import Deblur, Inpaint, Superres
@@ -24,9 +24,8 @@ from .tasks import Deblur, Inpaint, Superres
 View = tuple[torch.Tensor, torch.Tensor]      # what the encoder sees, and its context
 
 
-def clean_context(x: torch.Tensor) -> torch.Tensor:
-    """The context of an undamaged batch: no noise, every pixel observed (zeros)."""
-    return x.new_zeros((x.shape[0], CONTEXT_CHANNELS, *x.shape[2:]))
+#: The context of an undamaged batch: no noise, every pixel observed.
+clean_context = no_context
 
 
 #: The share of noisy batches that carry a sensor's noise (variance ``a x + b``) instead of one
