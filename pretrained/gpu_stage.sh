@@ -9,14 +9,16 @@
 # OUT_FOLDER gets photo-large.pt (weights and metadata, no optimizer state: at most 16 MB, and a
 # new stage starts a fresh Adam) and train.log. Other settings: DEVICE (default cuda), STEPS (an
 # upper bound, default 1000000), LOADERS (threads making batches, default 12), BATCH and CROP
-# (crops per step, default 32, and their side, default 96).
+# (crops per step, default 32, and their side, default 96), PRECISION (default bf16), CONTEXT=1 (the
+# encoder also reads the solver's context maps, grown from the checkpoint with zero weights).
 set -euo pipefail
 crops=${1:?the crops file (.npz)}
 out=${2:?the output folder}
 minutes=${MINUTES:-8}
 device=${DEVICE:-cuda}
 common=(--device "$device" --steps "${STEPS:-1000000}" --loaders "${LOADERS:-12}" --batch-size "${BATCH:-32}" --crop "${CROP:-96}"
-        --checkpoint-every 1000 --precision bf16 --tasks denoise,inpaint,superres --gray 0.25 --colour 0.3 --overwrite -q)
+        --checkpoint-every 1000 --precision "${PRECISION:-bf16}" --tasks denoise,inpaint,superres,deblur --gray 0.25 --colour 0.3 --overwrite -q)
+if [ "${CONTEXT:-0}" = 1 ]; then common+=(--context); fi
 mkdir -p "$out"
 here=$(dirname "$0")
 if [ -f "$here/stages/photo-large.pt" ]; then
