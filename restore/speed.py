@@ -86,9 +86,16 @@ def _resident_mb() -> float:
 
 
 def conditions(tasks=None) -> list[tuple[Condition, Baseline]]:
-    """The timed conditions of ``tasks`` (default all), each with the classical tool timed beside restore."""
+    """The timed conditions of ``tasks`` (default all), each with the classical tool timed beside
+    restore: the first of the task's references that runs here."""
+    from .baselines import available
     from .conditions import BENCHMARKS
-    return [(c, next(b for b in c.baselines if b.label == bench.reference))
+
+    def reference(condition: Condition, labels: tuple[str, ...]) -> Baseline:
+        usable = {b.label: b for b in condition.baselines if b.needs is None or available(b.needs)}
+        return usable[next(label for label in labels if label in usable)]
+
+    return [(c, reference(c, bench.references))
             for name, bench in BENCHMARKS.items() if tasks is None or name in tasks for c in bench.speed_conditions()]
 
 

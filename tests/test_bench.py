@@ -78,6 +78,19 @@ def test_speed_bench_times_every_task_beside_its_reference(tmp_path, tiny_prior)
     assert again.exit_code == 2 and "--overwrite" in again.output
 
 
+def test_speed_bench_without_the_bench_extra_times_the_next_reference(tmp_path, tiny_prior, monkeypatch):
+    # BM3D is JPEG's reference, but it comes with `.[bench]` alone: without it the timing goes on.
+    from restore import baselines
+    monkeypatch.setattr(baselines, "available", lambda module: module != "bm3d")
+    _, model = tiny_prior
+    out = tmp_path / "speed"
+    result = CliRunner().invoke(app, ["bench", "--speed", "--tasks", "dejpeg", "--sizes", "0.005", "-o", str(out),
+                                      "--model", str(model), "--steps", "2", "--precision", "fp32", "-q"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "speed.json").read_text())
+    assert [(r["condition"], r["reference"]) for r in rows] == [("jpeg10", "OpenCV NLM")]
+
+
 def test_generated_photos_have_the_asked_size_and_holes_their_share():
     from restore import speed
     assert abs(speed.generated_photo(0.25).size / 3 - 0.25e6) < 0.02e6
