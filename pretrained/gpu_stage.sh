@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One training stage of the large photo prior on a lent GPU: about $MINUTES minutes (default 8),
-# from the committed checkpoint pretrained/stages/photo-large.pt when there is one, else from scratch
+# from the committed checkpoint pretrained/photo-large.pt when there is one, else from scratch
 # (two thirds of the time without, then one third with the per-pixel scale). The training crops
 # travel as one file (pretrained/pack_crops.py, at most 64 MiB with the repository).
 #
@@ -21,8 +21,8 @@ common=(--device "$device" --steps "${STEPS:-1000000}" --loaders "${LOADERS:-12}
 if [ "${CONTEXT:-0}" = 1 ]; then common+=(--context); fi
 mkdir -p "$out"
 here=$(dirname "$0")
-if [ -f "$here/stages/photo-large.pt" ]; then
-    restore train "$crops" --out "$out/stage.pt" --init "$here/stages/photo-large.pt" --lr 5e-4 \
+if [ -f "$here/photo-large.pt" ]; then
+    restore train "$crops" --out "$out/stage.pt" --init "$here/photo-large.pt" --lr 5e-4 \
         --minutes "$minutes" "${common[@]}" 2>&1 | tee "$out/train.log"
 else
     first=$(python3 -c "print($minutes * 2 / 3)")

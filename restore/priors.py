@@ -17,7 +17,7 @@ if TYPE_CHECKING:                  # torch is imported when a prior is loaded, n
 
     from .model import VAE
 
-SHIPPED = ("photo", "digits")
+SHIPPED = ("photo", "photo-large", "digits")
 
 
 class PriorError(ValueError):
@@ -29,7 +29,7 @@ def pretrained_dir() -> Path:
 
 
 def prior_path(name_or_path: str) -> Path:
-    """The file of a shipped prior (``photo``, ``digits``) or a given checkpoint path."""
+    """The file of a shipped prior (:data:`SHIPPED`) or a given checkpoint path."""
     if name_or_path in SHIPPED:
         path = pretrained_dir() / f"{name_or_path}.pt"
         if not path.is_file():
@@ -37,7 +37,7 @@ def prior_path(name_or_path: str) -> Path:
         return path
     path = Path(name_or_path)
     if not path.is_file():
-        raise PriorError(f"{path}: no such prior; use --model photo, digits or the path of a .pt checkpoint")
+        raise PriorError(f"{path}: no such prior; use --model {', '.join(SHIPPED)} or the path of a .pt checkpoint")
     return path
 
 

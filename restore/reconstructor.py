@@ -74,7 +74,7 @@ class Reconstructor(nn.Module):
     Parameters
     ----------
     prior : str or VAE
-        ``"photo"``, ``"digits"``, a checkpoint path, or a loaded VAE (used as it is: its device
+        ``"photo"``, ``"photo-large"``, ``"digits"``, a checkpoint path, or a loaded VAE (used as it is: its device
         and arithmetic are the caller's).
     steps : int
         Solver steps (0: the encoder's estimate, refined by the last x-step only).

@@ -272,8 +272,11 @@ def encoder_context(data: DataTerm, physics: Physics, x: torch.Tensor) -> torch.
     told the context reads it beside the image: ``(N, 2, H, W)``, the noise's standard deviation
     at the pixel in units of :data:`NOISE_UNIT` (0 where it is not observed), and 1 where it is
     not observed, both from ``data.precision``. A forward model that cannot say how much each
-    pixel is observed (no ``gram_diagonal``) gives zeros: the encoder then guesses, as one
-    without context does."""
+    pixel is observed (no ``gram_diagonal``), or a data term whose damage is not noise (a JPEG's
+    rounding: ``noise_like`` false), gives zeros: the encoder then guesses, as one without
+    context does."""
+    if not data.noise_like:
+        return no_context(x)
     try:
         precision = data.precision(physics, x).to(x.dtype)
     except NotImplementedError:

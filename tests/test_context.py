@@ -74,6 +74,19 @@ def test_a_prior_grown_to_read_the_context_restores_as_before_until_trained():
     assert not torch.equal(told.encode(x, context)[0], told.encode(x)[0])
 
 
+def test_a_jpeg_tells_the_encoder_nothing_in_restoration_and_in_training():
+    """A JPEG's rounding is not noise: read as a noise level, a coarse table's bins made the large
+    prior's shared encoder smooth the file 3.5 dB below the decoded one."""
+    from restore.fidelity import JPEGConstraint
+    from restore.tasks.dejpeg import jpeg_round_trip
+    decoded, quantisation = jpeg_round_trip(np.random.default_rng(0).random((16, 16, 3)), 10)
+    x = torch.from_numpy(decoded).permute(2, 0, 1)[None]
+    assert JPEGConstraint(quantisation).precision(Denoising(), x).min() > 0       # the variance stays known
+    assert not encoder_context(JPEGConstraint(quantisation), Denoising(), x).any()
+    _, context = TRAINING_VIEWS["dejpeg"](torch.rand(2, 3, 16, 16), np.random.default_rng(1))
+    assert context.shape == (2, CONTEXT_CHANNELS, 16, 16) and not context.any()
+
+
 @pytest.mark.parametrize("steps", [0, 3])
 def test_the_solver_tells_the_encoder_what_the_data_say(steps):
     """The code the solver starts from is the encoder's for the first guess and its context: a

@@ -15,7 +15,7 @@ IMAGE = """The damaged image: ``(H, W)`` or with 1 or 3 channels on ``channel_ax
 
 #: The settings every task's function takes: (name, default, type, description).
 SHARED = [
-    ("prior", "photo", "str or VAE", "``\"photo\"``, ``\"digits\"``, a checkpoint path or a loaded model."),
+    ("prior", "photo", "str or VAE", "``\"photo\"``, ``\"photo-large\"``, ``\"digits\"``, a checkpoint path or a loaded model."),
     ("steps", None, "int, optional", "Solver steps per tile (default {steps}{zero})."),
     ("mode", "joint", "{\"joint\", \"latent\"}", "Joint MAP over image and code, or over the code alone."),
     ("device", "cpu", "str or torch.device", "``\"cpu\"``, ``\"cuda\"`` or ``\"cuda:N\"``; a GPU this machine "
