@@ -65,6 +65,17 @@ def test_denoise_single_file_default_output(images, tiny_prior):
     assert "wrote" in result.output
 
 
+@pytest.mark.parametrize("name", ["photo", "photo-large"])
+def test_the_shipped_photo_priors_denoise_by_name(images, name):
+    """Each shipped photo prior restores by its name, and does better than the noisy input."""
+    from restore.metrics import psnr
+    src, out = images / "noisy" / "im1.png", images / f"im1_{name}.png"
+    result = invoke("denoise", src, "--model", name, "--sigma", "25", "-o", out, "-q")
+    assert result.exit_code == 0, result.output
+    clean, noisy = read_image(images / "clean" / "im1.png").pixels, read_image(src).pixels
+    assert psnr(clean, read_image(out).pixels) > psnr(clean, noisy) + 3
+
+
 def test_auto_sigma_is_estimated_and_printed(images, tiny_prior):
     _, model = tiny_prior
     result = invoke("denoise", images / "noisy" / "im0.png", "--model", model, "--steps", "2",
