@@ -278,6 +278,9 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
         fail(str(e))
     if (options.ensemble or 1) > 1 and not getattr(settings.prior, "symmetric", False):
         fail(f"--ensemble: the {options.model} prior's images are not alike turned; leave --ensemble out")
+    advice = task.prior_advice(settings.prior)
+    if advice:
+        typer.echo(f"note: --model {options.model}: {advice}", err=True)
     if not jobs.batch and options.uncertainty is not None and jobs.jobs[0].uncertainty.suffix.lower() not in MAP_SUFFIXES:
         fail(f"{options.uncertainty}: an uncertainty map is .png (heat map) or .tif (raw values); rename it")
     for note in jobs.skipped:

@@ -116,6 +116,20 @@ def test_dejpeg_command_writes_png_by_default_and_refuses_other_files(tmp_path, 
     assert (tmp_path / "out" / "a.png").is_file() and not (tmp_path / "out" / "b.png").exists()
 
 
+def test_dejpeg_says_when_the_prior_never_learned_jpeg_files(tmp_path, tiny_prior):
+    from restore.model import save_checkpoint
+    model, model_path = tiny_prior
+    src = _jpeg(tmp_path / "photo.jpg", _photo(), 10)
+    save_checkpoint(tmp_path / "jpeg.pt", model.with_task_encoder("dejpeg"))
+    told = {}
+    for name, path in (("plain", model_path), ("jpeg", tmp_path / "jpeg.pt")):
+        result = CliRunner().invoke(app, ["dejpeg", str(src), "-o", str(tmp_path / f"{name}.png"), "--model", str(path),
+                                          "--steps", "0", "-q"])
+        assert result.exit_code == 0, result.output
+        told[name] = "no encoder trained on JPEG files" in result.output
+    assert told == {"plain": True, "jpeg": False}
+
+
 def test_denoise_points_to_dejpeg_on_a_heavily_compressed_jpeg(tmp_path, tiny_prior):
     _, model_path = tiny_prior
     heavy = _jpeg(tmp_path / "heavy.jpg", _photo(), 10)

@@ -237,6 +237,11 @@ class Task(ABC):
         does not model), or None."""
         return None
 
+    def prior_advice(self, prior) -> str | None:
+        """A note for the user about restoring this task with ``prior`` (a loaded model), once
+        before a run, or None."""
+        return None
+
     def with_noise_level(self, pixels: np.ndarray) -> Task:
         """This task with a definite ``sigma``: estimated from ``pixels`` where it was left to that."""
         if self.sigma is not None:
