@@ -62,7 +62,7 @@ def _device_or_fail(name: str):
         fail(f"--{e}")
 
 
-MODEL = typer.Option("photo", "--model", "-m", help="Prior: photo, photo-large (slower, sharper), digits, or the path of a checkpoint from 'restore train'.")
+MODEL = typer.Option("photo", "--model", "-m", help="Prior: photo, photo-large (3.5-5x slower, better denoising), digits, or the path of a checkpoint from 'restore train'.")
 DEVICE = typer.Option("auto", help="auto (GPU if present), cpu, cuda or cuda:N.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars (results, notes and the estimated sigma are still printed).")
 
