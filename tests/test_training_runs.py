@@ -67,6 +67,7 @@ def test_the_gpu_stage_script_trains_the_large_prior_on_the_cpu(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     model, state = load_checkpoint(tmp_path / "out" / "photo-large.pt")
     assert model.config.width == 96 and model.config.blocks == 2 and model.scale_head is not None
+    assert model.config.context and model.config.task_encoders == ("dejpeg",)     # told the context; JPEG's own encoder
     assert "optimizer" not in state and state["meta"]["steps"] >= 1
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["photo-large.pt", "train.log"]
 
