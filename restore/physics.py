@@ -40,6 +40,11 @@ class Physics(nn.Module, metaclass=ABCMeta):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.A(x)
 
+    def beyond(self, x: torch.Tensor) -> torch.Tensor | None:
+        """``(N, 1, H, W)``, true at the pixels of ``x`` beyond the observation's own (a blur's
+        margin), or None where ``x`` and the observation cover the same ground."""
+        return None
+
 
 class LinearPhysics(Physics):
     """A linear forward operator; subclasses implement ``A`` and ``A_adjoint``."""
@@ -289,6 +294,12 @@ class Blur(LinearPhysics):
     def A_adjoint(self, y):
         m, (h, w) = self.margin, y.shape[-2:]
         return self._fourier(F.pad(y, (m, m, m, m)), adjoint=True)[..., :h + 2 * m, :w + 2 * m]
+
+    def beyond(self, x):
+        m = self.margin
+        outside = torch.ones(x.shape[0], 1, *x.shape[-2:], dtype=torch.bool, device=x.device)
+        outside[..., m:x.shape[-2] - m, m:x.shape[-1] - m] = False
+        return outside
 
     def gram_diagonal(self, x):
         eh, ew = self.margin - self.radius[0], self.margin - self.radius[1]

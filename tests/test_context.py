@@ -47,6 +47,20 @@ def test_the_context_says_the_noise_level_and_the_holes():
     assert small[:, 0].mean() > plain[:, 0].mean() and not small[:, 1].any()
 
 
+def test_a_blurs_margin_is_told_as_a_hole():
+    """The pixels beyond a blurred observation (the margin the x-step restores over) are barely
+    reached by the data; training crops them away, so the encoder is told they are not observed
+    rather than read a noise level of up to 5 units there."""
+    from restore.physics import Blur
+    physics = Blur(torch.ones(5, 5) / 25)                  # margin 2
+    x = torch.rand(1, 3, 14, 14)
+    context = encoder_context(Gaussian(0.02), physics, x)
+    edge = torch.ones(14, 14, dtype=torch.bool)
+    edge[2:-2, 2:-2] = False
+    assert torch.equal(context[0, 1].bool(), edge) and not context[0, 0][edge].any()
+    assert (context[0, 0][~edge] > 0).all() and context[0, 0][~edge].max() < 5
+
+
 def test_a_forward_model_that_cannot_say_gives_no_context():
     class Opaque(LinearPhysics):
         def A(self, x):
