@@ -1,6 +1,7 @@
-"""Copy a trained checkpoint into pretrained/ as a shipped prior.
+"""Copy a trained checkpoint into pretrained/ as a shipped prior (or the damage detector).
 
     python pretrained/ship.py runs/photo.pt photo
+    python pretrained/ship.py runs/damage.pt damage
 
 Keeps the architecture, weights and training metadata, drops the optimizer
 state (only needed to resume training), and records the file's SHA-256 in
@@ -12,15 +13,20 @@ import hashlib
 import sys
 from pathlib import Path
 
+import torch
+
+from restore.detector import read_detector, save_detector
 from restore.model import load_checkpoint, save_checkpoint
 
 HERE = Path(__file__).resolve().parent
 
 
 def ship(checkpoint: Path, name: str) -> str:
-    model, state = load_checkpoint(checkpoint)
     target = HERE / f"{name}.pt"
-    save_checkpoint(target, model, meta=state.get("meta", {}))
+    is_detector = torch.load(checkpoint, map_location="cpu", weights_only=True).get("architecture") == "DamageDetector"
+    read, save = (read_detector, save_detector) if is_detector else (load_checkpoint, save_checkpoint)
+    model, state = read(checkpoint)
+    save(target, model, meta=state.get("meta", {}))
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
     sums = HERE / "SHA256SUMS"
     lines = [l for l in (sums.read_text().splitlines() if sums.exists() else []) if not l.endswith(f"  {target.name}")]

@@ -52,13 +52,22 @@ def _expected_digest(path: Path) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=4)
-def _load(path: Path, device: str) -> VAE:
+def checked_file(path: Path) -> Path:
+    """``path``, once its SHA-256 matches ``SHA256SUMS`` where it is a shipped file (else a
+    :class:`PriorError` that says to reinstall)."""
+    if not path.is_file():
+        raise PriorError(f"{path} is missing; reinstall restore")
     if path.parent == pretrained_dir():
         expected = _expected_digest(path)
         actual = hashlib.sha256(path.read_bytes()).hexdigest()
         if expected is not None and expected != actual:
             raise PriorError(f"{path}: SHA-256 {actual[:12]}... does not match SHA256SUMS; reinstall restore")
+    return path
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: Path, device: str) -> VAE:
+    checked_file(path)
     from .model import load_checkpoint
 
     try:   # read on the CPU, so that only a bad file lands here, never a device's failure

@@ -1,0 +1,127 @@
+"""Train the network with which ``inpaint --mask auto`` finds scratches, dust and specks.
+
+    python pretrained/build_training_data.py data/                     # writes data/photos/
+    python pretrained/train_damage_detector.py data/photos --out pretrained/damage.pt --minutes 60
+
+Random crops of the training photographs (never the benchmark's, never the held-out ones; a fifth
+of the photographs, those whose name's CRC-32 is a multiple of 5, is also kept out to choose the
+detector's thresholds on) get generated old-photo damage (``restore.masks.old_photo_damage``):
+two in five turned gray (old prints mostly are), a quarter with their colour channels permuted,
+half mirrored, a third with noise of sigma 0.005-0.03 (the network is told its level). The
+network (``restore.detector.DamageDetector``) learns the damage pixel by pixel (binary
+cross-entropy, damage weighted 3 to 1, since a scratch left costs more than a pixel refilled);
+pixels the damage moved by 2 to 8 levels (a scratch as light as the sky it crosses) have no say.
+Adam, cosine-decayed learning rate over the minutes given; a checkpoint every 200 steps
+(``--resume`` continues one).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from restore.detector import DamageDetector, DetectorConfig, detector_inputs, read_detector, save_detector
+from restore.images import find_images, read_image
+from restore.masks import old_photo_damage
+
+#: Damage pixels weigh this much more than intact ones in the loss.
+DAMAGE_WEIGHT = 3.0
+
+
+def held_out(path: Path) -> bool:
+    """The fifth of the training photographs kept out of the detector's training."""
+    return zlib.crc32(path.stem.encode()) % 5 == 0
+
+
+def photographs(folder: Path, size: int) -> list[np.ndarray]:
+    """The training photographs not :func:`held_out`, as 8-bit RGB, at least ``size`` on each side."""
+    out = []
+    for path in find_images(folder):
+        if held_out(path):
+            continue
+        pixels = np.round(read_image(path).pixels * 255).astype(np.uint8)
+        if min(pixels.shape[:2]) >= size:
+            out.append(np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels)
+    return out
+
+
+def example(photos: list[np.ndarray], rng: np.random.Generator, size: int):
+    """One damaged crop: the network's inputs, the damage and each pixel's weight."""
+    photo = photos[rng.integers(len(photos))]
+    h, w = photo.shape[:2]
+    t, l = rng.integers(h - size + 1), rng.integers(w - size + 1)
+    clean = photo[t:t + size, l:l + size].astype(np.float32) / 255
+    if rng.random() < 0.4:
+        clean = np.repeat(clean.mean(axis=2, keepdims=True), 3, axis=2)
+    if rng.random() < 0.5:
+        clean = clean[:, ::-1]
+    if rng.random() < 0.25:
+        clean = clean[:, :, rng.permutation(3)]
+    damaged, damage = old_photo_damage(np.ascontiguousarray(clean), rng)
+    noise = rng.uniform(0.005, 0.03) if rng.random() < 1 / 3 else 0.0
+    damaged = np.round(np.clip(damaged + rng.normal(0, noise, damaged.shape), 0, 1) * 255).astype(np.float32) / 255
+    faint = ~damage & (np.abs(damaged - clean).max(axis=2) >= 2 / 255)
+    return detector_inputs(damaged, noise), damage.astype(np.float32), (~faint).astype(np.float32)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folder", type=Path, help="the training photographs")
+    parser.add_argument("--out", type=Path, required=True, help="checkpoint to write")
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--crop", type=int, default=80)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--width", type=int, default=DetectorConfig.width)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue the checkpoint at --out")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    photos = photographs(args.folder, args.crop)
+    torch.manual_seed(args.seed)
+    detector, step, seconds = DamageDetector(DetectorConfig(width=args.width)), 0, 0.0
+    optimizer = torch.optim.Adam(detector.parameters(), lr=args.lr)
+    if args.resume:
+        detector, state = read_detector(args.out)
+        optimizer = torch.optim.Adam(detector.parameters(), lr=args.lr)
+        optimizer.load_state_dict(state["optimizer"])
+        step, seconds = state["meta"]["steps"], state["meta"]["seconds"]
+    detector.train()
+    print(f"{sum(p.numel() for p in detector.parameters()):,} parameters, {len(photos)} photographs", flush=True)
+    start, budget, average = time.perf_counter() - seconds, 60 * args.minutes, None
+
+    def save() -> None:
+        save_detector(args.out, detector, optimizer=optimizer.state_dict(),
+                      meta={"steps": step, "seconds": round(time.perf_counter() - start, 1),
+                            "photographs": len(photos), "settings": {k: str(v) for k, v in vars(args).items()}})
+
+    while (elapsed := time.perf_counter() - start) < budget:
+        for group in optimizer.param_groups:     # cosine decay to 1/20 of the rate over the minutes
+            group["lr"] = float(args.lr * (0.05 + 0.95 * (1 + np.cos(np.pi * elapsed / budget)) / 2))
+        rng = np.random.default_rng([args.seed, step])
+        inputs, damage, weight = (torch.from_numpy(np.stack(column)) for column in
+                                  zip(*(example(photos, rng, args.crop) for _ in range(args.batch_size))))
+        each = F.binary_cross_entropy_with_logits(detector(inputs), damage, reduction="none",
+                                                  pos_weight=torch.tensor(DAMAGE_WEIGHT))
+        loss = (each * weight).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        step += 1
+        average = loss.item() if average is None else 0.98 * average + 0.02 * loss.item()
+        if step % 200 == 0:
+            print(f"step {step}, {elapsed:.0f} s, loss {average:.4f}", flush=True)
+            save()
+    save()
+    print(f"wrote {args.out} after {step} steps in {time.perf_counter() - start:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
