@@ -65,7 +65,7 @@ def test_the_detector_finds_the_scratch_and_leaves_texture_and_colour_alone():
     noisy = np.clip(clean + np.random.default_rng(1).normal(0, 5 / 255, clean.shape), 0, 1).astype(np.float32)
     assert find_damage(noisy, noise=5 / 255).mean() < 0.002
     # Sensitivity orders what is found: clear damage only, or texture too.
-    fewer, more = find_damage(damaged, sensitivity=0.01), find_damage(damaged, sensitivity=1000)
+    fewer, more = find_damage(damaged, sensitivity=1e-4), find_damage(damaged, sensitivity=1000)
     assert fewer.sum() < found.sum() < more.sum() and (fewer & ~found).sum() == (found & ~more).sum() == 0
     with pytest.raises(ValueError, match="sensitivity"):
         find_damage(damaged, sensitivity=0)
