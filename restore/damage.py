@@ -189,7 +189,7 @@ def detect_damage(image, *, sensitivity: float = 1.0, sigma: float = 1.0, settin
     sigma : float
         The image's noise in 0..255 units: noise is not damage.
     settings : SolverSettings, optional
-        The prior and solver that fill the candidates (default: the shipped photo prior).
+        The prior and solver that fill the damage found (default: the shipped photo prior).
     """
     from .pipeline import SolverSettings, to_pixels
     from .tasks import Inpaint

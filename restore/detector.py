@@ -1,7 +1,7 @@
 """A small convolutional network that tells thin damage (scratches, dust specks, small spots) from
 the thin structures photographs are full of (hair, foliage, railings, highlights).
 
-It reads the image and the classical detector's two maps (:func:`restore.damage.damage_scores`'s
+It reads the image and the classical detector's two maps (:func:`restore.damage.thin_structure_strength`:
 top-hat and black-hat responses over their local strength), so it starts from what the
 morphology already sees and learns, from the shapes around each pixel, which of those
 structures are painted over the photograph. It is trained on generated damage over the training
