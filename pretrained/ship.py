@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from restore.detector import read_detector, save_detector
+from restore.detector import read_detector
 from restore.model import load_checkpoint, save_checkpoint
 
 HERE = Path(__file__).resolve().parent
@@ -24,9 +24,8 @@ HERE = Path(__file__).resolve().parent
 def ship(checkpoint: Path, name: str) -> str:
     target = HERE / f"{name}.pt"
     is_detector = torch.load(checkpoint, map_location="cpu", weights_only=True).get("architecture") == "DamageDetector"
-    read, save = (read_detector, save_detector) if is_detector else (load_checkpoint, save_checkpoint)
-    model, state = read(checkpoint)
-    save(target, model, meta=state.get("meta", {}))
+    model, state = (read_detector if is_detector else load_checkpoint)(checkpoint)
+    save_checkpoint(target, model, meta=state.get("meta", {}))
     digest = hashlib.sha256(target.read_bytes()).hexdigest()
     sums = HERE / "SHA256SUMS"
     lines = [l for l in (sums.read_text().splitlines() if sums.exists() else []) if not l.endswith(f"  {target.name}")]

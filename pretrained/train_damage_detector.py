@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from restore.detector import DamageDetector, DetectorConfig, detector_inputs, read_detector, save_detector
+from restore.detector import DamageDetector, DetectorConfig, detector_inputs, read_detector
+from restore.model import save_checkpoint
 from restore.images import find_images, read_image
 from restore.masks import old_photo_damage
 
@@ -98,7 +99,7 @@ def main() -> None:
     start, budget, average = time.perf_counter() - seconds, 60 * args.minutes, None
 
     def save() -> None:
-        save_detector(args.out, detector, optimizer=optimizer.state_dict(),
+        save_checkpoint(args.out, detector, optimizer=optimizer.state_dict(),
                       meta={"steps": step, "seconds": round(time.perf_counter() - start, 1),
                             "photographs": len(photos), "settings": {k: str(v) for k, v in vars(args).items()}})
 

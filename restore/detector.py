@@ -11,9 +11,8 @@ shipped as ``pretrained/damage.pt`` (model card in ``pretrained/README.md``).
 from __future__ import annotations
 
 import functools
-import io
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -88,17 +87,9 @@ def damage_log_odds(pixels: np.ndarray, *, noise: float = 0.0, detector: DamageD
     return out
 
 
-def save_detector(path: str | os.PathLike, detector: DamageDetector, **extra) -> None:
-    """Write config, weights and ``extra`` (training state, metadata) atomically."""
-    from .atomic import write_atomic
-    buffer = io.BytesIO()
-    torch.save({"architecture": "DamageDetector", "config": asdict(detector.config),
-                "state_dict": detector.state_dict(), **extra}, buffer)
-    write_atomic(path, buffer.getvalue())
-
-
 def read_detector(path: str | os.PathLike) -> tuple[DamageDetector, dict]:
-    """The detector a checkpoint describes (in eval mode) and the whole checkpoint."""
+    """The detector a checkpoint describes (in eval mode) and the whole checkpoint (written by
+    :func:`restore.model.save_checkpoint`, as the priors are)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or state.get("architecture") != "DamageDetector":
         raise ValueError(f"{path} is not a damage detector checkpoint")

@@ -137,12 +137,12 @@ def test_the_shipped_damage_detector_is_checked_too(fake_pretrained):
     """The damage detector is a shipped file like the priors: a digest that does not match refuses it."""
     from restore import detector
     path = fake_pretrained / "damage.pt"
-    detector.save_detector(path, detector.DamageDetector(detector.DetectorConfig(width=4, dilations=(1,))))
+    save_checkpoint(path, detector.DamageDetector(detector.DetectorConfig(width=4, dilations=(1,))))
     (fake_pretrained / "SHA256SUMS").write_text(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  damage.pt\n")
     detector.load_detector.cache_clear()
     try:
         assert detector.load_detector().config.width == 4
-        detector.save_detector(path, detector.DamageDetector(detector.DetectorConfig(width=4, dilations=(2,))))
+        save_checkpoint(path, detector.DamageDetector(detector.DetectorConfig(width=4, dilations=(2,))))
         detector.load_detector.cache_clear()
         with pytest.raises(priors.PriorError, match="does not match SHA256SUMS"):
             detector.load_detector()
