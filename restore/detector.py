@@ -72,13 +72,31 @@ STRIP = 512
 def damage_log_odds(pixels: np.ndarray, *, noise: float = 0.0, detector: DamageDetector | None = None) -> np.ndarray:
     """The log-odds that each pixel of ``pixels`` (``(H, W, C)`` floats in [0, 1]) is damage, ``(H, W)``.
 
-    The image is read in strips of :data:`STRIP` rows, each with the network's reach of rows
-    around it, so the result is the same as reading it whole.
+    The network reads the image as it is and mirrored (:data:`FLIPS`) and its log-odds are
+    averaged. Each view is read in strips of :data:`STRIP` rows, each with the network's reach of
+    rows around it, so the result is the same as reading it whole.
     """
     detector = detector or load_detector()
     inputs = torch.from_numpy(detector_inputs(pixels, noise))
-    reach, h = detector.config.reach, pixels.shape[0]
-    out = np.empty(pixels.shape[:2], np.float32)
+    total = np.zeros(pixels.shape[:2], np.float32)
+    for dims in FLIPS:
+        view = inputs.flip(dims) if dims else inputs
+        odds = _strip_log_odds(detector, view)
+        total += np.flip(odds, [d - 1 for d in dims]) if dims else odds
+    return total / len(FLIPS)
+
+
+#: The mirror images the network reads (dimensions of the ``(5, H, W)`` inputs flipped): damage
+#: looks the same either way up, and the average of the four is surer than any one. Measured on
+#: held-out crops with generated damage (never the benchmark's): at the shipped threshold,
+#: precision 0.917 -> 0.951 at the same recall.
+FLIPS = ((), (2,), (1,), (1, 2))
+
+
+def _strip_log_odds(detector: DamageDetector, inputs: torch.Tensor) -> np.ndarray:
+    """The network's ``(H, W)`` log-odds for ``(5, H, W)`` inputs, read :data:`STRIP` rows at a time."""
+    reach, h = detector.config.reach, inputs.shape[1]
+    out = np.empty(inputs.shape[1:], np.float32)
     with torch.no_grad():
         for top in range(0, h, STRIP):
             lo, hi = max(0, top - reach), min(h, top + STRIP + reach)

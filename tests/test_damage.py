@@ -90,6 +90,16 @@ def test_a_large_image_is_read_in_strips_as_if_whole(monkeypatch):
     assert np.allclose(detector.damage_log_odds(damaged), whole, atol=1e-4)
 
 
+def test_the_network_reads_the_image_every_way_up():
+    # The log-odds are the mean over the mirrored views, so a mirrored photo gets the mirrored map.
+    from restore import detector
+    damaged, _ = scratched(textured())
+    odds = detector.damage_log_odds(damaged)
+    for flip in (lambda a: a[::-1], lambda a: a[:, ::-1]):
+        mirrored = detector.damage_log_odds(np.ascontiguousarray(flip(damaged)))
+        assert np.allclose(flip(mirrored), odds, atol=1e-4)
+
+
 def test_detect_damage_finds_the_scratch_with_the_prior(tiny_prior):
     model, _ = tiny_prior
     damaged, truth = scratched(textured())
