@@ -4,10 +4,11 @@
     python pretrained/train_damage_detector.py data/photos --out pretrained/damage.pt --minutes 60
 
 Random crops of the training photographs (never the benchmark's, never the held-out ones; a fifth
-of the photographs, those whose name's CRC-32 is a multiple of 5, is also kept out to choose the
-detector's thresholds on) get generated old-photo damage (``restore.masks.old_photo_damage``):
-two in five turned gray (old prints mostly are), a quarter with their colour channels permuted,
-half mirrored, a third with noise of sigma 0.005-0.03 (the network is told its level). The
+of the photographs, those whose file name without its suffix has a CRC-32 that is a multiple of 5,
+is also kept out to choose the detector's thresholds on) get generated old-photo damage
+(``restore.masks.old_photo_damage``): two in five turned gray (old prints mostly are), a quarter
+with their colour channels permuted, half mirrored left to right and half upside down, a third
+with noise of sigma 0.005-0.03 (gray on the gray ones; the network is told its level). The
 network (``restore.detector.DamageDetector``) learns the damage pixel by pixel (binary
 cross-entropy, damage weighted 3 to 1, since a scratch left costs more than a pixel refilled);
 pixels the damage moved by 2 to 8 levels (a scratch as light as the sky it crosses) have no say.
@@ -57,17 +58,22 @@ def example(photos: list[np.ndarray], rng: np.random.Generator, size: int):
     h, w = photo.shape[:2]
     t, l = rng.integers(h - size + 1), rng.integers(w - size + 1)
     clean = photo[t:t + size, l:l + size].astype(np.float32) / 255
-    if rng.random() < 0.4:
+    gray = rng.random() < 0.4
+    if gray:
         clean = np.repeat(clean.mean(axis=2, keepdims=True), 3, axis=2)
     if rng.random() < 0.5:
         clean = clean[:, ::-1]
+    if rng.random() < 0.5:            # it reads images upside down too (restore.detector.FLIPS)
+        clean = clean[::-1]
     if rng.random() < 0.25:
         clean = clean[:, :, rng.permutation(3)]
-    damaged, damage = old_photo_damage(np.ascontiguousarray(clean), rng)
+    painted, damage = old_photo_damage(np.ascontiguousarray(clean), rng)
+    # Pixels the damage moved by 2 to 8 levels have no say; the noise added next is no damage.
+    faint = ~damage & (np.abs(painted - clean).max(axis=2) >= 2 / 255)
     noise = rng.uniform(0.005, 0.03) if rng.random() < 1 / 3 else 0.0
-    damaged = np.round(np.clip(damaged + rng.normal(0, noise, damaged.shape), 0, 1) * 255).astype(np.float32) / 255
-    faint = ~damage & (np.abs(damaged - clean).max(axis=2) >= 2 / 255)
-    return detector_inputs(damaged, noise), damage.astype(np.float32), (~faint).astype(np.float32)
+    grain = rng.normal(0, noise, (size, size, 1 if gray else 3))      # a gray print's noise is gray
+    damaged = np.round(np.clip(painted + grain, 0, 1) * 255).astype(np.float32) / 255
+    return detector_inputs(damaged, noise=noise), damage.astype(np.float32), (~faint).astype(np.float32)
 
 
 def main() -> None:

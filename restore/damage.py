@@ -14,14 +14,18 @@ Three parts, each measured on its own (README, "Scratches and dust without a mas
    each pixel. It was trained on generated damage over the training photographs.
 3. The prior (:func:`confirm_damage`): what the detector found is filled with a pixel around it,
    and those neighbours join the damage where the observed pixel is further from the fill than
-   the noise allows, so a scratch's fainter edges go with it. Every other pixel is kept as given.
+   :data:`TOLERANCE` and the noise allow, so a scratch's fainter edges go with it. Every other pixel is kept as given.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from .detector import DamageDetector
 
 #: Widths of damage found: structures up to 5 pixels across (a 7-pixel disc opens them away), so
 #: that a speck on a scratch or two crossing scratches are found whole.
@@ -102,10 +106,12 @@ SURE = float(np.log(4.0))
 JOIN = -0.5
 
 
-def find_damage(pixels: np.ndarray, *, noise: float = 0.0, sensitivity: float = 1.0, detector=None) -> np.ndarray:
+def find_damage(pixels: np.ndarray, *, noise: float = 0.0, sensitivity: float = 1.0,
+                detector: DamageDetector | None = None) -> np.ndarray:
     """Where the detector (:mod:`restore.detector`) sees scratches, dust and specks: ``(H, W)``
-    booleans, the pixels whose log-odds plus ``log(sensitivity)`` are above :data:`SURE` and the
-    pixels above :data:`JOIN` they touch.
+    booleans. A pixel is damage where its log-odds plus ``log(sensitivity)`` are above
+    :data:`SURE`, or above :data:`JOIN` and connected to such a pixel through pixels above
+    :data:`JOIN` (hysteresis: a scratch is followed along its fainter stretches).
 
     Parameters
     ----------
@@ -115,6 +121,8 @@ def find_damage(pixels: np.ndarray, *, noise: float = 0.0, sensitivity: float = 
         The image's noise level in [0, 1] units: noise is not damage.
     sensitivity : float
         Above 1 takes fainter damage (and more texture for it); below 1, only clear damage.
+    detector : DamageDetector, optional
+        The network that reads the image (default: the shipped one, ``pretrained/damage.pt``).
     """
     if not sensitivity > 0:
         raise ValueError(f"sensitivity must be above 0, got {sensitivity}")
@@ -147,8 +155,9 @@ def repair(pixels: np.ndarray, task, *, settings, progress=None, return_std: boo
     :class:`~restore.tasks.Inpaint`, whose ``sensitivity`` and ``mask_dilate`` apply).
 
     The damage :func:`find_damage` sees is filled by the prior with a pixel around it, and those
-    neighbours join it where they too are far from the fill (further than :data:`TOLERANCE` plus
-    the noise): the edges of a scratch, fainter than its middle, are found from the middle. Every
+    neighbours join it where they too are far from the fill (further than :data:`TOLERANCE`
+    divided by the sensitivity, plus 3 sigma of the noise): the edges of a scratch, fainter than
+    its middle, are found from the middle. Every
     pixel outside the returned mask is the input's, bit for bit.
     """
     from dataclasses import replace

@@ -90,7 +90,7 @@ def test_a_large_image_is_read_in_strips_as_if_whole(monkeypatch):
     assert np.allclose(detector.damage_log_odds(damaged), whole, atol=1e-4)
 
 
-def test_the_network_reads_the_image_every_way_up():
+def test_a_mirrored_photo_gets_the_mirrored_map():
     # The log-odds are the mean over the mirrored views, so a mirrored photo gets the mirrored map.
     from restore import detector
     damaged, _ = scratched(textured())

@@ -35,7 +35,7 @@ class Inpaint(Task):
         if self.mask_dilate < 0:
             raise OptionError("mask_dilate", f"must be 0 or more, got {self.mask_dilate}")
         if not 0 < self.sensitivity <= 100:
-            raise OptionError("sensitivity", f"must be above 0 (1 is the default), got {self.sensitivity}")
+            raise OptionError("sensitivity", f"must be above 0 and at most 100 (1 is the default), got {self.sensitivity}")
 
     def detect(self, pixels, *, settings, progress=None, return_std=False):
         from ..damage import repair
