@@ -26,7 +26,7 @@ INPUT_CHANNELS = 5
 @dataclass
 class DetectorConfig:
     width: int = 24                                   # feature channels of every layer
-    dilations: tuple[int, ...] = (1, 2, 4, 8, 4, 2, 1)   # of the residual layers: they see 45 pixels across
+    dilations: tuple[int, ...] = (1, 2, 4, 8, 4, 2, 1)   # residual layers; with the first 3x3, 47 px across
 
     @property
     def reach(self) -> int:
