@@ -13,7 +13,7 @@ network (``restore.detector.DamageDetector``) learns the damage pixel by pixel (
 cross-entropy, damage weighted 3 to 1, since a scratch left costs more than a pixel refilled);
 pixels the damage moved by 2 to 8 levels (a scratch as light as the sky it crosses) have no say.
 Adam, cosine-decayed learning rate over the minutes given; a checkpoint every 200 steps
-(``--resume`` continues one).
+(``--resume`` continues one; with ``--new-schedule`` the rate's schedule starts again).
 """
 from __future__ import annotations
 
@@ -88,6 +88,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint at --out")
+    parser.add_argument("--new-schedule", action="store_true",
+                        help="with --resume: keep the weights and Adam's state, start the learning rate's schedule again")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -99,7 +101,7 @@ def main() -> None:
         detector, state = read_detector(args.out)
         optimizer = torch.optim.Adam(detector.parameters(), lr=args.lr)
         optimizer.load_state_dict(state["optimizer"])
-        step, seconds = state["meta"]["steps"], state["meta"]["seconds"]
+        step, seconds = state["meta"]["steps"], 0.0 if args.new_schedule else state["meta"]["seconds"]
     detector.train()
     print(f"{sum(p.numel() for p in detector.parameters()):,} parameters, {len(photos)} photographs", flush=True)
     start, budget, average = time.perf_counter() - seconds, 60 * args.minutes, None
