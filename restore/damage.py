@@ -14,7 +14,8 @@ Three parts, each measured on its own (README, "Scratches and dust without a mas
    each pixel. It was trained on generated damage over the training photographs.
 3. The prior (:func:`confirm_damage`): what the detector found is filled with a pixel around it,
    and those neighbours join the damage where the observed pixel is further from the fill than
-   :data:`TOLERANCE` and the noise allow, so a scratch's fainter edges go with it. Every other pixel is kept as given.
+   :data:`TOLERANCE` and the noise allow, so a scratch's fainter edges go with it. Every other
+   pixel is kept as given.
 """
 from __future__ import annotations
 
@@ -157,8 +158,8 @@ def repair(pixels: np.ndarray, task, *, settings, progress=None, return_std: boo
     The damage :func:`find_damage` sees is filled by the prior with a pixel around it, and those
     neighbours join it where they too are far from the fill (further than :data:`TOLERANCE`
     divided by the sensitivity, plus 3 sigma of the noise): the edges of a scratch, fainter than
-    its middle, are found from the middle. Every
-    pixel outside the returned mask is the input's, bit for bit.
+    its middle, are found from the middle. Every pixel outside the returned mask is the input's,
+    bit for bit.
     """
     from dataclasses import replace
 
