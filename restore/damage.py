@@ -158,8 +158,10 @@ def repair(pixels: np.ndarray, task, *, settings, progress=None, return_std: boo
     The damage :func:`find_damage` sees is filled by the prior with a pixel around it, and those
     neighbours join it where they too are far from the fill (further than :data:`TOLERANCE`
     divided by the sensitivity, plus 3 sigma of the noise): the edges of a scratch, fainter than
-    its middle, are found from the middle. Every pixel outside the returned mask is the input's,
-    bit for bit.
+    its middle, are found from the middle. Then the detector looks again, at the image with that
+    damage filled: what the damage around it hid (a stretch of a scratch, a speck beside one)
+    stands out there, and is filled the same way, around the first fill. Every pixel outside the
+    returned mask is the input's, bit for bit.
     """
     from dataclasses import replace
 
@@ -167,22 +169,59 @@ def repair(pixels: np.ndarray, task, *, settings, progress=None, return_std: boo
     from .pipeline import restore
     noise = task.sigma / 255
     tolerance = TOLERANCE / task.sensitivity + 3 * noise
-    found = find_damage(pixels, noise=noise, sensitivity=task.sensitivity)
     plain = replace(task, mask_dilate=0)
+    bar = _Parts(progress, 3 if task.mask_dilate else 2)
+
+    def fill(observed, found, keep):
+        """``observed`` with ``found`` and its far neighbours (outside ``keep``) filled."""
+        grown = dilate(found, 1) & ~keep
+        out = restore(observed, plain, companion=grown, settings=settings, progress=bar.next(),
+                      return_std=return_std)
+        out, std = out if return_std else (out, None)
+        found = found | confirm_damage(grown, out, pixels, tolerance=tolerance)
+        return np.where(found[:, :, None], out, observed), found, std
+
+    found = find_damage(pixels, noise=noise, sensitivity=task.sensitivity)
     if not found.any():
         return Repair(pixels.copy(), found, np.zeros(pixels.shape[:2], np.float32) if return_std else None)
-
-    def part(k: int, parts: int):        # one progress bar over the fills
-        return None if progress is None else (lambda done, total: progress(done + k * total, parts * total))
-    parts = 2 if task.mask_dilate else 1
-    grown = dilate(found, 1)
-    out = restore(pixels, plain, companion=grown, settings=settings, progress=part(0, parts), return_std=return_std)
-    out, std = out if return_std else (out, None)
-    found = dilate(found | confirm_damage(grown, out, pixels, tolerance=tolerance), task.mask_dilate)
+    out, found, std = fill(pixels, found, np.zeros_like(found))
+    hidden = find_damage(out, noise=noise, sensitivity=task.sensitivity) & ~found
+    if hidden.any():
+        out, more, std_more = fill(out, hidden, found)
+        std = None if std is None else np.where(more & ~found, std_more, std)
+        found = found | more
+    else:
+        bar.skip()
     if task.mask_dilate:                  # the user's wider holes: fill them as they asked
-        out = restore(pixels, plain, companion=found, settings=settings, progress=part(1, parts), return_std=return_std)
+        found = dilate(found, task.mask_dilate)
+        out = restore(pixels, plain, companion=found, settings=settings, progress=bar.next(), return_std=return_std)
         out, std = out if return_std else (out, None)
     return Repair(np.where(found[:, :, None], out, pixels), found, std)
+
+
+class _Parts:
+    """One progress bar over the fills of :func:`repair`, in solver steps: ``next()`` is the next
+    fill's callback, ``skip()`` drops a fill that was not needed. Each fill still to come is
+    counted as long as the one under way."""
+
+    def __init__(self, progress, parts: int):
+        self.progress, self.left, self.before, self.current = progress, parts, 0, 0
+
+    def next(self):
+        if self.progress is None:
+            return None
+        self.before, self.current, self.left = self.before + self.current, 0, self.left - 1
+        before, left = self.before, self.left
+
+        def report(done: int, total: int):
+            self.current = total
+            self.progress(before + done, before + total * (1 + left))
+        return report
+
+    def skip(self):
+        if self.progress is not None:
+            self.left -= 1
+            self.progress(self.before + self.current, self.before + self.current * (1 + self.left))
 
 
 def detect_damage(image, *, sensitivity: float = 1.0, sigma: float = 1.0, settings=None,

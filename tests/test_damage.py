@@ -215,3 +215,36 @@ def test_old_photo_damage_is_thin_and_sparse():
     assert np.abs(damaged - clean).max(axis=2)[region].min() > 8 / 255
     opened = cv2.morphologyEx(region.astype(np.uint8), cv2.MORPH_OPEN, np.ones((6, 6), np.uint8))
     assert opened.mean() < 0.1 * region.mean()                   # nothing wide
+
+
+def test_a_second_look_fills_what_the_first_damage_hid(tiny_prior, monkeypatch):
+    # The detector reads the image again with the damage it found filled: what it finds then is
+    # filled too, around the first fill, and every other pixel stays the input's.
+    from restore import damage
+    model, _ = tiny_prior
+    damaged, _ = scratched(textured())
+    first, hidden = np.zeros(damaged.shape[:2], bool), np.zeros(damaged.shape[:2], bool)
+    first[40, 10:60], hidden[70, 20:30] = True, True
+    looks = []
+
+    def detector(pixels, **_):
+        looks.append(pixels.copy())
+        return first if len(looks) == 1 else hidden | first
+    monkeypatch.setattr(damage, "find_damage", detector)
+    reports = []
+    out = damage.repair(damaged, Inpaint(), settings=SolverSettings(prior=model),
+                        progress=lambda done, total: reports.append((done, total)))
+    assert len(looks) == 2 and not np.array_equal(looks[1][first], damaged[first])   # read again, filled
+    from restore.masks import dilate
+    near = dilate(first, 1)                      # the first damage and the neighbours that may join it
+    assert np.array_equal(looks[1][~near], damaged[~near])
+    assert out.mask[first].all() and out.mask[hidden].all()
+    assert (out.pixels[hidden] != damaged[hidden]).any()
+    assert np.array_equal(out.pixels[~out.mask], damaged[~out.mask])
+    assert reports[-1][0] == reports[-1][1] and all(a <= b for (a, _), (b, _) in zip(reports, reports[1:]))
+    # Nothing more found on the second look: the bar still ends full.
+    looks.clear(), reports.clear()
+    hidden[:] = False
+    damage.repair(damaged, Inpaint(), settings=SolverSettings(prior=model),
+                  progress=lambda done, total: reports.append((done, total)))
+    assert len(looks) == 2 and reports[-1][0] == reports[-1][1]
