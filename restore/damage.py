@@ -196,7 +196,8 @@ def repair(pixels: np.ndarray, task, *, settings, progress=None, return_std: boo
         found = dilate(found, task.mask_dilate)
         out = restore(pixels, plain, companion=found, settings=settings, progress=bar.next(), return_std=return_std)
         out, std = out if return_std else (out, None)
-    return Repair(np.where(found[:, :, None], out, pixels), found, std)
+    # Neighbours the prior filled but did not take are the input's again: certain, as every pixel kept.
+    return Repair(np.where(found[:, :, None], out, pixels), found, None if std is None else np.where(found, std, 0))
 
 
 class _Parts:

@@ -248,3 +248,13 @@ def test_a_second_look_fills_what_the_first_damage_hid(tiny_prior, monkeypatch):
     damage.repair(damaged, Inpaint(), settings=SolverSettings(prior=model),
                   progress=lambda done, total: reports.append((done, total)))
     assert len(looks) == 2 and reports[-1][0] == reports[-1][1]
+
+
+def test_the_uncertainty_of_mask_auto_is_zero_on_every_pixel_kept(tiny_prior):
+    # The neighbours of the damage are filled to be judged; those not taken are the input's again,
+    # so the map shows them as certain, as every pixel kept (README, "Where restore is unsure").
+    from restore import damage
+    model, _ = tiny_prior
+    damaged, _ = scratched(textured())
+    out = damage.repair(damaged, Inpaint(), settings=SolverSettings(prior=model, samples=2), return_std=True)
+    assert out.mask.any() and (out.std[~out.mask] == 0).all() and (out.std[out.mask] > 0).any()
