@@ -172,9 +172,9 @@ def repair(pixels: np.ndarray, task, *, settings, progress=None, return_std: boo
     plain = replace(task, mask_dilate=0)
     bar = _Parts(progress, 3 if task.mask_dilate else 2)
 
-    def fill(observed, found, keep):
-        """``observed`` with ``found`` and its far neighbours (outside ``keep``) filled."""
-        grown = dilate(found, 1) & ~keep
+    def fill(observed, found, filled):
+        """``observed`` with ``found`` and its far neighbours (those not ``filled`` before) filled."""
+        grown = dilate(found, 1) & ~filled
         out = restore(observed, plain, companion=grown, settings=settings, progress=bar.next(),
                       return_std=return_std)
         out, std = out if return_std else (out, None)
