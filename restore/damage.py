@@ -1,6 +1,6 @@
 """Finding the damage nobody masked: thin scratches, dust specks and small spots on old photographs.
 
-Three parts, each measured on its own (README, "Scratches and dust without a mask"):
+Four parts, each measured on its own (README, "Scratches and dust without a mask"):
 
 1. Classical (:func:`thin_structure_strength`): a morphological top-hat (bright) and black-hat
    (dark) of the luminance with a disc a little wider than the damage keeps exactly the
@@ -16,6 +16,9 @@ Three parts, each measured on its own (README, "Scratches and dust without a mas
    and those neighbours join the damage where the observed pixel is further from the fill than
    :data:`TOLERANCE` and the noise allow, so a scratch's fainter edges go with it. Every other
    pixel is kept as given.
+4. A second look (:func:`repair`): the network reads the image again with that damage filled, and
+   what the damage hid is judged the same way. The damage found is then filled alone, with every
+   neighbour that did not join it observed again.
 """
 from __future__ import annotations
 
@@ -160,8 +163,10 @@ def repair(pixels: np.ndarray, task, *, settings, progress=None, return_std: boo
     divided by the sensitivity, plus 3 sigma of the noise): the edges of a scratch, fainter than
     its middle, are found from the middle. Then the detector looks again, at the image with that
     damage filled: what the damage around it hid (a stretch of a scratch, a speck beside one)
-    stands out there, and is filled the same way, around the first fill. Every pixel outside the
-    returned mask is the input's, bit for bit.
+    stands out there, and is judged the same way. Last, the damage found (grown by
+    ``mask_dilate``) is filled once more, alone: the neighbours that did not join are observed
+    pixels again, which the fill of a hole one pixel wide needs. Every pixel outside the returned
+    mask is the input's, bit for bit.
     """
     from dataclasses import replace
 
@@ -170,33 +175,29 @@ def repair(pixels: np.ndarray, task, *, settings, progress=None, return_std: boo
     noise = task.sigma / 255
     tolerance = TOLERANCE / task.sensitivity + 3 * noise
     plain = replace(task, mask_dilate=0)
-    bar = _Parts(progress, 3 if task.mask_dilate else 2)
+    bar = _Parts(progress, 3)
 
-    def fill(observed, found, filled):
-        """``observed`` with ``found`` and its far neighbours (those not ``filled`` before) filled."""
+    def judged(observed, found, filled):
+        """``observed`` with ``found`` and the neighbours (not ``filled`` before) that are far from
+        the prior's fill filled, and those pixels."""
         grown = dilate(found, 1) & ~filled
-        out = restore(observed, plain, companion=grown, settings=settings, progress=bar.next(),
-                      return_std=return_std)
-        out, std = out if return_std else (out, None)
+        out = restore(observed, plain, companion=grown, settings=settings, progress=bar.next())
         found = found | confirm_damage(grown, out, pixels, tolerance=tolerance)
-        return np.where(found[:, :, None], out, observed), found, std
+        return np.where(found[:, :, None], out, observed), found
 
     found = find_damage(pixels, noise=noise, sensitivity=task.sensitivity)
     if not found.any():
         return Repair(pixels.copy(), found, np.zeros(pixels.shape[:2], np.float32) if return_std else None)
-    out, found, std = fill(pixels, found, np.zeros_like(found))
+    out, found = judged(pixels, found, np.zeros_like(found))
     hidden = find_damage(out, noise=noise, sensitivity=task.sensitivity) & ~found
     if hidden.any():
-        out, more, std_more = fill(out, hidden, found)
-        std = None if std is None else np.where(more & ~found, std_more, std)
-        found = found | more
+        found = found | judged(out, hidden, found)[1]
     else:
         bar.skip()
-    if task.mask_dilate:                  # the user's wider holes: fill them as they asked
-        found = dilate(found, task.mask_dilate)
-        out = restore(pixels, plain, companion=found, settings=settings, progress=bar.next(), return_std=return_std)
-        out, std = out if return_std else (out, None)
-    # Neighbours the prior filled but did not take are the input's again: certain, as every pixel kept.
+    found = dilate(found, task.mask_dilate)
+    out = restore(pixels, plain, companion=found, settings=settings, progress=bar.next(), return_std=return_std)
+    out, std = out if return_std else (out, None)
+    # Every pixel outside the damage is the input's: certain, whatever the samples did there.
     return Repair(np.where(found[:, :, None], out, pixels), found, None if std is None else np.where(found, std, 0))
 
 

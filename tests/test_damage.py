@@ -251,10 +251,26 @@ def test_a_second_look_fills_what_the_first_damage_hid(tiny_prior, monkeypatch):
 
 
 def test_the_uncertainty_of_mask_auto_is_zero_on_every_pixel_kept(tiny_prior):
-    # The neighbours of the damage are filled to be judged; those not taken are the input's again,
-    # so the map shows them as certain, as every pixel kept (README, "Where restore is unsure").
+    # Every pixel outside the damage found is the input's, so the map shows it as certain, whatever
+    # the samples did there (README, "Where restore is unsure").
     from restore import damage
     model, _ = tiny_prior
     damaged, _ = scratched(textured())
     out = damage.repair(damaged, Inpaint(), settings=SolverSettings(prior=model, samples=2), return_std=True)
     assert out.mask.any() and (out.std[~out.mask] == 0).all() and (out.std[out.mask] > 0).any()
+
+
+def test_the_damage_found_is_filled_last_with_its_neighbours_observed(tiny_prior, monkeypatch):
+    # The neighbours are filled to be judged; the fill that is kept sees those that did not join as
+    # observed pixels (a one-pixel scratch filled beside its two sides, not inside a 3-pixel hole).
+    from restore import damage, pipeline
+    model, _ = tiny_prior
+    damaged, _ = scratched(textured())
+    holes, fill = [], pipeline.restore
+
+    def spy(pixels, task, *, companion, **options):
+        holes.append(np.asarray(companion).copy())
+        return fill(pixels, task, companion=companion, **options)
+    monkeypatch.setattr(pipeline, "restore", spy)
+    out = damage.repair(damaged, Inpaint(), settings=SolverSettings(prior=model))
+    assert len(holes) >= 2 and holes[0].sum() > out.mask.sum() and np.array_equal(holes[-1], out.mask)
