@@ -146,6 +146,12 @@ def confirm_damage(candidates: np.ndarray, filled: np.ndarray, observed: np.ndar
     return candidates & (far.max(axis=2) > tolerance if far.ndim == 3 else far > tolerance)
 
 
+#: Solver steps of the fills that only judge a neighbour of the damage (the kept fill takes the
+#: task's): on the held-out crops the encoder's fill alone judged as well, 0.03 dB lower in the end
+#: (README, "Scratches and dust without a mask"), in half the time.
+JUDGE_STEPS = 0
+
+
 @dataclass
 class Repair:
     """What :func:`repair` returns: the restored pixels, the damage found, and the samples' spread."""
@@ -175,13 +181,14 @@ def repair(pixels: np.ndarray, task, *, settings, progress=None, return_std: boo
     noise = task.sigma / 255
     tolerance = TOLERANCE / task.sensitivity + 3 * noise
     plain = replace(task, mask_dilate=0)
+    judging = replace(settings, steps=JUDGE_STEPS, samples=1, ensemble=1)
     bar = _Parts(progress, 3)
 
     def judged(observed, found, filled):
         """``observed`` with ``found`` and the neighbours (not ``filled`` before) that are far from
         the prior's fill filled, and those pixels."""
         grown = dilate(found, 1) & ~filled
-        out = restore(observed, plain, companion=grown, settings=settings, progress=bar.next())
+        out = restore(observed, plain, companion=grown, settings=judging, progress=bar.next())
         found = found | confirm_damage(grown, out, pixels, tolerance=tolerance)
         return np.where(found[:, :, None], out, observed), found
 
