@@ -5,7 +5,7 @@
     python pretrained/eval_damage_detector.py data/ --detector runs/damage4.pt --sure 4 --join -1
     python pretrained/eval_damage_detector.py data/ --given           # the yardstick: the true mask given
 
-16 crops of 256x256 with a fixed seed from the fifth of the training photographs the detector never
+48 crops of 256x256 with a fixed seed from the fifth of the training photographs the detector never
 trains on (``train_damage_detector.held_out``) and from the held-out photographs; a third turned
 gray, a quarter with noise of sigma 5 (the task is told it), then old-photo damage
 (``restore.masks.old_photo_damage``), all stored as 8-bit. Per crop and on average: PSNR of the
@@ -24,7 +24,7 @@ import numpy as np
 from restore.images import find_images, read_image, to_integer
 from restore.masks import old_photo_damage
 
-SIZE, COUNT, SEED = 256, 16, 5
+SIZE, COUNT, SEED = 256, 48, 5
 GRAY = np.array([0.299, 0.587, 0.114], np.float32)
 
 
