@@ -30,7 +30,10 @@ GRAY = np.array([0.299, 0.587, 0.114], np.float32)
 
 def damaged_crops(data: Path) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray, float]]:
     """``(name, clean, damaged, damage, sigma)`` for each crop, pixels in [0, 1] as 8-bit files hold them."""
-    from train_damage_detector import held_out
+    try:
+        from train_damage_detector import held_out               # run as a script, beside it
+    except ImportError:
+        from pretrained.train_damage_detector import held_out
     files = [p for p in find_images(data / "photos") if held_out(p)] + list(find_images(data / "held_out"))
     rng = np.random.default_rng(SEED)
     out = []

@@ -142,3 +142,28 @@ def test_the_damage_detector_resumes_with_a_new_schedule(tmp_path):
     assert first > 0
     assert steps("--resume") == first              # the schedule's minutes are spent
     assert steps("--resume", "--new-schedule") > first
+
+
+def test_the_damage_detectors_held_out_crops_and_scores(tmp_path):
+    # The crops the thresholds are chosen on: only the kept-out fifth and the held-out photographs,
+    # a third gray, 8-bit, each with damage; the scores of leaving it and of undoing it exactly.
+    import zlib
+
+    import numpy as np
+    from pretrained.eval_damage_detector import COUNT, damaged_crops, scores
+    names = [f"p{i}" for i in range(40)]
+    kept_out = [n for n in names if zlib.crc32(n.encode()) % 5 == 0][:2]
+    trained = [n for n in names if zlib.crc32(n.encode()) % 5][:2]
+    for folder, group in (("photos", kept_out + trained), ("held_out", ["h0"])):
+        (tmp_path / folder).mkdir()
+        for name, im in zip(group, smooth_images(len(group), 300, seed=len(group))):
+            write_image(tmp_path / folder / f"{name}.png", Picture(im))
+    crops = damaged_crops(tmp_path)
+    assert len(crops) == COUNT and {c[0] for c in crops} <= set(kept_out) | {"h0"}
+    assert sum(c[1].shape[2] == 1 for c in crops) == (COUNT + 2) // 3
+    for _, clean, damaged, damage, _ in crops:
+        assert clean.shape[:2] == (256, 256) and damage.any() and np.array_equal(np.round(damaged * 255), damaged * 255)
+    _, clean, damaged, damage, _ = crops[0]
+    left, undone = scores(clean, damaged, damaged, damage), scores(clean, damaged, clean, damage)
+    assert left[2:] == (0.0, 0.0) and undone[0] > left[0] + 20 and undone[1] == 100.0
+    assert undone[3] == 1.0 and 0.5 < undone[2] <= 1.0
