@@ -185,8 +185,9 @@ def repair(pixels: np.ndarray, task, *, settings, progress=None, return_std: boo
     bar = _Parts(progress, 3)
 
     def judged(observed, found, filled):
-        """``observed`` with ``found`` and the neighbours (not ``filled`` before) that are far from
-        the prior's fill filled, and those pixels."""
+        """Fill ``found`` and its neighbours (those not ``filled`` before) in ``observed``; the
+        neighbours far from the fill join ``found``. Returns the image with ``found`` filled, and
+        ``found``."""
         grown = dilate(found, 1) & ~filled
         out = restore(observed, plain, companion=grown, settings=judging, progress=bar.next())
         found = found | confirm_damage(grown, out, pixels, tolerance=tolerance)
