@@ -179,17 +179,23 @@ class _Bars(Progress):
     """Progress bars on the terminal: images (in batch mode) and the solver's work on each image;
     notes and results between them (printed with ``-q`` too: it hides only the bars)."""
 
-    def __init__(self, jobs: int, *, batch: bool, quiet: bool, name: str, device: str, steps: int, turns: int = 1):
+    def __init__(self, jobs: int, *, batch: bool, quiet: bool, name: str, device: str, steps: int, turns: int = 1,
+                 judging: bool = False):
         import time
 
         from tqdm import tqdm
         self.tqdm, self.clock, self.quiet, self.batch, self.device = tqdm, time.time, quiet, batch, device
         self.files = _bar(total=jobs, desc=name, unit="images", quiet=quiet or not batch)
         # What the pipeline's progress(done, total) counts: each batch of tiles takes `steps` solver
-        # steps for each of its `turns`, or one pass of the encoder (per turn) with 0 steps.
+        # steps for each of its `turns`, or one pass of the encoder (per turn) with 0 steps. With a
+        # mask found in the image (`judging`), the fills that judge the damage's neighbours come
+        # first, one encoder pass per batch (restore.damage.JUDGE_STEPS), then the kept fill.
         self.unit = ("batches of tiles" if steps == 0 else
                      f"solver steps ({steps} x {turns} turns per batch of tiles)" if turns > 1 else
                      f"solver steps ({steps} per batch of tiles)")
+        if judging and steps:
+            from .damage import JUDGE_STEPS
+            self.unit = self.unit[:-1] + f"; {JUDGE_STEPS or 1} per batch while judging the damage found)"
         self.steps = None
 
     def start(self, job):
@@ -299,7 +305,8 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
     arithmetic = _arithmetic(options.precision, dev)
     where = f"{'Ray workers' if on_ray else dev}, {arithmetic}"
     bars = _Bars(len(todo), batch=jobs.batch, quiet=options.quiet, name=task.name, device=where,
-                 steps=task.defaults.steps if options.steps is None else options.steps, turns=options.ensemble or 1)
+                 steps=task.defaults.steps if options.steps is None else options.steps, turns=options.ensemble or 1,
+                 judging=detect)
     common = dict(overwrite=options.overwrite, skip_existing=options.skip_existing, max_pixels=max_pixels,
                   progress=bars)
     if on_ray:

@@ -157,6 +157,8 @@ def test_command_line_auto_mask_save_mask_and_batch(tiny_prior, tmp_path):
                               str(tmp_path / "a_mask.png"), "-o", str(tmp_path / "a.png"), *common])
     assert one.exit_code == 0, one.output
     assert "of the pixels damaged" in one.output
+    # The bar says what it counts: the judging fills' encoder passes beside the kept fill's steps.
+    assert "1 per batch while judging the damage found" in one.output, one.output
     saved = read_image(tmp_path / "a_mask.png").pixels[:, :, 0] > 0.5
     assert (saved & truth).sum() >= 0.8 * truth.sum() and saved.mean() < 0.05
     given, written = read_image(folder / "a.png").pixels, read_image(tmp_path / "a.png").pixels
