@@ -180,7 +180,7 @@ class _Bars(Progress):
     notes and results between them (printed with ``-q`` too: it hides only the bars)."""
 
     def __init__(self, jobs: int, *, batch: bool, quiet: bool, name: str, device: str, steps: int, turns: int = 1,
-                 judging: bool = False):
+                 second_look: bool = False):
         import time
 
         from tqdm import tqdm
@@ -188,14 +188,14 @@ class _Bars(Progress):
         self.files = _bar(total=jobs, desc=name, unit="images", quiet=quiet or not batch)
         # What the pipeline's progress(done, total) counts: each batch of tiles takes `steps` solver
         # steps for each of its `turns`, or one pass of the encoder (per turn) with 0 steps. With a
-        # mask found in the image (`judging`), the fills that judge the damage's neighbours come
-        # first, one encoder pass per batch (restore.damage.JUDGE_STEPS), then the kept fill.
+        # mask found in the image (`second_look`), the fill the second look reads comes first, one
+        # encoder pass per batch (restore.damage.LOOK_STEPS), then the kept fill.
         self.unit = ("batches of tiles" if steps == 0 else
                      f"solver steps ({steps} x {turns} turns per batch of tiles)" if turns > 1 else
                      f"solver steps ({steps} per batch of tiles)")
-        if judging and steps:
-            from .damage import JUDGE_STEPS
-            self.unit = self.unit[:-1] + f"; {JUDGE_STEPS or 1} per batch while judging the damage found)"
+        if second_look and steps:
+            from .damage import LOOK_STEPS
+            self.unit = self.unit[:-1] + f"; {LOOK_STEPS or 1} per batch for the second look)"
         self.steps = None
 
     def start(self, job):
@@ -306,7 +306,7 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
     where = f"{'Ray workers' if on_ray else dev}, {arithmetic}"
     bars = _Bars(len(todo), batch=jobs.batch, quiet=options.quiet, name=task.name, device=where,
                  steps=task.defaults.steps if options.steps is None else options.steps, turns=options.ensemble or 1,
-                 judging=detect)
+                 second_look=detect)
     common = dict(overwrite=options.overwrite, skip_existing=options.skip_existing, max_pixels=max_pixels,
                   progress=bars)
     if on_ray:

@@ -1,6 +1,6 @@
 """Finding the damage nobody masked: thin scratches, dust specks and small spots on old photographs.
 
-Four parts, each measured on its own (README, "Scratches and dust without a mask"):
+Three parts, each measured on its own (README, "Scratches and dust without a mask"):
 
 1. Classical (:func:`thin_structure_strength`): a morphological top-hat (bright) and black-hat
    (dark) of the luminance with a disc a little wider than the damage keeps exactly the
@@ -12,13 +12,10 @@ Four parts, each measured on its own (README, "Scratches and dust without a mask
    those two maps and tells which thin structures are painted over the photograph (gray, toward
    white or black, along a stroke or in a speck) and which belong to it, from the shapes around
    each pixel. It was trained on generated damage over the training photographs.
-3. The prior (:func:`confirm_damage`): what the detector found is filled with a pixel around it,
-   and those neighbours join the damage where the observed pixel is further from the fill than
-   :data:`TOLERANCE` and the noise allow, so a scratch's fainter edges go with it. Every other
-   pixel is kept as given.
-4. A second look (:func:`repair`): the network reads the image again with that damage filled, and
-   what the damage hid is judged the same way. The damage found is then filled alone, with every
-   neighbour that did not join it observed again.
+3. The prior and a second look (:func:`repair`): what the detector found is filled by the prior,
+   and the network reads the image again with it filled: what the damage hid (a stretch of a
+   scratch beside a speck) stands out there. Then all the damage found is filled, and every
+   other pixel is kept as given.
 """
 from __future__ import annotations
 
@@ -75,12 +72,10 @@ def damage_scores(pixels: np.ndarray, *, noise: float = 0.0) -> np.ndarray:
 #: least contrast (in [0, 1] units) of damage on a flat surface, and the hysteresis thresholds of
 #: :func:`damage_candidates`, chosen on 4 crops of 256 x 256 of the training photographs with
 #: generated damage (runs of restore.masks.old_photo_damage, never the benchmark's images); a
-#: 5-pixel disc lost 4.5 dB inside the damage (crossings missed). TOLERANCE is how far from the
-#: prior's fill a neighbour of damage found must be to join it (a scratch's fainter edges).
+#: 5-pixel disc lost 4.5 dB inside the damage (crossings missed).
 TEXTURE = 3.0
 FLOOR = 0.03
 HIGH, LOW = 1.5, 0.75
-TOLERANCE = 0.3
 
 
 def damage_candidates(pixels: np.ndarray, *, sensitivity: float = 1.0, noise: float = 0.0) -> np.ndarray:
@@ -137,19 +132,9 @@ def find_damage(pixels: np.ndarray, *, noise: float = 0.0, sensitivity: float = 
     return apply_hysteresis_threshold(odds, JOIN, SURE)
 
 
-def confirm_damage(candidates: np.ndarray, filled: np.ndarray, observed: np.ndarray, *,
-                   tolerance: float) -> np.ndarray:
-    """The candidates the prior cannot explain: where the observed pixel is further than
-    ``tolerance`` (in [0, 1] units) from the prior's fill in some channel. ``filled`` and
-    ``observed`` are ``(H, W, C)`` floats in [0, 1]."""
-    far = np.abs(filled.astype(np.float32) - observed.astype(np.float32))
-    return candidates & (far.max(axis=2) > tolerance if far.ndim == 3 else far > tolerance)
-
-
-#: Solver steps of the fills that only judge a neighbour of the damage (the kept fill takes the
-#: task's): on the held-out crops the encoder's fill alone judged as well, 0.03 dB lower in the end
-#: (README, "Scratches and dust without a mask"), in half the time.
-JUDGE_STEPS = 0
+#: Solver steps of the fill the second look reads (the kept fill takes the task's): the encoder's
+#: fill alone served as well on the held-out crops (README, "Scratches and dust without a mask").
+LOOK_STEPS = 0
 
 
 @dataclass
@@ -164,44 +149,29 @@ def repair(pixels: np.ndarray, task, *, settings, progress=None, return_std: boo
     """Find the damage in ``pixels`` (``(H, W, C)`` in [0, 1]) and fill it under ``task`` (an
     :class:`~restore.tasks.Inpaint`, whose ``sensitivity`` and ``mask_dilate`` apply).
 
-    The damage :func:`find_damage` sees is filled by the prior with a pixel around it, and those
-    neighbours join it where they too are far from the fill (further than :data:`TOLERANCE`
-    divided by the sensitivity, plus 3 sigma of the noise): the edges of a scratch, fainter than
-    its middle, are found from the middle. Then the detector looks again, at the image with that
-    damage filled: what the damage around it hid (a stretch of a scratch, a speck beside one)
-    stands out there, and is judged the same way. Last, the damage found (grown by
-    ``mask_dilate``) is filled once more, alone: the neighbours that did not join are observed
-    pixels again, which the fill of a hole one pixel wide needs. Every pixel outside the returned
-    mask is the input's, bit for bit.
+    The damage :func:`find_damage` sees is filled by the prior's encoder (blind to a pixel around
+    it too), and the detector looks again at the image with that damage filled: what the damage
+    around it hid (a stretch of a scratch, a speck beside one) stands out there. Last, all the damage found (grown by
+    ``mask_dilate``) is filled with the task's steps. Every pixel outside the returned mask is the
+    input's, bit for bit.
     """
     from dataclasses import replace
 
     from .masks import dilate
     from .pipeline import restore
     noise = task.sigma / 255
-    tolerance = TOLERANCE / task.sensitivity + 3 * noise
     plain = replace(task, mask_dilate=0)
-    judging = replace(settings, steps=JUDGE_STEPS, samples=1, ensemble=1)
-    bar = _Parts(progress, 3)
-
-    def judged(observed, found, filled):
-        """Fill ``found`` and its neighbours (those not ``filled`` before) in ``observed``; the
-        neighbours far from the fill join ``found``. Returns the image with ``found`` filled, and
-        ``found``."""
-        grown = dilate(found, 1) & ~filled
-        out = restore(observed, plain, companion=grown, settings=judging, progress=bar.next())
-        found = found | confirm_damage(grown, out, pixels, tolerance=tolerance)
-        return np.where(found[:, :, None], out, observed), found
+    bar = _Parts(progress, 2)
 
     found = find_damage(pixels, noise=noise, sensitivity=task.sensitivity)
     if not found.any():
         return Repair(pixels.copy(), found, np.zeros(pixels.shape[:2], np.float32) if return_std else None)
-    out, found = judged(pixels, found, np.zeros_like(found))
-    hidden = find_damage(out, noise=noise, sensitivity=task.sensitivity) & ~found
-    if hidden.any():
-        found = found | judged(out, hidden, found)[1]
-    else:
-        bar.skip()
+    # The fill the second look reads: a pixel around the damage is left out of what the prior sees,
+    # so that the damage's fainter edges do not colour the fill (one speck missed beside a scratch
+    # cost a crop 14 dB), and only the damage takes the fill.
+    first = restore(pixels, plain, companion=dilate(found, 1), progress=bar.next(),
+                    settings=replace(settings, steps=LOOK_STEPS, samples=1, ensemble=1))
+    found = found | find_damage(np.where(found[:, :, None], first, pixels), noise=noise, sensitivity=task.sensitivity)
     found = dilate(found, task.mask_dilate)
     out = restore(pixels, plain, companion=found, settings=settings, progress=bar.next(), return_std=return_std)
     out, std = out if return_std else (out, None)
@@ -211,8 +181,7 @@ def repair(pixels: np.ndarray, task, *, settings, progress=None, return_std: boo
 
 class _Parts:
     """One progress bar over the fills of :func:`repair`, in solver steps: ``next()`` is the next
-    fill's callback, ``skip()`` drops a fill that was not needed. Each fill still to come is
-    counted as long as the one under way."""
+    fill's callback. Each fill still to come is counted as long as the one under way."""
 
     def __init__(self, progress, parts: int):
         self.progress, self.left, self.before, self.current = progress, parts, 0, 0
@@ -227,11 +196,6 @@ class _Parts:
             self.current = total
             self.progress(before + done, before + total * (1 + left))
         return report
-
-    def skip(self):
-        if self.progress is not None:
-            self.left -= 1
-            self.progress(self.before + self.current, self.before + self.current * (1 + self.left))
 
 
 def detect_damage(image, *, sensitivity: float = 1.0, sigma: float = 1.0, settings=None,

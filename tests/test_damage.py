@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from restore import SolverSettings
 from restore.pipeline import restore
 from restore.cli import app
-from restore.damage import confirm_damage, damage_candidates, detect_damage, find_damage
+from restore.damage import damage_candidates, detect_damage, find_damage
 from restore.images import Picture, read_image, write_image
 from restore.masks import old_photo_damage
 from restore.tasks import Inpaint, OptionError
@@ -114,16 +114,6 @@ def test_detect_damage_finds_the_scratch_with_the_prior(tiny_prior):
         detect_damage(damaged * 255, settings=SolverSettings(prior=model))
 
 
-def test_the_prior_gives_back_what_it_explains():
-    observed = np.full((8, 8, 3), 0.5, np.float32)
-    observed[2, 2] = 0.95
-    filled = np.full_like(observed, 0.5)
-    candidates = np.zeros((8, 8), bool)
-    candidates[2, 2] = candidates[5, 5] = True
-    confirmed = confirm_damage(candidates, filled, observed, tolerance=0.2)
-    assert confirmed[2, 2] and not confirmed[5, 5] and confirmed.sum() == 1
-
-
 def test_inpaint_auto_fills_the_scratch_and_keeps_every_other_pixel(tiny_prior):
     model, _ = tiny_prior
     clean = textured(64, seed=2)[:, :, :]
@@ -157,8 +147,8 @@ def test_command_line_auto_mask_save_mask_and_batch(tiny_prior, tmp_path):
                               str(tmp_path / "a_mask.png"), "-o", str(tmp_path / "a.png"), *common])
     assert one.exit_code == 0, one.output
     assert "of the pixels damaged" in one.output
-    # The bar says what it counts: the judging fills' encoder passes beside the kept fill's steps.
-    assert "1 per batch while judging the damage found" in one.output, one.output
+    # The bar says what it counts: the encoder's passes for the second look beside the kept fill's steps.
+    assert "1 per batch for the second look" in one.output, one.output
     saved = read_image(tmp_path / "a_mask.png").pixels[:, :, 0] > 0.5
     assert (saved & truth).sum() >= 0.8 * truth.sum() and saved.mean() < 0.05
     given, written = read_image(folder / "a.png").pixels, read_image(tmp_path / "a.png").pixels
@@ -237,9 +227,7 @@ def test_a_second_look_fills_what_the_first_damage_hid(tiny_prior, monkeypatch):
     out = damage.repair(damaged, Inpaint(), settings=SolverSettings(prior=model),
                         progress=lambda done, total: reports.append((done, total)))
     assert len(looks) == 2 and not np.array_equal(looks[1][first], damaged[first])   # read again, filled
-    from restore.masks import dilate
-    near = dilate(first, 1)                      # the first damage and the neighbours that may join it
-    assert np.array_equal(looks[1][~near], damaged[~near])
+    assert np.array_equal(looks[1][~first], damaged[~first])    # ... there alone
     assert out.mask[first].all() and out.mask[hidden].all()
     assert (out.pixels[hidden] != damaged[hidden]).any()
     assert np.array_equal(out.pixels[~out.mask], damaged[~out.mask])
@@ -262,12 +250,16 @@ def test_the_uncertainty_of_mask_auto_is_zero_on_every_pixel_kept(tiny_prior):
     assert out.mask.any() and (out.std[~out.mask] == 0).all() and (out.std[out.mask] > 0).any()
 
 
-def test_the_damage_found_is_filled_last_with_its_neighbours_observed(tiny_prior, monkeypatch):
-    # The neighbours are filled to be judged; the fill that is kept sees those that did not join as
-    # observed pixels (a one-pixel scratch filled beside its two sides, not inside a 3-pixel hole).
+def test_the_damage_found_is_filled_last_and_alone(tiny_prior, monkeypatch):
+    # The first fill (the second look reads it) holds the damage first found and a pixel around it;
+    # the fill that is kept holds exactly the mask returned, the damage the second look found with
+    # it, nothing around it.
     from restore import damage, pipeline
     model, _ = tiny_prior
     damaged, _ = scratched(textured())
+    first, hidden = np.zeros(damaged.shape[:2], bool), np.zeros(damaged.shape[:2], bool)
+    first[40, 10:60], hidden[70, 20:30] = True, True
+    monkeypatch.setattr(damage, "find_damage", lambda pixels, **_: first if not holes else hidden)
     holes, fill = [], pipeline.restore
 
     def spy(pixels, task, *, companion, **options):
@@ -275,4 +267,9 @@ def test_the_damage_found_is_filled_last_with_its_neighbours_observed(tiny_prior
         return fill(pixels, task, companion=companion, **options)
     monkeypatch.setattr(pipeline, "restore", spy)
     out = damage.repair(damaged, Inpaint(), settings=SolverSettings(prior=model))
-    assert len(holes) >= 2 and holes[0].sum() > out.mask.sum() and np.array_equal(holes[-1], out.mask)
+    from restore.masks import dilate
+    assert len(holes) == 2 and np.array_equal(holes[0], dilate(first, 1))
+    assert np.array_equal(holes[1], first | hidden) and np.array_equal(out.mask, first | hidden)
+    holes.clear()
+    grown = damage.repair(damaged, Inpaint(mask_dilate=2), settings=SolverSettings(prior=model)).mask
+    assert np.array_equal(grown, dilate(first | hidden, 2)) and np.array_equal(holes[-1], grown)
