@@ -102,7 +102,7 @@ def damage_candidates(pixels: np.ndarray, *, sensitivity: float = 1.0, noise: fl
 #: crops of the fifth of the training photographs the detector never saw and of the held-out
 #: photographs (never the benchmark's): README, "Scratches and dust without a mask".
 SURE = float(np.log(2.0))
-JOIN = -1.0
+JOIN = -1.5
 
 
 def find_damage(pixels: np.ndarray, *, noise: float = 0.0, sensitivity: float = 1.0,
