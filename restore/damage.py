@@ -151,9 +151,9 @@ def repair(pixels: np.ndarray, task, *, settings, progress=None, return_std: boo
 
     The damage :func:`find_damage` sees is filled by the prior's encoder (blind to a pixel around
     it too), and the detector looks again at the image with that damage filled: what the damage
-    around it hid (a stretch of a scratch, a speck beside one) stands out there. Last, all the damage found (grown by
-    ``mask_dilate``) is filled with the task's steps. Every pixel outside the returned mask is the
-    input's, bit for bit.
+    around it hid (a stretch of a scratch, a speck beside one) stands out there. Last, all the
+    damage found (grown by ``mask_dilate``) is filled with the task's steps. Every pixel outside
+    the returned mask is the input's, bit for bit.
     """
     from dataclasses import replace
 
