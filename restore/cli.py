@@ -190,12 +190,11 @@ class _Bars(Progress):
         # steps for each of its `turns`, or one pass of the encoder (per turn) with 0 steps. With a
         # mask found in the image (`second_look`), the fill the second look reads comes first, one
         # encoder pass per batch (restore.damage.LOOK_STEPS), then the kept fill.
-        self.unit = ("batches of tiles" if steps == 0 else
-                     f"solver steps ({steps} x {turns} turns per batch of tiles)" if turns > 1 else
-                     f"solver steps ({steps} per batch of tiles)")
-        if second_look and steps:
+        per_batch = f"{steps} x {turns} turns per batch of tiles" if turns > 1 else f"{steps} per batch of tiles"
+        if second_look:
             from .damage import LOOK_STEPS
-            self.unit = self.unit[:-1] + f"; {LOOK_STEPS or 1} per batch for the second look)"
+            per_batch += f"; {LOOK_STEPS or 1} per batch for the second look"
+        self.unit = "batches of tiles" if steps == 0 else f"solver steps ({per_batch})"
         self.steps = None
 
     def start(self, job):

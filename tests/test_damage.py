@@ -259,8 +259,8 @@ def test_the_damage_found_is_filled_last_and_alone(tiny_prior, monkeypatch):
     damaged, _ = scratched(textured())
     first, hidden = np.zeros(damaged.shape[:2], bool), np.zeros(damaged.shape[:2], bool)
     first[40, 10:60], hidden[70, 20:30] = True, True
+    holes, fill = [], pipeline.restore          # the holes of each fill, in order
     monkeypatch.setattr(damage, "find_damage", lambda pixels, **_: first if not holes else hidden)
-    holes, fill = [], pipeline.restore
 
     def spy(pixels, task, *, companion, **options):
         holes.append(np.asarray(companion).copy())
