@@ -13,7 +13,9 @@ network (``restore.detector.DamageDetector``) learns the damage pixel by pixel (
 cross-entropy, damage weighted 3 to 1, since a scratch left costs more than a pixel refilled);
 pixels the damage moved by 2 to 8 levels (a scratch as light as the sky it crosses) have no say.
 Adam, cosine-decayed learning rate over the minutes given; a checkpoint every 200 steps
-(``--resume`` continues one; with ``--new-schedule`` the rate's schedule starts again).
+(``--resume`` continues one; with ``--new-schedule`` the rate's schedule starts again, and a
+``--width`` above the checkpoint's widens the network without changing what it computes: the new
+channels start with no effect on the old ones or on the output, and Adam starts afresh).
 """
 from __future__ import annotations
 
@@ -52,6 +54,24 @@ def photographs(folder: Path, size: int) -> list[np.ndarray]:
     return out
 
 
+def widened(detector: DamageDetector, width: int) -> DamageDetector:
+    """``detector`` with ``width`` channels in every layer, computing exactly what it did: the new
+    channels read everything (small random weights) but nothing reads them yet (zero weights)."""
+    old = detector.config.width
+    if width < old:
+        raise ValueError(f"--width {width} is below the checkpoint's {old}; a network is only widened")
+    wide = DamageDetector(DetectorConfig(width=width, dilations=detector.config.dilations))
+    with torch.no_grad():
+        for new, before in zip(wide.modules(), detector.modules()):
+            if isinstance(new, torch.nn.Conv2d):
+                rows, cols = before.weight.shape[:2]
+                new.weight[:rows, :cols] = before.weight
+                new.weight[:rows, cols:] = 0                # the old channels do not read the new ones
+                new.bias[:rows] = before.bias
+        wide.logits.weight[:, old:] = 0                     # nor does the output, at first
+    return wide
+
+
 def example(photos: list[np.ndarray], rng: np.random.Generator, size: int):
     """One damaged crop: the network's inputs, the damage and each pixel's weight."""
     photo = photos[rng.integers(len(photos))]
@@ -83,7 +103,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--crop", type=int, default=80)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--width", type=int, default=DetectorConfig.width)
+    parser.add_argument("--width", type=int, help=f"feature channels (default {DetectorConfig.width}; "
+                        "with --resume: the checkpoint's, or more to widen it)")
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
@@ -95,13 +116,19 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     photos = photographs(args.folder, args.crop)
     torch.manual_seed(args.seed)
-    detector, step, seconds = DamageDetector(DetectorConfig(width=args.width)), 0, 0.0
+    detector, step, seconds = DamageDetector(DetectorConfig(width=args.width or DetectorConfig.width)), 0, 0.0
     optimizer = torch.optim.Adam(detector.parameters(), lr=args.lr)
     if args.resume:
         detector, state = read_detector(args.out)
-        optimizer = torch.optim.Adam(detector.parameters(), lr=args.lr)
-        optimizer.load_state_dict(state["optimizer"])
         step, seconds = state["meta"]["steps"], 0.0 if args.new_schedule else state["meta"]["seconds"]
+        if args.width and args.width != detector.config.width:
+            if not args.new_schedule:
+                parser.error("--width with --resume widens the network: add --new-schedule")
+            detector = widened(detector, args.width)
+            optimizer = torch.optim.Adam(detector.parameters(), lr=args.lr)
+        else:
+            optimizer = torch.optim.Adam(detector.parameters(), lr=args.lr)
+            optimizer.load_state_dict(state["optimizer"])
     detector.train()
     print(f"{sum(p.numel() for p in detector.parameters()):,} parameters, {len(photos)} photographs", flush=True)
     start, budget, average = time.perf_counter() - seconds, 60 * args.minutes, None

@@ -613,13 +613,8 @@ def sample_command(
     """Draw images from the prior: decode random latent codes into a grid."""
     from .generate import grid, sample
 
-    try:
-        check_output(output, overwrite=overwrite)
-        vae = load_prior(model, _device_or_fail(device))
-        images = sample(vae, n, size=size, temperature=temperature, seed=seed)
-        write_image(output, Picture(grid(images)))
-    except (PriorError, ImageError, ValueError) as e:
-        fail(str(e))
+    _write_generated(output, model, device, overwrite,
+                     lambda vae: grid(sample(vae, n, size=size, temperature=temperature, seed=seed)))
     typer.echo(f"wrote {n} samples to {output}")
 
 
@@ -636,12 +631,19 @@ def interpolate_command(
     """Walk the latent space between two images: decode codes on the line between their encodings."""
     from .generate import grid, interpolate
 
+    def draw(vae):
+        a, b = read_image(start).pixels, read_image(end).pixels
+        return grid(interpolate(vae, a, b, frames), columns=frames)
+
+    _write_generated(output, model, device, overwrite, draw)
+    typer.echo(f"wrote {frames} frames to {output}")
+
+
+def _write_generated(output: Path, model: str, device: str, overwrite: bool, draw) -> None:
+    """Load the prior, draw an image from it (``draw(vae) -> pixels``) and write it to ``output``;
+    a problem with any of them is a one-line error."""
     try:
         check_output(output, overwrite=overwrite)
-        vae = load_prior(model, _device_or_fail(device))
-        a, b = read_image(start).pixels, read_image(end).pixels
-        frames_ = interpolate(vae, a, b, frames)
-        write_image(output, Picture(grid(frames_, columns=frames)))
+        write_image(output, Picture(draw(load_prior(model, _device_or_fail(device)))))
     except (PriorError, ImageError, ValueError) as e:
         fail(str(e))
-    typer.echo(f"wrote {frames} frames to {output}")

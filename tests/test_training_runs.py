@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from restore.data import CropSampler, read_crop_pack, write_crop_pack
@@ -142,6 +143,24 @@ def test_the_damage_detector_resumes_with_a_new_schedule(tmp_path):
     assert first > 0
     assert steps("--resume") == first              # the schedule's minutes are spent
     assert steps("--resume", "--new-schedule") > first
+    steps("--resume", "--new-schedule", "--width", "28")
+    assert torch.load(out, weights_only=True)["config"]["width"] == 28
+
+
+def test_a_widened_damage_detector_computes_what_it_did_and_then_learns():
+    from pretrained.train_damage_detector import widened
+    from restore.detector import DamageDetector, DetectorConfig
+    torch.manual_seed(0)
+    narrow = DamageDetector(DetectorConfig(width=6, dilations=(1, 2)))
+    for p in narrow.parameters():               # no zero weights anywhere, as after training
+        torch.nn.init.normal_(p, std=0.3)
+    wide = widened(narrow, 10)
+    x = torch.randn(2, 5, 24, 24)
+    assert wide.config.width == 10 and torch.allclose(wide(x), narrow(x), atol=1e-5)
+    wide(x).square().mean().backward()
+    assert wide.logits.weight.grad[:, 6:].abs().sum() > 0       # the new channels start to count
+    with pytest.raises(ValueError, match="widened"):
+        widened(narrow, 4)
 
 
 def test_the_damage_detectors_held_out_crops_and_scores(tmp_path):
