@@ -124,7 +124,10 @@ def main() -> None:
         if args.width and args.width != detector.config.width:
             if not args.new_schedule:
                 parser.error("--width with --resume widens the network: add --new-schedule")
-            detector = widened(detector, args.width)
+            try:
+                detector = widened(detector, args.width)
+            except ValueError as e:
+                parser.error(str(e))
             optimizer = torch.optim.Adam(detector.parameters(), lr=args.lr)
         else:
             optimizer = torch.optim.Adam(detector.parameters(), lr=args.lr)
