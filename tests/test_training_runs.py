@@ -145,6 +145,9 @@ def test_the_damage_detector_resumes_with_a_new_schedule(tmp_path):
     assert steps("--resume", "--new-schedule") > first
     steps("--resume", "--new-schedule", "--width", "28")
     assert torch.load(out, weights_only=True)["config"]["width"] == 28
+    narrower = subprocess.run(script + ["--resume", "--new-schedule", "--width", "16"], capture_output=True,
+                              text=True, env=env, timeout=120)
+    assert narrower.returncode == 2 and "widened" in narrower.stderr and "Traceback" not in narrower.stderr
 
 
 def test_a_widened_damage_detector_computes_what_it_did_and_then_learns():
