@@ -116,8 +116,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     photos = photographs(args.folder, args.crop)
     torch.manual_seed(args.seed)
-    detector, step, seconds = DamageDetector(DetectorConfig(width=args.width or DetectorConfig.width)), 0, 0.0
-    optimizer = torch.optim.Adam(detector.parameters(), lr=args.lr)
+    detector, step, seconds, state = DamageDetector(DetectorConfig(width=args.width or DetectorConfig.width)), 0, 0.0, None
     if args.resume:
         detector, state = read_detector(args.out)
         step, seconds = state["meta"]["steps"], 0.0 if args.new_schedule else state["meta"]["seconds"]
@@ -128,10 +127,9 @@ def main() -> None:
                 detector = widened(detector, args.width)
             except ValueError as e:
                 parser.error(str(e))
-            optimizer = torch.optim.Adam(detector.parameters(), lr=args.lr)
-        else:
-            optimizer = torch.optim.Adam(detector.parameters(), lr=args.lr)
-            optimizer.load_state_dict(state["optimizer"])
+    optimizer = torch.optim.Adam(detector.parameters(), lr=args.lr)
+    if state is not None and detector.config.width == state["config"]["width"]:     # Adam's state fits
+        optimizer.load_state_dict(state["optimizer"])
     detector.train()
     print(f"{sum(p.numel() for p in detector.parameters()):,} parameters, {len(photos)} photographs", flush=True)
     start, budget, average = time.perf_counter() - seconds, 60 * args.minutes, None
