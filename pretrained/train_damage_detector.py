@@ -12,6 +12,8 @@ with noise of sigma 0.005-0.03 (gray on the gray ones; the network is told its l
 network (``restore.detector.DamageDetector``) learns the damage pixel by pixel (binary
 cross-entropy, damage weighted 3 to 1, since a scratch left costs more than a pixel refilled);
 pixels the damage moved by 2 to 8 levels (a scratch as light as the sky it crosses) have no say.
+With ``--miss-cost`` and ``--refill-cost`` each pixel weighs what calling it wrong costs in
+squared error (:func:`costs`), so the network learns hardest where a mistake shows most.
 Adam, cosine-decayed learning rate over the minutes given; a checkpoint every 200 steps
 (``--resume`` continues one; with ``--new-schedule`` the rate's schedule starts again, and a
 ``--width`` above the checkpoint's widens the network without changing what it computes: the new
@@ -24,6 +26,7 @@ import time
 import zlib
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.nn import functional as F
@@ -35,6 +38,11 @@ from restore.masks import old_photo_damage
 
 #: Damage pixels weigh this much more than intact ones in the loss.
 DAMAGE_WEIGHT = 3.0
+
+#: With ``--miss-cost`` / ``--refill-cost``: the change (in [0, 1] units) at which a wrong call
+#: weighs what it weighs without them, and the bounds of the weight (a wrong call on a pixel the
+#: damage barely moved still teaches something; one on a pixel it moved a lot must not swamp the rest).
+COST_SCALE, COST_BOUNDS = 0.3, (0.2, 8.0)
 
 
 def held_out(path: Path) -> bool:
@@ -72,8 +80,27 @@ def widened(detector: DamageDetector, width: int) -> DamageDetector:
     return wide
 
 
-def example(photos: list[np.ndarray], rng: np.random.Generator, size: int):
-    """One damaged crop: the network's inputs, the damage and each pixel's weight."""
+def costs(clean: np.ndarray, damaged: np.ndarray, damage: np.ndarray, *, miss: bool, refill: bool) -> np.ndarray:
+    """Each pixel's weight in the loss, as what calling it wrong costs in squared error, relative
+    to :data:`COST_SCALE` squared and held within :data:`COST_BOUNDS` (1 where not asked for).
+
+    A damage pixel missed keeps its change; an intact pixel called damage is refilled from its
+    surroundings, which misses it by about its distance from the median of its 5x5 neighbourhood.
+    """
+    def weigh(change: np.ndarray) -> np.ndarray:
+        return np.clip((change / COST_SCALE) ** 2, *COST_BOUNDS)
+    out = np.ones(damage.shape, np.float32)
+    if miss:
+        out[damage] = weigh(np.abs(damaged - clean).max(axis=2))[damage]
+    if refill:
+        median = np.stack([cv2.medianBlur(np.ascontiguousarray(clean[:, :, c]), 5) for c in range(clean.shape[2])], axis=2)
+        out[~damage] = weigh(np.abs(clean - median).max(axis=2))[~damage]
+    return out
+
+
+def example(photos: list[np.ndarray], rng: np.random.Generator, size: int, *, miss_cost: bool = False,
+            refill_cost: bool = False):
+    """One damaged crop: the network's inputs, the damage and each pixel's weight (:func:`costs`)."""
     photo = photos[rng.integers(len(photos))]
     h, w = photo.shape[:2]
     t, l = rng.integers(h - size + 1), rng.integers(w - size + 1)
@@ -93,7 +120,8 @@ def example(photos: list[np.ndarray], rng: np.random.Generator, size: int):
     noise = rng.uniform(0.005, 0.03) if rng.random() < 1 / 3 else 0.0
     grain = rng.normal(0, noise, (size, size, 1 if gray else 3))      # a gray print's noise is gray
     damaged = np.round(np.clip(painted + grain, 0, 1) * 255).astype(np.float32) / 255
-    return detector_inputs(damaged, noise=noise), damage.astype(np.float32), (~faint).astype(np.float32)
+    weight = (~faint) * costs(clean, painted, damage, miss=miss_cost, refill=refill_cost)
+    return detector_inputs(damaged, noise=noise), damage.astype(np.float32), weight.astype(np.float32)
 
 
 def main() -> None:
@@ -108,6 +136,10 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--miss-cost", action="store_true",
+                        help="weigh each damage pixel by its squared change (what missing it costs)")
+    parser.add_argument("--refill-cost", action="store_true",
+                        help="weigh each intact pixel by what refilling it from its surroundings costs")
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint at --out")
     parser.add_argument("--new-schedule", action="store_true",
                         help="with --resume: keep the weights and Adam's state, start the learning rate's schedule again")
@@ -144,7 +176,8 @@ def main() -> None:
             group["lr"] = float(args.lr * (0.05 + 0.95 * (1 + np.cos(np.pi * elapsed / budget)) / 2))
         rng = np.random.default_rng([args.seed, step])
         inputs, damage, weight = (torch.from_numpy(np.stack(column)) for column in
-                                  zip(*(example(photos, rng, args.crop) for _ in range(args.batch_size))))
+                                  zip(*(example(photos, rng, args.crop, miss_cost=args.miss_cost,
+                                                          refill_cost=args.refill_cost) for _ in range(args.batch_size))))
         each = F.binary_cross_entropy_with_logits(detector(inputs), damage, reduction="none",
                                                   pos_weight=torch.tensor(DAMAGE_WEIGHT))
         loss = (each * weight).mean()

@@ -123,6 +123,23 @@ def test_noisy_crops_of_the_damage_detector_keep_their_intact_pixels_in_the_loss
     assert min(weights) > 0.95, weights
 
 
+def test_the_damage_detectors_loss_weighs_a_wrong_call_by_what_it_costs():
+    import numpy as np
+    from pretrained.train_damage_detector import COST_BOUNDS, costs
+    clean = np.full((16, 16, 3), 0.5, np.float32)
+    clean[:, 8] = 0.9                                   # a thin bright line: refilling it costs a lot
+    damaged, damage = clean.copy(), np.zeros((16, 16), bool)
+    damaged[2, 2], damaged[4, 4], damage[2, 2], damage[4, 4] = 1.0, 0.56, True, True     # far and slight
+    assert np.array_equal(costs(clean, damaged, damage, miss=False, refill=False), np.ones((16, 16)))
+    miss = costs(clean, damaged, damage, miss=True, refill=False)
+    assert miss[2, 2] > 1 > miss[4, 4] and miss[~damage].tolist() == [1.0] * 254
+    refill = costs(clean, damaged, damage, miss=False, refill=True)
+    assert refill[8, 8] > refill[8, 2] == COST_BOUNDS[0] and refill[damage].tolist() == [1.0, 1.0]
+    both = costs(clean, damaged, damage, miss=True, refill=True)
+    assert np.array_equal(both[damage], miss[damage]) and np.array_equal(both[~damage], refill[~damage])
+    assert both.max() <= COST_BOUNDS[1]
+
+
 def test_the_damage_detector_resumes_with_a_new_schedule(tmp_path):
     import zlib
     folder = tmp_path / "photos"
