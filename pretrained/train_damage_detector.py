@@ -93,7 +93,7 @@ def costs(clean: np.ndarray, damaged: np.ndarray, damage: np.ndarray, *, miss: b
     if miss:
         out[damage] = weigh(np.abs(damaged - clean).max(axis=2))[damage]
     if refill:
-        median = np.stack([cv2.medianBlur(np.ascontiguousarray(clean[:, :, c]), 5) for c in range(clean.shape[2])], axis=2)
+        median = cv2.medianBlur(np.ascontiguousarray(clean, np.float32), 5).reshape(clean.shape)   # channel by channel
         out[~damage] = weigh(np.abs(clean - median).max(axis=2))[~damage]
     return out
 
