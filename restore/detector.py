@@ -79,7 +79,8 @@ FLIPS = ((), (1,), (0,), (0, 1))
 def damage_log_odds(pixels: np.ndarray, *, noise: float = 0.0, detector: DamageDetector | None = None) -> np.ndarray:
     """The log-odds that each pixel of ``pixels`` (``(H, W, C)`` floats in [0, 1]) is damage, ``(H, W)``.
 
-    The network reads the image as it is and mirrored (:data:`FLIPS`); its log-odds are averaged.
+    The network reads the image as it is, mirrored, upside down and both (:data:`FLIPS`); its
+    log-odds are averaged.
     It reads strips of :data:`STRIP` rows, each with the network's reach of rows around it, so
     the result is the same as reading the image whole.
     """
