@@ -102,7 +102,7 @@ def damage_candidates(pixels: np.ndarray, *, sensitivity: float = 1.0, noise: fl
 #: crops of the fifth of the training photographs the detector never saw and of the held-out
 #: photographs (never the benchmark's): README, "Scratches and dust without a mask".
 SURE = float(np.log(2.0))       # odds 2: a pixel twice as likely damaged as not
-JOIN = -0.5
+JOIN = 0.0                      # odds 1: likelier damage than not
 
 
 def find_damage(pixels: np.ndarray, *, noise: float = 0.0, sensitivity: float = 1.0,
