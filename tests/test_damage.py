@@ -68,7 +68,7 @@ def test_the_detector_finds_the_scratch_and_leaves_texture_and_colour_alone():
     under = find_damage(np.clip(damaged + noise, 0, 1).astype(np.float32), noise=12 / 255)
     assert (under & truth).sum() >= 0.9 * truth.sum() and (under & ~truth).mean() < 0.005
     # Sensitivity orders what is found: clear damage only, or texture too (the network is sure of this
-    # scratch, log-odds 9 to 30, so only a sensitivity far below 1 leaves some of it).
+    # scratch, log-odds 10 to 31 on it, so only a sensitivity far below 1 leaves some of it).
     fewer, more = find_damage(damaged, sensitivity=1e-6), find_damage(damaged, sensitivity=1000)
     assert fewer.sum() < found.sum() < more.sum() and (fewer & ~found).sum() == (found & ~more).sum() == 0
     with pytest.raises(ValueError, match="sensitivity"):
