@@ -8,7 +8,8 @@ of the photographs, those whose file name without its suffix has a CRC-32 that i
 is also kept out to choose the detector's thresholds on) get generated old-photo damage
 (``restore.masks.old_photo_damage``): two in five turned gray (old prints mostly are), a quarter
 with their colour channels permuted, half mirrored left to right and half upside down, a third
-with noise of sigma 0.005-0.03 (gray on the gray ones; the network is told its level). The
+with noise of sigma 0.005-0.03 (``--max-noise`` raises the top; gray on the gray ones; the network
+is told its level). The
 network (``restore.detector.DamageDetector``) learns the damage pixel by pixel (binary
 cross-entropy, damage weighted 3 to 1, since a scratch left costs more than a pixel refilled);
 pixels the damage moved by 2 to 8 levels (a scratch as light as the sky it crosses) have no say.
@@ -99,7 +100,7 @@ def costs(clean: np.ndarray, damaged: np.ndarray, damage: np.ndarray, *, miss: b
 
 
 def example(photos: list[np.ndarray], rng: np.random.Generator, size: int, *, miss_cost: bool = False,
-            refill_cost: bool = False):
+            refill_cost: bool = False, max_noise: float = 0.03):
     """One damaged crop: the network's inputs, the damage and each pixel's weight (:func:`costs`)."""
     photo = photos[rng.integers(len(photos))]
     h, w = photo.shape[:2]
@@ -117,7 +118,7 @@ def example(photos: list[np.ndarray], rng: np.random.Generator, size: int, *, mi
     painted, damage = old_photo_damage(np.ascontiguousarray(clean), rng)
     # Pixels the damage moved by 2 to 8 levels have no say; the noise added next is no damage.
     faint = ~damage & (np.abs(painted - clean).max(axis=2) >= 2 / 255)
-    noise = rng.uniform(0.005, 0.03) if rng.random() < 1 / 3 else 0.0
+    noise = rng.uniform(0.005, max_noise) if rng.random() < 1 / 3 else 0.0
     grain = rng.normal(0, noise, (size, size, 1 if gray else 3))      # a gray print's noise is gray
     damaged = np.round(np.clip(painted + grain, 0, 1) * 255).astype(np.float32) / 255
     weight = (~faint) * costs(clean, painted, damage, miss=miss_cost, refill=refill_cost)
@@ -140,6 +141,8 @@ def main() -> None:
                         help="weigh each damage pixel by its squared change (what missing it costs)")
     parser.add_argument("--refill-cost", action="store_true",
                         help="weigh each intact pixel by what refilling it from its surroundings costs")
+    parser.add_argument("--max-noise", type=float, default=0.03,
+                        help="the highest noise sigma of the noisy third of the examples ([0, 1] units)")
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint at --out")
     parser.add_argument("--new-schedule", action="store_true",
                         help="with --resume: keep the weights and Adam's state, start the learning rate's schedule again")
@@ -177,7 +180,8 @@ def main() -> None:
         rng = np.random.default_rng([args.seed, step])
         inputs, damage, weight = (torch.from_numpy(np.stack(column)) for column in
                                   zip(*(example(photos, rng, args.crop, miss_cost=args.miss_cost,
-                                                          refill_cost=args.refill_cost) for _ in range(args.batch_size))))
+                                                          refill_cost=args.refill_cost, max_noise=args.max_noise)
+                                                  for _ in range(args.batch_size))))
         each = F.binary_cross_entropy_with_logits(detector(inputs), damage, reduction="none",
                                                   pos_weight=torch.tensor(DAMAGE_WEIGHT))
         loss = (each * weight).mean()
