@@ -10,7 +10,7 @@ is also kept out to choose the detector's thresholds on) get generated old-photo
 with their colour channels permuted, half mirrored left to right and half upside down, a third
 with noise of sigma 0.005-0.03 (``--max-noise`` raises the top; gray on the gray ones; the network
 is told its level); with ``--saturated``, a share of them with one side of a straight edge painted a
-saturated colour first (:func:`saturated_side`). The
+saturated colour first (:func:`saturated_side`; ``--any-hue`` for hues beyond the cube's corners). The
 network (``restore.detector.DamageDetector``) learns the damage pixel by pixel (binary
 cross-entropy, damage weighted 3 to 1, since a scratch left costs more than a pixel refilled);
 pixels the damage moved by 2 to 8 levels (a scratch as light as the sky it crosses) have no say.
@@ -47,15 +47,19 @@ DAMAGE_WEIGHT = 3.0
 COST_SCALE, COST_BOUNDS = 0.3, (0.2, 8.0)
 
 
-def saturated_side(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def saturated_side(clean: np.ndarray, rng: np.random.Generator, *, any_hue: bool = False) -> np.ndarray:
     """The crop with the side of a random straight edge painted one corner of the colour cube
     (saturated magenta, cyan, pure red ...) with a fine grain of up to 6 levels: a hard edge
-    between colours the photographs rarely hold, which is no scratch."""
+    between colours the photographs rarely hold, which is no scratch. With ``any_hue``, half the
+    time a fully saturated colour of any hue and brightness 0.2-1 instead (a dark red, a deep
+    blue), so that specks on such colours still read as damage."""
     h, w = clean.shape[:2]
     angle, offset = rng.uniform(0, 2 * np.pi), rng.uniform(-0.4, 0.4) * min(h, w)
     yy, xx = np.mgrid[:h, :w] - np.array([(h - 1) / 2, (w - 1) / 2])[:, None, None]
     side = yy * np.cos(angle) + xx * np.sin(angle) > offset
     colour = rng.integers(0, 2, 3).astype(np.float32)
+    if any_hue and rng.random() < 0.5:     # one channel full, one empty, one between; then darkened
+        colour = (rng.uniform(0.2, 1) * np.array([1, rng.random(), 0])[rng.permutation(3)]).astype(np.float32)
     grain = rng.normal(0, rng.uniform(0, 6 / 255), (h, w, 1)).astype(np.float32)
     out = clean.copy()
     out[side] = np.clip(colour + grain, 0, 1)[side]
@@ -116,14 +120,14 @@ def costs(clean: np.ndarray, damaged: np.ndarray, damage: np.ndarray, *, miss: b
 
 
 def example(photos: list[np.ndarray], rng: np.random.Generator, size: int, *, miss_cost: bool = False,
-            refill_cost: bool = False, max_noise: float = 0.03, saturated: float = 0.0):
+            refill_cost: bool = False, max_noise: float = 0.03, saturated: float = 0.0, any_hue: bool = False):
     """One damaged crop: the network's inputs, the damage and each pixel's weight (:func:`costs`)."""
     photo = photos[rng.integers(len(photos))]
     h, w = photo.shape[:2]
     t, l = rng.integers(h - size + 1), rng.integers(w - size + 1)
     clean = photo[t:t + size, l:l + size].astype(np.float32) / 255
     if rng.random() < saturated:
-        clean = saturated_side(clean, rng)
+        clean = saturated_side(clean, rng, any_hue=any_hue)
     gray = rng.random() < 0.4
     if gray:
         clean = np.repeat(clean.mean(axis=2, keepdims=True), 3, axis=2)
@@ -163,6 +167,8 @@ def main() -> None:
                         help="the highest noise sigma of the noisy third of the examples ([0, 1] units)")
     parser.add_argument("--saturated", type=float, default=0.0,
                         help="the share of examples with one side of a straight edge painted a saturated colour")
+    parser.add_argument("--any-hue", action="store_true",
+                        help="with --saturated: half the painted sides any fully saturated hue at brightness 0.2-1")
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint at --out")
     parser.add_argument("--new-schedule", action="store_true",
                         help="with --resume: keep the weights and Adam's state, start the learning rate's schedule again")
@@ -201,7 +207,7 @@ def main() -> None:
         inputs, damage, weight = (torch.from_numpy(np.stack(column)) for column in
                                   zip(*(example(photos, rng, args.crop, miss_cost=args.miss_cost,
                                                           refill_cost=args.refill_cost, max_noise=args.max_noise,
-                                                          saturated=args.saturated)
+                                                          saturated=args.saturated, any_hue=args.any_hue)
                                                   for _ in range(args.batch_size))))
         each = F.binary_cross_entropy_with_logits(detector(inputs), damage, reduction="none",
                                                   pos_weight=torch.tensor(DAMAGE_WEIGHT))
