@@ -1,6 +1,6 @@
 """Measure how much of a hard edge of saturated colour the damage detector takes for damage.
 
-    python pretrained/eval_saturated_edges.py [--detector runs/damage.pt] [--join 0.0]
+    python pretrained/eval_saturated_edges.py [--detector runs/damage.pt] [--sure 2] [--join 0.0]
 
 Twenty 96-pixel crops: ten smooth images (``tests/conftest.py``) with one side of a random straight
 edge painted cyan, neon green, red, yellow or blue, and a grain of 6 levels, each read as it is and
@@ -29,6 +29,8 @@ COLOURS = {"cyan": (0, 1, 1), "neon green": (0.2, 1, 0.1), "red": (1, 0, 0), "ye
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--detector", type=Path, help="a checkpoint of train_damage_detector.py (default: shipped)")
+    parser.add_argument("--sure", type=float, default=float(np.exp(SURE)),
+                        help="odds above which a pixel is damage (default: restore.damage.SURE's)")
     parser.add_argument("--join", type=float, default=JOIN, help="log-odds from which a neighbour joins")
     args = parser.parse_args()
     detector = read_detector(args.detector)[0] if args.detector else load_detector()
@@ -45,7 +47,7 @@ def main() -> None:
             for sigma in (0.0, 12 / 255):
                 seen = np.clip(image + rng.normal(0, sigma, image.shape), 0, 1).astype(np.float32) if sigma else image
                 odds = damage_log_odds(seen, noise=sigma, detector=detector)
-                shares.append(apply_hysteresis_threshold(odds, args.join, SURE).mean())
+                shares.append(apply_hysteresis_threshold(odds, args.join, np.log(args.sure)).mean())
     shares = np.array(shares)
     print(f"{len(shares)} crops: {100 * shares.mean():.3f} % of the pixels taken for damage on average, "
           f"{100 * shares.max():.3f} % at most, {(shares > 0.002).sum()} crops over 0.2 %")
