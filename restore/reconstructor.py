@@ -12,6 +12,7 @@ without tiling, and gets the latent code and the variance beside the image.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from numbers import Integral
 from typing import Callable
 
@@ -89,6 +90,10 @@ class Reconstructor(nn.Module):
         restores within 0.16 dB of the others (the transposed ones, never trained on, a little
         below), while their errors differ, so the mean is better, for that many times the work.
         A prior of images that are not alike turned (``symmetric`` false: the digits) refuses it.
+
+    The estimate ends with the data term's empirical Wiener filter around it
+    (:meth:`~restore.fidelity.DataTerm.wiener`; only where the observation is the image itself
+    plus noise) for a prior whose ``data_filter`` says so (the photo priors, not the digits).
     """
 
     def __init__(self, prior="photo", *, steps: int = 30, mode: str = "joint", lr: float = 0.05,
@@ -135,13 +140,20 @@ class Reconstructor(nn.Module):
                                data=data, x0=x0, refine=refine, callback=callback, generator=generator)
                    for turn in SYMMETRIES[:self.ensemble]]
         if len(results) == 1:
-            return results[0]
-        xs = torch.stack([r.x for r in results])
-        variance = None
-        if results[0].variance is not None:    # of the mixture: the mean variance plus the means' spread
-            variance = (torch.stack([r.variance for r in results]).mean(0)
-                        + xs.var(0, unbiased=False).mean(1, keepdim=True))
-        return SolverResult(x=xs.mean(0), z=results[0].z, objective=results[0].objective, variance=variance)
+            result = results[0]
+        else:
+            xs = torch.stack([r.x for r in results])
+            variance = None
+            if results[0].variance is not None:    # of the mixture: the mean variance plus the means' spread
+                variance = (torch.stack([r.variance for r in results]).mean(0)
+                            + xs.var(0, unbiased=False).mean(1, keepdim=True))
+            result = SolverResult(x=xs.mean(0), z=results[0].z, objective=results[0].objective, variance=variance)
+        if not getattr(self.prior, "data_filter", False):
+            return result
+        # Last, the data themselves around the prior's estimate (the data term's Wiener filter): once,
+        # on the turns' mean. Per turn instead, 8 turns scored 32.54 / 33.48 dB on 12 held-out crops
+        # (sigma 25 / a sensor's noise) against 32.55 / 33.49, in twice the time.
+        return replace(result, x=data.wiener(result.x, y, physics).clamp(0, 1))
 
     def _solve(self, prior, y, physics, *, data, x0, refine, callback, generator) -> SolverResult:
         if self.mode == "latent":

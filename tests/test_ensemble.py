@@ -43,8 +43,10 @@ def test_the_turns_are_the_eight_of_the_square_and_each_is_undone():
     assert all(np.array_equal(t[0].permute(1, 2, 0).numpy(), turn(as_array, *s)) for t, s in zip(turned, SYMMETRIES))
 
 
-def test_an_ensemble_is_the_mean_of_the_restorations_of_the_turned_image(tiny_prior):
+def test_an_ensemble_is_the_mean_of_the_restorations_of_the_turned_image(tiny_prior, monkeypatch):
     _, path = tiny_prior
+    # The mean of the turns, before the data's Wiener filter around it (which follows once, on the mean).
+    monkeypatch.setattr(restore.fidelity.Gaussian, "wiener", lambda self, pilot, y, physics: pilot)
     clean = smooth_images(1, 32, seed=7)[0]             # one tile: the turns see the same tiling
     damaged = np.clip(clean + np.random.default_rng(0).normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
     one = lambda y: restore.denoise(np.ascontiguousarray(y), sigma=25, prior=str(path), precision="fp32")
@@ -75,7 +77,9 @@ def test_the_ensemble_restores_photographs_better_than_one_turn():
     for photo in (clean, recoloured_photo()):
         damaged = noisy(photo, 25)
         one, eight = (restore.denoise(damaged, sigma=25, ensemble=n) for n in (1, 8))
-        assert psnr(photo, eight) > psnr(photo, one) + 0.1
+        # Measured: +0.09 and +0.06 dB (before the data's Wiener filter followed the solver, +0.2 and more;
+        # the filter gives back much of what the turns used to).
+        assert psnr(photo, eight) > psnr(photo, one) + 0.03
 
 
 def test_the_ensemble_keeps_saturated_colours_and_the_jpeg_files_set():
@@ -178,6 +182,7 @@ def test_the_ensembles_variance_is_the_mixtures(tiny_prior, monkeypatch):
         i = next(turns)
         return SolverResult(x=means[i], z=torch.zeros(1), variance=variances[i])
     monkeypatch.setattr(Reconstructor, "_solve", solve)
+    monkeypatch.setattr(restore.fidelity.Gaussian, "wiener", lambda self, pilot, y, physics: pilot)
     out = Reconstructor(model, steps=0, samples=2, ensemble=2)(torch.zeros(1, 3, 4, 4), Denoising())
     assert torch.allclose(out.x, torch.full_like(out.x, 0.3))
     assert torch.allclose(out.variance, torch.full_like(out.variance, 0.02 + 0.01))
