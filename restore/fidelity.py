@@ -8,7 +8,10 @@ the data term for
   one number or one per pixel (the x-step);
 * ``trusted_scale`` and ``correct`` -- the checks of the last x-step that keep a restoration
   consistent with what was observed (see :class:`Gaussian`);
-* ``precision(physics, x)`` -- how much the data pin each pixel down (the posterior variance).
+* ``precision(physics, x)`` -- how much the data pin each pixel down (the posterior variance);
+* ``wiener(pilot, y, physics)`` -- the data's empirical Wiener filter around the prior's estimate
+  (:mod:`restore.wiener`), where the observation is the image itself plus noise; the
+  reconstructor's last step.
 
 :class:`Gaussian` is white noise of one level or one per observed pixel; :class:`JPEGConstraint`
 is a JPEG file's quantisation, a set rather than a noise, whose x-step is a projection. Names
