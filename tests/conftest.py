@@ -51,3 +51,10 @@ def tiny_prior(image_dir, tmp_path_factory):
 def clean_image() -> np.ndarray:
     """A held-out smooth 48x48 image (not in the training folder)."""
     return smooth_images(1, 48, seed=99)[0]
+
+
+def without_data_filter(patch) -> None:
+    """Restorations end at the prior's estimate, without the data's Wiener filter around it
+    (``patch``: pytest's monkeypatch or one of its contexts)."""
+    from restore.fidelity import Gaussian
+    patch.setattr(Gaussian, "wiener", lambda self, pilot, y, physics: pilot)

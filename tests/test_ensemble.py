@@ -15,7 +15,7 @@ from restore.metrics import psnr
 from restore.reconstructor import SYMMETRIES, Turned
 from restore.tasks.dejpeg import jpeg_round_trip
 
-from conftest import smooth_images, write_smooth_folder
+from conftest import smooth_images, without_data_filter, write_smooth_folder
 from test_trust import SAMPLES, SATURATED, noisy, patches, recoloured_photo
 
 
@@ -46,7 +46,7 @@ def test_the_turns_are_the_eight_of_the_square_and_each_is_undone():
 def test_an_ensemble_is_the_mean_of_the_restorations_of_the_turned_image(tiny_prior, monkeypatch):
     _, path = tiny_prior
     # The mean of the turns, before the data's Wiener filter around it (which follows once, on the mean).
-    monkeypatch.setattr(restore.fidelity.Gaussian, "wiener", lambda self, pilot, y, physics: pilot)
+    without_data_filter(monkeypatch)
     clean = smooth_images(1, 32, seed=7)[0]             # one tile: the turns see the same tiling
     damaged = np.clip(clean + np.random.default_rng(0).normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
     one = lambda y: restore.denoise(np.ascontiguousarray(y), sigma=25, prior=str(path), precision="fp32")
@@ -182,7 +182,7 @@ def test_the_ensembles_variance_is_the_mixtures(tiny_prior, monkeypatch):
         i = next(turns)
         return SolverResult(x=means[i], z=torch.zeros(1), variance=variances[i])
     monkeypatch.setattr(Reconstructor, "_solve", solve)
-    monkeypatch.setattr(restore.fidelity.Gaussian, "wiener", lambda self, pilot, y, physics: pilot)
+    without_data_filter(monkeypatch)
     out = Reconstructor(model, steps=0, samples=2, ensemble=2)(torch.zeros(1, 3, 4, 4), Denoising())
     assert torch.allclose(out.x, torch.full_like(out.x, 0.3))
     assert torch.allclose(out.variance, torch.full_like(out.variance, 0.02 + 0.01))
