@@ -24,7 +24,7 @@ def to_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
 
 def to_gray(x: torch.Tensor) -> torch.Tensor:
     """Luma (N, 1, H, W) of colour images (N, 3, H, W), as :func:`to_channels` computes it."""
-    return (x * torch.tensor(LUMA, dtype=x.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    return (x * torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
 
 
 def write_crop_pack(files: list[Path], out: Path, *, size: int = 128, max_bytes: int = 60 * 2**20,

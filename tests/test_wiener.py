@@ -7,6 +7,7 @@ import torch
 import restore
 import restore.wiener as wiener_module
 from restore.conditions import poisson_gaussian
+from restore.data import to_gray
 from restore.fidelity import Gaussian, PoissonGaussian
 from restore.images import read_image
 from restore.metrics import psnr
@@ -125,3 +126,28 @@ def test_a_prior_that_draws_its_images_whole_takes_no_filter(monkeypatch):
     restored = restore.denoise(damaged, sigma=25, prior="digits")
     without_data_filter(monkeypatch)
     assert np.array_equal(restored, restore.denoise(damaged, sigma=25, prior="digits"))
+
+
+def test_a_grey_observation_is_filtered_as_the_one_channel_it_is():
+    """A grey photograph restored by a colour prior arrives as three copies of one noisy channel:
+    the filter works on that channel, at the noise's own level, and gives it back in all three."""
+    clean = photo(48).mean(1, keepdim=True)
+    y = (clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(3))).clamp(0, 1)
+    pilot = photo(48)                                         # a colour estimate: its luma is what counts
+    out = Gaussian(0.1).wiener(pilot, y.expand(-1, 3, -1, -1), Denoising())
+    grey = Gaussian(0.1).wiener(to_gray(pilot), y, Denoising())
+    assert out.shape == (1, 3, 48, 48)
+    assert torch.equal(out, grey.expand(-1, 3, -1, -1))
+
+
+
+def test_a_grey_observation_is_filtered_at_its_own_noise_level():
+    """With the clean image as pilot the filter is the oracle Wiener: filtered as the one channel
+    it is, a grey observation comes closer to it than its three copies filtered as colour (where
+    the luminance holds three times the noise the filter assumes)."""
+    clean = photo(96).mean(1, keepdim=True)
+    y = clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(4))
+    grey = Gaussian(0.1).wiener(clean.expand(-1, 3, -1, -1), y.expand(-1, 3, -1, -1), Denoising())
+    as_colour = empirical_wiener(y.expand(-1, 3, -1, -1), clean.expand(-1, 3, -1, -1), 0.01)
+    error = lambda x: float((x[:, :1] - clean).square().mean())
+    assert error(grey) < 0.8 * error(as_colour)
