@@ -1,17 +1,25 @@
 """The empirical Wiener filter: a noisy image shrunk coefficient by coefficient around a pilot.
 
 Given an observation ``y = x + n`` (noise of variance ``v`` per pixel) and a pilot estimate ``p``
-of ``x``, the filter takes every ``block`` x ``block`` window (every ``stride`` pixels), computes
-the windows' 2-D DCT coefficients in an orthonormal opponent colour space (where white noise stays
-white at the same level), and keeps of each noisy coefficient ``c_y`` the share
-``c_p^2 / (c_p^2 + v)`` that the pilot says is signal (the window's mean, its DC, is kept whole:
-the restoration's local means stay the observation's). Overlapping windows are averaged with the
-weights ``1 / (v * sum(share^2))`` of BM3D's second stage (Dabov et al. 2007), of which this is the
-form without grouping similar blocks.
+of ``x``, the filter works on groups of similar patches, as the second stage of BM3D (Dabov et
+al. 2007) does with its own first stage as the pilot:
+
+* every ``stride`` pixels a reference patch of ``patch`` x ``patch`` pixels is matched, on the
+  pilot, with the ``group`` most similar patches within ``search`` pixels (itself first);
+* the group is transformed in 3-D: each patch's 2-D DCT, then a DCT across the patches;
+* each noisy coefficient ``c_y`` keeps the share ``c_p^2 / (c_p^2 + v)`` that the pilot says is
+  signal, ``v`` the noise's variance averaged over the group's pixels; the group's mean (the DC)
+  is kept whole, so the restoration's local means stay the observation's;
+* the patches go back to their places, averaged with the weights ``1 / (v * sum(share^2))``.
+
+Colours are filtered in an orthonormal opponent space, where white noise stays white at the
+same level: the luminance in groups, the two colour differences (smooth, and a third of the
+work each) in overlapping windows of 16 x 16 filtered alone, which is the same filter with
+``group=1`` and ``search=0``.
 
 Where a prior's estimate misses texture the noise did not hide, the filter gives it back from
-the data; where the estimate is right, it barely moves. Pure functions over ``(N, C, H, W)``
-tensors in [0, 1] units.
+the data, from every patch that repeats it; where the estimate is right, it barely moves. Pure
+functions over ``(N, C, H, W)`` tensors in [0, 1] units.
 """
 from __future__ import annotations
 
@@ -21,28 +29,39 @@ import math
 import torch
 from torch.nn import functional as F
 
-#: Side of the windows, in pixels, and the pixels between windows. Chosen on 12 held-out 128x128
-#: crops (never the benchmark), the photo prior's estimate as pilot, PSNR in dB at sigma 15 / 25 / 50
-#: and under the benchmark's sensor noise (the pilot alone: 32.61 / 30.79 / 28.30 / 31.74):
+#: Patch side, pixels between reference patches, the search's reach and the patches in a group.
+#: Chosen on held-out crops (never the benchmark), the photo prior's estimate as the pilot; PSNR
+#: in dB at sigma 25 and under the benchmark's sensor noise, then seconds per megapixel of colour
+#: (2-core x86-64 CPU, a 1024 x 1024 image):
 #:
-#: ====== ================================ ===========================
-#: window  PSNR                             seconds per megapixel (CPU)
-#: ====== ================================ ===========================
-#: 16 / 2  34.95 / 32.48 / 29.07 / 33.33    1.14
-#: 16 / 4  34.85 / 32.38 / 28.97 / 33.23    0.30
-#: 16 / 8  34.63 / 32.17 / 28.77 / 33.00    0.14
-#: 12 / 4  34.73 / 32.24 / 28.78 / 33.11
-#: 8 / 2   34.64 / 32.09 / 28.55 / 33.06
-#: 8 / 4   34.36 / 31.78 / 28.19 / 32.75
-#: ====== ================================ ===========================
+#: ======================================== ============ ============ ============ =====
+#: filter                                   12 of 128px  6 of 256px   6 grey 256px s/MP
+#: ======================================== ============ ============ ============ =====
+#: pilot alone                              30.78 31.78  29.16 29.65  28.85 28.92
+#: windows of 16 every 4, no groups         32.47 33.30  30.64 30.97  29.24 29.29  0.30
+#: every channel in groups of 16, 8 every 3 32.58 33.52  31.05 31.35  29.63 29.70  7.6
+#: luminance in groups, 8 every 3           32.63 33.53  30.90 31.26  29.63 29.70  2.8
+#: luminance in groups, 8 every 4           32.61 33.50  30.89 31.25  29.61 29.68  2.4
+#: ======================================== ============ ============ ============ =====
 #:
-#: (2-core x86-64 CPU, one filter of a 1000x1000 colour image.) 16 / 4 keeps all but 0.1 dB of
-#: 16 / 2 for a quarter of its work: a 12-megapixel photograph denoises in 30.1 s against 27.0
-#: without the filter (42.9 with 16 / 2).
-BLOCK = 16
+#: At sigma 15 and 50 the groups (last row) against the windows alone: 35.03 / 29.23 against
+#: 34.93 / 29.07 on the 128px crops, 33.62 / 27.25 against 33.46 / 26.94 on the 256px ones, and
+#: 32.29 / 25.94 against 31.99 / 25.63 grey. The windows do better only on the smoothest crops
+#: under the heaviest noise (a flower's petals at sigma 50: 0.4 to 1.0 dB). A search of 6 cost
+#: 0.03 dB; groups of 8, 0.1; patches of 12, nothing measurable.
+PATCH = 8
 STRIDE = 4
-#: Windows filtered at a time (about).
-CHUNK = 512
+SEARCH = 8
+GROUP = 16
+#: Patch coefficients held at a time (about): the work is done in bands of reference rows.
+CHUNK = 2**22
+#: Candidate distances held at a time (about).
+MATCH_CHUNK = 2**24
+#: The colour differences' windows, side and stride (smooth, they gain little from groups), and
+#: the windows filtered at a time (about).
+WINDOW = 16
+WINDOW_STRIDE = 4
+WINDOW_CHUNK = 512
 
 
 @functools.lru_cache(maxsize=8)
@@ -61,17 +80,17 @@ def _opponent(device: torch.device) -> torch.Tensor:
     return (m / m.norm(dim=1, keepdim=True)).to(device=device, dtype=torch.float32)
 
 
-def _dct2(windows: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-    """``matrix @ W @ matrix^T`` for each window of ``windows``, ``(C, b*b, L)`` as unfold gives them
-    (rows first), as two batched products that need no transposed copies."""
-    c, area, count = windows.shape
-    b = matrix.shape[0]
-    rows = matrix @ windows.contiguous().reshape(c, b, b * count)                # along each window's rows
-    return (matrix @ rows.reshape(c * b, b, count)).reshape(c, area, count)
+def _references(length: int, stride: int) -> torch.Tensor:
+    """Reference patches' first pixels along one side: every ``stride``, and the last one."""
+    first = list(range(0, length, stride))
+    if first[-1] != length - 1:
+        first.append(length - 1)
+    return torch.tensor(first)
 
 
 def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tensor | float, *,
-                     block: int = BLOCK, stride: int = STRIDE) -> torch.Tensor:
+                     patch: int = PATCH, stride: int = STRIDE, search: int = SEARCH,
+                     group: int = GROUP) -> torch.Tensor:
     """The empirical Wiener estimate of ``x`` from ``y = x + n`` around ``pilot``.
 
     Parameters
@@ -80,9 +99,11 @@ def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tenso
         The observation and an estimate of the clean image, C 1 or 3.
     variance : float or tensor
         The noise's variance: one number, or a tensor that broadcasts against ``(N, 1, H, W)``
-        (per pixel; averaged over each window).
-    block, stride : int
-        Window side and the pixels between windows (``stride`` at most ``block``).
+        (per pixel; averaged over each group).
+    patch, stride, search, group : int
+        Patch side, pixels between reference patches (at most ``patch``), the farthest a match
+        lies from its reference along each axis (0 or more), and the patches in a group (1 or
+        more; fewer where the image holds fewer).
 
     Returns
     -------
@@ -91,8 +112,10 @@ def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tenso
     if y.shape != pilot.shape or y.dim() != 4 or y.shape[1] not in (1, 3):
         raise ValueError(f"y and pilot must be (N, 1 or 3, H, W) of one shape, got {tuple(y.shape)} and "
                          f"{tuple(pilot.shape)}")
-    if not 1 <= stride <= block:
-        raise ValueError(f"stride must be in 1..block ({block}), got {stride}")
+    if not 1 <= stride <= patch:
+        raise ValueError(f"stride must be in 1..patch ({patch}), got {stride}")
+    if search < 0 or group < 1:
+        raise ValueError(f"search must be 0 or more and group 1 or more, got {search} and {group}")
     n, c, h, w = y.shape
     device = y.device
     y, pilot = y.float(), pilot.float()
@@ -100,6 +123,29 @@ def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tenso
     if c == 3:
         colour = _opponent(device)
         y, pilot = (torch.einsum("kc,nchw->nkhw", colour, t) for t in (y, pilot))
+    if group == 1 and search == 0:
+        total, norm = _windows(y, pilot, variance, patch, stride)
+    else:
+        # An image smaller than a patch is repeated at its edges as far as one patch needs.
+        extra_h, extra_w = max(0, patch - h), max(0, patch - w)
+        lum, lum_pilot, lum_variance = (F.pad(t, (0, extra_w, 0, extra_h), mode="replicate")
+                                        for t in (y[:, :1], pilot[:, :1], variance))
+        sums = [_groups(lum[i], lum_pilot[i], lum_variance[i, 0], patch, stride, search, group) for i in range(n)]
+        total, norm = (torch.stack([s[k] for s in sums])[..., :h, :w] for k in (0, 1))
+        if c == 3:
+            colour_total, colour_norm = _windows(y[:, 1:], pilot[:, 1:], variance, WINDOW, WINDOW_STRIDE)
+            total, norm = torch.cat([total, colour_total], 1), torch.cat([norm, colour_norm], 1)
+    out = total / norm
+    if c == 3:
+        out = torch.einsum("kc,nkhw->nchw", _opponent(device), out)
+    return out
+
+
+def _windows(y, pilot, variance, block, stride):
+    """The filter without groups: every window filtered alone, ``(N, C, H, W)`` in the opponent
+    space and ``variance (N, 1, H, W)``."""
+    n, c, h, w = y.shape
+    device = y.device
     # Windows from the first pixel, and the edges repeated only as far as the last window needs
     # (repeated pixels carry repeated noise, which the filter would take for signal).
     extra_h, extra_w = (max(block - side, -(side - block) % stride) for side in (h, w))
@@ -111,7 +157,7 @@ def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tenso
     total, norm = torch.zeros_like(y), torch.zeros_like(y)
     # In bands of window rows whose windows stay in the processor's cache: the work is a few passes
     # over each window, and unfolding the whole image at once spends more time copying than filtering.
-    band = max(1, CHUNK // columns)
+    band = max(1, WINDOW_CHUNK // columns)
     for i in range(n):
         for first in range(0, rows, band):
             last = min(rows, first + band)
@@ -126,7 +172,117 @@ def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tenso
             total[i, :, top:bottom] += F.fold(estimate, (bottom - top, y.shape[-1]), block, stride=stride)[:, 0]
             norm[i, :, top:bottom] += F.conv_transpose2d(weight.reshape(c, 1, last - first, columns), ones,
                                                          stride=stride)[:, 0]
-    out = (total / norm)[..., :h, :w]
-    if c == 3:
-        out = torch.einsum("kc,nkhw->nchw", _opponent(device), out)
+    return total[..., :h, :w], norm[..., :h, :w]
+
+
+def _groups(y, pilot, variance, patch, stride, search, group):
+    """The filter in groups of one image ``(C, H, W)`` in the opponent space, ``variance (H, W)``."""
+    c, h, w = y.shape
+    device = y.device
+    rows, columns = h - patch + 1, w - patch + 1                        # patches' first pixels
+    # Every reference has at least this many candidates, however near an edge it lies.
+    group = min(group, min(rows, search + 1) * min(columns, search + 1))
+    first_rows, first_columns = _references(rows, stride).to(device), _references(columns, stride).to(device)
+    noise = F.avg_pool2d(variance[None, None], patch, stride=1)[0, 0]   # (rows, columns): each patch's mean
+    total = torch.zeros(c, h, w, device=device)
+    norm = torch.zeros(c, h, w, device=device)
+    # Matched in bands of reference rows (all candidates' distances at once), filtered in smaller ones.
+    matched = max(1, MATCH_CHUNK // ((2 * search + 1) ** 2 * len(first_columns)))
+    filtered = max(1, CHUNK // (len(first_columns) * group * c * patch * patch))
+    for start in range(0, len(first_rows), matched):
+        refs = first_rows[start:start + matched]
+        top, bottom = max(0, int(refs[0]) - search), min(rows, int(refs[-1]) + search + 1)
+        matches = _match(pilot[0, top:bottom + patch - 1], refs - top, first_columns, search, patch, group)
+        matches[..., 0] += top                                           # (refs, columns, group, 2)
+        for part in range(0, len(refs), filtered):
+            _filter_groups(y, pilot, noise, matches[part:part + filtered], group, total, norm)
+    return total, norm
+
+
+def _filter_groups(y, pilot, noise, matches, group, total, norm):
+    """Filter the groups of patches whose first pixels are ``matches`` ``(refs, columns, group, 2)``,
+    adding their estimates and weights into ``total`` and ``norm``."""
+    c, _, w = y.shape
+    patch = y.shape[1] - noise.shape[0] + 1
+    columns = noise.shape[1]
+    device = y.device
+    across = _dct_matrix(group, device)
+    top, bottom = int(matches[..., 0].min()), int(matches[..., 0].max()) + 1     # patch rows drawn on
+    cut = slice(top, bottom + patch - 1)
+    flat = (matches[..., 0] - top) * columns + matches[..., 1]                  # (refs, columns, group)
+    refs, count = flat.shape[:2]
+    coefficients = [_patch_dct(t[:, cut], patch) for t in (y, pilot)]   # (C, patch^2, patches)
+    # Each group's 3-D transform: the patches' 2-D DCTs, then a DCT across the group.
+    cy, cp = (t[:, :, flat] @ across.T for t in coefficients)                   # (C, p^2, refs, columns, group)
+    v = noise[matches[..., 0], matches[..., 1]].mean(-1)[..., None]               # (refs, columns, 1)
+    share = cp.square_()
+    share = share.div_(share + v)
+    share[:, 0, ..., 0] = 1                     # the group's mean stays the observation's
+    weight = (v[..., 0] * share.square().sum((1, 4))).clamp_min_(1e-12).reciprocal_()   # (C, refs, columns)
+    estimate = (cy.mul_(share) @ across).mul_(weight[:, None, :, :, None])
+    # Summed where patches coincide, still as coefficients: the 2-D DCT's inverse is linear.
+    gathered = torch.zeros_like(coefficients[0]).index_add_(2, flat.reshape(-1), estimate.flatten(2))
+    weights = torch.zeros(c, coefficients[0].shape[2], device=device).index_add_(
+        1, flat.reshape(-1), weight[..., None].expand(-1, -1, -1, group).reshape(c, -1))
+    total[:, cut] += _patch_dct_inverse(gathered, (cut.stop - cut.start, w))
+    norm[:, cut] += F.conv_transpose2d(weights.reshape(c, 1, bottom - top, columns),
+                                       torch.ones(1, 1, patch, patch, device=device))[:, 0]
+
+
+def _dct2(patches: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """``matrix @ P @ matrix^T`` for each patch of ``patches``, ``(C, p*p, L)`` as unfold gives them
+    (rows first), as two batched products that need no transposed copies."""
+    c, area, count = patches.shape
+    p = matrix.shape[0]
+    rows = matrix @ patches.contiguous().reshape(c, p, p * count)                # along each patch's rows
+    return (matrix @ rows.reshape(c * p, p, count)).reshape(c, area, count)
+
+
+def _patch_dct(image: torch.Tensor, patch: int) -> torch.Tensor:
+    """``(C, H, W)`` -> the 2-D DCT of every patch, ``(C, patch^2, patches)``, patches row by row."""
+    return _dct2(F.unfold(image[:, None], patch), _dct_matrix(patch, image.device))
+
+
+def _patch_dct_inverse(coefficients: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The sum over every patch of its inverse 2-D DCT put in its place: ``(C, patch^2, patches)``
+    -> ``(C, H, W)`` of ``size``."""
+    patch = math.isqrt(coefficients.shape[1])
+    pixels = _dct2(coefficients, _dct_matrix(patch, coefficients.device).T)
+    return F.fold(pixels, size, patch)[:, 0]
+
+
+def _window_means(x: torch.Tensor, starts: torch.Tensor, patch: int, axis: int) -> torch.Tensor:
+    """Means of ``x (B, 1, H, W)`` over windows of ``patch`` along ``axis`` (-2 or -1) that start at
+    ``starts``: evenly spaced, but for the last (as :func:`_references` gives them)."""
+    first = int(starts[0])
+    step = int(starts[1] - starts[0]) if len(starts) > 1 else 1
+    even = len(starts) if len(starts) < 2 or int(starts[-1] - starts[-2]) == step else len(starts) - 1
+    kernel, stride = ((patch, 1), (step, 1)) if axis == -2 else ((1, patch), (1, step))
+    out = F.avg_pool2d(x.narrow(axis, first, (even - 1) * step + patch), kernel, stride=stride)
+    if even < len(starts):
+        out = torch.cat([out, x.narrow(axis, int(starts[-1]), patch).mean(axis, keepdim=True)], axis)
     return out
+
+
+def _match(luminance: torch.Tensor, refs: torch.Tensor, columns: torch.Tensor, search: int,
+           patch: int, group: int) -> torch.Tensor:
+    """The ``group`` patches of ``luminance`` nearest each reference (rows ``refs`` x ``columns``)
+    within ``search`` pixels along each axis: ``(refs, columns, group, 2)`` first pixels (row,
+    column), the reference itself first."""
+    h, w = luminance.shape
+    reach = 2 * search + 1
+    # Outside the image is NaN: a window that reaches it sums to NaN, and is never chosen.
+    padded = F.pad(luminance[None, None], (search, search, search, search), value=math.nan)[0, 0]
+    distances = []
+    for down in range(reach):
+        moved = padded[down:down + h].unfold(1, w, 1).permute(1, 0, 2)       # (reach, h, w): every right
+        squares = (moved - luminance).square_()[:, None]
+        distances.append(_window_means(_window_means(squares, refs, patch, -2), columns, patch, -1)[:, 0])
+    distances = torch.cat(distances).nan_to_num_(nan=math.inf)                # (reach^2, refs, columns)
+    distances[search * reach + search] = -1                                   # the reference leads its group
+    nearest = distances.topk(group, dim=0, largest=False, sorted=True).indices
+    offsets = torch.stack(torch.meshgrid(torch.arange(reach, device=luminance.device) - search,
+                                         torch.arange(reach, device=luminance.device) - search,
+                                         indexing="ij"), -1).reshape(-1, 2)
+    first = torch.stack(torch.broadcast_tensors(refs[:, None], columns[None, :]), -1)
+    return (first[None] + offsets[nearest]).permute(1, 2, 0, 3).contiguous()

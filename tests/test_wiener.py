@@ -40,20 +40,56 @@ def by_windows(y, pilot, variance, block, stride):
     return total / norm
 
 
-def test_the_filter_is_the_windows_dct_shrinkage_written_out(monkeypatch):
-    monkeypatch.setattr(wiener_module, "CHUNK", 7)           # the pieces' seams are crossed too
+def test_without_groups_the_filter_is_the_windows_dct_shrinkage_written_out(monkeypatch):
+    monkeypatch.setattr(wiener_module, "WINDOW_CHUNK", 7)    # the pieces' seams are crossed too
     rng = np.random.default_rng(0)
     y, pilot = rng.random((2, 20, 26))
     variance = 0.01 + 0.02 * rng.random((20, 26))
     out = empirical_wiener(torch.tensor(y)[None, None], torch.tensor(pilot)[None, None],
-                           torch.tensor(variance)[None, None], block=8, stride=2)
+                           torch.tensor(variance)[None, None], patch=8, stride=2, search=0, group=1)
     assert np.abs(out[0, 0].numpy() - by_windows(y, pilot, variance, 8, 2)).max() < 1e-5
+
+
+def by_groups(y, pilot, variance, patch, stride, search, group):
+    """The filter in groups written out reference by reference with scipy's DCT (one channel)."""
+    h, w = y.shape
+    rows, columns = h - patch + 1, w - patch + 1
+    starts = lambda n: sorted(set(range(0, n, stride)) | {n - 1})
+    cut = lambda a, i, j: a[i:i + patch, j:j + patch]
+    total, norm = np.zeros((h, w)), np.zeros((h, w))
+    for i in starts(rows):
+        for j in starts(columns):
+            candidates = [(np.mean((cut(pilot, i, j) - cut(pilot, a, b)) ** 2), (a, b))
+                          for a in range(max(0, i - search), min(rows, i + search + 1))
+                          for b in range(max(0, j - search), min(columns, j + search + 1)) if (a, b) != (i, j)]
+            members = [(i, j)] + [place for _, place in sorted(candidates)[:group - 1]]
+            cy, cp = (scipy.fft.dctn(np.stack([cut(a, *m) for m in members]), norm="ortho") for a in (y, pilot))
+            v = np.mean([cut(variance, *m).mean() for m in members])
+            share = cp**2 / (cp**2 + v)
+            share[0, 0, 0] = 1
+            weight = 1 / (v * (share**2).sum())
+            estimate = scipy.fft.idctn(share * cy, norm="ortho")
+            for (a, b), e in zip(members, estimate):
+                total[a:a + patch, b:b + patch] += weight * e
+                norm[a:a + patch, b:b + patch] += weight
+    return total / norm
+
+
+def test_the_filter_is_the_groups_dct_shrinkage_written_out(monkeypatch):
+    monkeypatch.setattr(wiener_module, "CHUNK", 300)         # several bands, and their seams
+    monkeypatch.setattr(wiener_module, "MATCH_CHUNK", 200)
+    rng = np.random.default_rng(5)
+    y, pilot = rng.random((2, 19, 23))
+    variance = 0.01 + 0.02 * rng.random((19, 23))
+    out = empirical_wiener(torch.tensor(y)[None, None], torch.tensor(pilot)[None, None],
+                           torch.tensor(variance)[None, None], patch=4, stride=3, search=3, group=5)
+    assert np.abs(out[0, 0].numpy() - by_groups(y, pilot, variance, 4, 3, 3, 5)).max() < 1e-5
 
 
 def test_the_colours_are_filtered_in_an_orthonormal_opponent_space():
     x = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(1))
     # A pilot equal to the observation and a vanishing noise give the observation back, every channel.
-    assert torch.allclose(empirical_wiener(x, x, 1e-12, block=8, stride=4), x, atol=1e-5)
+    assert torch.allclose(empirical_wiener(x, x, 1e-12), x, atol=1e-5)
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 5, 7), (2, 3, 17, 33), (1, 3, 16, 16)])
@@ -78,7 +114,9 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="one shape"):
         empirical_wiener(x, x[:, :1], 0.01)
     with pytest.raises(ValueError, match="stride"):
-        empirical_wiener(x, x, 0.01, block=8, stride=9)
+        empirical_wiener(x, x, 0.01, patch=8, stride=9)
+    with pytest.raises(ValueError, match="group"):
+        empirical_wiener(x, x, 0.01, group=0)
 
 
 def test_only_an_observation_of_the_image_itself_is_filtered():
