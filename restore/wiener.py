@@ -103,7 +103,10 @@ def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tenso
     patch, stride, search, group : int
         Patch side, pixels between reference patches (at most ``patch``), the farthest a match
         lies from its reference along each axis (0 or more), and the patches in a group (1 or
-        more; fewer where the image holds fewer).
+        more; fewer where the image holds fewer): the luminance's (or the one channel's) groups.
+        The colour differences are filtered in windows of ``WINDOW`` every ``WINDOW_STRIDE``
+        pixels. ``group=1`` with ``search=0`` filters every channel in windows of ``patch`` every
+        ``stride`` pixels, each alone.
 
     Returns
     -------
