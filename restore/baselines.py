@@ -40,14 +40,11 @@ def anscombe_bm3d(noisy: np.ndarray, a: float, b: float) -> np.ndarray:
     """BM3D under Poisson-Gaussian noise of variance ``a x + b``: the generalised Anscombe transform
     makes the noise unit-variance, BM3D removes it, and the closed-form approximation of the exact
     unbiased inverse brings it back (Makitalo & Foi 2013). ``a > 0``."""
-    floor = b / a**2                                     # the read noise's variance in photon counts
-    counts = noisy.astype(np.float64) / a
-    stable = 2 * np.sqrt(np.maximum(counts + 3 / 8 + floor, 0))
+    from .fidelity import anscombe, anscombe_inverse
+    stable = anscombe(noisy.astype(np.float64), a, b)
     top = float(stable.max()) or 1.0
     smooth = bm3d((stable / top).astype(np.float32), 255 / top).astype(np.float64) * top
-    d = np.maximum(smooth, 1e-3)
-    inverse = d**2 / 4 + np.sqrt(1.5) / (4 * d) - 11 / (8 * d**2) + 5 * np.sqrt(1.5) / (8 * d**3) - 1 / 8 - floor
-    return np.clip(inverse * a, 0, 1).astype(np.float32)
+    return np.clip(anscombe_inverse(smooth, a, b), 0, 1).astype(np.float32)
 
 
 def opencv_nlm(noisy: np.ndarray, sigma: float) -> np.ndarray:

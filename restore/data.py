@@ -22,6 +22,12 @@ def to_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
     return np.repeat(pixels, channels, axis=2)
 
 
+def is_grey(y: torch.Tensor) -> bool:
+    """Whether colour images ``(N, 3, H, W)`` are grey ones as :func:`to_channels` replicates them:
+    three copies of one channel, so of one draw of any noise."""
+    return y.shape[1] == 3 and bool((y[:, 1:] == y[:, :1]).all())
+
+
 def to_gray(x: torch.Tensor) -> torch.Tensor:
     """Luma (N, 1, H, W) of colour images (N, 3, H, W), as :func:`to_channels` computes it."""
     return (x * torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)

@@ -20,11 +20,13 @@ follow DeepInverse's ``optim.data_fidelity``. Tensors are ``(N, C, H, W)`` in [0
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 
-from .data import to_gray
+from .data import is_grey, to_gray
 from .jpeg import Planes, Quantisation
 from .physics import Denoising, LinearPhysics, Physics
 from .wiener import empirical_wiener
@@ -60,6 +62,12 @@ class DataTerm(ABC):
         """The observation's empirical Wiener estimate around the restoration ``pilot`` (see
         :mod:`restore.wiener`), where the term and the forward model have one; else ``pilot``."""
         return pilot
+
+    def stabilised(self, physics: Physics) -> Stabilised | None:
+        """Where the observation's noise becomes white and of one level under a transform
+        (:class:`Stabilised`), for a prior to restore it there; None where it is already so or has
+        no such transform."""
+        return None
 
     @abstractmethod
     def precision(self, physics: LinearPhysics, x: torch.Tensor) -> torch.Tensor:
@@ -127,7 +135,7 @@ class Gaussian(DataTerm):
             return pilot
         sigma, channels = self._sigma(y), y.shape[1]
         variance = sigma**2 if not torch.is_tensor(sigma) or sigma.dim() < 4 else (sigma**2).mean(1, keepdim=True)
-        if y.shape[1] == 3 and bool((y[:, 1:] == y[:, :1]).all()):
+        if is_grey(y):
             # A grey photograph a colour prior restores: its three channels are one observation
             # that carries one draw of the noise, which the colour transform would put three times
             # as strong into the luminance than the filter assumes. Filter the one channel it is.
@@ -189,10 +197,53 @@ class PoissonGaussian(DataTerm):
     def wiener(self, pilot, y, physics):
         return self.gaussian(y).wiener(pilot, y, physics)
 
+    def stabilised(self, physics):
+        """The generalised Anscombe transform (:func:`anscombe`), where the observation is the image
+        itself (``Denoising``) and the noise grows with the signal (``a > 0``), scaled so that white
+        stays 1: every channel's noise is then white, of one level, ``1 / anscombe(1)``."""
+        if not isinstance(physics, Denoising) or self.a == 0:
+            return None
+        a, b = self.a, self.b
+        top = float(anscombe(torch.tensor(1.0, dtype=torch.float64), a, b))
+        return Stabilised(forward=lambda y: anscombe(y, a, b) / top, data=Gaussian(1 / top),
+                          inverse=lambda z: anscombe_inverse(z * top, a, b),
+                          slope=lambda z: anscombe_inverse_slope(z * top, a, b) * top)
+
     def precision(self, physics, x):
         # The variance at the image's own values, smoothed as the observation's are: the posterior
         # samples ask at the restored image, the encoder's context at the first guess.
         return self.gaussian(physics.A(x)).precision(physics, x)
+
+
+@dataclass(frozen=True)
+class Stabilised:
+    """An observation carried where its noise is white and of one level: ``forward(y)`` is the
+    transformed image plus noise of the term ``data``; ``inverse`` brings a restoration of it
+    back, ``slope`` is the inverse's derivative (for the variance: ``slope^2`` times it)."""
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    data: DataTerm
+    inverse: Callable[[torch.Tensor], torch.Tensor]
+    slope: Callable[[torch.Tensor], torch.Tensor]
+
+
+def anscombe(x, a: float, b: float):
+    """The generalised Anscombe transform: ``x`` under noise of variance ``a x + b`` (``a > 0``,
+    [0, 1] units) -> about unit-variance Gaussian noise (Makitalo & Foi 2013). Arrays or tensors."""
+    return 2 * (x / a + 3 / 8 + b / a**2).clip(min=0) ** 0.5
+
+
+def anscombe_inverse(d, a: float, b: float):
+    """The closed-form approximation of the exact unbiased inverse of :func:`anscombe` (Makitalo &
+    Foi 2011): the ``x`` whose transformed noisy value has mean ``d``, not ``d``'s algebraic inverse
+    (which is biased at low counts)."""
+    d = d.clip(min=1e-3)
+    return (d**2 / 4 + 1.5**0.5 / (4 * d) - 11 / (8 * d**2) + 5 * 1.5**0.5 / (8 * d**3) - 1 / 8 - b / a**2) * a
+
+
+def anscombe_inverse_slope(d, a: float, b: float):
+    """The derivative of :func:`anscombe_inverse` in ``d``."""
+    d = d.clip(min=1e-3)
+    return (d / 2 - 1.5**0.5 / (4 * d**2) + 11 / (4 * d**3) - 15 * 1.5**0.5 / (8 * d**4)) * a
 
 
 class JPEGConstraint(DataTerm):

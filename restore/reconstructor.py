@@ -19,6 +19,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .data import is_grey
 from .fidelity import DataTerm, Gaussian
 from .physics import Physics
 from .solver import ANCHORS, SAMPLERS, SolverResult, csgm, joint_map
@@ -136,6 +137,20 @@ class Reconstructor(nn.Module):
             data = data if data is not None else noise
         data = data if data is not None else Gaussian(1 / 255)
         x0 = physics.A_adjoint(y) if x0 is None else x0
+        stable = data.stabilised(physics) if getattr(self.prior, "stabilise", False) and not is_grey(y) else None
+        if stable is not None:
+            # Restored where the noise is white and of one level in every channel, and brought
+            # back; the data's Wiener filter then works in the image's own terms (each pixel's own
+            # level). A colour pixel's channels have levels of their own, which the term in the
+            # image's terms can only average; a grey one has one, and there the transform only
+            # bends the image (held-out grey crops: -0.04 dB).
+            inner = self.forward(stable.forward(y), physics, data=stable.data, x0=stable.forward(x0), refine=refine,
+                                 callback=callback, generator=generator)
+            variance = inner.variance
+            if variance is not None:
+                variance = variance * stable.slope(inner.x).square().mean(1, keepdim=True)
+            result = replace(inner, x=stable.inverse(inner.x).clamp(0, 1), variance=variance)
+            return self._filtered(result, y, physics, data)
         results = [self._solve(Turned(self.prior, *turn) if turn != SYMMETRIES[0] else self.prior, y, physics,
                                data=data, x0=x0, refine=refine, callback=callback, generator=generator)
                    for turn in SYMMETRIES[:self.ensemble]]
@@ -148,11 +163,15 @@ class Reconstructor(nn.Module):
                 variance = (torch.stack([r.variance for r in results]).mean(0)
                             + xs.var(0, unbiased=False).mean(1, keepdim=True))
             result = SolverResult(x=xs.mean(0), z=results[0].z, objective=results[0].objective, variance=variance)
+        return self._filtered(result, y, physics, data)
+
+    def _filtered(self, result: SolverResult, y, physics, data) -> SolverResult:
+        """Last, the data themselves around the prior's estimate (the data term's Wiener filter),
+        for a prior that takes it: once, on the turns' mean. Per turn instead, 8 turns scored 32.54 /
+        33.48 dB on 12 held-out crops (sigma 25 / a sensor's noise) against 32.55 / 33.49, in twice
+        the time."""
         if not getattr(self.prior, "data_filter", False):
             return result
-        # Last, the data themselves around the prior's estimate (the data term's Wiener filter): once,
-        # on the turns' mean. Per turn instead, 8 turns scored 32.54 / 33.48 dB on 12 held-out crops
-        # (sigma 25 / a sensor's noise) against 32.55 / 33.49, in twice the time.
         return replace(result, x=data.wiener(result.x, y, physics).clamp(0, 1))
 
     def _solve(self, prior, y, physics, *, data, x0, refine, callback, generator) -> SolverResult:
