@@ -137,7 +137,8 @@ class Reconstructor(nn.Module):
             data = data if data is not None else noise
         data = data if data is not None else Gaussian(1 / 255)
         x0 = physics.A_adjoint(y) if x0 is None else x0
-        stable = data.stabilised(physics) if getattr(self.prior, "stabilise", False) and not is_grey(y) else None
+        colour = y.shape[1] == 3 and not is_grey(y)
+        stable = data.stabilised(physics) if colour and getattr(self.prior, "stabilise", False) else None
         if stable is not None:
             # Restored where the noise is white and of one level in every channel, and brought
             # back; the data's Wiener filter then works in the image's own terms (each pixel's own
