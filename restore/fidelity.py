@@ -11,7 +11,10 @@ the data term for
 * ``precision(physics, x)`` -- how much the data pin each pixel down (the posterior variance);
 * ``wiener(pilot, y, physics)`` -- the data's empirical Wiener filter around the prior's estimate
   (:mod:`restore.wiener`), where the observation is the image itself plus noise; the
-  reconstructor's last step.
+  reconstructor's last step;
+* ``stabilised(physics)`` -- where the observation's noise becomes white and of one level under a
+  transform (a sensor's noise under the generalised Anscombe transform), for the reconstructor
+  to restore it there.
 
 :class:`Gaussian` is white noise of one level or one per observed pixel; :class:`JPEGConstraint`
 is a JPEG file's quantisation, a set rather than a noise, whose x-step is a projection. Names
@@ -232,18 +235,26 @@ def anscombe(x, a: float, b: float):
     return 2 * (x / a + 3 / 8 + b / a**2).clip(min=0) ** 0.5
 
 
+#: The transform's least value (of a pixel at 0 without a floor): below it the closed-form
+#: inverse turns back up (at about 0.87) and grows without bound.
+ANSCOMBE_FLOOR = 2 * (3 / 8) ** 0.5
+
+
 def anscombe_inverse(d, a: float, b: float):
     """The closed-form approximation of the exact unbiased inverse of :func:`anscombe` (Makitalo &
     Foi 2011): the ``x`` whose transformed noisy value has mean ``d``, not ``d``'s algebraic inverse
-    (which is biased at low counts)."""
-    d = d.clip(min=1e-3)
+    (which is biased at low counts). Values below :data:`ANSCOMBE_FLOOR` count as that floor (the
+    result there is ``-b`` or less: black)."""
+    d = d.clip(min=ANSCOMBE_FLOOR)
     return (d**2 / 4 + 1.5**0.5 / (4 * d) - 11 / (8 * d**2) + 5 * 1.5**0.5 / (8 * d**3) - 1 / 8 - b / a**2) * a
 
 
 def anscombe_inverse_slope(d, a: float, b: float):
-    """The derivative of :func:`anscombe_inverse` in ``d``."""
-    d = d.clip(min=1e-3)
-    return (d / 2 - 1.5**0.5 / (4 * d**2) + 11 / (4 * d**3) - 15 * 1.5**0.5 / (8 * d**4)) * a
+    """The derivative of :func:`anscombe_inverse` in ``d`` (0 below the floor, where it is constant)."""
+    below = d < ANSCOMBE_FLOOR
+    d = d.clip(min=ANSCOMBE_FLOOR)
+    slope = (d / 2 - 1.5**0.5 / (4 * d**2) + 11 / (4 * d**3) - 15 * 1.5**0.5 / (8 * d**4)) * a
+    return slope * (1 - below * 1.0)
 
 
 class JPEGConstraint(DataTerm):

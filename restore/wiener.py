@@ -14,8 +14,9 @@ al. 2007) does with its own first stage as the pilot:
 
 Colours are filtered in an orthonormal opponent space, where white noise stays white at the
 same level: the luminance in groups, the two colour differences (smooth, and a third of the
-work each) in overlapping windows of 16 x 16 filtered alone, which is the same filter with
-``group=1`` and ``search=0``.
+work each) in overlapping windows of 16 x 16 filtered alone (the filter with groups of one
+patch and no search, but for the image's edges: windows reach them by repeating the last
+pixels, references by a last reference flush with the edge).
 
 Where a prior's estimate misses texture the noise did not hide, the filter gives it back from
 the data, from every patch that repeats it; where the estimate is right, it barely moves. Pure
@@ -119,6 +120,8 @@ def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tenso
         raise ValueError(f"stride must be in 1..patch ({patch}), got {stride}")
     if search < 0 or group < 1:
         raise ValueError(f"search must be 0 or more and group 1 or more, got {search} and {group}")
+    if not bool((torch.as_tensor(variance) > 0).all()):
+        raise ValueError("variance must be positive at every pixel")
     n, c, h, w = y.shape
     device = y.device
     y, pilot = y.float(), pilot.float()
@@ -144,19 +147,20 @@ def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tenso
     return out
 
 
-def _windows(y, pilot, variance, block, stride):
-    """The filter without groups: every window filtered alone, ``(N, C, H, W)`` in the opponent
-    space and ``variance (N, 1, H, W)``."""
+def _windows(y, pilot, variance, patch, stride):
+    """The filter without groups, every window filtered alone, of ``(N, C, H, W)`` in the opponent
+    space and ``variance (N, 1, H, W)``: the sums of the windows' weighted estimates and of their
+    weights, ``(N, C, H, W)`` each."""
     n, c, h, w = y.shape
     device = y.device
     # Windows from the first pixel, and the edges repeated only as far as the last window needs
     # (repeated pixels carry repeated noise, which the filter would take for signal).
-    extra_h, extra_w = (max(block - side, -(side - block) % stride) for side in (h, w))
+    extra_h, extra_w = (max(patch - side, -(side - patch) % stride) for side in (h, w))
     y, pilot, variance = (F.pad(t, (0, extra_w, 0, extra_h), mode="replicate") for t in (y, pilot, variance))
-    noise = F.avg_pool2d(variance, block, stride=stride)              # (N, 1, rows, columns) of windows
+    noise = F.avg_pool2d(variance, patch, stride=stride)              # (N, 1, rows, columns) of windows
     rows, columns = noise.shape[-2:]
-    dct = _dct_matrix(block, device)
-    ones = torch.ones(1, 1, block, block, device=device)
+    dct = _dct_matrix(patch, device)
+    ones = torch.ones(1, 1, patch, patch, device=device)
     total, norm = torch.zeros_like(y), torch.zeros_like(y)
     # In bands of window rows whose windows stay in the processor's cache: the work is a few passes
     # over each window, and unfolding the whole image at once spends more time copying than filtering.
@@ -164,22 +168,23 @@ def _windows(y, pilot, variance, block, stride):
     for i in range(n):
         for first in range(0, rows, band):
             last = min(rows, first + band)
-            top, bottom = first * stride, (last - 1) * stride + block
-            cy, share = (_dct2(F.unfold(t[i, :, None, top:bottom], block, stride=stride), dct) for t in (y, pilot))
+            top, bottom = first * stride, (last - 1) * stride + patch
+            cy, share = (_dct2(F.unfold(t[i, :, None, top:bottom], patch, stride=stride), dct) for t in (y, pilot))
             v = noise[i, :, first:last].reshape(1, -1)
             share = share.square_()
             share = share.div_(share + v)
             share[:, 0] = 1
             weight = (v * torch.einsum("cal,cal->cl", share, share)).clamp_min_(1e-12).reciprocal_()   # (C, L)
             estimate = _dct2(cy.mul_(share).mul_(weight[:, None]), dct.T)
-            total[i, :, top:bottom] += F.fold(estimate, (bottom - top, y.shape[-1]), block, stride=stride)[:, 0]
+            total[i, :, top:bottom] += F.fold(estimate, (bottom - top, y.shape[-1]), patch, stride=stride)[:, 0]
             norm[i, :, top:bottom] += F.conv_transpose2d(weight.reshape(c, 1, last - first, columns), ones,
                                                          stride=stride)[:, 0]
     return total[..., :h, :w], norm[..., :h, :w]
 
 
 def _groups(y, pilot, variance, patch, stride, search, group):
-    """The filter in groups of one image ``(C, H, W)`` in the opponent space, ``variance (H, W)``."""
+    """The filter in groups of one image's channels ``(C, H, W)`` (the luminance), ``variance (H, W)``:
+    the sums of the patches' weighted estimates and of their weights, ``(C, H, W)`` each."""
     c, h, w = y.shape
     device = y.device
     rows, columns = h - patch + 1, w - patch + 1                        # patches' first pixels
@@ -190,15 +195,15 @@ def _groups(y, pilot, variance, patch, stride, search, group):
     total = torch.zeros(c, h, w, device=device)
     norm = torch.zeros(c, h, w, device=device)
     # Matched in bands of reference rows (all candidates' distances at once), filtered in smaller ones.
-    matched = max(1, MATCH_CHUNK // ((2 * search + 1) ** 2 * len(first_columns)))
-    filtered = max(1, CHUNK // (len(first_columns) * group * c * patch * patch))
-    for start in range(0, len(first_rows), matched):
-        refs = first_rows[start:start + matched]
+    rows_matched = max(1, MATCH_CHUNK // ((2 * search + 1) ** 2 * len(first_columns)))
+    rows_filtered = max(1, CHUNK // (len(first_columns) * group * c * patch * patch))
+    for start in range(0, len(first_rows), rows_matched):
+        refs = first_rows[start:start + rows_matched]
         top, bottom = max(0, int(refs[0]) - search), min(rows, int(refs[-1]) + search + 1)
         matches = _match(pilot[0, top:bottom + patch - 1], refs - top, first_columns, search, patch, group)
         matches[..., 0] += top                                           # (refs, columns, group, 2)
-        for part in range(0, len(refs), filtered):
-            _filter_groups(y, pilot, noise, matches[part:part + filtered], group, total, norm)
+        for part in range(0, len(refs), rows_filtered):
+            _filter_groups(y, pilot, noise, matches[part:part + rows_filtered], group, total, norm)
     return total, norm
 
 

@@ -75,15 +75,29 @@ def by_groups(y, pilot, variance, patch, stride, search, group):
     return total / norm
 
 
-def test_the_filter_is_the_groups_dct_shrinkage_written_out(monkeypatch):
-    monkeypatch.setattr(wiener_module, "CHUNK", 300)         # several bands, and their seams
-    monkeypatch.setattr(wiener_module, "MATCH_CHUNK", 200)
+@pytest.mark.parametrize("chunks", [(300, 200), None])   # bands of one row and their seams; one band
+def test_the_filter_is_the_groups_dct_shrinkage_written_out(monkeypatch, chunks):
+    if chunks:
+        monkeypatch.setattr(wiener_module, "CHUNK", chunks[0])
+        monkeypatch.setattr(wiener_module, "MATCH_CHUNK", chunks[1])
     rng = np.random.default_rng(5)
     y, pilot = rng.random((2, 19, 23))
     variance = 0.01 + 0.02 * rng.random((19, 23))
     out = empirical_wiener(torch.tensor(y)[None, None], torch.tensor(pilot)[None, None],
                            torch.tensor(variance)[None, None], patch=4, stride=3, search=3, group=5)
     assert np.abs(out[0, 0].numpy() - by_groups(y, pilot, variance, 4, 3, 3, 5)).max() < 1e-5
+
+
+def test_colour_is_the_luminance_in_groups_and_the_colour_differences_in_windows():
+    generator = torch.Generator().manual_seed(6)
+    y, pilot = torch.rand(2, 1, 3, 30, 27, generator=generator)
+    opponent = wiener_module._opponent(torch.device("cpu"))
+    yo, po = (torch.einsum("kc,nchw->nkhw", opponent, t) for t in (y, pilot))
+    windows = dict(patch=wiener_module.WINDOW, stride=wiener_module.WINDOW_STRIDE, search=0, group=1)
+    parts = [empirical_wiener(yo[:, :1], po[:, :1], 0.01)] + \
+        [empirical_wiener(yo[:, k:k + 1], po[:, k:k + 1], 0.01, **windows) for k in (1, 2)]
+    expected = torch.einsum("kc,nkhw->nchw", opponent, torch.cat(parts, 1))
+    assert torch.allclose(empirical_wiener(y, pilot, 0.01), expected, atol=1e-5)
 
 
 def test_the_colours_are_filtered_in_an_orthonormal_opponent_space():
@@ -117,6 +131,8 @@ def test_bad_arguments_are_refused():
         empirical_wiener(x, x, 0.01, patch=8, stride=9)
     with pytest.raises(ValueError, match="group"):
         empirical_wiener(x, x, 0.01, group=0)
+    with pytest.raises(ValueError, match="variance"):
+        empirical_wiener(x, x, torch.zeros(1, 1, 16, 16))
 
 
 def test_only_an_observation_of_the_image_itself_is_filtered():
@@ -176,7 +192,6 @@ def test_a_grey_observation_is_filtered_as_the_one_channel_it_is():
     grey = Gaussian(0.1).wiener(to_gray(pilot), y, Denoising())
     assert out.shape == (1, 3, 48, 48)
     assert torch.equal(out, grey.expand(-1, 3, -1, -1))
-
 
 
 def test_a_grey_observation_is_filtered_at_its_own_noise_level():
