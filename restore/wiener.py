@@ -63,6 +63,8 @@ MATCH_CHUNK = 2**24
 WINDOW = 16
 WINDOW_STRIDE = 4
 WINDOW_CHUNK = 512
+#: The blocks, in pixels, whose luminance takes the groups' or the windows' estimate (``select``).
+SELECT_BLOCK = 32
 
 
 @functools.lru_cache(maxsize=8)
@@ -91,7 +93,7 @@ def _references(length: int, stride: int) -> torch.Tensor:
 
 def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tensor | float, *,
                      patch: int = PATCH, stride: int = STRIDE, search: int = SEARCH,
-                     group: int = GROUP) -> torch.Tensor:
+                     group: int = GROUP, select: bool = True) -> torch.Tensor:
     """The empirical Wiener estimate of ``x`` from ``y = x + n`` around ``pilot``.
 
     Parameters
@@ -108,6 +110,10 @@ def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tenso
         The colour differences are filtered in windows of ``WINDOW`` every ``WINDOW_STRIDE``
         pixels. ``group=1`` with ``search=0`` filters every channel in windows of ``patch`` every
         ``stride`` pixels, each alone.
+    select : bool
+        Whether each block of ``SELECT_BLOCK`` pixels of the luminance takes the groups' estimate
+        or the windows', whichever Stein's unbiased risk estimate says is nearer the image (else
+        the groups' everywhere).
 
     Returns
     -------
@@ -131,20 +137,52 @@ def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tenso
         y, pilot = (torch.einsum("kc,nchw->nkhw", colour, t) for t in (y, pilot))
     if group == 1 and search == 0:
         total, norm = _windows(y, pilot, variance, patch, stride)
+        out = total / norm
     else:
-        # An image smaller than a patch is repeated at its edges as far as one patch needs.
-        extra_h, extra_w = max(0, patch - h), max(0, patch - w)
-        lum, lum_pilot, lum_variance = (F.pad(t, (0, extra_w, 0, extra_h), mode="replicate")
-                                        for t in (y[:, :1], pilot[:, :1], variance))
-        sums = [_groups(lum[i], lum_pilot[i], lum_variance[i, 0], patch, stride, search, group) for i in range(n)]
-        total, norm = (torch.stack([s[k] for s in sums])[..., :h, :w] for k in (0, 1))
+        out = _luminance(y[:, :1], pilot[:, :1], variance, patch, stride, search, group, select)
         if c == 3:
             colour_total, colour_norm = _windows(y[:, 1:], pilot[:, 1:], variance, WINDOW, WINDOW_STRIDE)
-            total, norm = torch.cat([total, colour_total], 1), torch.cat([norm, colour_norm], 1)
-    out = total / norm
+            out = torch.cat([out, colour_total / colour_norm], 1)
     if c == 3:
         out = torch.einsum("kc,nkhw->nchw", _opponent(device), out)
     return out
+
+
+def _luminance(y, pilot, variance, patch, stride, search, group, select):
+    """The luminance ``(N, 1, H, W)`` in groups, or, with ``select``, each block of it from the groups
+    or the windows, by Stein's unbiased risk estimate (SURE) of each.
+
+    Around a fixed pilot both filters are linear in ``y``: ``f(y) = J y``, and the expected squared
+    error of ``f(y)`` is that of ``f(y) - y`` less the noise plus twice ``v`` times ``J``'s diagonal,
+    which one random probe ``b`` of signs estimates without bias (``b * J b``), filtered beside ``y``
+    (Ramani, Blu & Unser 2008). Groups repeat what recurs; windows see the slow swell of a smooth
+    surface that 8x8 patches cut up, which at heavy noise is worth more (held-out crops at sigma
+    50: the windows alone 0.2-1.0 dB better on a flower's smooth petals).
+    """
+    n, _, h, w = y.shape
+    if select:
+        # The same probe for every image, so that an image's result does not hang on its batch.
+        generator = torch.Generator(device=y.device).manual_seed(0)
+        probe = torch.randint(0, 2, (1, 1, h, w), generator=generator, device=y.device).float().mul_(2).sub_(1)
+        probe = probe.expand(n, -1, -1, -1)
+        y, pilot = torch.cat([y, probe], 1), torch.cat([pilot, pilot], 1)
+    # An image smaller than a patch is repeated at its edges as far as one patch needs.
+    extra_h, extra_w = max(0, patch - h), max(0, patch - w)
+    padded, padded_pilot, padded_variance = (F.pad(t, (0, extra_w, 0, extra_h), mode="replicate")
+                                             for t in (y, pilot, variance))
+    sums = [_groups(padded[i], padded_pilot[i], padded_variance[i, 0], patch, stride, search, group)
+            for i in range(n)]
+    groups = (torch.stack([s[0] for s in sums]) / torch.stack([s[1] for s in sums]))[..., :h, :w]
+    if not select:
+        return groups
+    total, norm = _windows(y, pilot, variance, WINDOW, WINDOW_STRIDE)
+    windows = total / norm
+    # Each pixel's share of the risk (up to what both have alike), summed over blocks.
+    risk = [F.avg_pool2d((t[:, :1] - y[:, :1]).square() + 2 * variance * probe * t[:, 1:], SELECT_BLOCK,
+                         ceil_mode=True) for t in (groups, windows)]
+    # A block's choice blends into its neighbours' over the block, so no seam shows.
+    take = F.interpolate((risk[1] < risk[0]).float(), size=(h, w), mode="bilinear", align_corners=False)
+    return torch.lerp(groups[:, :1], windows[:, :1], take)
 
 
 def _windows(y, pilot, variance, patch, stride):

@@ -84,8 +84,27 @@ def test_the_filter_is_the_groups_dct_shrinkage_written_out(monkeypatch, chunks)
     y, pilot = rng.random((2, 19, 23))
     variance = 0.01 + 0.02 * rng.random((19, 23))
     out = empirical_wiener(torch.tensor(y)[None, None], torch.tensor(pilot)[None, None],
-                           torch.tensor(variance)[None, None], patch=4, stride=3, search=3, group=5)
+                           torch.tensor(variance)[None, None], patch=4, stride=3, search=3, group=5, select=False)
     assert np.abs(out[0, 0].numpy() - by_groups(y, pilot, variance, 4, 3, 3, 5)).max() < 1e-5
+
+
+def test_each_block_takes_the_estimate_its_risk_estimate_favours():
+    """A smooth swell beside hard stripes, under heavy noise: the windows do better on the first,
+    the groups on the second (measured: 3.1e-4 against 3.5e-4, 1.21e-2 against 9.4e-3), and each
+    half takes the better one, by Stein's unbiased risk estimate, without seeing the image."""
+    rows, columns = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    smooth = 0.5 + 0.3 * torch.sin(columns / 20) * torch.cos(rows / 25)
+    stripes = 0.5 + 0.3 * torch.sign(torch.sin(columns / 2.5 + 0.3 * rows))
+    clean = torch.cat([smooth, stripes], 1)[None, None]
+    y = clean + 0.2 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(7))
+    pilot = torch.nn.functional.avg_pool2d(clean, 3, stride=1, padding=1, count_include_pad=False)
+    groups = empirical_wiener(y, pilot, 0.04, select=False)
+    windows = empirical_wiener(y, pilot, 0.04, patch=16, stride=4, search=0, group=1)
+    chosen = empirical_wiener(y, pilot, 0.04)
+    for half in (slice(0, 64), slice(64, 128)):
+        error = lambda x: float((x[..., half] - clean[..., half]).square().mean())
+        best, worst = sorted([error(groups), error(windows)])
+        assert error(chosen) < 1.05 * best and error(chosen) < worst
 
 
 def test_colour_is_the_luminance_in_groups_and_the_colour_differences_in_windows():
