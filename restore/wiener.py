@@ -47,7 +47,7 @@ from torch.nn import functional as F
 #: every channel in groups of 16, 8 every 3 32.58 33.52  31.05 31.35  29.63 29.70  7.6
 #: luminance in groups, 8 every 3           32.63 33.53  30.90 31.26  29.63 29.70  2.8
 #: luminance in groups, 8 every 4           32.61 33.50  30.89 31.25  29.61 29.68  2.4
-#: and each block the better of it or windows 32.71 33.56 30.91 31.25  29.68 29.71  3.2
+#: each block: groups or windows, by SURE   32.71 33.56  30.91 31.25  29.68 29.71  3.2
 #: ======================================== ============ ============ ============ =====
 #:
 #: At sigma 15 and 50 the groups (last row) against the windows alone: 35.03 / 29.23 against
