@@ -71,7 +71,8 @@ MATCH_CHUNK = 2**24
 WINDOW = 16
 WINDOW_STRIDE = 4
 WINDOW_CHUNK = 512
-#: The blocks, in pixels, whose luminance takes the groups' or the windows' estimate (``select``).
+#: The blocks, in pixels, whose luminance takes the groups' or the windows' estimate (``select``);
+#: blocks of 16 or 64 scored within 0.03 dB of these on every held-out set of the table above.
 SELECT_BLOCK = 32
 
 
