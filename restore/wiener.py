@@ -174,7 +174,7 @@ def _luminance(y, pilot, variance, patch, stride, search, group, select):
         generator = torch.Generator(device=y.device).manual_seed(0)
         probe = torch.randint(0, 2, (1, 1, h, w), generator=generator, device=y.device).float().mul_(2).sub_(1)
         probe = probe.expand(n, -1, -1, -1)
-        y, pilot = torch.cat([y, probe], 1), torch.cat([pilot, pilot], 1)
+        y = torch.cat([y, probe], 1)              # the probe is filtered with the image's own shares
     # An image smaller than a patch is repeated at its edges as far as one patch needs.
     extra_h, extra_w = max(0, patch - h), max(0, patch - w)
     padded, padded_pilot, padded_variance = (F.pad(t, (0, extra_w, 0, extra_h), mode="replicate")
@@ -196,8 +196,8 @@ def _luminance(y, pilot, variance, patch, stride, search, group, select):
 
 def _windows(y, pilot, variance, patch, stride):
     """The filter without groups, every window filtered alone, of ``(N, C, H, W)`` in the opponent
-    space and ``variance (N, 1, H, W)``: the sums of the windows' weighted estimates and of their
-    weights, ``(N, C, H, W)`` each."""
+    space and ``variance (N, 1, H, W)``, around ``pilot`` of C channels or of one that all share:
+    the sums of the windows' weighted estimates and of their weights, ``(N, C, H, W)`` each."""
     n, c, h, w = y.shape
     device = y.device
     # Windows from the first pixel, and the edges repeated only as far as the last window needs
@@ -224,14 +224,15 @@ def _windows(y, pilot, variance, patch, stride):
             weight = (v * torch.einsum("cal,cal->cl", share, share)).clamp_min_(1e-12).reciprocal_()   # (C, L)
             estimate = _dct2(cy.mul_(share).mul_(weight[:, None]), dct.T)
             total[i, :, top:bottom] += F.fold(estimate, (bottom - top, y.shape[-1]), patch, stride=stride)[:, 0]
-            norm[i, :, top:bottom] += F.conv_transpose2d(weight.reshape(c, 1, last - first, columns), ones,
+            norm[i, :, top:bottom] += F.conv_transpose2d(weight.expand(c, -1).reshape(c, 1, last - first, columns), ones,
                                                          stride=stride)[:, 0]
     return total[..., :h, :w], norm[..., :h, :w]
 
 
 def _groups(y, pilot, variance, patch, stride, search, group):
-    """The filter in groups of one image's channels ``(C, H, W)`` (the luminance), ``variance (H, W)``:
-    the sums of the patches' weighted estimates and of their weights, ``(C, H, W)`` each."""
+    """The filter in groups of one image's channels ``(C, H, W)`` (the luminance), ``variance (H, W)``,
+    around ``pilot`` of C channels or of one that all share (matched on its first): the sums of the
+    patches' weighted estimates and of their weights, ``(C, H, W)`` each."""
     c, h, w = y.shape
     device = y.device
     rows, columns = h - patch + 1, w - patch + 1                        # patches' first pixels
@@ -278,7 +279,7 @@ def _filter_groups(y, pilot, noise, matches, group, total, norm):
     # Summed where patches coincide, still as coefficients: the 2-D DCT's inverse is linear.
     gathered = torch.zeros_like(coefficients[0]).index_add_(2, flat.reshape(-1), estimate.flatten(2))
     weights = torch.zeros(c, coefficients[0].shape[2], device=device).index_add_(
-        1, flat.reshape(-1), weight[..., None].expand(-1, -1, -1, group).reshape(c, -1))
+        1, flat.reshape(-1), weight[..., None].expand(c, -1, -1, group).reshape(c, -1))
     total[:, cut] += _patch_dct_inverse(gathered, (cut.stop - cut.start, w))
     norm[:, cut] += F.conv_transpose2d(weights.reshape(c, 1, bottom - top, columns),
                                        torch.ones(1, 1, patch, patch, device=device))[:, 0]
