@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import torch
 
+from .fidelity import anscombe, anscombe_inverse
 from .images import to_integer
 from .resize import imresize
 
@@ -40,7 +41,6 @@ def anscombe_bm3d(noisy: np.ndarray, a: float, b: float) -> np.ndarray:
     """BM3D under Poisson-Gaussian noise of variance ``a x + b``: the generalised Anscombe transform
     makes the noise unit-variance, BM3D removes it, and the closed-form approximation of the exact
     unbiased inverse brings it back (Makitalo & Foi 2013). ``a > 0``."""
-    from .fidelity import anscombe, anscombe_inverse
     stable = anscombe(noisy.astype(np.float64), a, b)
     top = float(stable.max()) or 1.0
     smooth = bm3d((stable / top).astype(np.float32), 255 / top).astype(np.float64) * top

@@ -254,7 +254,7 @@ def anscombe_inverse_slope(d, a: float, b: float):
     below = d < ANSCOMBE_FLOOR
     d = d.clip(min=ANSCOMBE_FLOOR)
     slope = (d / 2 - 1.5**0.5 / (4 * d**2) + 11 / (4 * d**3) - 15 * 1.5**0.5 / (8 * d**4)) * a
-    return slope * (1 - below * 1.0)
+    return slope * ~below
 
 
 class JPEGConstraint(DataTerm):
