@@ -13,14 +13,15 @@ al. 2007) does with its own first stage as the pilot:
 * the patches go back to their places, averaged with the weights ``1 / (v * sum(share^2))``.
 
 Colours are filtered in an orthonormal opponent space, where white noise stays white at the
-same level: the luminance in groups, the two colour differences (smooth, and a third of the
-work each) in overlapping windows of 16 x 16 filtered alone (the filter with groups of one
-patch and no search, but for the image's edges: windows reach them by repeating the last
-pixels, references by a last reference flush with the edge).
+same level: the luminance and the two colour differences each in the groups matched on the
+luminance, as BM3D matches on its Y channel.
 
-The luminance is also filtered in those windows, and each block of 32 x 32 pixels takes
-whichever of the two estimates Stein's unbiased risk estimate says is nearer the image: groups
-gather what recurs, windows the slow swell of a smooth surface.
+Every channel is also filtered in overlapping windows of 16 x 16, each window alone (the filter
+with groups of one patch and no search, but for the image's edges: windows reach them by
+repeating the last pixels, references by a last reference flush with the edge), and each block
+of 32 x 32 pixels of each channel takes whichever of the two estimates Stein's unbiased risk
+estimate says is nearer the image: groups gather what recurs, windows the slow swell of a
+smooth surface.
 
 Where a prior's estimate misses texture the noise did not hide, the filter gives it back from
 the data, from every patch that repeats it; where the estimate is right, it barely moves. Pure
@@ -48,7 +49,16 @@ from torch.nn import functional as F
 #: luminance in groups, 8 every 3           32.63 33.53  30.90 31.26  29.63 29.70  2.8
 #: luminance in groups, 8 every 4           32.61 33.50  30.89 31.25  29.61 29.68  2.4
 #: each block: groups or windows, by SURE   32.71 33.56  30.91 31.25  29.68 29.71  3.2
+#: ... every channel in groups and windows  32.82 33.84  31.07 31.73  (one)        4.8
 #: ======================================== ============ ============ ============ =====
+#:
+#: The last row is every channel matched on the luminance, each block of each channel choosing;
+#: its sensor columns are with the colour photographs' noise made white (restore.fidelity), under
+#: which the row before it scores 33.76 and 31.57 (and at sigma 15 / 50 on the 128px crops 35.09 /
+#: 29.40 against 35.16 / 29.51). A grey image is one channel, as before. Its seconds are after the
+#: groups came to gather each patch's pixels before its transform (rather than transforming every
+#: patch of a band), which took the row before it from 4.7-5.7 s/MP on the same machine that day
+#: to 3.5.
 #:
 #: At sigma 15 and 50 the groups (last row) against the windows alone: 35.03 / 29.23 against
 #: 34.93 / 29.07 on the 128px crops, 33.62 / 27.25 against 33.46 / 26.94 on the 256px ones, and
@@ -66,12 +76,11 @@ GROUP = 16
 CHUNK = 2**22
 #: Candidate distances held at a time (about).
 MATCH_CHUNK = 2**24
-#: The colour differences' windows, side and stride (smooth, they gain little from groups), and
-#: the windows filtered at a time (about).
+#: The windows' side and stride, and the windows filtered at a time (about).
 WINDOW = 16
 WINDOW_STRIDE = 4
 WINDOW_CHUNK = 512
-#: The blocks, in pixels, whose luminance takes the groups' or the windows' estimate (``select``);
+#: The blocks, in pixels, that take the groups' or the windows' estimate (``select``);
 #: blocks of 16 or 64 scored within 0.03 dB of these on every held-out set of the table above.
 SELECT_BLOCK = 32
 
@@ -115,14 +124,13 @@ def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tenso
     patch, stride, search, group : int
         Patch side, pixels between reference patches (at most ``patch``), the farthest a match
         lies from its reference along each axis (0 or more), and the patches in a group (1 or
-        more; fewer where the image holds fewer): the luminance's (or the one channel's) groups.
-        The colour differences are filtered in windows of ``WINDOW`` every ``WINDOW_STRIDE``
-        pixels. ``group=1`` with ``search=0`` filters every channel in windows of ``patch`` every
-        ``stride`` pixels, each alone.
+        more; fewer where the image holds fewer): every channel's groups, matched on the
+        luminance (or the one channel). ``group=1`` with ``search=0`` filters every channel in
+        windows of ``patch`` every ``stride`` pixels, each alone.
     select : bool
-        Whether each block of ``SELECT_BLOCK`` pixels of the luminance takes the groups' estimate
-        or the windows', whichever Stein's unbiased risk estimate says is nearer the image (else
-        the groups' everywhere).
+        Whether each block of ``SELECT_BLOCK`` pixels of each channel takes the groups' estimate
+        or that of windows of ``WINDOW`` every ``WINDOW_STRIDE`` pixels, whichever Stein's unbiased
+        risk estimate says is nearer the image (else the groups' everywhere).
 
     Returns
     -------
@@ -148,18 +156,16 @@ def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tenso
         total, norm = _windows(y, pilot, variance, patch, stride)
         out = total / norm
     else:
-        out = _luminance(y[:, :1], pilot[:, :1], variance, patch, stride, search, group, select)
-        if c == 3:
-            colour_total, colour_norm = _windows(y[:, 1:], pilot[:, 1:], variance, WINDOW, WINDOW_STRIDE)
-            out = torch.cat([out, colour_total / colour_norm], 1)
+        out = _chosen(y, pilot, variance, patch, stride, search, group, select)
     if c == 3:
         out = torch.einsum("kc,nkhw->nchw", _opponent(device), out)
     return out
 
 
-def _luminance(y, pilot, variance, patch, stride, search, group, select):
-    """The luminance ``(N, 1, H, W)`` in groups, or, with ``select``, each block of it from the groups
-    or the windows, by Stein's unbiased risk estimate (SURE) of each.
+def _chosen(y, pilot, variance, patch, stride, search, group, select):
+    """Every channel of ``(N, C, H, W)`` in groups matched on the first (the luminance), or, with
+    ``select``, each block of each channel from the groups or the windows, by Stein's unbiased risk
+    estimate (SURE) of each.
 
     Around a fixed pilot both filters are linear in ``y``: ``f(y) = J y``, and the expected squared
     error of ``f(y)`` is that of ``f(y) - y`` less the noise plus twice ``v`` times ``J``'s diagonal,
@@ -168,13 +174,14 @@ def _luminance(y, pilot, variance, patch, stride, search, group, select):
     surface that 8x8 patches cut up, which at heavy noise is worth more (held-out crops at sigma
     50: the windows alone 0.2-1.0 dB better on a flower's smooth petals).
     """
-    n, _, h, w = y.shape
+    n, c, h, w = y.shape
     if select:
-        # The same probe for every image, so that an image's result does not hang on its batch.
+        # The same probe for every image, so that an image's result does not hang on its batch; one
+        # for every channel, each filtered with that channel's shares.
         generator = torch.Generator(device=y.device).manual_seed(0)
         probe = torch.randint(0, 2, (1, 1, h, w), generator=generator, device=y.device).float().mul_(2).sub_(1)
-        probe = probe.expand(n, -1, -1, -1)
-        y = torch.cat([y, probe], 1)              # the probe is filtered with the image's own shares
+        probe = probe.expand(n, c, -1, -1)
+        y = torch.cat([y, probe], 1)
     # An image smaller than a patch is repeated at its edges as far as one patch needs.
     extra_h, extra_w = max(0, patch - h), max(0, patch - w)
     padded, padded_pilot, padded_variance = (F.pad(t, (0, extra_w, 0, extra_h), mode="replicate")
@@ -187,16 +194,16 @@ def _luminance(y, pilot, variance, patch, stride, search, group, select):
     total, norm = _windows(y, pilot, variance, WINDOW, WINDOW_STRIDE)
     windows = total / norm
     # Each pixel's share of the risk (up to what both have alike), summed over blocks.
-    risk = [F.avg_pool2d((t[:, :1] - y[:, :1]).square() + 2 * variance * probe * t[:, 1:], SELECT_BLOCK,
+    risk = [F.avg_pool2d((t[:, :c] - y[:, :c]).square() + 2 * variance * probe * t[:, c:], SELECT_BLOCK,
                          ceil_mode=True) for t in (groups, windows)]
     # A block's choice blends into its neighbours' over the block, so no seam shows.
     take = F.interpolate((risk[1] < risk[0]).float(), size=(h, w), mode="bilinear", align_corners=False)
-    return torch.lerp(groups[:, :1], windows[:, :1], take)
+    return torch.lerp(groups[:, :c], windows[:, :c], take)
 
 
 def _windows(y, pilot, variance, patch, stride):
     """The filter without groups, every window filtered alone, of ``(N, C, H, W)`` in the opponent
-    space and ``variance (N, 1, H, W)``, around ``pilot`` of C channels or of one that all share:
+    space and ``variance (N, 1, H, W)``, around ``pilot`` of C channels or of a divisor of C, repeated:
     the sums of the windows' weighted estimates and of their weights, ``(N, C, H, W)`` each."""
     n, c, h, w = y.shape
     device = y.device
@@ -221,18 +228,21 @@ def _windows(y, pilot, variance, patch, stride):
             share = share.square_()
             share = share.div_(share + v)
             share[:, 0] = 1
-            weight = (v * torch.einsum("cal,cal->cl", share, share)).clamp_min_(1e-12).reciprocal_()   # (C, L)
-            estimate = _dct2(cy.mul_(share).mul_(weight[:, None]), dct.T)
+            weight = (v * torch.einsum("cal,cal->cl", share, share)).clamp_min_(1e-12).reciprocal_()   # (Cp, L)
+            # y's channels are the pilot's, repeated (a probe's beside the image's): each takes its shares.
+            weight = weight.expand(c // weight.shape[0], -1, -1).reshape(c, -1)
+            cy = cy.view(-1, *share.shape).mul_(share).view_as(cy)
+            estimate = _dct2(cy.mul_(weight[:, None]), dct.T)
             total[i, :, top:bottom] += F.fold(estimate, (bottom - top, y.shape[-1]), patch, stride=stride)[:, 0]
-            norm[i, :, top:bottom] += F.conv_transpose2d(weight.expand(c, -1).reshape(c, 1, last - first, columns), ones,
+            norm[i, :, top:bottom] += F.conv_transpose2d(weight.reshape(c, 1, last - first, columns), ones,
                                                          stride=stride)[:, 0]
     return total[..., :h, :w], norm[..., :h, :w]
 
 
 def _groups(y, pilot, variance, patch, stride, search, group):
-    """The filter in groups of one image's channels ``(C, H, W)`` (the luminance), ``variance (H, W)``,
-    around ``pilot`` of C channels or of one that all share (matched on its first): the sums of the
-    patches' weighted estimates and of their weights, ``(C, H, W)`` each."""
+    """The filter in groups of one image's channels ``(C, H, W)``, ``variance (H, W)``, around ``pilot``
+    of C channels or of a divisor of C, repeated (matched on its first): the sums of the patches'
+    weighted estimates and of their weights, ``(C, H, W)`` each."""
     c, h, w = y.shape
     device = y.device
     rows, columns = h - patch + 1, w - patch + 1                        # patches' first pixels
@@ -241,7 +251,7 @@ def _groups(y, pilot, variance, patch, stride, search, group):
     first_rows, first_columns = _references(rows, stride).to(device), _references(columns, stride).to(device)
     noise = F.avg_pool2d(variance[None, None], patch, stride=1)[0, 0]   # (rows, columns): each patch's mean
     total = torch.zeros(c, h, w, device=device)
-    norm = torch.zeros(c, h, w, device=device)
+    norm = torch.zeros(pilot.shape[0], h, w, device=device)
     # Matched in bands of reference rows (all candidates' distances at once), filtered in smaller ones.
     rows_matched = max(1, MATCH_CHUNK // ((2 * search + 1) ** 2 * len(first_columns)))
     rows_filtered = max(1, CHUNK // (len(first_columns) * group * c * patch * patch))
@@ -252,37 +262,36 @@ def _groups(y, pilot, variance, patch, stride, search, group):
         matches[..., 0] += top                                           # (refs, columns, group, 2)
         for part in range(0, len(refs), rows_filtered):
             _filter_groups(y, pilot, noise, matches[part:part + rows_filtered], group, total, norm)
-    return total, norm
+    return total, norm.repeat(c // norm.shape[0], 1, 1)
 
 
 def _filter_groups(y, pilot, noise, matches, group, total, norm):
     """Filter the groups of patches whose first pixels are ``matches`` ``(refs, columns, group, 2)``,
-    adding their estimates and weights into ``total`` and ``norm``."""
-    c, _, w = y.shape
-    patch = y.shape[1] - noise.shape[0] + 1
-    columns = noise.shape[1]
+    adding their estimates and weights into ``total`` ``(C, H, W)`` and ``norm`` ``(Cp, H, W)``."""
+    c, h, w = y.shape
+    patch = h - noise.shape[0] + 1
     device = y.device
-    across = _dct_matrix(group, device)
-    top, bottom = int(matches[..., 0].min()), int(matches[..., 0].max()) + 1     # patch rows drawn on
-    cut = slice(top, bottom + patch - 1)
-    flat = (matches[..., 0] - top) * columns + matches[..., 1]                  # (refs, columns, group)
-    refs, count = flat.shape[:2]
-    coefficients = [_patch_dct(t[:, cut], patch) for t in (y, pilot)]   # (C, patch^2, patches)
+    across, dct = _dct_matrix(group, device), _dct_matrix(patch, device)
+    # Each patch's pixels, gathered where it lies: (p^2, refs, columns, group) indices into the image.
+    within = torch.arange(patch, device=device)
+    offsets = (within[:, None] * w + within[None, :]).reshape(-1, 1, 1, 1)
+    pixels = offsets + (matches[..., 0] * w + matches[..., 1])
+    shape = pixels.shape
     # Each group's 3-D transform: the patches' 2-D DCTs, then a DCT across the group.
-    cy, cp = (t[:, :, flat] @ across.T for t in coefficients)                   # (C, p^2, refs, columns, group)
+    cy, cp = (_dct2(t.reshape(t.shape[0], -1)[:, pixels].reshape(t.shape[0], patch * patch, -1), dct)
+              .reshape(t.shape[0], *shape) @ across.T for t in (y, pilot))         # (C, p^2, refs, columns, group)
     v = noise[matches[..., 0], matches[..., 1]].mean(-1)[..., None]               # (refs, columns, 1)
     share = cp.square_()
     share = share.div_(share + v)
     share[:, 0, ..., 0] = 1                     # the group's mean stays the observation's
-    weight = (v[..., 0] * share.square().sum((1, 4))).clamp_min_(1e-12).reciprocal_()   # (C, refs, columns)
-    estimate = (cy.mul_(share) @ across).mul_(weight[:, None, :, :, None])
-    # Summed where patches coincide, still as coefficients: the 2-D DCT's inverse is linear.
-    gathered = torch.zeros_like(coefficients[0]).index_add_(2, flat.reshape(-1), estimate.flatten(2))
-    weights = torch.zeros(c, coefficients[0].shape[2], device=device).index_add_(
-        1, flat.reshape(-1), weight[..., None].expand(c, -1, -1, group).reshape(c, -1))
-    total[:, cut] += _patch_dct_inverse(gathered, (cut.stop - cut.start, w))
-    norm[:, cut] += F.conv_transpose2d(weights.reshape(c, 1, bottom - top, columns),
-                                       torch.ones(1, 1, patch, patch, device=device))[:, 0]
+    weight = (v[..., 0] * share.square().sum((1, 4))).clamp_min_(1e-12).reciprocal_()   # (Cp, refs, columns)
+    # y's channels are the pilot's, repeated (a probe's beside the image's): each takes its shares.
+    cy = cy.view(-1, *share.shape).mul_(share).view_as(cy)
+    estimate = (cy @ across).view(-1, *share.shape).mul_(weight[:, None, :, :, None]).view_as(cy)
+    estimate = _dct2(estimate.reshape(c, patch * patch, -1), dct.T)
+    total.view(c, -1).index_add_(1, pixels.reshape(-1), estimate.reshape(c, -1))
+    norm.view(norm.shape[0], -1).index_add_(1, pixels.reshape(-1), weight[:, None, :, :, None].expand(
+        -1, patch * patch, -1, -1, group).reshape(norm.shape[0], -1))
 
 
 def _dct2(patches: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
