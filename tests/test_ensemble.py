@@ -72,14 +72,18 @@ def test_a_searching_task_turns_its_mask_with_the_image_and_keeps_every_pixel_it
     assert (four[~mask] == damaged[~mask]).all()
 
 
-def test_the_ensemble_restores_photographs_better_than_one_turn():
+def test_the_ensemble_restores_photographs_better_than_one_turn(monkeypatch):
     clean = np.round(read_image(f"{SAMPLES}/butterfly.png").pixels[32:160, 48:176] * 255).astype(np.uint8)
     for photo in (clean, recoloured_photo()):
         damaged = noisy(photo, 25)
         one, eight = (restore.denoise(damaged, sigma=25, ensemble=n) for n in (1, 8))
-        # Measured: +0.09 and +0.06 dB (before the data's Wiener filter followed the solver, +0.2 and more;
-        # the filter gives back much of what the turns used to).
-        assert psnr(photo, eight) > psnr(photo, one) + 0.03
+        # Measured: +0.036 and +0.015 dB. The data's Wiener filter, in two passes on colour, gives
+        # back most of what the turns add to the prior's estimate (+0.30 and +0.25 without it).
+        assert psnr(photo, eight) > psnr(photo, one)
+        with monkeypatch.context() as patch:
+            without_data_filter(patch)
+            one, eight = (restore.denoise(damaged, sigma=25, ensemble=n) for n in (1, 8))
+        assert psnr(photo, eight) > psnr(photo, one) + 0.15
 
 
 def test_the_ensemble_keeps_saturated_colours_and_the_jpeg_files_set():

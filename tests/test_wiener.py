@@ -261,3 +261,31 @@ def test_a_grey_observation_is_filtered_at_its_own_noise_level():
     as_colour = empirical_wiener(y.expand(-1, 3, -1, -1), clean.expand(-1, 3, -1, -1), 0.01)
     error = lambda x: float((x[:, :1] - clean).square().mean())
     assert error(grey) < 0.8 * error(as_colour)
+
+
+def one_pass(patch):
+    """Restorations with a single pass of the data's Wiener filter, whatever the image."""
+    from restore.reconstructor import Reconstructor
+    filtered = Reconstructor._filtered
+    patch.setattr(Reconstructor, "_filtered",
+                  lambda self, result, y, physics, data, passes: filtered(self, result, y, physics, data, passes=1))
+
+
+def test_a_colour_photograph_takes_a_second_pass_around_the_first(monkeypatch):
+    """The prior's colour differences are a weaker pilot than the filter's own first estimate
+    (measured at sigma 15: +0.73 and +0.65 dB on these two)."""
+    for clean in (np.round(photo(128)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8), recoloured_photo()):
+        damaged = noisy(clean, 15)
+        two = psnr(clean, restore.denoise(damaged, sigma=15))
+        with monkeypatch.context() as patch:
+            one_pass(patch)
+            one = psnr(clean, restore.denoise(damaged, sigma=15))
+        assert two > one + 0.3
+
+
+def test_a_grey_photograph_takes_one_pass(monkeypatch):
+    clean = np.round(photo(64)[0].mean(0).numpy() * 255).astype(np.uint8)[:, :, None]
+    damaged = np.repeat(noisy(clean, 15), 3, 2)
+    default = restore.denoise(damaged, sigma=15)
+    one_pass(monkeypatch)
+    assert np.array_equal(default, restore.denoise(damaged, sigma=15))
