@@ -200,6 +200,18 @@ def test_only_an_observation_of_the_image_itself_is_filtered():
     assert not torch.equal(PoissonGaussian(1 / 40, 0.0004).wiener(x, y, Denoising()), x)
 
 
+def test_a_sensors_filter_reads_the_noise_levels_at_the_pilot():
+    """The pilot's levels are nearer the image's than the noisy observation's (held-out crops:
+    +0.01 to +0.03 dB); the two differ, so reading the observation's would change the output."""
+    x = photo(48)
+    y = poisson_gaussian(x.numpy(), 1 / 40, 0.0004, np.random.default_rng(5)).clip(0, 1)
+    y = torch.from_numpy(y).float()
+    term = PoissonGaussian(1 / 40, 0.0004)
+    out = term.wiener(x, y, Denoising())
+    assert torch.equal(out, term.gaussian(x).wiener(x, y, Denoising()))
+    assert (out - term.gaussian(y).wiener(x, y, Denoising())).abs().max() > 1e-3
+
+
 def test_a_saturated_colour_stays_where_the_clipped_noise_puts_it():
     """The file's clipping moves a saturated colour's noisy mean inwards; the filter reads the
     observation less that shift, so a right pilot keeps the colour (0.8 levels off; without, 9.8)."""
