@@ -40,6 +40,9 @@ class DataTerm(ABC):
 
     #: Whether ``value`` is finite and differentiable everywhere (the latent-only solver needs it).
     differentiable: bool = True
+    #: Whether the noise is white and of one level in every pixel and channel (a colour image's
+    #: Wiener filter then takes a second pass: restore.reconstructor).
+    white: bool = False
     #: Whether an encoder told the context may read ``precision`` as the level of the noise
     #: (:func:`restore.solver.encoder_context`).
     noise_like: bool = True
@@ -102,6 +105,11 @@ class Gaussian(DataTerm):
     def per_pixel(self) -> bool:
         return torch.is_tensor(self.sigma) and self.sigma.numel() > 1
 
+    @property
+    def white(self) -> bool:
+        """One level over each image's pixels and channels (one for the batch, or one per image)."""
+        return not self.per_pixel or (self.sigma.dim() == 4 and tuple(self.sigma.shape[1:]) == (1, 1, 1))
+
     def _sigma(self, like: torch.Tensor):
         # One level stays a Python number: a device tensor would make every x-step wait for the device.
         if not torch.is_tensor(self.sigma):
@@ -129,10 +137,11 @@ class Gaussian(DataTerm):
         are clipped to [0, 1], which moves a saturated colour's noisy mean inwards: the filter
         reads ``y`` less that shift, as the pilot would have it (:func:`clipped_mean`).
 
-        Measured on 12 held-out 128x128 crops (never the benchmark), photo prior: 30.78 -> 32.61 dB
-        at sigma 25 (32.61 -> 35.03 at 15, 28.30 -> 29.23 at 50, a sensor's noise 31.78 -> 33.50);
-        without the clipping's shift (an earlier form, windows of 8 every 2 pixels), 29.60 at sigma
-        25, below the pilot.
+        Measured on 12 held-out 128x128 crops (never the benchmark), photo prior: 30.78 -> 33.07 dB
+        at sigma 25 (32.61 -> 35.63 at 15, 28.30 -> 29.50 at 50, a sensor's noise 31.78 -> 33.90),
+        a colour image in two passes (restore.reconstructor); in the filter's first form, every
+        window alone, 32.61 at sigma 25. Without the clipping's shift (an earlier form, windows of 8
+        every 2 pixels), 29.60 at sigma 25, below the pilot.
         """
         if not isinstance(physics, Denoising):
             return pilot
@@ -200,8 +209,10 @@ class PoissonGaussian(DataTerm):
     def wiener(self, pilot, y, physics):
         """The Gaussian term's filter at the pilot's levels, not the observation's: the pilot's are
         nearer the image's (held-out crops, 6 of 256px / 12 of 128px, the benchmark's sensor noise:
-        +0.03 / +0.02 dB in colour, +0.02 / +0.01 grey, against the observation's)."""
-        return self.gaussian(pilot).wiener(pilot, y, physics)
+        +0.03 / +0.02 dB in colour, +0.02 / +0.01 grey, against the observation's). A grey
+        observation's levels are its grey's, where a colour prior's pilot may tint."""
+        levels = to_gray(pilot).expand_as(pilot) if is_grey(y) else pilot
+        return self.gaussian(levels).wiener(pilot, y, physics)
 
     def stabilised(self, physics):
         """The generalised Anscombe transform (:func:`anscombe`), where the observation is the image

@@ -52,22 +52,22 @@ from torch.nn import functional as F
 #: ... every channel in groups and windows  32.82 33.84  31.07 31.73  (one)        4.8
 #: ======================================== ============ ============ ============ =====
 #:
+#: Every row is one pass of the filter (a colour photograph now takes two: restore.reconstructor).
 #: The last row is every channel matched on the luminance, each block of each channel choosing;
 #: its sensor columns are with the colour photographs' noise made white (restore.fidelity), under
-#: which the row before it scores 33.76 and 31.57 (and at sigma 15 / 50 on the 128px crops 35.09 /
-#: 29.40 against 35.16 / 29.51). A grey image is one channel, as before. Its seconds are after the
-#: groups came to gather each patch's pixels before its transform (rather than transforming every
-#: patch of a band), which took the row before it from 4.7-5.7 s/MP on the same machine that day
-#: to 3.5.
+#: which the row of SURE scores 33.76 and 31.57 (and at sigma 15 / 50 on the 128px crops 35.09 /
+#: 29.40 against 35.16 / 29.51); the other rows' sensor columns are from before that. A grey image
+#: is one channel, as before. The last row's seconds were taken after the groups came to gather each
+#: patch's pixels before its transform (rather than transforming every patch of a band), which took
+#: the row of SURE from 4.7-5.7 to 3.5 s/MP in runs of that day (its 3.2 is an earlier day's).
 #:
-#: At sigma 15 and 50 the groups (last row) against the windows alone: 35.03 / 29.23 against
-#: 34.93 / 29.07 on the 128px crops, 33.62 / 27.25 against 33.46 / 26.94 on the 256px ones, and
-#: 32.29 / 25.94 against 31.99 / 25.63 grey. The windows do better only on the smoothest crops
-#: under the heaviest noise (a flower's petals at sigma 50: 0.4 to 1.0 dB), which the choice by
-#: blocks (last row) gives back: 29.23 -> 29.40 at sigma 50 on the 128px crops, 25.94 -> 26.05
-#: grey (choosing with the true error instead: 29.42 and 26.08). A search of 6 cost 0.03 dB;
-#: groups of 8, 0.1; patches of 12, nothing measurable. The sensor's columns are before its
-#: colour photographs came to be restored where their noise is white (restore.fidelity).
+#: At sigma 15 and 50 the luminance in groups (8 every 4) against the windows alone: 35.03 / 29.23
+#: against 34.93 / 29.07 on the 128px crops, 33.62 / 27.25 against 33.46 / 26.94 on the 256px
+#: ones, and 32.29 / 25.94 against 31.99 / 25.63 grey. The windows do better only on the smoothest
+#: crops under the heaviest noise (a flower's petals at sigma 50: 0.4 to 1.0 dB), which the choice
+#: by blocks (the row of SURE) gives back: 29.23 -> 29.40 at sigma 50 on the 128px crops, 25.94 ->
+#: 26.05 grey (choosing with the true error instead: 29.42 and 26.08). A search of 6 cost 0.03 dB;
+#: groups of 8, 0.1; patches of 12, nothing measurable.
 PATCH = 8
 STRIDE = 4
 SEARCH = 8
@@ -150,19 +150,19 @@ def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tenso
     y, pilot = y.float(), pilot.float()
     variance = torch.as_tensor(variance, dtype=torch.float32, device=device).expand(n, 1, h, w)
     if c == 3:
-        colour = _opponent(device)
-        y, pilot = (torch.einsum("kc,nchw->nkhw", colour, t) for t in (y, pilot))
+        opponent = _opponent(device)
+        y, pilot = (torch.einsum("kc,nchw->nkhw", opponent, t) for t in (y, pilot))
     if group == 1 and search == 0:
         total, norm = _windows(y, pilot, variance, patch, stride)
         out = total / norm
     else:
-        out = _chosen(y, pilot, variance, patch, stride, search, group, select)
+        out = _groups_or_windows(y, pilot, variance, patch, stride, search, group, select)
     if c == 3:
-        out = torch.einsum("kc,nkhw->nchw", _opponent(device), out)
+        out = torch.einsum("kc,nkhw->nchw", opponent, out)
     return out
 
 
-def _chosen(y, pilot, variance, patch, stride, search, group, select):
+def _groups_or_windows(y, pilot, variance, patch, stride, search, group, select):
     """Every channel of ``(N, C, H, W)`` in groups matched on the first (the luminance), or, with
     ``select``, each block of each channel from the groups or the windows, by Stein's unbiased risk
     estimate (SURE) of each.
@@ -172,12 +172,12 @@ def _chosen(y, pilot, variance, patch, stride, search, group, select):
     which one random probe ``b`` of signs estimates without bias (``b * J b``), filtered beside ``y``
     (Ramani, Blu & Unser 2008). Groups repeat what recurs; windows see the slow swell of a smooth
     surface that 8x8 patches cut up, which at heavy noise is worth more (held-out crops at sigma
-    50: the windows alone 0.2-1.0 dB better on a flower's smooth petals).
+    50: the windows alone 0.4-1.0 dB better on a flower's smooth petals).
     """
     n, c, h, w = y.shape
     if select:
-        # The same probe for every image, so that an image's result does not hang on its batch; one
-        # for every channel, each filtered with that channel's shares.
+        # The same probe for every image, so that an image's result does not hang on its batch, and
+        # for every channel: each channel's copy of it is filtered with that channel's shares.
         generator = torch.Generator(device=y.device).manual_seed(0)
         probe = torch.randint(0, 2, (1, 1, h, w), generator=generator, device=y.device).float().mul_(2).sub_(1)
         probe = probe.expand(n, c, -1, -1)
@@ -193,12 +193,18 @@ def _chosen(y, pilot, variance, patch, stride, search, group, select):
         return groups
     total, norm = _windows(y, pilot, variance, WINDOW, WINDOW_STRIDE)
     windows = total / norm
-    # Each pixel's share of the risk (up to what both have alike), summed over blocks.
-    risk = [F.avg_pool2d((t[:, :c] - y[:, :c]).square() + 2 * variance * probe * t[:, c:], SELECT_BLOCK,
-                         ceil_mode=True) for t in (groups, windows)]
-    # A block's choice blends into its neighbours' over the block, so no seam shows.
-    take = F.interpolate((risk[1] < risk[0]).float(), size=(h, w), mode="bilinear", align_corners=False)
-    return torch.lerp(groups[:, :c], windows[:, :c], take)
+    # Each pixel's share of the risk (up to what both have alike), averaged over each block.
+    risk_groups, risk_windows = (
+        F.avg_pool2d((t[:, :c] - y[:, :c]).square() + 2 * variance * probe * t[:, c:], SELECT_BLOCK,
+                     ceil_mode=True) for t in (groups, windows))
+    return torch.lerp(groups[:, :c], windows[:, :c], _blended((risk_windows < risk_groups).float(), h, w))
+
+
+def _blended(choice: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """``(N, C, h, w)``: the choices of blocks of ``SELECT_BLOCK`` pixels from the first (the last
+    ones partial where a side is no multiple of it), ``(N, C, blocks down, blocks across)``, each
+    at its block's centre and blended bilinearly between the centres, so that no seam shows."""
+    return F.interpolate(choice, scale_factor=SELECT_BLOCK, mode="bilinear", align_corners=False)[..., :h, :w]
 
 
 def _windows(y, pilot, variance, patch, stride):
@@ -223,16 +229,10 @@ def _windows(y, pilot, variance, patch, stride):
         for first in range(0, rows, band):
             last = min(rows, first + band)
             top, bottom = first * stride, (last - 1) * stride + patch
-            cy, share = (_dct2(F.unfold(t[i, :, None, top:bottom], patch, stride=stride), dct) for t in (y, pilot))
-            v = noise[i, :, first:last].reshape(1, -1)
-            share = share.square_()
-            share = share.div_(share + v)
-            share[:, 0] = 1
-            weight = (v * torch.einsum("cal,cal->cl", share, share)).clamp_min_(1e-12).reciprocal_()   # (Cp, L)
-            # y's channels are the pilot's, repeated (a probe's beside the image's): each takes its shares.
-            weight = weight.expand(c // weight.shape[0], -1, -1).reshape(c, -1)
-            cy = cy.view(-1, *share.shape).mul_(share).view_as(cy)
-            estimate = _dct2(cy.mul_(weight[:, None]), dct.T)
+            cy, cp = (_dct2(F.unfold(t[i, :, None, top:bottom], patch, stride=stride), dct) for t in (y, pilot))
+            cy, weight = _shrink(cy, cp, noise[i, :, first:last].reshape(1, -1), dc=(slice(None), 0), summed=1)
+            weight = weight[:, 0].expand(c // weight.shape[0], -1, -1).reshape(c, -1)      # (C, L)
+            estimate = _dct2(cy, dct.T)
             total[i, :, top:bottom] += F.fold(estimate, (bottom - top, y.shape[-1]), patch, stride=stride)[:, 0]
             norm[i, :, top:bottom] += F.conv_transpose2d(weight.reshape(c, 1, last - first, columns), ones,
                                                          stride=stride)[:, 0]
@@ -261,15 +261,16 @@ def _groups(y, pilot, variance, patch, stride, search, group):
         matches = _match(pilot[0, top:bottom + patch - 1], refs - top, first_columns, search, patch, group)
         matches[..., 0] += top                                           # (refs, columns, group, 2)
         for part in range(0, len(refs), rows_filtered):
-            _filter_groups(y, pilot, noise, matches[part:part + rows_filtered], group, total, norm)
+            _filter_groups(y, pilot, noise, matches[part:part + rows_filtered], patch, total, norm)
     return total, norm.repeat(c // norm.shape[0], 1, 1)
 
 
-def _filter_groups(y, pilot, noise, matches, group, total, norm):
+def _filter_groups(y, pilot, noise, matches, patch, total, norm):
     """Filter the groups of patches whose first pixels are ``matches`` ``(refs, columns, group, 2)``,
-    adding their estimates and weights into ``total`` ``(C, H, W)`` and ``norm`` ``(Cp, H, W)``."""
+    adding their estimates and weights into ``total`` ``(C, H, W)`` and ``norm`` ``(Cp, H, W)``
+    (in place: an image's sums are built band by band, and a band's are too large to return)."""
     c, h, w = y.shape
-    patch = h - noise.shape[0] + 1
+    group = matches.shape[2]
     device = y.device
     across, dct = _dct_matrix(group, device), _dct_matrix(patch, device)
     # Each patch's pixels, gathered where it lies: (p^2, refs, columns, group) indices into the image.
@@ -281,17 +282,30 @@ def _filter_groups(y, pilot, noise, matches, group, total, norm):
     cy, cp = (_dct2(t.reshape(t.shape[0], -1)[:, pixels].reshape(t.shape[0], patch * patch, -1), dct)
               .reshape(t.shape[0], *shape) @ across.T for t in (y, pilot))         # (C, p^2, refs, columns, group)
     v = noise[matches[..., 0], matches[..., 1]].mean(-1)[..., None]               # (refs, columns, 1)
+    # The group's mean (its first coefficient in both transforms) stays the observation's.
+    cy, weight = _shrink(cy, cp, v, dc=(slice(None), 0, ..., 0), summed=(1, 4))   # weight (Cp, 1, refs, columns, 1)
+    estimate = _dct2((cy @ across).reshape(c, patch * patch, -1), dct.T)
+    total.view(c, -1).index_add_(1, pixels.reshape(-1), estimate.reshape(c, -1))
+    norm.view(norm.shape[0], -1).index_add_(1, pixels.reshape(-1), weight.expand(
+        -1, patch * patch, -1, -1, group).reshape(norm.shape[0], -1))
+
+
+def _shrink(cy: torch.Tensor, cp: torch.Tensor, v: torch.Tensor, *, dc, summed) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Wiener shrinkage of a batch of groups (or windows) in the transform domain.
+
+    Each coefficient of ``cy`` keeps the share ``cp^2 / (cp^2 + v)`` of it that the pilot's
+    coefficient ``cp`` says is signal, but the DC (index ``dc``), kept whole, and is weighted by
+    its group's ``1 / (v * sum(share^2))`` over the axes ``summed`` (BM3D's aggregation weight).
+    ``cy`` holds k copies of the pilot's Cp channels (the image's, then a probe's), each taking its
+    channel's shares. Returns ``cy`` so weighted (in place) and the weights, ``summed`` axes kept;
+    ``cp`` is overwritten.
+    """
     share = cp.square_()
     share = share.div_(share + v)
-    share[:, 0, ..., 0] = 1                     # the group's mean stays the observation's
-    weight = (v[..., 0] * share.square().sum((1, 4))).clamp_min_(1e-12).reciprocal_()   # (Cp, refs, columns)
-    # y's channels are the pilot's, repeated (a probe's beside the image's): each takes its shares.
-    cy = cy.view(-1, *share.shape).mul_(share).view_as(cy)
-    estimate = (cy @ across).view(-1, *share.shape).mul_(weight[:, None, :, :, None]).view_as(cy)
-    estimate = _dct2(estimate.reshape(c, patch * patch, -1), dct.T)
-    total.view(c, -1).index_add_(1, pixels.reshape(-1), estimate.reshape(c, -1))
-    norm.view(norm.shape[0], -1).index_add_(1, pixels.reshape(-1), weight[:, None, :, :, None].expand(
-        -1, patch * patch, -1, -1, group).reshape(norm.shape[0], -1))
+    share[dc] = 1
+    weight = (v * share.square().sum(summed, keepdim=True)).clamp_min_(1e-12).reciprocal_()
+    cy = cy.view(-1, *share.shape).mul_(share.mul_(weight)).view_as(cy)
+    return cy, weight
 
 
 def _dct2(patches: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
@@ -301,19 +315,6 @@ def _dct2(patches: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     p = matrix.shape[0]
     rows = matrix @ patches.contiguous().reshape(c, p, p * count)                # along each patch's rows
     return (matrix @ rows.reshape(c * p, p, count)).reshape(c, area, count)
-
-
-def _patch_dct(image: torch.Tensor, patch: int) -> torch.Tensor:
-    """``(C, H, W)`` -> the 2-D DCT of every patch, ``(C, patch^2, patches)``, patches row by row."""
-    return _dct2(F.unfold(image[:, None], patch), _dct_matrix(patch, image.device))
-
-
-def _patch_dct_inverse(coefficients: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The sum over every patch of its inverse 2-D DCT put in its place: ``(C, patch^2, patches)``
-    -> ``(C, H, W)`` of ``size``."""
-    patch = math.isqrt(coefficients.shape[1])
-    pixels = _dct2(coefficients, _dct_matrix(patch, coefficients.device).T)
-    return F.fold(pixels, size, patch)[:, 0]
 
 
 def _window_means(x: torch.Tensor, starts: torch.Tensor, patch: int, axis: int) -> torch.Tensor:

@@ -157,17 +157,32 @@ def test_each_block_of_a_colour_difference_takes_the_estimate_its_risk_estimate_
         assert error(chosen) < 1.05 * best and error(chosen) < worst
 
 
-def test_the_colours_are_filtered_in_an_orthonormal_opponent_space():
+def test_a_right_pilot_and_no_noise_give_every_colour_channel_back():
     x = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(1))
     # A pilot equal to the observation and a vanishing noise give the observation back, every channel.
     assert torch.allclose(empirical_wiener(x, x, 1e-12), x, atol=1e-5)
 
 
-@pytest.mark.parametrize("shape", [(1, 1, 5, 7), (2, 3, 17, 33), (1, 3, 16, 16)])
+@pytest.mark.parametrize("shape", [(1, 1, 5, 7), (2, 3, 17, 33), (1, 3, 16, 16), (2, 3, 40, 37)])
 def test_any_size_and_batch_comes_back_whole(shape):
     x = torch.rand(shape, generator=torch.Generator().manual_seed(2))
     out = empirical_wiener(x, x.clamp(0.2, 0.8), 0.01)
     assert out.shape == x.shape and bool(torch.isfinite(out).all())
+    for i in range(shape[0]):                 # each image as it would come alone
+        alone = empirical_wiener(x[i:i + 1], x[i:i + 1].clamp(0.2, 0.8), 0.01)
+        assert torch.allclose(out[i:i + 1], alone, atol=1e-6)
+
+
+def test_each_blocks_choice_lies_on_its_own_block_whatever_the_size():
+    """Choices sit at their blocks' centres and blend between them, a partial last block too: on
+    40 rows, block 0 (rows 0-31) takes the groups, block 1 (rows 32-39) the windows."""
+    choice = torch.tensor([0.0, 1.0]).reshape(1, 1, 2, 1)
+    take = wiener_module._blended(choice, 40, 5)[0, 0, :, 0]
+    assert take.shape == (40,)
+    assert bool((take[:16] == 0).all())                    # before block 0's centre: its own choice
+    centres = wiener_module.SELECT_BLOCK * torch.arange(2) + (wiener_module.SELECT_BLOCK - 1) / 2
+    expected = ((torch.arange(40) - centres[0]) / (centres[1] - centres[0])).clamp(0, 1)
+    assert torch.allclose(take, expected, atol=1e-6)
 
 
 def test_a_good_pilot_gives_the_texture_back_from_the_data():
@@ -198,6 +213,18 @@ def test_only_an_observation_of_the_image_itself_is_filtered():
     assert Gaussian(0.1).wiener(x, y, Inpainting(torch.ones(1, 1, 32, 32))) is x
     assert not torch.equal(Gaussian(0.1).wiener(x, y, Denoising()), x)
     assert not torch.equal(PoissonGaussian(1 / 40, 0.0004).wiener(x, y, Denoising()), x)
+
+
+def test_a_grey_sensor_observation_reads_its_levels_at_its_pilots_grey():
+    """A colour prior's pilot of a grey photograph may tint; the filter works on the grey, and reads
+    the noise's levels there too."""
+    grey = photo(48).mean(1, keepdim=True)
+    y = torch.from_numpy(poisson_gaussian(grey.numpy(), 1 / 40, 0.0004, np.random.default_rng(6)).clip(0, 1)).float()
+    tinted = (grey * torch.tensor([1.0, 0.6, 0.2]).reshape(1, 3, 1, 1)).clamp(0, 1)
+    term = PoissonGaussian(1 / 40, 0.0004)
+    out = term.wiener(tinted, y.expand(-1, 3, -1, -1), Denoising())
+    assert torch.allclose(out, term.wiener(to_gray(tinted).expand(-1, 3, -1, -1), y.expand(-1, 3, -1, -1), Denoising()),
+                          atol=1e-6)
 
 
 def test_a_sensors_filter_reads_the_noise_levels_at_the_pilot():
@@ -293,6 +320,37 @@ def test_a_colour_photograph_takes_a_second_pass_around_the_first(monkeypatch):
             one_pass(patch)
             one = psnr(clean, restore.denoise(damaged, sigma=15))
         assert two > one + 0.3
+
+
+def passes_taken(patch):
+    """The passes of each call of the filter's loop, as the restorations go."""
+    from restore.reconstructor import Reconstructor
+    filtered, taken = Reconstructor._filtered, []
+
+    def recording(self, result, y, physics, data, passes):
+        taken.append(passes)
+        return filtered(self, result, y, physics, data, passes=passes)
+    patch.setattr(Reconstructor, "_filtered", recording)
+    return taken
+
+
+def test_a_colour_photograph_takes_two_passes_only_where_its_noise_is_white(monkeypatch):
+    """One level: two passes. A level per pixel: one (a sensor's colour image, back in its own
+    terms after two where its noise was made white; or a map of sigmas)."""
+    from restore.reconstructor import Reconstructor
+    clean = photo(48)
+    y = (clean + 0.06 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(7))).clamp(0, 1)
+    taken = passes_taken(monkeypatch)
+    solve = Reconstructor("photo", steps=0)
+    solve(y, Denoising(), data=Gaussian(0.06))
+    solve(y, Denoising(), data=Gaussian(torch.full((1, 1, 1, 1), 0.06)))     # one level per image
+    assert taken == [2, 2]
+    taken.clear()
+    solve(y, Denoising(), data=Gaussian(torch.full((1, 1, 48, 48), 0.06)))
+    assert taken == [1]
+    taken.clear()
+    solve(y, Denoising(), data=PoissonGaussian(1 / 40, 0.0004))
+    assert taken == [2, 1]
 
 
 def test_a_grey_photograph_takes_one_pass(monkeypatch):
