@@ -419,7 +419,7 @@ def _score(result: Result, job: Job, written: bytes, restored: Restored, max_pix
 def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
     """The ``restore_fn`` that restores image files under ``task`` with ``settings``
     (:class:`~restore.pipeline.SolverSettings`), reading each job's companion file."""
-    from .pipeline import restore
+    from .pipeline import resolve, restore
     from .tasks.base import CompanionError
 
     def restore_file(picture: Picture, job: Job, progress: Progress) -> Restored:
@@ -439,7 +439,7 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
         advice = task.advice(job.source)
         if advice:
             progress.note(advice)
-        resolved = task.resolve(picture.pixels, companion)
+        resolved = resolve(picture.pixels, task, companion, settings=settings)
         said = resolved.describe_noise() if resolved != task else None
         if said:
             progress.note(f"{job.source}: estimated {said}")

@@ -20,7 +20,8 @@ def estimate_noise(pixels: np.ndarray) -> float:
     return float(np.mean(np.median(np.abs(diagonal), axis=(0, 1)) / 0.6745)) * 255.0
 
 
-def estimate_poisson_gaussian(pixels: np.ndarray, *, bins: int = 16) -> tuple[float, float]:
+def estimate_poisson_gaussian(pixels: np.ndarray, *, bins: int = 16,
+                              pilot: np.ndarray | None = None) -> tuple[float, float]:
     """Signal-dependent noise of ``(H, W, C)`` pixels in [0, 1]: ``(a, b)`` of the variance ``a x + b``.
 
     After Foi et al. (2008): each 2x2 cell gives a local mean (the signal ``x``) and a finest
@@ -32,20 +33,17 @@ def estimate_poisson_gaussian(pixels: np.ndarray, *, bins: int = 16) -> tuple[fl
     model (:func:`clipped_moments`): clipping at 0 and 1 shrinks the variance of the darkest and
     brightest bins, which pin down the floor ``b``. Units are [0, 1] (``a`` in pixel values, ``b``
     squared).
+
+    With ``pilot``, a restoration of ``pixels`` (the same shape), that estimate is fitted again on
+    the blocks the pilot shows smooth (:func:`_smooth_fit`): where texture is everywhere, the low
+    quantile still holds some of it.
     """
     from scipy.stats import chi2
     pixels = pixels if pixels.ndim == 3 else pixels[:, :, None]
     h, w = pixels.shape[0] // 4 * 4, pixels.shape[1] // 4 * 4
     if h < 8 or w < 8:
         raise ValueError(f"image of size {pixels.shape[:2]} is too small to estimate its noise")
-    p = pixels[:h, :w].astype(np.float64)
-    cells = np.stack([p[0::2, 0::2], p[0::2, 1::2], p[1::2, 0::2], p[1::2, 1::2]])
-    mean, diagonal = cells.mean(0), (cells[0] - cells[1] - cells[2] + cells[3]) / 2
-
-    def blocks(v):
-        return v.reshape(h // 4, 2, w // 4, 2, -1).mean((1, 3)).ravel()
-
-    block_mean, block_square = blocks(mean), blocks(diagonal ** 2)
+    block_mean, block_square, _ = _haar_blocks(pixels)
     unbias = chi2.ppf(QUANTILE, 4) / 4
     bins = min(bins, block_mean.size // 8)
     if bins < 3:                       # too few blocks for a line: one level
@@ -58,8 +56,67 @@ def estimate_poisson_gaussian(pixels: np.ndarray, *, bins: int = 16) -> tuple[fl
         variances.append(np.quantile(block_square[chosen], QUANTILE) / unbias)
         counts.append(chosen.sum())
     x, v, n = np.array(centres), np.array(variances), np.array(counts, np.float64)
-    a, b = _line_fit(x, v, n)
-    return _clipped_fit(x, v, n, a, b)
+    a, b = _clipped_fit(x, v, n, *_line_fit(x, v, n))
+    if pilot is None:
+        return a, b
+    pilot = pilot if pilot.ndim == 3 else pilot[:, :, None]
+    if pilot.shape != pixels.shape:
+        raise ValueError(f"pilot of shape {pilot.shape} differs from the pixels' {pixels.shape}")
+    return _smooth_fit(block_mean, block_square, _haar_blocks(pilot), a, b, bins)
+
+
+def _haar_blocks(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per block of 4x4 pixels (each channel its own), from its four 2x2 cells: the mean, the mean
+    square of the cells' diagonal Haar coefficients, and the block's structure (the mean square of
+    all three of the cells' Haar details, plus four times the spread of the cells' means)."""
+    h, w = pixels.shape[0] // 4 * 4, pixels.shape[1] // 4 * 4
+    p = pixels[:h, :w].astype(np.float64)
+    c = np.stack([p[0::2, 0::2], p[0::2, 1::2], p[1::2, 0::2], p[1::2, 1::2]])
+    mean = c.mean(0)
+    diagonal = (c[0] - c[1] - c[2] + c[3]) / 2
+    details = diagonal ** 2 + ((c[0] - c[1] + c[2] - c[3]) / 2) ** 2 + ((c[0] + c[1] - c[2] - c[3]) / 2) ** 2
+
+    def blocks(v):
+        return v.reshape(h // 4, 2, w // 4, 2, -1).mean((1, 3)).ravel()
+
+    cells = mean.reshape(h // 4, 2, w // 4, 2, -1)
+    spread = ((cells - cells.mean((1, 3), keepdims=True)) ** 2).mean((1, 3)).ravel()
+    return blocks(mean), blocks(diagonal ** 2), blocks(details) + 4 * spread
+
+
+def _smooth_fit(block_mean, block_square, pilot_blocks, a, b, bins) -> tuple[float, float]:
+    """``a, b`` fitted again on the blocks whose pilot's structure is below :data:`SMOOTH` of the
+    noise ``a, b`` expects there, sorted into bins by the pilot's means (nearly noiseless), each
+    bin's variance the plain mean of its mean squares (no texture left to keep out), through the
+    exact moments of a clipped sensor (:func:`clipped_sensor_moments`: at a few photons a pixel
+    the Poisson counts' skew leaves more variance after clipping than a Gaussian's). Where fewer
+    than 3 bins of 8 such blocks are left, ``a, b`` as they came."""
+    pilot_mean, _, structure = pilot_blocks
+    smooth = structure < SMOOTH * (a * np.clip(pilot_mean, 0, 1) + b)
+    if smooth.sum() < 3 * 8:
+        return a, b
+    mean, square, level = block_mean[smooth], block_square[smooth], pilot_mean[smooth]
+    bins = min(bins, len(level) // 8)
+    edges = np.quantile(level, np.linspace(0, 1, bins + 1))
+    x, v, n = [], [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        chosen = (level >= lo) & (level <= hi)
+        if chosen.sum() >= 4:
+            x.append(mean[chosen].mean()), v.append(square[chosen].mean()), n.append(chosen.sum())
+    if len(x) < 3:
+        return a, b
+    return _clipped_fit(np.array(x), np.array(v), np.array(n, np.float64), a, b, moments=clipped_sensor_moments)
+
+
+#: A block counts as smooth where its pilot's structure (:func:`_haar_blocks`) is below this share
+#: of the noise's variance there. Chosen on 24 crops of the training photographs and the 6 held-out
+#: crops of 256x256 with a small sensor's noise (not the benchmark), the photo prior's restoration
+#: as the pilot: `a` within 10 % on all 30 (29 without the pilot, the worst 33 % off, now 10 %;
+#: 0.01 and 0.005: 27 and 21), `b` within 20 % on 9 (5; median error 0.45 against 0.69), and the
+#: restoration with the estimate 0.08 dB nearer the one with the true `a, b` on 18 held-out crops
+#: (33.31 -> 33.39 dB; true: 33.42). Binning by the noisy blocks' means instead of the pilot's
+#: scored about the same (`a` within 10 % on 29, `b` within 20 % on 11).
+SMOOTH = 0.02
 
 
 #: The quantile of the blocks' mean squares taken as a bin's noise: chosen on 24 crops of 256x256
@@ -102,7 +159,7 @@ def clipped_moments(mean: np.ndarray, variance: np.ndarray) -> tuple[np.ndarray,
     return m, np.maximum(second0 - second1 + beyond - m * m, 0.0)
 
 
-def _clipped_fit(x, v, n, a, b) -> tuple[float, float]:
+def _clipped_fit(x, v, n, a, b, *, moments=None) -> tuple[float, float]:
     """``a, b`` fitted to every bin through the clipped model (Foi et al. 2008, section 4): the
     line's intercept alone extrapolates the floor from the brighter bins, where it is a small part
     of the variance; the dark bins pin it down once clipping's shrinkage is modelled."""
@@ -111,11 +168,15 @@ def _clipped_fit(x, v, n, a, b) -> tuple[float, float]:
     x, v, n = x[keep], v[keep], n[keep]
     if len(x) < 3:
         return a, b
-    grid = np.linspace(-0.5, 1.5, 2001)
+    # The sensor's counts are 0 below black, where its means would stop rising: its grid starts there.
+    grid = np.linspace(-0.5, 1.5, 2001) if moments is None else np.linspace(0, 1.5, 301)
 
     def misfit(params):
         a, b = np.exp(params)
-        means, variances = clipped_moments(grid, np.maximum(a * np.clip(grid, 0, None) + b, 1e-12))
+        if moments is None:
+            means, variances = clipped_moments(grid, np.maximum(a * np.clip(grid, 0, None) + b, 1e-12))
+        else:
+            means, variances = moments(grid, a, b)
         predicted = np.interp(x, means, variances)
         return float((n * np.log(v / np.maximum(predicted, 1e-12)) ** 2).sum())
 
@@ -123,3 +184,26 @@ def _clipped_fit(x, v, n, a, b) -> tuple[float, float]:
     fitted = minimize(misfit, start, method="Nelder-Mead", options={"xatol": 1e-4, "fatol": 1e-8})
     a, b = np.exp(fitted.x).clip(0, 1)
     return float(a), float(b)
+
+
+def clipped_sensor_moments(x: np.ndarray, a: float, b: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance of ``clip(a K + N(0, b), 0, 1)``, ``K ~ Poisson(x / a)``, for each ``x``
+    (a sensor's photon counts and read noise; below 0 the counts are 0). Summed over the counts
+    up to :data:`FEW_PHOTONS` a pixel on average; beyond, the Gaussian of variance ``a x + b``."""
+    from scipy.stats import poisson
+    x = np.asarray(x, np.float64)
+    photons = np.clip(x, 0, None) / max(a, 1e-12)
+    mean, variance = clipped_moments(x, np.maximum(a * np.clip(x, 0, None) + b, 1e-12))
+    few = photons < FEW_PHOTONS
+    if few.any():
+        counts = np.arange(int(FEW_PHOTONS + 8 * FEW_PHOTONS ** 0.5 + 20))
+        weights = poisson.pmf(counts[None, :], photons[few, None])
+        first, spread = clipped_moments(a * counts[None, :].astype(np.float64), np.full((1, len(counts)), max(b, 1e-12)))
+        m = (weights * first).sum(1)
+        second = (weights * (spread + first ** 2)).sum(1)
+        mean[few], variance[few] = m, np.maximum(second - m * m, 0.0)
+    return mean, variance
+
+
+#: Mean photon counts a pixel up to which :func:`clipped_sensor_moments` sums over the counts.
+FEW_PHOTONS = 60

@@ -11,6 +11,8 @@ the same for both) of 1 or 3 channels: integers (uint8, uint16) or floats in
 from __future__ import annotations
 
 import copy
+import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -114,7 +116,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
         repaired = task.detect(pixels, settings=settings, progress=progress, return_std=return_std)
         out = keep_pixels(back(repaired.pixels), image, ~repaired.mask, channel_axis)
         return (out, _like(repaired.std, image)) if return_std else out
-    task = task.resolve(pixels, companion)
+    task = resolve(pixels, task, companion, settings=settings)
     values = task.companion_values(companion, pixels.shape[:2])
     vae = settings.load().for_task(task.name)
     device = next(vae.parameters()).device
@@ -180,6 +182,37 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
         variance = np.zeros(pixels.shape[:2], np.float32)
     std = np.sqrt(task.map_variance(variance, values)).astype(np.float32)
     return out, _like(std, image)
+
+
+#: The most pixels of the image a first restoration takes when it refines an estimate of the
+#: noise (:meth:`Task.refined`): beyond, a grid of crops of :data:`PILOT_CROP` pixels.
+PILOT_PIXELS = 2**20
+PILOT_CROP = 256
+
+
+def resolve(pixels: np.ndarray, task: Task, companion: Any = None, *, settings: SolverSettings = SolverSettings()) -> Task:
+    """``task`` made definite for ``pixels`` (``(H, W, C)`` in [0, 1]; :meth:`Task.resolve`), and
+    estimated again from a first restoration of (a sample of) them where that is better
+    (:meth:`Task.refined_by`: a sensor's noise estimated for denoising)."""
+    resolved = task.resolve(pixels, companion)
+    if not resolved.refined_by(task):
+        return resolved
+    sample = pilot_sample(pixels)
+    first = restore(sample, resolved, settings=dataclasses.replace(settings, ensemble=None, samples=1))
+    return resolved.refined(sample, first)
+
+
+def pilot_sample(pixels: np.ndarray, *, limit: int = PILOT_PIXELS, crop: int = PILOT_CROP) -> np.ndarray:
+    """``pixels`` themselves, or, beyond ``limit`` pixels, crops of ``crop`` x ``crop`` spread over
+    the image on a grid, one above the other (the estimate reads blocks of 4x4 pixels, which stay
+    within a crop)."""
+    h, w = pixels.shape[:2]
+    if h * w <= limit or h < crop or w < crop:
+        return pixels
+    side = max(1, math.isqrt(limit // (crop * crop)))
+    tops = np.linspace(0, h - crop, side).round().astype(int)
+    lefts = np.linspace(0, w - crop, side).round().astype(int)
+    return np.concatenate([pixels[t:t + crop, l:l + crop] for t in tops for l in lefts])
 
 
 def _like(std: np.ndarray, image):

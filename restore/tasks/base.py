@@ -114,8 +114,25 @@ class NoiseModel:
             if kind == "auto" and not signal_dependent(a, b):
                 return replace(self, noise="gaussian").with_noise_level(pixels)
             params = (a, b)
-        level = min(255.0, max(CLEAN_SIGMA, (params[0] * 0.5 + params[1]) ** 0.5 * 255))
-        return replace(self, noise=f"poisson-gaussian:{params[0]:.6g},{params[1]:.6g}", sigma=level)
+        return self._with_sensor(*params)
+
+    #: Whether the observation is the image itself plus the noise, so that a restoration is its mean.
+    observes_image = False
+
+    def refined_by(self, unresolved):
+        """An estimated sensor's noise, where a restoration is the observation's mean: the blocks
+        it shows smooth hold the noise alone (:func:`restore.noise.estimate_poisson_gaussian`)."""
+        return self.observes_image and self.sensor is not None and parse_noise(unresolved.noise)[1] is None
+
+    def refined(self, pixels, restoration):
+        from ..noise import estimate_poisson_gaussian
+        return self._with_sensor(*estimate_poisson_gaussian(pixels, pilot=restoration))
+
+    def _with_sensor(self, a, b):
+        """This task with a sensor's noise ``a, b`` and ``sigma`` its level at mid-grey."""
+        from dataclasses import replace
+        level = min(255.0, max(CLEAN_SIGMA, (a * 0.5 + b) ** 0.5 * 255))
+        return replace(self, noise=f"poisson-gaussian:{a:.6g},{b:.6g}", sigma=level)
 
     @property
     def sensor(self) -> tuple[float, float] | None:
@@ -213,6 +230,16 @@ class Task(ABC):
         """This task made definite for one image (``(H, W, C)`` pixels in [0, 1]) and its companion:
         by default the noise level estimated where it was left to that."""
         return self.with_noise_level(pixels)
+
+    def refined_by(self, unresolved: Task) -> bool:
+        """Whether this task, resolved from ``unresolved`` (:meth:`resolve`), estimated what a first
+        restoration of the image estimates better (then :meth:`refined`); by default nothing."""
+        return False
+
+    def refined(self, pixels: np.ndarray, restoration: np.ndarray) -> Task:
+        """This resolved task estimated again from ``pixels`` (a sample of the image) and a first
+        ``restoration`` of them; by default itself."""
+        return self
 
     def companion_from_source(self, path: Path) -> Any:
         """What the image file itself says beside its pixels that the task needs (a JPEG's

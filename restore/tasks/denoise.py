@@ -21,6 +21,7 @@ class Denoise(NoiseModel, Task):
     # +0.009 / +0.008 dB against float32 (rounding, not a gain) in 0.55 of the time.
     defaults = SolverDefaults(steps=0, float32_output=False)
     estimates_sigma = True
+    observes_image = True
 
     sigma: float | None = field(default=None, metadata=option(
         "Noise standard deviation in 0..255 units, or 'auto' to estimate it per image.", parse=parse_sigma))
