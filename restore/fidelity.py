@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from .data import is_grey, to_gray
-from .jpeg import Planes, Quantisation
+from .guided import guided_filter
+from .jpeg import Planes, Quantisation, from_ycbcr, to_ycbcr
 from .physics import Denoising, LinearPhysics, Physics
 from .wiener import empirical_wiener
 
@@ -65,8 +66,9 @@ class DataTerm(ABC):
         return x
 
     def wiener(self, pilot: torch.Tensor, y: torch.Tensor, physics: Physics) -> torch.Tensor:
-        """The observation's empirical Wiener estimate around the restoration ``pilot`` (see
-        :mod:`restore.wiener`), where the term and the forward model have one; else ``pilot``."""
+        """The data's last word around the restoration ``pilot``: for noise, the observation's
+        empirical Wiener estimate (see :mod:`restore.wiener`); for a JPEG, the colours made to
+        follow the luminance within the file's set; where the term has none, ``pilot``."""
         return pilot
 
     def stabilised(self, physics: Physics) -> Stabilised | None:
@@ -342,6 +344,23 @@ class JPEGConstraint(DataTerm):
                 x = x.clamp(0, 1)
         return x[..., :h, :w]
 
+    def wiener(self, pilot, y, physics):
+        """Where the file's tables are coarse (a mean luminance step of :data:`CHROMA_GUIDE_STEP` or
+        more), the colour differences (Cb, Cr) follow the restoration's luminance: each filtered
+        guided by it (:func:`restore.guided.guided_filter`), then the image projected back into the
+        file's set. The file holds its colour at a quarter of the pixels and coarsely; where edges
+        of colour are the luminance's, the filter draws them there. Held-out 128x128 crops (never
+        the benchmark), radius 3: +0.10 / +0.05 / +0.10 dB at quality 10 / 20 / 40, +0.15 at 10 on
+        the 256x256 ones; 0.00 at 75 and -0.24 at 90, where the file's colour is already right."""
+        self._check(physics)
+        if pilot.shape[1] != 3 or float(np.mean(self.quantisation.tables[0])) < CHROMA_GUIDE_STEP:
+            return pilot
+        planes = to_ycbcr(pilot)
+        luminance = planes[:, :1] / 255
+        colours = guided_filter(luminance, planes[:, 1:] / 255, radius=CHROMA_GUIDE_RADIUS, eps=CHROMA_GUIDE_EPS)
+        guided = from_ycbcr(torch.cat([planes[:, :1], colours * 255], 1)).clamp(0, 1)
+        return self.project(guided, y).clamp(0, 1)
+
     def correct(self, x, y, physics):
         """The weighted mean of the restoration and the decoded file: both are in the set, which is
         convex, so the mean is too; their errors are largely their own, so it beats either (see
@@ -353,6 +372,17 @@ class JPEGConstraint(DataTerm):
         # so a block's pixels have, on average, the mean of its coefficients' variances.
         inverse = [12 * 255**2 / float((torch.as_tensor(t) ** 2).mean()) for t in self.quantisation.tables]
         return torch.full_like(x[:, :1], sum(inverse) / len(inverse))
+
+
+#: The mean luminance step (Pillow's quality 50: 58; 60: 46; 75: 29) from which a JPEG's colours are
+#: made to follow the luminance (:meth:`JPEGConstraint.wiener`), and the guided filter's radius and
+#: regularisation ([0, 1] units squared), chosen on the held-out crops (dB against none): at quality
+#: 10 on the 128px ones radius 2 / 3 / 4 / 8 +0.07 / +0.10 / +0.10 / +0.01, on the 256px ones 3 / 4 /
+#: 6 +0.15 / +0.19 / +0.23; at 20 (128px) 3 / 4 / 6 +0.05 / +0.02 / -0.07, at 40 +0.10 / +0.03 /
+#: -0.12. eps 1e-5 to 1e-3 scored within 0.01 dB of each other.
+CHROMA_GUIDE_STEP = 50.0
+CHROMA_GUIDE_RADIUS = 3
+CHROMA_GUIDE_EPS = 1e-4
 
 
 def prior_share(quantisation: Quantisation) -> float:
