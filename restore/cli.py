@@ -84,6 +84,9 @@ class RestoreOptions:
     ensemble: Optional[int] = field(default=None, metadata=_cli(typer.Option(
         None, "--ensemble", help="Average the restorations of the image turned and flipped this many ways (2, 4 or 8): "
         "better, and that many times slower.")))
+    quick: bool = field(default=False, metadata=_cli(typer.Option(
+        False, "--quick", help="Denoising's last filter of the data in windows alone, once: about 6x faster on large "
+        "photographs, 0.4-0.8 dB lower.")))
     device: str = field(default="auto", metadata=_cli(DEVICE))
     precision: str = field(default="auto", metadata=_cli(typer.Option(
         "auto", help="The networks' arithmetic: auto (bf16 on GPUs and on CPUs with AMX/AVX512-BF16, else fp32), fp32, bf16.")))
@@ -270,7 +273,7 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
     try:
         settings = SolverSettings(prior=options.model, steps=options.steps, mode=options.mode, device=dev,
                                   tile=options.tile, precision=options.precision, samples=options.samples,
-                                  seed=options.seed, ensemble=options.ensemble)
+                                  seed=options.seed, ensemble=options.ensemble, quick=options.quick)
     except ValueError as e:
         fail(f"--{e}")                 # its messages begin with the option's name
     try:

@@ -48,6 +48,7 @@ class SolverSettings:
     sampler: str = "encoder"       # "encoder" or "langevin" (see restore.solver.posterior_samples)
     seed: int = 0                  # the samples' random numbers: the same seed gives the same output
     ensemble: int | None = None    # turns of the image restored and averaged (1, 2, 4, 8); default 1
+    quick: bool = False            # the data's last filter in windows alone, once (restore.reconstructor)
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -133,7 +134,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     data = task.data_term()
     reconstructor = Reconstructor(vae, steps=steps, mode=settings.mode, lr=settings.lr, prior_weight=prior_weight,
                                   anchor=anchor, samples=settings.samples, sampler=settings.sampler,
-                                  gamma=settings.gamma, ensemble=ensemble)
+                                  gamma=settings.gamma, ensemble=ensemble, quick=settings.quick)
 
     y = torch.from_numpy(to_channels(task.to_stored(pixels), channels)).permute(2, 0, 1)[None].to(device)
     aux = None if values is None else torch.from_numpy(task.to_stored(values))[None, None].to(device)

@@ -91,6 +91,9 @@ class Reconstructor(nn.Module):
         restores within 0.16 dB of the others (the transposed ones, never trained on, a little
         below), while their errors differ, so the mean is better, for that many times the work.
         A prior of images that are not alike turned (``symmetric`` false: the digits) refuses it.
+    quick : bool
+        The data's last filter (below) in windows alone, once: denoising a 12 MP photograph took
+        28 s against 176 (2-core CPU), for 0.4-0.8 dB less on held-out crops.
 
     The estimate ends with the data term's empirical Wiener filter around it
     (:meth:`~restore.fidelity.DataTerm.wiener`; only where the observation is the image itself
@@ -104,7 +107,7 @@ class Reconstructor(nn.Module):
 
     def __init__(self, prior="photo", *, steps: int = 30, mode: str = "joint", lr: float = 0.05,
                  prior_weight: float = 1.0, anchor: str = "prior", samples: int = 1, sampler: str = "encoder",
-                 gamma: float | None = None, ensemble: int = 1):
+                 gamma: float | None = None, ensemble: int = 1, quick: bool = False):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be 'joint' or 'latent', got {mode!r}")
@@ -121,7 +124,7 @@ class Reconstructor(nn.Module):
         if ensemble > 1 and not getattr(prior, "symmetric", False):
             raise ValueError(f"ensemble {ensemble} turns the image, and this prior's images are not alike turned "
                              "(a turned digit is no digit); leave the ensemble out")
-        self.prior, self.ensemble = prior, ensemble
+        self.prior, self.ensemble, self.quick = prior, ensemble, quick
         self.steps, self.mode, self.lr, self.prior_weight, self.anchor = steps, mode, lr, prior_weight, anchor
         self.samples, self.sampler, self.gamma = samples, sampler, gamma
 
@@ -190,8 +193,8 @@ class Reconstructor(nn.Module):
         if not getattr(self.prior, "data_filter", False):
             return result
         x = result.x
-        for _ in range(passes):
-            x = data.wiener(x, y, physics).clamp(0, 1)
+        for _ in range(1 if self.quick else passes):
+            x = data.wiener(x, y, physics, groups=not self.quick).clamp(0, 1)
         return replace(result, x=x)
 
     def _solve(self, prior, y, physics, *, data, x0, refine, callback, generator) -> SolverResult:

@@ -162,6 +162,12 @@ def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tenso
     return out
 
 
+def windowed_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tensor | float) -> torch.Tensor:
+    """:func:`empirical_wiener` in windows of ``WINDOW`` every ``WINDOW_STRIDE`` pixels alone, no
+    groups: the filter's first form, a fifth of the work for 0.4-0.8 dB less (the table above)."""
+    return empirical_wiener(y, pilot, variance, patch=WINDOW, stride=WINDOW_STRIDE, search=0, group=1)
+
+
 def _groups_or_windows(y, pilot, variance, patch, stride, search, group, select):
     """Every channel of ``(N, C, H, W)`` in groups matched on the first (the luminance), or, with
     ``select``, each block of each channel from the groups or the windows, by Stein's unbiased risk

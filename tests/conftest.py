@@ -57,4 +57,4 @@ def without_data_filter(patch) -> None:
     """Restorations end at the prior's estimate, without the data's Wiener filter around it
     (``patch``: pytest's monkeypatch or one of its contexts)."""
     from restore.fidelity import Gaussian
-    patch.setattr(Gaussian, "wiener", lambda self, pilot, y, physics: pilot)
+    patch.setattr(Gaussian, "wiener", lambda self, pilot, y, physics, **options: pilot)

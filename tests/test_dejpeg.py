@@ -218,7 +218,7 @@ def test_a_coarse_files_colours_follow_the_luminance_within_its_set(monkeypatch)
     assert torch.equal(fine.wiener(pilot, y, Denoising()), pilot)
     grey = JPEGConstraint(jpeg_round_trip(_photo()[:, :, :1], 10)[1])
     assert torch.equal(grey.wiener(pilot[:, :1], y[:, :1], Denoising()), pilot[:, :1])
-    monkeypatch.setattr(JPEGConstraint, "wiener", lambda self, pilot, y, physics: pilot)
+    monkeypatch.setattr(JPEGConstraint, "wiener", lambda self, pilot, y, physics, **options: pilot)
     assert guided > psnr(clean, restore.dejpeg(decoded, quantisation=quantisation)) + 0.15
 
 

@@ -359,3 +359,42 @@ def test_a_grey_photograph_takes_one_pass(monkeypatch):
     default = restore.denoise(damaged, sigma=15)
     one_pass(monkeypatch)
     assert np.array_equal(default, restore.denoise(damaged, sigma=15))
+
+
+def test_quick_filters_once_in_windows_alone(monkeypatch):
+    """``quick``: one pass of the windows (about a fifth of a pass's work), where the default takes
+    two in groups and windows; the result is still nearer the image than the prior's estimate."""
+    from restore.reconstructor import Reconstructor
+    clean = photo(64)
+    y = (clean + 0.08 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(8))).clamp(0, 1)
+    wiener, calls = Gaussian.wiener, []
+
+    def recording(self, pilot, y, physics, *, groups=True):
+        calls.append(groups)
+        return wiener(self, pilot, y, physics, groups=groups)
+    monkeypatch.setattr(Gaussian, "wiener", recording)
+    error = lambda x: float((x - clean).square().mean())
+    quick = Reconstructor("photo", steps=0, quick=True)(y, Denoising(), data=Gaussian(0.08)).x
+    assert calls == [False]
+    calls.clear()
+    full = Reconstructor("photo", steps=0)(y, Denoising(), data=Gaussian(0.08)).x
+    assert calls == [True, True]
+    monkeypatch.setattr(Gaussian, "wiener", lambda self, pilot, y, physics, **options: pilot)
+    prior_alone = Reconstructor("photo", steps=0)(y, Denoising(), data=Gaussian(0.08)).x
+    assert error(full) < error(quick) < error(prior_alone)
+
+
+def test_quick_on_the_command_line_and_in_the_api(tmp_path):
+    from typer.testing import CliRunner
+    from restore.cli import app
+    from restore.images import Picture, write_image
+    clean = np.round(photo(64)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    damaged = noisy(clean, 20)
+    write_image(tmp_path / "n.png", Picture(damaged.astype(np.float32) / 255))
+    result = CliRunner().invoke(app, ["denoise", str(tmp_path / "n.png"), "--sigma", "20", "--quick", "-q",
+                                      "-o", str(tmp_path / "q.png")])
+    assert result.exit_code == 0, result.output
+    written = read_image(tmp_path / "q.png").pixels
+    quick = restore.denoise(damaged, sigma=20, quick=True)
+    assert np.abs(written - quick.astype(np.float32) / 255).max() <= 1 / 255
+    assert not np.array_equal(quick, restore.denoise(damaged, sigma=20))

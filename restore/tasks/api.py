@@ -27,6 +27,8 @@ SHARED = [
     ("progress", None, "callable, optional", "``progress(done, total)`` in solver steps."),
     ("ensemble", None, "int, optional", "The mean of the restorations of the image turned and flipped this many "
      "ways (1, 2, 4 or 8; default 1): better, and that many times the work."),
+    ("quick", False, "bool", "Denoising's last filter of the data in windows alone, once: about six times "
+     "faster on large photographs, 0.4-0.8 dB lower (other tasks: no change)."),
     ("samples", 1, "int", "1: the solver's estimate. More: the mean of that many posterior samples around it."),
     ("seed", 0, "int", "The samples' random numbers: the same seed gives the same output."),
     ("return_std", False, "bool", "Also return the samples' standard deviation per pixel, ``(H, W)`` in "
@@ -63,7 +65,7 @@ def api_function(task_type: type[Task], description: str, *, companion_doc: str 
         task = task_type(**{f.name: v[_api_name(f)] for f in options})
         settings = SolverSettings(prior=v["prior"], steps=v["steps"], mode=v["mode"], device=v["device"],
                                   tile=v["tile"], precision=v["precision"], samples=v["samples"], seed=v["seed"],
-                                  ensemble=v["ensemble"])
+                                  ensemble=v["ensemble"], quick=v["quick"])
         return restore(v["image"], task, companion=v[companion.name] if companion else None,
                        channel_axis=v["channel_axis"], progress=v["progress"], settings=settings,
                        return_std=v["return_std"])
