@@ -202,8 +202,9 @@ def test_dejpeg_is_never_worse_than_the_decoded_file_at_any_quality():
 
 def test_a_coarse_files_colours_follow_the_luminance_within_its_set(monkeypatch):
     """The file keeps its colour at a quarter of the pixels, coarsely: guided by the restoration's
-    luminance, the colour differences take its edges (the flower sample at quality 10: +0.33 dB).
-    The result stays in the file's set; a fine file's colour, and a grey file, are left alone."""
+    luminance, the colour differences take its edges (the flower sample at quality 10: +0.33 dB
+    before the restoration's own filter came after it, +0.27 now). The result stays in the file's
+    set; a fine file's colour, and a grey file, are left alone."""
     from restore.images import read_image
     from restore.metrics import psnr
     clean = read_image("samples/flower.png").pixels
@@ -212,14 +213,29 @@ def test_a_coarse_files_colours_follow_the_luminance_within_its_set(monkeypatch)
     as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float()
     pilot, y = as_tensor(_photo()), as_tensor(jpeg_round_trip(_photo(), 10)[0])
     term = JPEGConstraint(jpeg_round_trip(_photo(), 10)[1])
-    moved = term.wiener(pilot, y, Denoising())
+    moved = term.colours_following_luminance(pilot, y)
     assert not torch.equal(moved, pilot) and float(term.value(moved, y)) < 0.02 * moved.numel()
     fine = JPEGConstraint(jpeg_round_trip(_photo(), 90)[1])
-    assert torch.equal(fine.wiener(pilot, y, Denoising()), pilot)
+    assert torch.equal(fine.colours_following_luminance(pilot, y), pilot)
     grey = JPEGConstraint(jpeg_round_trip(_photo()[:, :, :1], 10)[1])
-    assert torch.equal(grey.wiener(pilot[:, :1], y[:, :1], Denoising()), pilot[:, :1])
-    monkeypatch.setattr(JPEGConstraint, "wiener", lambda self, pilot, y, physics, **options: pilot)
-    assert guided > psnr(clean, restore.dejpeg(decoded, quantisation=quantisation)) + 0.15
+    assert torch.equal(grey.colours_following_luminance(pilot[:, :1], y[:, :1]), pilot[:, :1])
+    monkeypatch.setattr(JPEGConstraint, "colours_following_luminance", lambda self, x, y: x)
+    assert guided > psnr(clean, restore.dejpeg(decoded, quantisation=quantisation)) + 0.1
+
+
+def test_a_restorations_own_filter_keeps_what_recurs_within_the_files_set(monkeypatch):
+    """The restoration filtered with itself as observation and pilot, projected into the file's set:
+    the flower sample at quality 90 (where the colours are left alone) +0.64 dB, at 10 +0.18."""
+    from restore.images import read_image
+    from restore.metrics import psnr
+    clean = read_image("samples/flower.png").pixels
+    decoded, quantisation = jpeg_round_trip(clean, 90)
+    filtered = restore.dejpeg(decoded, quantisation=quantisation)
+    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float()
+    # In the set to float rounding (1.8e-10 a pixel measured; without the last projection, 2.2e-4).
+    assert float(JPEGConstraint(quantisation).value(as_tensor(filtered), as_tensor(decoded))) < 1e-6 * filtered.size
+    monkeypatch.setattr(JPEGConstraint, "self_filtered", lambda self, x, y, **options: x)
+    assert psnr(clean, filtered) > psnr(clean, restore.dejpeg(decoded, quantisation=quantisation)) + 0.3
 
 
 def test_the_guided_filter_keeps_a_linear_function_of_its_guide_and_smooths_the_rest():
