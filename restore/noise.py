@@ -20,8 +20,8 @@ def estimate_noise(pixels: np.ndarray) -> float:
     return float(np.mean(np.median(np.abs(diagonal), axis=(0, 1)) / 0.6745)) * 255.0
 
 
-def estimate_poisson_gaussian(pixels: np.ndarray, *, bins: int = 16,
-                              pilot: np.ndarray | None = None) -> tuple[float, float]:
+def estimate_poisson_gaussian(pixels: np.ndarray, *, bins: int = 16, pilot: np.ndarray | None = None,
+                              start: tuple[float, float] | None = None) -> tuple[float, float]:
     """Signal-dependent noise of ``(H, W, C)`` pixels in [0, 1]: ``(a, b)`` of the variance ``a x + b``.
 
     After Foi et al. (2008): each 2x2 cell gives a local mean (the signal ``x``) and a finest
@@ -36,7 +36,8 @@ def estimate_poisson_gaussian(pixels: np.ndarray, *, bins: int = 16,
 
     With ``pilot``, a restoration of ``pixels`` (the same shape), that estimate is fitted again on
     the blocks the pilot shows smooth (:func:`_smooth_fit`): where texture is everywhere, the low
-    quantile still holds some of it.
+    quantile still holds some of it. ``start``, an estimate made before (from more of the image),
+    then stands in for the first one, and is what comes back where too few blocks are smooth.
     """
     from scipy.stats import chi2
     pixels = pixels if pixels.ndim == 3 else pixels[:, :, None]
@@ -44,6 +45,8 @@ def estimate_poisson_gaussian(pixels: np.ndarray, *, bins: int = 16,
     if h < 8 or w < 8:
         raise ValueError(f"image of size {pixels.shape[:2]} is too small to estimate its noise")
     block_mean, block_square, _ = _haar_blocks(pixels)
+    if pilot is not None and start is not None:
+        return _smooth_fit(block_mean, block_square, _haar_blocks(_like(pilot, pixels)), *start, bins)
     unbias = chi2.ppf(QUANTILE, 4) / 4
     bins = min(bins, block_mean.size // 8)
     if bins < 3:                       # too few blocks for a line: one level
@@ -59,10 +62,15 @@ def estimate_poisson_gaussian(pixels: np.ndarray, *, bins: int = 16,
     a, b = _clipped_fit(x, v, n, *_line_fit(x, v, n))
     if pilot is None:
         return a, b
+    return _smooth_fit(block_mean, block_square, _haar_blocks(_like(pilot, pixels)), a, b, bins)
+
+
+def _like(pilot: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """``pilot`` as ``(H, W, C)`` beside ``pixels``, or a ``ValueError``."""
     pilot = pilot if pilot.ndim == 3 else pilot[:, :, None]
     if pilot.shape != pixels.shape:
         raise ValueError(f"pilot of shape {pilot.shape} differs from the pixels' {pixels.shape}")
-    return _smooth_fit(block_mean, block_square, _haar_blocks(pilot), a, b, bins)
+    return pilot
 
 
 def _haar_blocks(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -204,15 +204,19 @@ def resolve(pixels: np.ndarray, task: Task, companion: Any = None, *, settings: 
 
 
 def pilot_sample(pixels: np.ndarray, *, limit: int = PILOT_PIXELS, crop: int = PILOT_CROP) -> np.ndarray:
-    """``pixels`` themselves, or, beyond ``limit`` pixels, crops of ``crop`` x ``crop`` spread over
-    the image on a grid, one above the other (the estimate reads blocks of 4x4 pixels, which stay
-    within a crop)."""
+    """``pixels`` themselves, or, beyond ``limit`` pixels, square crops of ``crop`` pixels (less for
+    a thinner image: its short side, to a multiple of 4) spread over the image on a grid in its
+    proportions, none twice, one above the other (the estimate reads blocks of 4x4 pixels, which
+    stay within a crop), at most ``limit`` pixels in all."""
     h, w = pixels.shape[:2]
-    if h * w <= limit or h < crop or w < crop:
+    if h * w <= limit:
         return pixels
-    side = max(1, math.isqrt(limit // (crop * crop)))
-    tops = np.linspace(0, h - crop, side).round().astype(int)
-    lefts = np.linspace(0, w - crop, side).round().astype(int)
+    crop = max(4, min(crop, h, w) // 4 * 4)
+    count = max(1, limit // (crop * crop))
+    rows = int(np.clip(round(math.sqrt(count * h / w)), 1, h // crop))
+    columns = int(np.clip(count // rows, 1, w // crop))
+    tops = np.linspace(0, h - crop, rows).round().astype(int)
+    lefts = np.linspace(0, w - crop, columns).round().astype(int)
     return np.concatenate([pixels[t:t + crop, l:l + crop] for t in tops for l in lefts])
 
 

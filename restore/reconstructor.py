@@ -92,12 +92,16 @@ class Reconstructor(nn.Module):
         below), while their errors differ, so the mean is better, for that many times the work.
         A prior of images that are not alike turned (``symmetric`` false: the digits) refuses it.
     quick : bool
-        The data's last filter (below) in windows alone, once: denoising a 12 MP photograph took
-        28 s against 176 (2-core CPU), for 0.4-0.8 dB less on held-out crops.
+        The data's last filter (below) in windows alone, once in each domain (a sensor's colour
+        image: once where its noise is white, once in its own terms): denoising a 12 MP photograph
+        took 28 s against 176 (2-core CPU), for 0.4-0.8 dB less on held-out crops. A JPEG's own
+        filter is left out.
 
-    The estimate ends with the data term's empirical Wiener filter around it
-    (:meth:`~restore.fidelity.DataTerm.wiener`; only where the observation is the image itself
-    plus noise) for a prior whose ``data_filter`` says so (the photo priors, not the digits).
+    The estimate ends with the data term's last filter around it
+    (:meth:`~restore.fidelity.DataTerm.wiener`: where the observation is the image itself plus
+    noise, its empirical Wiener filter; for a JPEG, the colours following the luminance and the
+    restoration's own filter) for a prior whose ``data_filter`` says so (the photo priors, not the
+    digits).
     Colour images whose noise a transform makes white and of one level
     (:meth:`~restore.fidelity.DataTerm.stabilised`: a sensor's) are restored there by a prior
     whose ``stabilise`` says so, brought back and filtered once more in their own terms; the

@@ -219,6 +219,8 @@ def test_a_coarse_files_colours_follow_the_luminance_within_its_set(monkeypatch)
     assert torch.equal(fine.colours_following_luminance(pilot, y), pilot)
     grey = JPEGConstraint(jpeg_round_trip(_photo()[:, :, :1], 10)[1])
     assert torch.equal(grey.colours_following_luminance(pilot[:, :1], y[:, :1]), pilot[:, :1])
+    three = pilot[:, :1].expand(-1, 3, -1, -1)                # a grey file as a colour prior gets it
+    assert torch.equal(grey.colours_following_luminance(three, y[:, :1].expand(-1, 3, -1, -1)), three)
     monkeypatch.setattr(JPEGConstraint, "colours_following_luminance", lambda self, x, y: x)
     assert guided > psnr(clean, restore.dejpeg(decoded, quantisation=quantisation)) + 0.1
 
@@ -234,8 +236,11 @@ def test_a_restorations_own_filter_keeps_what_recurs_within_the_files_set(monkey
     as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float()
     # In the set to float rounding (1.8e-10 a pixel measured; without the last projection, 2.2e-4).
     assert float(JPEGConstraint(quantisation).value(as_tensor(filtered), as_tensor(decoded))) < 1e-6 * filtered.size
+    quick = restore.dejpeg(decoded, quantisation=quantisation, quick=True)
     monkeypatch.setattr(JPEGConstraint, "self_filtered", lambda self, x, y, **options: x)
-    assert psnr(clean, filtered) > psnr(clean, restore.dejpeg(decoded, quantisation=quantisation)) + 0.3
+    without = restore.dejpeg(decoded, quantisation=quantisation)
+    assert psnr(clean, filtered) > psnr(clean, without) + 0.3
+    assert np.array_equal(quick, without)                      # quick leaves it out
 
 
 def test_the_guided_filter_keeps_a_linear_function_of_its_guide_and_smooths_the_rest():

@@ -201,6 +201,10 @@ def test_a_large_image_is_sampled_in_a_grid_of_crops_for_the_first_restoration()
     from restore.pipeline import pilot_sample
     pixels = np.arange(2000 * 1500, dtype=np.float32).reshape(2000, 1500, 1)
     sample = pilot_sample(pixels)
-    assert sample.shape == (16 * 256, 256, 1)
+    assert sample.shape == (15 * 256, 256, 1)                  # 5 rows of 3 in the image's proportions
     assert np.array_equal(sample[:256], pixels[:256, :256]) and np.array_equal(sample[-256:], pixels[-256:, -256:])
-    assert pilot_sample(pixels[:1000, :1000]) is not None and pilot_sample(pixels[:1000, :1000]).shape == (1000, 1000, 1)
+    small = pixels[:1000, :1000]
+    assert pilot_sample(small) is small                        # up to a megapixel: the image itself
+    thin = np.arange(200 * 20000, dtype=np.float32).reshape(200, 20000, 1)
+    crops = pilot_sample(thin).reshape(-1, 200, 200)
+    assert crops.size <= 2**20 and len({float(c[0, 0]) for c in crops}) == len(crops) > 20   # none twice

@@ -126,7 +126,7 @@ class NoiseModel:
 
     def refined(self, pixels, restoration):
         from ..noise import estimate_poisson_gaussian
-        return self._with_sensor(*estimate_poisson_gaussian(pixels, pilot=restoration))
+        return self._with_sensor(*estimate_poisson_gaussian(pixels, pilot=restoration, start=self.sensor))
 
     def _with_sensor(self, a, b):
         """This task with a sensor's noise ``a, b`` and ``sigma`` its level at mid-grey."""

@@ -108,7 +108,7 @@ class Dejpeg(Task):
 
 def dejpeg(image, *, quantisation=None, prior="photo", steps: int | None = None, device="cpu",
            tile: int | None = None, precision: str = "auto", channel_axis: int = -1, progress=None,
-           ensemble: int | None = None):
+           ensemble: int | None = None, quick: bool = False):
     """Remove JPEG artefacts within what the file allows.
 
     Parameters
@@ -120,6 +120,9 @@ def dejpeg(image, *, quantisation=None, prior="photo", steps: int | None = None,
         The file's tables and chroma cells, ``Quantisation.from_file(path)``; needed with pixels.
     prior, steps, device, tile, precision, channel_axis, progress, ensemble
         As :func:`restore.denoise` (steps default 0: the encoder's estimate, projected).
+    quick : bool
+        Leave out the restoration's own last filter (:meth:`~restore.fidelity.JPEGConstraint.wiener`):
+        about four times faster, 0.02-0.4 dB lower on held-out crops.
 
     Returns
     -------
@@ -135,4 +138,4 @@ def dejpeg(image, *, quantisation=None, prior="photo", steps: int | None = None,
         raise ValueError("quantisation: give Quantisation.from_file(path) with decoded pixels, or the file's path")
     return restore(image, Dejpeg(), companion=quantisation, channel_axis=channel_axis, progress=progress,
                    settings=SolverSettings(prior=prior, steps=steps, device=device, tile=tile, precision=precision,
-                                           ensemble=ensemble))
+                                           ensemble=ensemble, quick=quick))
