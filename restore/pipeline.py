@@ -200,7 +200,7 @@ def resolve(pixels: np.ndarray, task: Task, companion: Any = None, *, settings: 
         return resolved
     sample = pilot_sample(pixels)
     first = restore(sample, resolved, settings=dataclasses.replace(settings, ensemble=None, samples=1))
-    return resolved.refined(sample, first)
+    return resolved.refined(task, sample, first)
 
 
 def pilot_sample(pixels: np.ndarray, *, limit: int = PILOT_PIXELS, crop: int = PILOT_CROP) -> np.ndarray:

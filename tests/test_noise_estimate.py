@@ -208,3 +208,25 @@ def test_a_large_image_is_sampled_in_a_grid_of_crops_for_the_first_restoration()
     thin = np.arange(200 * 20000, dtype=np.float32).reshape(200, 20000, 1)
     crops = pilot_sample(thin).reshape(-1, 200, 200)
     assert crops.size <= 2**20 and len({float(c[0, 0]) for c in crops}) == len(crops) > 20   # none twice
+
+
+def test_auto_chooses_again_on_the_refitted_estimate(monkeypatch):
+    """Texture pushes the first estimate's gain up; where the refit finds no shot noise, ``auto``
+    takes one sigma after all (and keeps the sensor's model where the refit still finds it)."""
+    import restore.noise as noise
+    import restore.pipeline as pipeline
+    from restore.tasks import TASKS
+    rng = np.random.default_rng(4)
+    noisy = np.clip(_ramp(64) + rng.normal(0, 0.05, (64, 64, 3)), 0, 1).astype(np.float32)
+    plain = noise.estimate_poisson_gaussian
+    refits = {"to": (1e-4, 0.0025)}
+
+    def estimate(pixels, *, pilot=None, start=None, **options):
+        return refits["to"] if pilot is not None else (0.02, 0.001)     # the first: a sensor's
+    monkeypatch.setattr(noise, "estimate_poisson_gaussian", estimate)
+    auto = TASKS["denoise"](noise="auto")
+    assert auto.resolve(noisy).sensor == (0.02, 0.001)
+    resolved = pipeline.resolve(noisy, auto)
+    assert resolved.sensor is None and resolved.sigma == pytest.approx(plain(noisy)[1] ** 0.5 * 255, rel=0.3)
+    refits["to"] = (0.03, 0.0004)
+    assert pipeline.resolve(noisy, auto).sensor == pytest.approx((0.03, 0.0004), rel=1e-5)

@@ -124,9 +124,15 @@ class NoiseModel:
         it shows smooth hold the noise alone (:func:`restore.noise.estimate_poisson_gaussian`)."""
         return self.observes_image and self.sensor is not None and parse_noise(unresolved.noise)[1] is None
 
-    def refined(self, pixels, restoration):
+    def refined(self, unresolved, pixels, restoration):
+        """``auto`` chooses again on the refitted estimate: texture had pushed the first one up."""
+        from dataclasses import replace
+
         from ..noise import estimate_poisson_gaussian
-        return self._with_sensor(*estimate_poisson_gaussian(pixels, pilot=restoration, start=self.sensor))
+        a, b = estimate_poisson_gaussian(pixels, pilot=restoration, start=self.sensor)
+        if parse_noise(unresolved.noise)[0] == "auto" and not signal_dependent(a, b):
+            return replace(unresolved, noise="gaussian").with_noise_level(pixels)
+        return self._with_sensor(a, b)
 
     def _with_sensor(self, a, b):
         """This task with a sensor's noise ``a, b`` and ``sigma`` its level at mid-grey."""
@@ -236,9 +242,9 @@ class Task(ABC):
         restoration of the image estimates better (then :meth:`refined`); by default nothing."""
         return False
 
-    def refined(self, pixels: np.ndarray, restoration: np.ndarray) -> Task:
-        """This resolved task estimated again from ``pixels`` (a sample of the image) and a first
-        ``restoration`` of them; by default itself."""
+    def refined(self, unresolved: Task, pixels: np.ndarray, restoration: np.ndarray) -> Task:
+        """This task, resolved from ``unresolved``, estimated again from ``pixels`` (a sample of the
+        image) and a first ``restoration`` of them; by default itself."""
         return self
 
     def companion_from_source(self, path: Path) -> Any:
