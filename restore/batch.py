@@ -439,7 +439,7 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
         advice = task.advice(job.source)
         if advice:
             progress.note(advice)
-        resolved = resolve(picture.pixels, task, companion, settings=settings)
+        resolved = resolve(picture.pixels, task, companion, settings=settings, progress=progress.step)
         said = resolved.describe_noise() if resolved != task else None
         if said:
             progress.note(f"{job.source}: estimated {said}")

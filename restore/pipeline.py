@@ -117,7 +117,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
         repaired = task.detect(pixels, settings=settings, progress=progress, return_std=return_std)
         out = keep_pixels(back(repaired.pixels), image, ~repaired.mask, channel_axis)
         return (out, _like(repaired.std, image)) if return_std else out
-    task = resolve(pixels, task, companion, settings=settings)
+    task = resolve(pixels, task, companion, settings=settings, progress=progress)
     values = task.companion_values(companion, pixels.shape[:2])
     vae = settings.load().for_task(task.name)
     device = next(vae.parameters()).device
@@ -191,15 +191,18 @@ PILOT_PIXELS = 2**20
 PILOT_CROP = 256
 
 
-def resolve(pixels: np.ndarray, task: Task, companion: Any = None, *, settings: SolverSettings = SolverSettings()) -> Task:
+def resolve(pixels: np.ndarray, task: Task, companion: Any = None, *, settings: SolverSettings = SolverSettings(),
+            progress: Callable[[int, int], None] | None = None) -> Task:
     """``task`` made definite for ``pixels`` (``(H, W, C)`` in [0, 1]; :meth:`Task.resolve`), and
     estimated again from a first restoration of (a sample of) them where that is better
-    (:meth:`Task.refined_by`: a sensor's noise estimated for denoising)."""
+    (:meth:`Task.refined_by`: a sensor's noise estimated for denoising), which reports to
+    ``progress`` as :func:`restore` does."""
     resolved = task.resolve(pixels, companion)
     if not resolved.refined_by(task):
         return resolved
     sample = pilot_sample(pixels)
-    first = restore(sample, resolved, settings=dataclasses.replace(settings, ensemble=None, samples=1))
+    first = restore(sample, resolved, settings=dataclasses.replace(settings, ensemble=None, samples=1),
+                    progress=progress)
     return resolved.refined(task, sample, first)
 
 

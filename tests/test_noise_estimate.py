@@ -230,3 +230,15 @@ def test_auto_chooses_again_on_the_refitted_estimate(monkeypatch):
     assert resolved.sensor is None and resolved.sigma == pytest.approx(plain(noisy)[1] ** 0.5 * 255, rel=0.3)
     refits["to"] = (0.03, 0.0004)
     assert pipeline.resolve(noisy, auto).sensor == pytest.approx((0.03, 0.0004), rel=1e-5)
+
+
+def test_the_first_restoration_reports_its_progress():
+    """Refitting an estimated sensor restores the image twice; the progress callback hears both."""
+    import restore
+    a = 1 / 40
+    clean, rng = _textured(1, side=64), np.random.default_rng(21)
+    noisy = np.clip(rng.poisson(clean / a) * a + rng.normal(0, 0.02, clean.shape), 0, 1).astype(np.float32)
+    heard = {"estimated": [], "given": []}
+    restore.denoise(noisy, noise="poisson-gaussian", progress=lambda done, total: heard["estimated"].append(done))
+    restore.denoise(noisy, noise=f"poisson-gaussian:{a},0.0004", progress=lambda done, total: heard["given"].append(done))
+    assert len(heard["estimated"]) == 2 * len(heard["given"]) > 0
