@@ -68,8 +68,8 @@ class DataTerm(ABC):
     def wiener(self, pilot: torch.Tensor, y: torch.Tensor, physics: Physics, *, groups: bool = True) -> torch.Tensor:
         """The data's last word around the restoration ``pilot``: for noise, the observation's
         empirical Wiener estimate (see :mod:`restore.wiener`; without ``groups``, in windows alone,
-        a fifth of the work); for a JPEG, the colours made to follow the luminance within the file's
-        set; where the term has none, ``pilot``."""
+        a fifth of the work); for a JPEG, the colours made to follow the luminance and the
+        restoration's own filter, within the file's set; where the term has none, ``pilot``."""
         return pilot
 
     def stabilised(self, physics: Physics) -> Stabilised | None:
@@ -368,13 +368,9 @@ class JPEGConstraint(DataTerm):
         self._check(physics)
         return self.self_filtered(self.colours_following_luminance(pilot, y), y, groups=groups)
 
-    @property
-    def _step(self) -> float:
-        return float(np.mean(self.quantisation.tables[0]))
-
     def colours_following_luminance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The first step of :meth:`wiener` (``x`` itself for a grey image or fine tables)."""
-        if x.shape[1] != 3 or len(self.quantisation.tables) == 1 or is_grey(y) or self._step < CHROMA_GUIDE_STEP:
+        if x.shape[1] != 3 or len(self.quantisation.tables) == 1 or is_grey(y) or self.quantisation.mean_step < CHROMA_GUIDE_STEP:
             return x
         planes = to_ycbcr(x)
         colours = guided_filter(planes[:, :1] / 255, planes[:, 1:] / 255, radius=CHROMA_GUIDE_RADIUS,
@@ -385,7 +381,7 @@ class JPEGConstraint(DataTerm):
         """The second step of :meth:`wiener` (``x`` itself without ``groups``)."""
         if not groups:
             return x
-        level = SELF_FILTER * self._step ** 0.5 / 255
+        level = SELF_FILTER * self.quantisation.mean_step ** 0.5 / 255
         return self.project(empirical_wiener(x, x, level**2).clamp(0, 1), y).clamp(0, 1)
 
     def correct(self, x, y, physics):
@@ -432,7 +428,7 @@ def prior_share(quantisation: Quantisation) -> float:
     29.24). Without it the restoration was worse than the decoded file from quality 60 on.
     """
     steps, shares = zip(*SHARE_POINTS)
-    return float(np.interp(float(np.mean(quantisation.tables[0])), steps, shares))
+    return float(np.interp(quantisation.mean_step, steps, shares))
 
 
 #: (mean luminance quantisation step, the restoration's weight) through which :func:`prior_share` runs.

@@ -122,6 +122,12 @@ class Quantisation:
         return 8 * max(self.chroma_cell) if len(self.tables) == 3 else 8
 
     @property
+    def mean_step(self) -> float:
+        """The mean of the luminance table's steps: how coarse the file is (Pillow's quality 10: 196,
+        50: 58, 90: 11.5)."""
+        return float(np.mean(self.tables[0]))
+
+    @property
     def quality(self) -> float:
         """The libjpeg quality (1..100) whose luminance table is nearest to this one's, for messages."""
         scale = float(np.median(self.tables[0] / STANDARD_LUMINANCE)) * 100
