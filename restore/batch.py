@@ -113,6 +113,7 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
         rel = Path(source.name)
         job = Job(source, output, _matching(companion_name, companion, rel, companions),
                   _matching("ref", reference, rel, references), detect=detect)
+        _check_outputs([job], companion_name)
         if save_found is not None:
             job.found = save_found / f"{output.stem}_{companion_name}.png" if save_found.is_dir() else save_found
             if job.found.suffix.lower() not in LOSSLESS:
@@ -173,6 +174,7 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
         except PlanError:
             skipped.append(f"no reference for {f}: it will be restored but not scored")
         jobs.append(job)
+    _check_outputs(jobs, companion_name)
     if uncertainty is not None:
         _check_maps(jobs)
     if save_found is not None:
@@ -191,6 +193,17 @@ def _map_path(folder: Path, rel: Path) -> Path:
     """The uncertainty map of the image at ``rel``: ``<rel>.png`` (``a.jpg`` -> ``a.jpg.png``), a name
     that no other image's map can take, whatever else the folder holds."""
     return folder / rel.parent / f"{rel.name}.png"
+
+
+def _check_outputs(jobs: list[Job], name: str) -> None:
+    """No output may replace an input, a companion (a mask) or a reference, of any job: a folder
+    of masks given as the output folder would have them replaced one by one."""
+    kept = {p.resolve() for job in jobs for p in (job.source, job.companion, job.reference) if p}
+    for job in jobs:
+        if job.output.resolve() in kept:
+            kinds = f"an input, a {name} or a reference" if name else "an input or a reference"
+            raise PlanError(f"{job.output}: the output would replace {kinds}; choose another -o, inputs are "
+                            "never overwritten")
 
 
 def _check_maps(jobs: list[Job]) -> None:
@@ -375,7 +388,9 @@ def process(job: Job, restore_fn: RestoreFn, *, overwrite: bool, skip_existing: 
     except OutputError as e:
         _failed(result, "output", str(e))
     except (PriorError, ValueError, OSError) as e:
-        _failed(result, "restore", str(e) or type(e).__name__)
+        message = str(e) or type(e).__name__
+        # In a batch the line must say which file it is about.
+        _failed(result, "restore", message if str(job.source) in message else f"{job.source}: {message}")
     except Exception as e:  # one bad file must not stop a batch
         _failed(result, "restore", f"{job.source}: unexpected {type(e).__name__}: {e}")
     return result
@@ -416,6 +431,16 @@ def _score(result: Result, job: Job, written: bytes, restored: Restored, max_pix
     result.psnr, result.ssim, result.input_psnr, result.input_ssim = scores.psnr, scores.ssim, given.psnr, given.ssim
 
 
+def _check_reference(job: Job, picture: Picture, scale: int, max_pixels: int) -> None:
+    """A reference that cannot score the output (unreadable, or of another size) is refused
+    before any work, so that no output is written for a run that must fail."""
+    h, w = picture.pixels.shape[:2]
+    size = stored_pixels(job.reference, max_pixels=max_pixels)[0].shape[:2]
+    if size != (h * scale, w * scale):
+        raise ImageError(f"{job.reference}: reference is {size[1]}x{size[0]} but the output will be "
+                         f"{w * scale}x{h * scale}; give the clean version of {job.source.name}")
+
+
 def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
     """The ``restore_fn`` that restores image files under ``task`` with ``settings``
     (:class:`~restore.pipeline.SolverSettings`), reading each job's companion file."""
@@ -424,6 +449,12 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
 
     def restore_file(picture: Picture, job: Job, progress: Progress) -> Restored:
         sampled = settings.samples > 1
+        h, w = picture.pixels.shape[:2]
+        if h * w * task.scale**2 > max_pixels:
+            raise ImageError(f"{job.source}: the output would be {w * task.scale}x{h * task.scale} pixels, over the "
+                             f"limit of {max_pixels / 1e6:g} megapixels; raise --max-megapixels or upscale less")
+        if job.reference is not None:
+            _check_reference(job, picture, task.scale, max_pixels)
         if job.detect:
             repaired = task.detect(picture.pixels, settings=settings, progress=progress.step, return_std=sampled)
             progress.note(f"{job.source}: found {repaired.mask.mean():.2%} of the pixels damaged"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import json as json_module
+import math
 import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
@@ -238,10 +239,15 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
     if detect and not (task.companion and task.companion.detectable):
         fail(f"--{task.companion.name if task.companion else 'mask'} auto: {task.name} cannot find it; give a file")
     companion = None if detect else companion
-    if options.max_megapixels <= 0:
-        fail("--max-megapixels must be positive")
+    if not 0 < options.max_megapixels < math.inf:
+        fail(f"--max-megapixels must be a positive number, got {options.max_megapixels}")
     if options.overwrite and options.skip_existing:
         fail("--overwrite and --skip-existing contradict each other; pick one")
+    if options.json is not None and options.json.suffix.lower() != ".json":
+        # (so it can replace no image: an input, an output, a mask, a reference or a map)
+        fail(f"{options.json}: --json writes a JSON report; give a name ending in .json")
+    if options.json is not None and options.json.is_dir():
+        fail(f"{options.json}: is a folder; give --json a file name ending in .json")
     if options.json is not None and not options.json.parent.is_dir():
         fail(f"{options.json}: folder {options.json.parent} does not exist; create it first")
     if options.json is not None:

@@ -398,22 +398,27 @@ class GaussianNoise(nn.Module):
         return y + self.sigma * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
 
 
-def gaussian_kernel(std: float) -> torch.Tensor:
-    """A normalised isotropic Gaussian kernel of standard deviation ``std`` pixels (radius ``3 std``)."""
-    if not std > 0:
-        raise ValueError(f"the Gaussian's standard deviation must be positive, got {std}")
+def gaussian_kernel(std: float, *, max_side: int | None = None) -> torch.Tensor:
+    """A normalised isotropic Gaussian kernel of standard deviation ``std`` pixels (radius ``3 std``);
+    a ``ValueError`` where its side would pass ``max_side``."""
+    if not 0 < std < math.inf:
+        raise ValueError(f"the Gaussian's standard deviation must be a positive number, got {std}")
     radius = max(1, math.ceil(3 * std))
+    _check_side(radius, max_side)
     u = torch.arange(-radius, radius + 1, dtype=torch.float64)
     g = torch.exp(-u**2 / (2 * std**2))
     kernel = g[:, None] * g[None, :]
     return (kernel / kernel.sum()).float()
 
 
-def motion_kernel(length: float, angle: float) -> torch.Tensor:
-    """A normalised straight motion-blur kernel: a line of ``length`` pixels at ``angle`` degrees (anticlockwise)."""
-    if not length >= 1:
-        raise ValueError(f"the motion length must be at least 1 pixel, got {length}")
+def motion_kernel(length: float, angle: float, *, max_side: int | None = None) -> torch.Tensor:
+    """A normalised straight motion-blur kernel: a line of ``length`` pixels at ``angle`` degrees
+    (anticlockwise); a ``ValueError`` where its side would pass ``max_side``."""
+    if not 1 <= length < math.inf or not math.isfinite(angle):
+        raise ValueError(f"the motion length must be a number of at least 1 pixel and the angle a number, "
+                         f"got {length}, {angle}")
     radius = max(1, math.ceil(length / 2))
+    _check_side(radius, max_side)
     u = torch.arange(-radius, radius + 1, dtype=torch.float64)
     dx, dy = math.cos(math.radians(angle)), -math.sin(math.radians(angle))
     # Each pixel's weight: its distance to the segment, as a 1-pixel-wide antialiased line.
@@ -421,6 +426,11 @@ def motion_kernel(length: float, angle: float) -> torch.Tensor:
     dist = torch.hypot(u[None, :] - t * dx, u[:, None] - t * dy)
     kernel = (1 - dist).clamp_min(0)
     return (kernel / kernel.sum()).float()
+
+
+def _check_side(radius: int, max_side: int | None) -> None:
+    if max_side is not None and 2 * radius + 1 > max_side:
+        raise ValueError(f"its side of {2 * radius + 1} pixels is over the limit of {max_side}; give a smaller kernel")
 
 
 def wiener(y: torch.Tensor, kernel: torch.Tensor, *, sigma: float) -> torch.Tensor:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -27,6 +28,13 @@ from .reconstructor import MODES, Reconstructor, check_ensemble
 from .solver import ANCHORS, SAMPLERS
 from .tasks.base import DETECT, Task
 from .tiling import run_tiled
+
+
+#: The settings that count something: whole numbers (or None where they may be left out).
+WHOLE_NUMBERS = ("steps", "tile", "overlap", "tile_batch", "samples", "seed")     # ensemble: check_ensemble
+#: The largest tile side (output pixels) a restoration takes: the networks' memory grows with
+#: its square, and a photograph is restored in tiles of a few hundred pixels as well.
+MAX_TILE = 4096
 
 
 @dataclass(frozen=True)
@@ -51,14 +59,20 @@ class SolverSettings:
     quick: bool = False            # the data's last filter in windows alone, once (restore.reconstructor)
 
     def __post_init__(self):
+        for name in WHOLE_NUMBERS:
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+                raise ValueError(f"{name} must be a whole number, got {value!r}")
+        if not isinstance(self.quick, (bool, np.bool_)):
+            raise ValueError(f"quick must be True or False, got {self.quick!r}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be 'joint' or 'latent', got {self.mode!r}")
         if self.steps is not None and self.steps < 0:
             raise ValueError(f"steps must be 0 or more, got {self.steps}")
         if self.anchor is not None and self.anchor not in ANCHORS:
             raise ValueError(f"anchor must be 'prior' or 'encoder', got {self.anchor!r}")
-        if self.tile is not None and self.tile < 8:
-            raise ValueError(f"tile must be at least 8 pixels, got {self.tile}")
+        if self.tile is not None and not 8 <= self.tile <= MAX_TILE:
+            raise ValueError(f"tile must be 8 to {MAX_TILE} pixels, got {self.tile}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
         if self.overlap < 0 or (self.tile_batch is not None and self.tile_batch < 1):
@@ -113,12 +127,12 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     if return_std and settings.samples < 2:
         raise ValueError("return_std needs samples of 2 or more")
     pixels, back = to_pixels(image, channel_axis)
-    if isinstance(companion, str) and companion == DETECT:
+    if isinstance(companion, str) and companion.strip().lower() == DETECT:
         repaired = task.detect(pixels, settings=settings, progress=progress, return_std=return_std)
         out = keep_pixels(back(repaired.pixels), image, ~repaired.mask, channel_axis)
         return (out, _like(repaired.std, image)) if return_std else out
+    values = task.companion_values(companion, pixels.shape[:2])     # checked before any work
     task = resolve(pixels, task, companion, settings=settings, progress=progress)
-    values = task.companion_values(companion, pixels.shape[:2])
     vae = settings.load().for_task(task.name)
     device = next(vae.parameters()).device
     channels, tile_size, multiple = vae.channels, settings.tile or vae.tile_size, vae.size_multiple

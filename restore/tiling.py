@@ -7,6 +7,7 @@ falls off linearly across the overlap, which hides the seams.
 """
 from __future__ import annotations
 
+import itertools
 from typing import Callable
 
 import torch
@@ -87,7 +88,8 @@ def run_tiled(y: torch.Tensor, restore_tiles: Callable[[torch.Tensor, torch.Tens
 
     largest = max(1, tile // scale)        # the core; a margin comes on top
     # The largest tile that fits, else the smallest above.
-    t_obs = next(t for t in [*range(largest, 0, -1), *range(largest + 1, largest + multiple + 1)] if fits(t))
+    t_obs = next(t for t in itertools.chain(range(largest, 0, -1), range(largest + 1, largest + multiple + 1))
+                 if fits(t))
     ov_obs = min(overlap // scale, t_obs // 2) // grid * grid
     # Small sides: one tile, padded up to a size the prior accepts.
     reach = range(multiple * grid + 1)

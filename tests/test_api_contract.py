@@ -93,3 +93,61 @@ def test_a_bad_checkpoint_is_still_a_prior_error(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(PriorError, match="not a restore prior"):
         denoise(_digit(), sigma=10, prior=str(bad))
+
+
+@pytest.mark.parametrize("call,needle", [
+    (lambda im: denoise(im, sigma="loud"), "sigma 'loud'"),
+    (lambda im: denoise(im, sigma=[25]), "sigma must be a number"),
+    (lambda im: denoise(im, sigma=True), "sigma must be a number"),
+    (lambda im: denoise(im, sigma=np.array([25.0, 25.0])), "sigma must be a number"),
+    (lambda im: denoise(im, sigma=10, noise=None), "noise must be text"),
+    (lambda im: denoise(im, sigma=10, steps="3"), "steps must be a whole number"),
+    (lambda im: denoise(im, sigma=10, steps=2.5), "steps must be a whole number"),
+    (lambda im: denoise(im, sigma=10, tile=10**9), "tile must be 8 to 4096"),
+    (lambda im: denoise(im, sigma=10, quick="no"), "quick must be True or False"),
+    (lambda im: superres(im, scale="2"), "scale must be a whole number"),
+    (lambda im: inpaint(im, np.zeros(im.shape[:2]), mask_dilate=2.5), "mask_dilate must be a whole number"),
+    (lambda im: inpaint(im, np.zeros(im.shape[:2]), mask_dilate=10**6), "mask_dilate must be 0 to"),
+    (lambda im: inpaint(im, "mask.png"), "an array \\(H, W\\).*'mask.png'"),
+    (lambda im: inpaint(im, np.zeros((*im.shape[:2], 3))), "mask must be \\(H, W\\)"),
+    (lambda im: inpaint(im, np.full(im.shape[:2], np.nan)), "NaN"),
+    (lambda im: deblur(im, kernel=5, sigma=1), "kernel must be a 2-D array"),
+    (lambda im: deblur(im, kernel=-np.ones((3, 3)), sigma=1), "kernel must be a 2-D array"),
+    (lambda im: deblur(im, kernel="gaussian:1e6", sigma=1), "over the limit"),
+    (lambda im: deblur(im, kernel="motion:15,nan", sigma=1), "angle a number"),
+])
+def test_a_wrong_option_value_is_refused_by_name_before_any_work(call, needle, monkeypatch):
+    import restore.pipeline
+    monkeypatch.setattr(restore.pipeline, "resolve", lambda *a, **k: pytest.fail("work started"))
+    with pytest.raises(ValueError, match=needle):
+        call(_digit())
+
+
+def test_text_options_read_as_on_the_command_line():
+    """``sigma="auto"`` estimates, ``sigma="25"`` is 25: the function takes what --sigma takes."""
+    image = _digit()
+    noisy = np.clip(image + np.random.default_rng(0).normal(0, 0.1, image.shape), 0, 1).astype(np.float32)
+    for text, number in (("25", 25.0), ("auto", None)):
+        np.testing.assert_array_equal(denoise(noisy, sigma=text, prior="digits", steps=1),
+                                      denoise(noisy, sigma=number, prior="digits", steps=1))
+
+
+def test_a_kernel_given_as_an_array_blurs_as_its_text_does():
+    from restore.physics import gaussian_kernel
+    from restore.tasks.deblur import Deblur
+    image = _digit()
+    by_text = deblur(image, kernel="gaussian:1.2", sigma=1, prior="digits", steps=1, precision="fp32")
+    for kernel in (gaussian_kernel(1.2).numpy(), gaussian_kernel(1.2)):      # numpy or torch
+        np.testing.assert_array_equal(deblur(image, kernel=kernel, sigma=1, prior="digits", steps=1,
+                                             precision="fp32"), by_text)
+    # normalised to sum 1; an even side given a zero row and column, so that it has a centre
+    np.testing.assert_allclose(Deblur(kernel=gaussian_kernel(1.2).numpy() * 3, sigma=1).weights,
+                               gaussian_kernel(1.2).numpy(), atol=1e-7)
+    assert Deblur(kernel=np.ones((4, 2)), sigma=1).weights.shape == (5, 3)
+
+
+def test_a_flat_image_under_an_estimated_sensor_noise_is_restored():
+    """No noise to estimate is a clean image's floor, not a refusal of the estimate it made itself."""
+    flat = np.full((32, 32), 0.5, np.float32)
+    out = denoise(flat, noise="poisson-gaussian", prior="digits", steps=1)
+    assert np.isfinite(out).all() and np.abs(out - flat).max() < 2 / 255

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,6 +173,13 @@ def test_superres_doubles_size_and_keeps_alpha(images, tiny_prior):
     (["inpaint", "{noisy}/im0.png", "--mask", "{noisy}/im1.png", "--mask-dilate", "-1"], "--mask-dilate"),
     (["denoise", "{noisy}/im0.png", "--model", "{tmp}/nope.pt"], "nope.pt"),
     (["denoise", "{noisy}/im0.png", "--max-megapixels", "0.0001", "-o", "{tmp}/big.png"], "megapixel"),
+    (["denoise", "{noisy}/im0.png", "--max-megapixels", "nan"], "--max-megapixels"),
+    (["denoise", "{noisy}/im0.png", "--tile", "1000000000"], "--tile"),
+    (["deblur", "{noisy}/im0.png", "--kernel", "gaussian:1e6"], "over the limit"),
+    (["deblur", "{noisy}/im0.png", "--kernel", "motion:15,nan"], "--kernel"),
+    (["inpaint", "{noisy}/im0.png", "--mask", "{noisy}/im1.png", "--mask-dilate", "100000"], "--mask-dilate"),
+    (["superres", "{noisy}/im0.png", "--max-megapixels", "0.01", "-o", "{tmp}/big.png"], "the output would be"),
+    (["denoise", "{noisy}/im0.png", "--ref", "{noisy}/readme.txt", "-o", "{tmp}/r.png"], "not a readable image"),
 ])
 def test_bad_input_gives_one_line_error_and_nonzero_exit(images, tiny_prior, args, needle):
     _, model = tiny_prior
@@ -436,3 +444,55 @@ def test_scores_are_those_of_the_file_as_written(images, tiny_prior, suffix):
     assert row["psnr"] == pytest.approx(psnr(reference, written), abs=1e-9)
     assert row["ssim"] == pytest.approx(ssim(reference, written), abs=1e-9)
     assert f"PSNR {row['psnr']:.2f} dB" in result.output
+
+
+@pytest.mark.parametrize("args,kept", [
+    (["denoise", "{noisy}/im0.png", "--json", "{noisy}/im0.png", "-o", "{tmp}/o.png"], "{noisy}/im0.png"),
+    (["denoise", "{noisy}/im0.png", "--json", "{tmp}/o.json", "-o", "{clean}/im0.png", "--ref", "{clean}/im0.png",
+      "--overwrite"], "{clean}/im0.png"),
+    (["inpaint", "{noisy}/im0.png", "--mask", "{noisy}/im1.png", "-o", "{noisy}/im1.png", "--overwrite"],
+     "{noisy}/im1.png"),
+    (["inpaint", "{noisy}", "--mask", "{clean}", "-o", "{clean}", "--overwrite"], "{clean}/im2.png"),
+    (["denoise", "{noisy}/im0.png", "--ref", "{clean}/im0.png", "--json", "{clean}/im0.png"], "{clean}/im0.png"),
+])
+def test_no_output_and_no_report_replaces_an_input_a_mask_or_a_reference(images, tiny_prior, no_restoration,
+                                                                          args, kept):
+    _, model = tiny_prior
+    where = dict(noisy=images / "noisy", clean=images / "clean", tmp=images)
+    kept = Path(kept.format(**where))
+    before = kept.read_bytes()
+    result = invoke(*[a.format(**where) for a in args], "--model", model, "--sigma", "25")
+    assert result.exit_code == 2 and len(_error_lines(result)) == 1, result.output
+    assert kept.read_bytes() == before
+
+
+@pytest.mark.parametrize("report,needle", [("{tmp}/r.png", "ending in .json"), ("{tmp}/folder.json", "is a folder")])
+def test_a_report_that_is_no_json_file_is_refused_before_restoring(images, tiny_prior, no_restoration, report, needle):
+    _, model = tiny_prior
+    (images / "folder.json").mkdir()
+    report = report.format(tmp=images)
+    result = invoke("denoise", images / "noisy" / "im0.png", "--json", report, "-o", images / "o.png",
+                    "--model", model, "--sigma", "25")
+    assert result.exit_code == 2 and needle in result.output, result.output
+    assert not (images / "o.png").exists() and not (images / "r.png").exists()
+
+
+@pytest.mark.parametrize("command,extra", [("denoise", ["--sigma", "25"]), ("superres", ["--scale", "2"])])
+def test_a_reference_of_another_size_is_refused_before_restoring(images, tiny_prior, no_restoration, command, extra):
+    _, model = tiny_prior
+    write_image(images / "small.png", Picture(smooth_images(1, 16, seed=1)[0]))
+    result = invoke(command, images / "noisy" / "im0.png", "--ref", images / "small.png", "-o", images / "o.png",
+                    "--model", model, *extra)
+    assert result.exit_code == 2 and "reference is 16x16" in result.output, result.output
+    assert not (images / "o.png").exists()
+
+
+def test_a_failure_in_a_batch_names_its_file(images, tiny_prior):
+    """A 1x1 image's noise cannot be estimated: the line says which of the batch's files it is."""
+    _, model = tiny_prior
+    write_image(images / "noisy" / "dot.png", Picture(np.full((1, 1, 3), 0.5, np.float32)))
+    result = invoke("denoise", images / "noisy", "-o", images / "out", "--model", model, "--steps", "1")
+    assert result.exit_code == 1
+    line = next(line for line in result.output.splitlines() if "too small" in line)
+    assert "dot.png" in line and "sigma" in line, result.output
+    assert len(list((images / "out").glob("im*.png"))) == 3

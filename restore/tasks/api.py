@@ -3,9 +3,11 @@ fields and defaults, so that a function's signature and docstring never drift fr
 from __future__ import annotations
 
 import inspect
+import numbers
+import typing
 from dataclasses import MISSING
 
-from .base import Task, option_fields
+from .base import OptionError, Task, option_fields
 
 IMAGE = """The damaged image: ``(H, W)`` or with 1 or 3 channels on ``channel_axis``, at least one
     pixel; uint8 (0..255), uint16 (0..65535) or finite floats in [0, 1]. Anything else raises a
@@ -43,9 +45,29 @@ def _api_name(f) -> str:
     return long[0][2:].replace("-", "_") if long else f.name
 
 
+def _option_value(f, name: str, kind, value):
+    """A task option as the function was given it: text parsed as the command line parses it
+    (``sigma="auto"``, ``sigma="25"``), other values checked against the option's type, so that a
+    wrong one is refused by name rather than deep inside the task."""
+    allowed = set(typing.get_args(kind)) or {kind}
+    if isinstance(value, str) and f.metadata["parse"] is not None:
+        return f.metadata["parse"](value)
+    if value is None and type(None) in allowed:
+        return value
+    if allowed == {str} and not isinstance(value, str):
+        raise OptionError(name, f"must be text, got {value!r}")
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if int in allowed and not (number and float(value).is_integer()):
+        raise OptionError(name, f"must be a whole number, got {value!r}")
+    if float in allowed and not number:
+        raise OptionError(name, f"must be a number, got {value!r}")
+    return int(value) if int in allowed else float(value) if float in allowed else value
+
+
 def api_function(task_type: type[Task], description: str, *, companion_doc: str = ""):
     """The function ``name(image[, companion], *, <options>, <settings>)`` of ``task_type``."""
     options = option_fields(task_type)
+    kinds = typing.get_type_hints(task_type)
     companion = task_type.companion
     positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
     keyword = inspect.Parameter.KEYWORD_ONLY
@@ -63,7 +85,8 @@ def api_function(task_type: type[Task], description: str, *, companion_doc: str 
         given = signature.bind(*args, **kwargs)
         given.apply_defaults()
         v = given.arguments
-        task = task_type(**{f.name: v[_api_name(f)] for f in options})
+        task = task_type(**{f.name: _option_value(f, _api_name(f), kinds[f.name], v[_api_name(f)])
+                            for f in options})
         settings = SolverSettings(prior=v["prior"], steps=v["steps"], mode=v["mode"], device=v["device"],
                                   tile=v["tile"], precision=v["precision"], samples=v["samples"], seed=v["seed"],
                                   ensemble=v["ensemble"], quick=v["quick"])

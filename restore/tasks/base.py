@@ -137,6 +137,8 @@ class NoiseModel:
     def _with_sensor(self, a, b):
         """This task with a sensor's noise ``a, b`` and ``sigma`` its level at mid-grey."""
         from dataclasses import replace
+        if a + b <= 0:      # an image without noise (a flat one): the floor of a clean photograph's
+            b = (CLEAN_SIGMA / 255) ** 2
         level = min(255.0, max(CLEAN_SIGMA, (a * 0.5 + b) ** 0.5 * 255))
         return replace(self, noise=f"poisson-gaussian:{a:.6g},{b:.6g}", sigma=level)
 

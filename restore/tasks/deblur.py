@@ -10,7 +10,7 @@ from .api import api_function
 from .base import NoiseModel, OptionError, SolverDefaults, Task, noise_field, option, parse_sigma
 
 KERNEL_HELP = ("Blur kernel: gaussian:STD (pixels), motion:LENGTH,ANGLE (pixels, degrees), "
-               "or an image file of the kernel (odd sides; normalised to sum 1).")
+               "or an image file of the kernel (odd sides; normalised to sum 1); from Python also a 2-D array.")
 #: Kernels wider than this are refused: the solver's tiles would be mostly margin.
 MAX_KERNEL = 65
 
@@ -22,10 +22,10 @@ def parse_kernel(spec: str) -> np.ndarray:
     kind, _, args = spec.partition(":")
     try:
         if kind == "gaussian" and args:
-            kernel = gaussian_kernel(float(args)).numpy()
+            kernel = gaussian_kernel(float(args), max_side=MAX_KERNEL).numpy()
         elif kind == "motion" and args:
             length, _, angle = args.partition(",")
-            kernel = motion_kernel(float(length), float(angle or 0)).numpy()
+            kernel = motion_kernel(float(length), float(angle or 0), max_side=MAX_KERNEL).numpy()
         else:
             kernel = _kernel_file(Path(spec))
     except ValueError as e:
@@ -34,6 +34,26 @@ def parse_kernel(spec: str) -> np.ndarray:
         raise OptionError("kernel", f"{spec}: {kernel.shape[1]}x{kernel.shape[0]} is over the limit of "
                                     f"{MAX_KERNEL}x{MAX_KERNEL} pixels; give a smaller kernel")
     return kernel
+
+
+def kernel_weights(kernel) -> np.ndarray:
+    """A kernel given as an array (the Python function's ``kernel``): 2-D, finite, not negative,
+    not all zero, at most :data:`MAX_KERNEL` on a side; normalised to sum 1, an even side given a
+    zero row or column so that it has a centre pixel."""
+    array = np.asarray(kernel.detach().cpu() if hasattr(kernel, "detach") else kernel, dtype=np.float64)
+    if array.ndim != 2 or not np.isfinite(array).all() or (array < 0).any() or array.sum() <= 0:
+        raise OptionError("kernel", f"must be a 2-D array, finite, not negative and not all zero (or text: "
+                                    f"gaussian:STD, motion:LENGTH,ANGLE, a file), got shape {array.shape}")
+    if max(array.shape) > MAX_KERNEL:
+        raise OptionError("kernel", f"{array.shape[1]}x{array.shape[0]} is over the limit of "
+                                    f"{MAX_KERNEL}x{MAX_KERNEL} pixels; give a smaller kernel")
+    return _centred(array)
+
+
+def _centred(kernel: np.ndarray) -> np.ndarray:
+    # Even sides get a zero row or column, so the kernel has a centre pixel.
+    kernel = np.pad(kernel, ((0, 1 - kernel.shape[0] % 2), (0, 1 - kernel.shape[1] % 2)))
+    return (kernel / kernel.sum()).astype(np.float32)
 
 
 def _kernel_file(path: Path) -> np.ndarray:
@@ -46,9 +66,7 @@ def _kernel_file(path: Path) -> np.ndarray:
         raise ValueError(str(e).partition(": ")[2]) from None
     if kernel.sum() <= 0:
         raise ValueError("the kernel image is black; white pixels are the kernel's weights")
-    # Even sides get a zero row or column, so the kernel has a centre pixel.
-    kernel = np.pad(kernel, ((0, 1 - kernel.shape[0] % 2), (0, 1 - kernel.shape[1] % 2)))
-    return (kernel / kernel.sum()).astype(np.float32)
+    return _centred(kernel)
 
 
 @dataclass(frozen=True)
@@ -61,7 +79,7 @@ class Deblur(NoiseModel, Task):
     defaults = SolverDefaults(steps=30)
     estimates_sigma = True
 
-    kernel: str = field(default="", metadata=option(KERNEL_HELP, required=True))
+    kernel: str | np.ndarray = field(default="", metadata=option(KERNEL_HELP, required=True))
     sigma: float | None = field(default=None, metadata=option(
         "Noise of the blurred pixels in 0..255 units, or 'auto' to estimate it per image (at least 1).",
         parse=parse_sigma))
@@ -69,9 +87,13 @@ class Deblur(NoiseModel, Task):
 
     def __post_init__(self):
         super().__post_init__()
-        if not self.kernel:
-            raise OptionError("kernel", "is needed: gaussian:STD, motion:LENGTH,ANGLE or a kernel image file")
-        object.__setattr__(self, "weights", parse_kernel(self.kernel))
+        if isinstance(self.kernel, str):
+            if not self.kernel:
+                raise OptionError("kernel", "is needed: gaussian:STD, motion:LENGTH,ANGLE or a kernel image file")
+            weights = parse_kernel(self.kernel)
+        else:
+            weights = kernel_weights(self.kernel)
+        object.__setattr__(self, "weights", weights)
 
     @property
     def margin(self) -> int:

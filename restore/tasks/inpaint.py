@@ -1,12 +1,17 @@
 """Inpainting: ``A = diag(m)``, only the pixels outside the mask's holes are observed."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .api import api_function
 from .base import CLEAN_SIGMA, Companion, CompanionError, OptionError, SolverDefaults, Task, option
+
+
+#: The most pixels ``--mask-dilate`` grows the holes by (a hole of twice that is no scratch's).
+MAX_DILATE = 100
 
 
 @dataclass(frozen=True)
@@ -32,8 +37,8 @@ class Inpaint(Task):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.mask_dilate < 0:
-            raise OptionError("mask_dilate", f"must be 0 or more, got {self.mask_dilate}")
+        if not 0 <= self.mask_dilate <= MAX_DILATE:
+            raise OptionError("mask_dilate", f"must be 0 to {MAX_DILATE} pixels, got {self.mask_dilate}")
         if not 0 < self.sensitivity <= 100:
             raise OptionError("sensitivity", f"must be above 0 and at most 100 (1 is the default), got {self.sensitivity}")
 
@@ -43,10 +48,16 @@ class Inpaint(Task):
 
     def companion_values(self, value, shape):
         from ..masks import dilate
-        if value is None:
-            raise CompanionError("inpainting needs a mask: (H, W), non-zero where pixels are missing, or 'auto'")
+        if value is None or isinstance(value, (str, os.PathLike)):
+            raise CompanionError("inpainting needs a mask: an array (H, W), non-zero where pixels are missing, "
+                                 f"or 'auto'{'' if value is None else f', got {value!r}'} (a mask file: "
+                                 "restore.masks.missing_pixels(restore.images.read_image(path)))")
         mask = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
         mask = mask.reshape(mask.shape[:2]) if mask.ndim == 3 and mask.shape[2] == 1 else mask
+        if mask.ndim != 2:
+            raise CompanionError(f"mask must be (H, W) or (H, W, 1), got shape {mask.shape}")
+        if mask.dtype.kind == "f" and not np.isfinite(mask).all():
+            raise CompanionError("mask has NaN or infinite values; give 0 where pixels are kept, 1 where missing")
         if mask.shape != tuple(shape):
             raise CompanionError(f"mask is {_size(mask.shape)} but the image is {_size(shape)}; "
                              "give a mask of the image's size")
