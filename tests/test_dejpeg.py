@@ -10,7 +10,6 @@ import restore
 from restore.cli import app
 from restore.fidelity import JPEGConstraint
 from restore.jpeg import NotJPEGError, Quantisation, block_dct, from_ycbcr, to_ycbcr
-from restore.physics import Denoising
 from restore.tasks.dejpeg import Dejpeg, jpeg_round_trip
 
 
