@@ -496,3 +496,14 @@ def test_a_failure_in_a_batch_names_its_file(images, tiny_prior):
     line = next(line for line in result.output.splitlines() if "too small" in line)
     assert "dot.png" in line and "sigma" in line, result.output
     assert len(list((images / "out").glob("im*.png"))) == 3
+
+
+def test_a_sensor_noise_given_is_not_said_to_be_estimated(images, tiny_prior):
+    _, model = tiny_prior
+    src = images / "noisy" / "im0.png"
+    given = invoke("denoise", src, "-o", images / "a.png", "--noise", "poisson-gaussian:0.01,0.0004",
+                   "--model", model, "--steps", "1")
+    assert given.exit_code == 0 and "estimated" not in given.output, given.output
+    found = invoke("denoise", src, "-o", images / "b.png", "--noise", "poisson-gaussian", "--model", model,
+                   "--steps", "1")
+    assert found.exit_code == 0 and "estimated Poisson-Gaussian noise" in found.output, found.output
