@@ -105,7 +105,8 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
         elif output.is_dir():
             output = output / default_output(source, suffix, extension).name
         elif not output.parent.is_dir():
-            raise PlanError(f"{output}: folder {output.parent} does not exist; create it or choose another -o")
+            why = "is a file, not a folder;" if output.parent.exists() else "does not exist; create it or"
+            raise PlanError(f"{output}: {output.parent} {why} choose another -o")
         if output.suffix.lower() not in IMAGE_SUFFIXES:
             raise PlanError(f"{output}: cannot write '{output.suffix}' files; give -o a name ending in "
                             f"{', '.join(IMAGE_SUFFIXES)}, or an existing folder")
@@ -136,6 +137,9 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
     out_dir = output if output is not None else default_output(source, suffix)
     if out_dir.exists() and not out_dir.is_dir():
         raise PlanError(f"{out_dir}: is a file; with a folder of images, -o must name a folder")
+    if not out_dir.exists() and out_dir.suffix.lower() in IMAGE_SUFFIXES:
+        raise PlanError(f"{out_dir}: with a folder of images, -o names a folder, not an image file; "
+                        f"give -o {out_dir.with_suffix('')}")
     if out_dir.exists() and same_file(out_dir, source):
         raise PlanError(f"{out_dir}: output folder is the input folder; choose another -o so inputs stay untouched")
     for folder, option in ((uncertainty, "--uncertainty"), (save_found, f"--save-{companion_name}")):

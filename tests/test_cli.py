@@ -507,3 +507,13 @@ def test_a_sensor_noise_given_is_not_said_to_be_estimated(images, tiny_prior):
     found = invoke("denoise", src, "-o", images / "b.png", "--noise", "poisson-gaussian", "--model", model,
                    "--steps", "1")
     assert found.exit_code == 0 and "estimated Poisson-Gaussian noise" in found.output, found.output
+
+
+def test_a_batch_output_named_like_an_image_is_refused(images, tiny_prior, no_restoration):
+    _, model = tiny_prior
+    result = invoke("denoise", images / "noisy", "-o", images / "out" / "x.png", "--model", model, "--sigma", "25")
+    assert result.exit_code == 2 and "names a folder, not an image file" in result.output, result.output
+    assert not (images / "out").exists()
+    inside = invoke("denoise", images / "noisy" / "im0.png", "-o", images / "noisy" / "im1.png" / "o.png",
+                    "--model", model, "--sigma", "25")
+    assert inside.exit_code == 2 and "is a file, not a folder" in inside.output, inside.output
