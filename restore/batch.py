@@ -435,13 +435,6 @@ def _score(result: Result, job: Job, written: bytes, restored: Restored, max_pix
     result.psnr, result.ssim, result.input_psnr, result.input_ssim = scores.psnr, scores.ssim, given.psnr, given.ssim
 
 
-def _estimates(task) -> bool:
-    """Whether ``task`` leaves its noise to be estimated (a sensor's ``A, B`` given are not)."""
-    from .tasks.base import parse_noise
-    kind, params = parse_noise(task.noise) if hasattr(task, "noise") else ("gaussian", None)
-    return params is None and (kind != "gaussian" or task.sigma is None)
-
-
 def _check_reference(job: Job, picture: Picture, scale: int, max_pixels: int) -> None:
     """A reference that cannot score the output (unreadable, or of another size) is refused
     before any work, so that no output is written for a run that must fail."""
@@ -482,7 +475,7 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
         if advice:
             progress.note(advice)
         resolved = resolve(picture.pixels, task, companion, settings=settings, progress=progress.step)
-        said = resolved.describe_noise() if resolved != task and _estimates(task) else None
+        said = resolved.describe_noise() if task.estimates_noise else None
         if said:
             progress.note(f"{job.source}: estimated {said}")
         try:

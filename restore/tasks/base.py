@@ -143,6 +143,12 @@ class NoiseModel:
         return replace(self, noise=f"poisson-gaussian:{a:.6g},{b:.6g}", sigma=level)
 
     @property
+    def estimates_noise(self) -> bool:
+        """A sensor's ``A, B`` given are not estimated; its model alone, or ``auto``, is."""
+        kind, params = parse_noise(self.noise)
+        return params is None and (kind != "gaussian" or self.sigma is None)
+
+    @property
     def sensor(self) -> tuple[float, float] | None:
         """``(A, B)`` of a resolved Poisson-Gaussian noise, else None."""
         kind, params = parse_noise(self.noise)
@@ -214,6 +220,11 @@ class Task(ABC):
                 raise OptionError("sigma", "must be given for this task")
         elif not 0 < self.sigma <= 255:
             raise OptionError("sigma", f"must be above 0 and at most 255, got {self.sigma}")
+
+    @property
+    def estimates_noise(self) -> bool:
+        """Whether restoring estimates the noise from the image (``resolve`` then says what it found)."""
+        return self.sigma is None
 
     # --- geometry --------------------------------------------------------------------------
 

@@ -30,8 +30,12 @@ def parse_kernel(spec: str) -> np.ndarray:
             kernel = _kernel_file(Path(spec))
     except ValueError as e:
         raise OptionError("kernel", f"{spec}: {e}") from None
+    return _within_limit(kernel, f"{spec}: ")
+
+
+def _within_limit(kernel: np.ndarray, given: str = "") -> np.ndarray:
     if max(kernel.shape) > MAX_KERNEL:
-        raise OptionError("kernel", f"{spec}: {kernel.shape[1]}x{kernel.shape[0]} is over the limit of "
+        raise OptionError("kernel", f"{given}{kernel.shape[1]}x{kernel.shape[0]} is over the limit of "
                                     f"{MAX_KERNEL}x{MAX_KERNEL} pixels; give a smaller kernel")
     return kernel
 
@@ -44,10 +48,7 @@ def kernel_weights(kernel) -> np.ndarray:
     if array.ndim != 2 or not np.isfinite(array).all() or (array < 0).any() or array.sum() <= 0:
         raise OptionError("kernel", f"must be a 2-D array, finite, not negative and not all zero (or text: "
                                     f"gaussian:STD, motion:LENGTH,ANGLE, a file), got shape {array.shape}")
-    if max(array.shape) > MAX_KERNEL:
-        raise OptionError("kernel", f"{array.shape[1]}x{array.shape[0]} is over the limit of "
-                                    f"{MAX_KERNEL}x{MAX_KERNEL} pixels; give a smaller kernel")
-    return _centred(array)
+    return _centred(_within_limit(array))
 
 
 def _centred(kernel: np.ndarray) -> np.ndarray:
