@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .atomic import OutputError, check_output, check_writable, write_atomic
-from .images import (IMAGE_SUFFIXES, ImageError, Picture, encode_image, find_images, is_image_file, read_image,
+from .images import (IMAGE_SUFFIXES, ImageError, Picture, dropped_by, encode_image, find_images, is_image_file, read_image,
                      stored_pixels, to_integer)
 from .priors import PriorError
 from .uncertainty import write_uncertainty
@@ -459,6 +459,10 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
                              f"limit of {max_pixels / 1e6:g} megapixels; raise --max-megapixels or upscale less")
         if job.reference is not None:
             _check_reference(job, picture, task.scale, max_pixels)
+        lost = dropped_by(picture, job.output.suffix)
+        if lost:
+            progress.note(f"{job.output}: {job.output.suffix} files hold no {' and no '.join(lost)}; "
+                          "name a .png output to keep it")
         if job.detect:
             repaired = task.detect(picture.pixels, settings=settings, progress=progress.step, return_std=sampled)
             progress.note(f"{job.source}: found {repaired.mask.mean():.2%} of the pixels damaged"

@@ -151,7 +151,7 @@ def _task_command(task_type: type[Task]):
 
     def command(**given) -> None:
         try:
-            task = task_type(**{f.name: f.metadata["parse"](given[f.name]) if f.metadata["parse"] else given[f.name]
+            task = task_type.from_options(**{f.name: f.metadata["parse"](given[f.name]) if f.metadata["parse"] else given[f.name]
                                 for f in task_options})
         except OptionError as e:
             fail(f"--{e.option.replace('_', '-')}: {e.reason}")
@@ -280,6 +280,7 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
         settings = SolverSettings(prior=options.model, steps=options.steps, mode=options.mode, device=dev,
                                   tile=options.tile, precision=options.precision, samples=options.samples,
                                   seed=options.seed, ensemble=options.ensemble, quick=options.quick)
+        settings.check(task)
     except ValueError as e:
         fail(f"--{e}")                 # its messages begin with the option's name
     try:

@@ -112,6 +112,10 @@ def _decode(path: Path, data: np.ndarray, max_pixels: int) -> np.ndarray:
     except cv2.error:
         array = None
     if array is None:
+        known = _format(path) if data.size else None
+        if known:
+            raise ImageError(f"{path}: a damaged or cut-short {known} file (its header reads, its pixels do not); "
+                             "use an intact copy")
         empty = " (the file is empty)" if data.size == 0 else ""
         raise ImageError(f"{path}: not a readable image{empty}; use PNG, JPEG, TIFF, WebP or BMP")
     _check_size(path, (array.shape[1], array.shape[0]), max_pixels)
@@ -147,6 +151,15 @@ def _header(path: Path) -> tuple[tuple[int, int] | None, int]:
         return None, 1
 
 
+def _format(path: Path) -> str | None:
+    """The image format Pillow recognises in the file's header (``"PNG"``), else None."""
+    try:
+        with Image.open(path) as im:
+            return im.format
+    except Exception:
+        return None
+
+
 def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
     """Apply an EXIF orientation (1-8) so the image displays upright."""
     ops = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
@@ -178,6 +191,17 @@ def encode_image(picture: Picture, suffix: str) -> bytes:
     if not ok:
         raise ImageError(f"could not encode the image as '{suffix}'")
     return buffer.tobytes()
+
+
+def dropped_by(picture: Picture, suffix: str) -> list[str]:
+    """What of ``picture`` a file of ``suffix`` cannot hold (see :func:`encode_image`), in words."""
+    suffix = suffix.lower()
+    lost = []
+    if picture.bit_depth == 16 and suffix not in _SIXTEEN_BIT:
+        lost.append("16-bit depth (it is written with 8 bits)")
+    if picture.alpha is not None and suffix not in _ALPHA:
+        lost.append("transparency (the alpha channel is left out)")
+    return lost
 
 
 def to_integer(array: np.ndarray, bits: int) -> np.ndarray:

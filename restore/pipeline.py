@@ -30,6 +30,9 @@ from .tasks.base import DETECT, Task
 from .tiling import run_tiled
 
 
+#: The most solver steps a restoration takes (the defaults are 0 to 30; 30 steps of a 12 MP
+#: photograph take minutes on a CPU, and a mistyped count would run for days).
+MAX_STEPS = 10_000
 #: The settings that count something: whole numbers (or None where they may be left out).
 WHOLE_NUMBERS = ("steps", "tile", "overlap", "tile_batch", "samples", "seed")     # ensemble: check_ensemble
 #: The largest tile side (output pixels) a restoration takes: the networks' memory grows with
@@ -67,8 +70,8 @@ class SolverSettings:
             raise ValueError(f"quick must be True or False, got {self.quick!r}")
         if self.mode not in MODES:
             raise ValueError(f"mode must be 'joint' or 'latent', got {self.mode!r}")
-        if self.steps is not None and self.steps < 0:
-            raise ValueError(f"steps must be 0 or more, got {self.steps}")
+        if self.steps is not None and not 0 <= self.steps <= MAX_STEPS:
+            raise ValueError(f"steps must be 0 to {MAX_STEPS}, got {self.steps}")
         if self.anchor is not None and self.anchor not in ANCHORS:
             raise ValueError(f"anchor must be 'prior' or 'encoder', got {self.anchor!r}")
         if self.tile is not None and not 8 <= self.tile <= MAX_TILE:
@@ -87,6 +90,12 @@ class SolverSettings:
             raise ValueError("samples: posterior samples need --mode joint")
         if self.ensemble is not None:
             check_ensemble(self.ensemble)
+
+    def check(self, task: Task) -> None:
+        """Refuse settings ``task`` cannot take (a ``ValueError`` naming the setting), before any work."""
+        if self.mode not in task.modes:
+            raise ValueError(f"mode: {task.name} searches in the {' or '.join(task.modes)} mode only, not "
+                             f"{self.mode} (its data term has no gradient to follow); leave the mode at joint")
 
     def load(self) -> VAE:
         """The prior on the settings' device; a model given in ``prior`` is copied, never moved."""
@@ -126,6 +135,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     """
     if return_std and settings.samples < 2:
         raise ValueError("return_std needs samples of 2 or more")
+    settings.check(task)
     pixels, back = to_pixels(image, channel_axis)
     if isinstance(companion, str) and companion.strip().lower() == DETECT:
         repaired = task.detect(pixels, settings=settings, progress=progress, return_std=return_std)

@@ -517,3 +517,31 @@ def test_a_batch_output_named_like_an_image_is_refused(images, tiny_prior, no_re
     inside = invoke("denoise", images / "noisy" / "im0.png", "-o", images / "noisy" / "im1.png" / "o.png",
                     "--model", model, "--sigma", "25")
     assert inside.exit_code == 2 and "is a file, not a folder" in inside.output, inside.output
+
+
+@pytest.mark.parametrize("options,needle", [
+    (["--noise", "poisson-gaussian:0.01,0.0004", "--sigma", "25"], "--sigma: is the one level of Gaussian noise"),
+    (["--noise", "auto", "--sigma", "25"], "noise 'auto' does not take"),
+    (["--sigma", "25", "--steps", "10001"], "--steps must be 0 to 10000"),
+])
+def test_contradicting_or_runaway_options_are_refused_before_any_work(images, tiny_prior, no_restoration,
+                                                                      options, needle):
+    _, model = tiny_prior
+    result = invoke("denoise", images / "noisy" / "im0.png", "-o", images / "a.png", "--model", model, *options)
+    assert result.exit_code == 2 and needle in result.output, result.output
+    assert len(_error_lines(result)) == 1 and not (images / "a.png").exists()
+
+
+def test_an_output_format_that_drops_alpha_or_depth_says_so(images, tiny_prior):
+    _, model = tiny_prior
+    clean = read_image(images / "clean" / "im0.png").pixels
+    alpha = np.linspace(0, 1, clean.shape[0] * clean.shape[1], dtype=np.float32).reshape(clean.shape[:2])
+    write_image(images / "rgba.png", Picture(clean, alpha=alpha))
+    write_image(images / "deep.png", Picture(clean, bit_depth=16))
+    for name, said in (("rgba", "hold no transparency"), ("deep", "hold no 16-bit depth")):
+        jpeg = invoke("denoise", images / f"{name}.png", "-o", images / f"{name}_out.jpg", "--model", model,
+                      "--sigma", "25", "--steps", "0")
+        assert jpeg.exit_code == 0 and said in jpeg.output, jpeg.output
+        png = invoke("denoise", images / f"{name}.png", "-o", images / f"{name}_out.png", "--model", model,
+                     "--sigma", "25", "--steps", "0")
+        assert png.exit_code == 0 and "hold no" not in png.output, png.output

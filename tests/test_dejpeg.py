@@ -254,3 +254,18 @@ def test_the_guided_filter_keeps_a_linear_function_of_its_guide_and_smooths_the_
         guided_filter(noise, noise, radius=3, eps=1e-4)
     with pytest.raises(ValueError, match="radius"):
         guided_filter(guide, noise, radius=0, eps=1e-4)
+
+
+def test_the_latent_mode_is_refused_before_any_work(tmp_path, tiny_prior, monkeypatch):
+    """A JPEG's quantisation set has no gradient: --mode latent is refused by name, before a file is read."""
+    import restore.pipeline
+    from restore.pipeline import SolverSettings
+    _, model_path = tiny_prior
+    src = _jpeg(tmp_path / "photo.jpg", _photo(), 10)
+    monkeypatch.setattr(restore.pipeline, "resolve", lambda *a, **k: pytest.fail("a restoration started"))
+    result = CliRunner().invoke(app, ["dejpeg", str(src), "--model", str(model_path), "--mode", "latent", "-q"])
+    assert result.exit_code == 2 and "--mode: dejpeg searches in the joint mode only" in result.output, result.output
+    assert not (tmp_path / "photo_dejpeg.png").exists()
+    with pytest.raises(ValueError, match="joint mode only"):
+        restore.pipeline.restore(np.zeros((16, 16, 3), np.float32), Dejpeg(quantisation=Quantisation.from_file(src)),
+                                 settings=SolverSettings(prior=str(model_path), mode="latent"))

@@ -77,6 +77,11 @@ def test_missing_file_and_not_an_image_give_clear_errors(tmp_path):
     (tmp_path / "empty.png").write_bytes(b"")
     with pytest.raises(ImageError, match=r"empty\.png: not a readable image \(the file is empty\)"):
         read_image(tmp_path / "empty.png")
+    whole = tmp_path / "whole.png"
+    write_image(whole, Picture(np.random.default_rng(0).random((64, 64, 3), np.float32)))
+    (tmp_path / "cut.png").write_bytes(whole.read_bytes()[:2000])
+    with pytest.raises(ImageError, match=r"cut\.png: a damaged or cut-short PNG file"):
+        read_image(tmp_path / "cut.png")
 
 
 def test_huge_image_is_refused_before_decoding(tmp_path):

@@ -100,6 +100,14 @@ class NoiseModel:
         super().__post_init__()
         parse_noise(self.noise)
 
+    @classmethod
+    def from_options(cls, **options):
+        task = super().from_options(**options)
+        if parse_noise(task.noise)[0] != "gaussian" and task.sigma is not None:
+            raise OptionError("sigma", f"is the one level of Gaussian noise, which noise {task.noise!r} does not "
+                                       "take; leave sigma out, or make the noise gaussian")
+        return task
+
     def resolve(self, pixels, companion=None):
         """The noise made definite: sigma estimated for Gaussian noise; ``A, B`` for a sensor's, with
         ``sigma`` its level at mid-grey (what a one-level step such as a Wiener guess takes)."""
@@ -211,6 +219,8 @@ class Task(ABC):
     estimates_sigma: ClassVar[bool] = False
     #: The default output's extension (None: the input's).
     output_suffix: ClassVar[str | None] = None
+    #: The solver's modes the task's data term allows: the latent mode follows its gradient.
+    modes: ClassVar[tuple[str, ...]] = ("joint", "latent")
 
     sigma: float | None
 
@@ -220,6 +230,12 @@ class Task(ABC):
                 raise OptionError("sigma", "must be given for this task")
         elif not 0 < self.sigma <= 255:
             raise OptionError("sigma", f"must be above 0 and at most 255, got {self.sigma}")
+
+    @classmethod
+    def from_options(cls, **options):
+        """The task from the options a user gave (the command line, the Python functions); an
+        :class:`OptionError` where they contradict each other."""
+        return cls(**options)
 
     @property
     def estimates_noise(self) -> bool:

@@ -49,6 +49,7 @@ class Dejpeg(Task):
     defaults = SolverDefaults(steps=0)
     #: Restored files are PNGs unless -o names another format: a JPEG would be compressed again.
     output_suffix = ".png"
+    modes = ("joint",)          # the file's quantisation set has no gradient to follow
 
     sigma: float | None = None                      # no noise: the file's rounding is the data term
     quantisation: Any = field(default=None, repr=False)   # a restore.jpeg.Quantisation, from the file
