@@ -16,8 +16,8 @@ from typing import Any, Callable
 import numpy as np
 
 from .atomic import OutputError, check_output, check_writable, write_atomic
-from .images import (IMAGE_SUFFIXES, ImageError, Picture, dropped_by, encode_image, find_images, is_image_file, read_image,
-                     stored_pixels, to_integer)
+from .images import (IMAGE_SUFFIXES, ImageError, Picture, dropped_by, encode_image, find_images, is_image_file,
+                     read_image, stored_pixels, to_integer)
 from .priors import PriorError
 from .uncertainty import write_uncertainty
 

@@ -151,8 +151,8 @@ def _task_command(task_type: type[Task]):
 
     def command(**given) -> None:
         try:
-            task = task_type.from_options(**{f.name: f.metadata["parse"](given[f.name]) if f.metadata["parse"] else given[f.name]
-                                for f in task_options})
+            task = task_type.from_options(**{f.name: f.metadata["parse"](given[f.name]) if f.metadata["parse"]
+                                             else given[f.name] for f in task_options})
         except OptionError as e:
             fail(f"--{e.option.replace('_', '-')}: {e.reason}")
         options = RestoreOptions(**{f.name: given[f.name] for f in fields(RestoreOptions)})

@@ -86,7 +86,7 @@ def api_function(task_type: type[Task], description: str, *, companion_doc: str 
         given.apply_defaults()
         v = given.arguments
         task = task_type.from_options(**{f.name: _option_value(f, _api_name(f), kinds[f.name], v[_api_name(f)])
-                            for f in options})
+                                         for f in options})
         settings = SolverSettings(prior=v["prior"], steps=v["steps"], mode=v["mode"], device=v["device"],
                                   tile=v["tile"], precision=v["precision"], samples=v["samples"], seed=v["seed"],
                                   ensemble=v["ensemble"], quick=v["quick"])

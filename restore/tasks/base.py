@@ -240,7 +240,7 @@ class Task(ABC):
     @property
     def estimates_noise(self) -> bool:
         """Whether restoring estimates the noise from the image (``resolve`` then says what it found)."""
-        return self.sigma is None
+        return self.estimates_sigma and self.sigma is None
 
     # --- geometry --------------------------------------------------------------------------
 

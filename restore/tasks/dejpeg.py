@@ -58,10 +58,6 @@ class Dejpeg(Task):
         pass                         # no noise level to check: sigma stays None
 
     @property
-    def estimates_noise(self) -> bool:
-        return False                 # the file's tables say the damage; nothing is estimated
-
-    @property
     def grid(self) -> int:
         return 8 if self.quantisation is None else self.quantisation.block
 
