@@ -177,15 +177,16 @@ class Reconstructor(nn.Module):
                 variance = (torch.stack([r.variance for r in results]).mean(0)
                             + xs.var(0, unbiased=False).mean(1, keepdim=True))
             result = SolverResult(x=xs.mean(0), z=results[0].z, objective=results[0].objective, variance=variance)
-        return self._filtered(result, y, physics, data, passes=2 if colour and data.white else 1)
+        return self._filtered(result, y, physics, data, passes=data.wiener_passes(y) if colour else 1)
 
-    def _filtered(self, result: SolverResult, y, physics, data, *, passes: int) -> SolverResult:
+    def _filtered(self, result: SolverResult, y, physics, data, *, passes: int | torch.Tensor) -> SolverResult:
         """Last, the data themselves around the prior's estimate (the data term's Wiener filter),
         for a prior that takes it: on the turns' mean (per turn instead, 8 turns scored 32.54 /
         33.48 dB on 12 held-out crops, sigma 25 / a sensor's noise, against 32.55 / 33.49, in twice
-        the time), ``passes`` times, each around the last one's estimate.
+        the time), ``passes`` times (or per image, ``(N,)``), each around the last one's estimate.
 
-        A colour image takes two passes where its noise is white: the prior's colour differences
+        A colour image takes two passes where its noise is white (three where it is light:
+        :meth:`restore.fidelity.Gaussian.wiener_passes`): the prior's colour differences
         are a weaker pilot than the first pass's (held-out crops, 6 of 256px / 12 of 128px, sigma 15,
         25, 50: +0.51 / +0.47, +0.36 / +0.25, +0.05 / -0.01 dB; the colour differences' second pass
         alone, +0.37 / +0.35 at 15; a sensor's noise, where white: +0.10 / +0.06). A grey one takes
@@ -197,8 +198,11 @@ class Reconstructor(nn.Module):
         if not getattr(self.prior, "data_filter", False):
             return result
         x = result.x
-        for _ in range(1 if self.quick else passes):
-            x = data.wiener(x, y, physics, groups=not self.quick).clamp(0, 1)
+        passes = torch.as_tensor(passes).expand(y.shape[0])
+        for k in range(1 if self.quick else int(passes.max())):
+            estimate = data.wiener(x, y, physics, groups=not self.quick).clamp(0, 1)
+            # An image of the batch that has taken its passes keeps its last estimate.
+            x = estimate if k == 0 else torch.where((passes > k).view(-1, 1, 1, 1).to(x.device), estimate, x)
         return replace(result, x=x)
 
     def _solve(self, prior, y, physics, *, data, x0, refine, callback, generator) -> SolverResult:

@@ -329,29 +329,65 @@ def passes_taken(patch):
     filtered, taken = Reconstructor._filtered, []
 
     def recording(self, result, y, physics, data, passes):
-        taken.append(passes)
+        taken.append(torch.as_tensor(passes).expand(y.shape[0]).tolist())
         return filtered(self, result, y, physics, data, passes=passes)
     patch.setattr(Reconstructor, "_filtered", recording)
     return taken
 
 
 def test_a_colour_photograph_takes_two_passes_only_where_its_noise_is_white(monkeypatch):
-    """One level: two passes. A level per pixel: one (a sensor's colour image, back in its own
+    """One level (above ``LOW_NOISE``): two passes. A level per pixel: one (a sensor's colour image, back in its own
     terms after two where its noise was made white; or a map of sigmas)."""
     from restore.reconstructor import Reconstructor
     clean = photo(48)
-    y = (clean + 0.06 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(7))).clamp(0, 1)
+    y = (clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(7))).clamp(0, 1)
     taken = passes_taken(monkeypatch)
     solve = Reconstructor("photo", steps=0)
-    solve(y, Denoising(), data=Gaussian(0.06))
-    solve(y, Denoising(), data=Gaussian(torch.full((1, 1, 1, 1), 0.06)))     # one level per image
-    assert taken == [2, 2]
+    solve(y, Denoising(), data=Gaussian(0.1))
+    solve(y, Denoising(), data=Gaussian(torch.full((1, 1, 1, 1), 0.1)))     # one level per image
+    assert taken == [[2], [2]]
     taken.clear()
-    solve(y, Denoising(), data=Gaussian(torch.full((1, 1, 48, 48), 0.06)))
-    assert taken == [1]
+    solve(y, Denoising(), data=Gaussian(torch.full((1, 1, 48, 48), 0.1)))
+    assert taken == [[1]]
     taken.clear()
     solve(y, Denoising(), data=PoissonGaussian(1 / 40, 0.0004))
-    assert taken == [2, 1]
+    assert taken == [[2], [1]]
+
+
+def test_a_lightly_noisy_colour_photograph_takes_a_third_pass(monkeypatch):
+    """At sigma 10 the second pass's estimate is a better pilot still (measured: +0.45 and +0.39 dB
+    on these two against two passes)."""
+    for clean in (np.round(photo(128)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8), recoloured_photo()):
+        damaged = noisy(clean, 10)
+        taken = passes_taken(monkeypatch)
+        three = psnr(clean, restore.denoise(damaged, sigma=10))
+        assert taken == [[3]]
+        with monkeypatch.context() as patch:
+            two_passes(patch)
+            two = psnr(clean, restore.denoise(damaged, sigma=10))
+        assert three > two + 0.2
+
+
+def two_passes(patch):
+    from restore.reconstructor import Reconstructor
+    filtered = Reconstructor._filtered
+    patch.setattr(Reconstructor, "_filtered",
+                  lambda self, result, y, physics, data, passes: filtered(self, result, y, physics, data, passes=2))
+
+
+def test_each_image_of_a_batch_takes_the_passes_of_its_own_noise(monkeypatch):
+    """Light noise and heavier in one batch: three passes and two, each image as if alone."""
+    from restore.reconstructor import Reconstructor
+    clean = torch.cat([photo(48), photo(48).flip(-1)])
+    levels = torch.tensor([0.05, 0.1]).view(2, 1, 1, 1)
+    y = (clean + levels * torch.randn(clean.shape, generator=torch.Generator().manual_seed(7))).clamp(0, 1)
+    solve = Reconstructor("photo", steps=0)
+    taken = passes_taken(monkeypatch)
+    both = solve(y, Denoising(), data=Gaussian(levels)).x
+    assert taken[0] == [3, 2]
+    for i in range(2):
+        alone = solve(y[i:i + 1], Denoising(), data=Gaussian(float(levels[i]))).x
+        assert (both[i] - alone[0]).abs().max() < 1e-5
 
 
 def test_a_grey_photograph_takes_one_pass(monkeypatch):
