@@ -90,9 +90,8 @@ class DataTerm(ABC):
 
 
 #: The white noise level (0..1 units) up to which a colour image's Wiener filter takes a third pass
-#: (:meth:`Gaussian.wiener_passes`); between the measured 15 and 20, away from a 40-electron
-#: sensor's stabilised 19.9.
-LOW_NOISE = 18 / 255
+#: (:meth:`Gaussian.wiener_passes`): between the measured 20 and 25.
+LOW_NOISE = 22 / 255
 
 
 class Gaussian(DataTerm):
@@ -179,8 +178,8 @@ class Gaussian(DataTerm):
         """A third pass where the noise is white and at most ``LOW_NOISE``: held-out crops (6 of
         256px / 12 of 128px, colour) at sigma 10 / 15 / 20 / 25 / 50 gained +0.27 / +0.15 / +0.10 /
         +0.06 / -0.04 and +0.15 / +0.06 / +0.01 / -0.04 / -0.09 dB by it, and a fourth gave
-        +0.11 / +0.04 and +0.05 / -0.01 at 10 / 15 (a sensor's noise: 0.00 / -0.06, its stabilised
-        level 19.9 for 40 photo-electrons at white)."""
+        +0.11 / +0.04 and +0.05 / -0.01 at 10 / 15. A sensor's noise of 40 photo-electrons at white,
+        stabilised to 19.9 (restore.reconstructor), +0.03 / 0.00 from a third pass there."""
         passes = super().wiener_passes(y)
         if not self.white:
             return passes
