@@ -52,7 +52,8 @@ from torch.nn import functional as F
 #: ... every channel in groups and windows  32.82 33.84  31.07 31.73  (one)        4.8
 #: ======================================== ============ ============ ============ =====
 #:
-#: Every row is one pass of the filter (a colour photograph now takes two: restore.reconstructor).
+#: Every row is one pass of the filter (a colour photograph now takes two, three under light noise:
+#: restore.reconstructor).
 #: The last row is every channel matched on the luminance, each block of each channel choosing;
 #: its sensor columns are with the colour photographs' noise made white (restore.fidelity), under
 #: which the row of SURE scores 33.76 and 31.57 (and at sigma 15 / 50 on the 128px crops 35.09 /
