@@ -353,8 +353,8 @@ def _dct2(patches: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
 
 
 def _window_means(x: torch.Tensor, starts: torch.Tensor, patch: int, dim: int) -> torch.Tensor:
-    """Means of ``x`` over windows of ``patch`` along ``dim`` that start at ``starts``: evenly
-    spaced, but for the last (as :func:`_references` gives them)."""
+    """Means of ``x`` over windows of ``patch`` along ``dim`` (0 or more) that start at ``starts``:
+    evenly spaced, but for the last (as :func:`_references` gives them)."""
     first = int(starts[0])
     step = int(starts[1] - starts[0]) if len(starts) > 1 else 1
     even = len(starts) if len(starts) < 2 or int(starts[-1] - starts[-2]) == step else len(starts) - 1
@@ -381,7 +381,7 @@ def _match(luminance: torch.Tensor, refs: torch.Tensor, columns: torch.Tensor, s
     # Outside the image is NaN: a window that reaches it sums to NaN, and is never chosen.
     padded = F.pad(luminance[None, None], (search, search, search, search), value=math.nan)[0, 0]
     distances = []
-    squares = torch.empty(h, w, reach, device=luminance.device)
+    squares = torch.empty(h, w, reach, dtype=luminance.dtype, device=luminance.device)
     for down in range(reach):
         # (h, w, reach): every move right, nearest in memory, so that the sums over rows and over
         # columns run over whole slabs (in the order unfold gives them: 3x slower).
