@@ -177,7 +177,7 @@ class Reconstructor(nn.Module):
                 variance = (torch.stack([r.variance for r in results]).mean(0)
                             + xs.var(0, unbiased=False).mean(1, keepdim=True))
             result = SolverResult(x=xs.mean(0), z=results[0].z, objective=results[0].objective, variance=variance)
-        return self._filtered(result, y, physics, data, passes=data.wiener_passes(y) if colour else 1)
+        return self._filtered(result, y, physics, data, passes=data.wiener_passes(y))
 
     def _filtered(self, result: SolverResult, y, physics, data, *, passes: int | torch.Tensor) -> SolverResult:
         """Last, the data themselves around the prior's estimate (the data term's Wiener filter),
@@ -185,12 +185,12 @@ class Reconstructor(nn.Module):
         33.48 dB on 12 held-out crops, sigma 25 / a sensor's noise, against 32.55 / 33.49, in twice
         the time), ``passes`` times (or per image, ``(N,)``), each around the last one's estimate.
 
-        A colour image takes two passes where its noise is white (three where it is light:
-        :meth:`restore.fidelity.Gaussian.wiener_passes`): the prior's colour differences
+        A colour image takes two passes where its noise is white, a grey one one (each one more
+        where the noise is light: :meth:`restore.fidelity.Gaussian.wiener_passes`): the prior's colour differences
         are a weaker pilot than the first pass's (held-out crops, 6 of 256px / 12 of 128px, sigma 15,
         25, 50: +0.51 / +0.47, +0.36 / +0.25, +0.05 / -0.01 dB; the colour differences' second pass
-        alone, +0.37 / +0.35 at 15; a sensor's noise, where white: +0.10 / +0.06). A grey one takes
-        one: the second moved it either way (on one cut of the 256px crops +0.14 / +0.01 / -0.11 dB
+        alone, +0.37 / +0.35 at 15; a sensor's noise, where white: +0.10 / +0.06). A grey one took
+        one at every level: the second moved it either way (on one cut of the 256px crops +0.14 / +0.01 / -0.11 dB
         at sigma 15 / 25 / 50, on another +0.27 / +0.17 / +0.06, on the 128px ones -0.07 to +0.07,
         on the samples' butterfly, lake and flower -0.11 to +0.40; a sensor's noise: +0.13 / +0.08
         on held-out crops, -0.08 to +0.02 on the samples). So does a colour image whose noise has a
