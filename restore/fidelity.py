@@ -177,10 +177,9 @@ class Gaussian(DataTerm):
 
     def wiener_passes(self, y):
         """One pass more where the noise is white and at most ``LOW_NOISE``. A colour image's third:
-        held-out crops (6 of
-        256px / 12 of 128px, colour) at sigma 10 / 15 / 20 / 25 / 50 gained +0.27 / +0.15 / +0.10 /
-        +0.06 / -0.04 and +0.15 / +0.06 / +0.01 / -0.04 / -0.09 dB by it, and a fourth gave
-        +0.11 / +0.04 and +0.05 / -0.01 at 10 / 15. A sensor's noise of 40 photo-electrons at white,
+        held-out crops (6 of 256px / 12 of 128px) at sigma 10 / 15 / 20 / 25 / 50 gained +0.27 /
+        +0.15 / +0.10 / +0.06 / -0.04 and +0.15 / +0.06 / +0.01 / -0.04 / -0.09 dB by it, and a
+        fourth gave +0.11 / +0.04 and +0.05 / -0.01 at 10 / 15. A sensor's noise of 40 photo-electrons at white,
         stabilised to 19.9 (restore.reconstructor), +0.03 / 0.00 from a third pass there; 6 crops of
         384px, +0.16 / +0.12 at 15 / 20. A grey image's second: +0.27 / +0.19 / +0.10 at 10 / 15 / 20
         on the 384px crops, +0.37 / +0.22 / +0.10 on the 256px ones, +0.09 / -0.04 / -0.15 on the

@@ -185,16 +185,16 @@ class Reconstructor(nn.Module):
         33.48 dB on 12 held-out crops, sigma 25 / a sensor's noise, against 32.55 / 33.49, in twice
         the time), ``passes`` times (or per image, ``(N,)``), each around the last one's estimate.
 
-        A colour image takes two passes where its noise is white, a grey one one (each one more
-        where the noise is light: :meth:`restore.fidelity.Gaussian.wiener_passes`): the prior's colour differences
-        are a weaker pilot than the first pass's (held-out crops, 6 of 256px / 12 of 128px, sigma 15,
-        25, 50: +0.51 / +0.47, +0.36 / +0.25, +0.05 / -0.01 dB; the colour differences' second pass
-        alone, +0.37 / +0.35 at 15; a sensor's noise, where white: +0.10 / +0.06). A grey one took
-        one at every level: the second moved it either way (on one cut of the 256px crops +0.14 / +0.01 / -0.11 dB
-        at sigma 15 / 25 / 50, on another +0.27 / +0.17 / +0.06, on the 128px ones -0.07 to +0.07,
-        on the samples' butterfly, lake and flower -0.11 to +0.40; a sensor's noise: +0.13 / +0.08
-        on held-out crops, -0.08 to +0.02 on the samples). So does a colour image whose noise has a
-        level per pixel (a sensor's, back in its own terms: both passes there -0.01 / -0.03 more)."""
+        A colour image takes two passes where its noise is white, a grey one one (each one more where the
+        noise is light: :meth:`restore.fidelity.DataTerm.wiener_passes`): the prior's colour differences are
+        a weaker pilot than the first pass's (held-out crops, 6 of 256px / 12 of 128px, sigma 15, 25, 50:
+        +0.51 / +0.47, +0.36 / +0.25, +0.05 / -0.01 dB; the colour differences' second pass alone, +0.37 /
+        +0.35 at 15; a sensor's noise, where white: +0.10 / +0.06). A grey one took one at every level: the
+        second moved it either way (on one cut of the 256px crops +0.14 / +0.01 / -0.11 dB at sigma 15 / 25
+        / 50, on another +0.27 / +0.17 / +0.06, on the 128px ones -0.07 to +0.07, on the samples' butterfly,
+        lake and flower -0.11 to +0.40; a sensor's noise: +0.13 / +0.08 on held-out crops, -0.08 to +0.02 on
+        the samples). So does a colour image whose noise has a level per pixel (a sensor's, back in its own
+        terms: both passes there -0.01 / -0.03 more)."""
         if not getattr(self.prior, "data_filter", False):
             return result
         x = result.x

@@ -303,12 +303,12 @@ def test_a_grey_observation_is_filtered_at_its_own_noise_level():
     assert error(grey) < 0.8 * error(as_colour)
 
 
-def one_pass(patch):
-    """Restorations with a single pass of the data's Wiener filter, whatever the image."""
+def fixed_passes(patch, count):
+    """Restorations with ``count`` passes of the data's Wiener filter, whatever the image."""
     from restore.reconstructor import Reconstructor
     filtered = Reconstructor._filtered
     patch.setattr(Reconstructor, "_filtered",
-                  lambda self, result, y, physics, data, passes: filtered(self, result, y, physics, data, passes=1))
+                  lambda self, result, y, physics, data, passes: filtered(self, result, y, physics, data, passes=count))
 
 
 def test_a_colour_photograph_takes_a_second_pass_around_the_first(monkeypatch):
@@ -318,7 +318,7 @@ def test_a_colour_photograph_takes_a_second_pass_around_the_first(monkeypatch):
         damaged = noisy(clean, 15)
         two = psnr(clean, restore.denoise(damaged, sigma=15))
         with monkeypatch.context() as patch:
-            one_pass(patch)
+            fixed_passes(patch, 1)
             one = psnr(clean, restore.denoise(damaged, sigma=15))
         assert two > one + 0.3
 
@@ -363,16 +363,9 @@ def test_a_lightly_noisy_colour_photograph_takes_a_third_pass(monkeypatch):
         three = psnr(clean, restore.denoise(damaged, sigma=10))
         assert taken == [[3]]
         with monkeypatch.context() as patch:
-            two_passes(patch)
+            fixed_passes(patch, 2)
             two = psnr(clean, restore.denoise(damaged, sigma=10))
         assert three > two + 0.2
-
-
-def two_passes(patch):
-    from restore.reconstructor import Reconstructor
-    filtered = Reconstructor._filtered
-    patch.setattr(Reconstructor, "_filtered",
-                  lambda self, result, y, physics, data, passes: filtered(self, result, y, physics, data, passes=2))
 
 
 def test_each_image_of_a_batch_takes_the_passes_of_its_own_noise(monkeypatch):
@@ -399,7 +392,7 @@ def test_a_grey_photograph_takes_one_pass_but_under_light_noise(monkeypatch):
     default_heavy = restore.denoise(heavy, sigma=25)
     two = psnr(clean[..., 0], restore.denoise(light, sigma=10)[..., 0])
     assert taken == [[1], [2]]
-    one_pass(monkeypatch)
+    fixed_passes(monkeypatch, 1)
     assert np.array_equal(default_heavy, restore.denoise(heavy, sigma=25))
     assert two > psnr(clean[..., 0], restore.denoise(light, sigma=10)[..., 0]) + 0.5
 
