@@ -185,14 +185,15 @@ class Planes:
         cell = self.q.chroma_cell
         return [v[:, :1]] + [F.avg_pool2d(v[:, i:i + 1], cell) if cell != (1, 1) else v[:, i:i + 1] for i in (1, 2)]
 
+    @staticmethod
+    def steps(table, like: torch.Tensor) -> torch.Tensor:
+        """``table``'s steps at every coefficient of a plane's block DCT shaped as ``like``."""
+        return torch.as_tensor(table, device=like.device, dtype=like.dtype).repeat(like.shape[-2] // 8,
+                                                                                  like.shape[-1] // 8)
+
     def coefficients(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Each plane's block DCT divided by its quantisation steps: rounding them gives the file."""
-        out = []
-        for plane, table in zip(self.split(x), self.q.tables):
-            steps = torch.as_tensor(table, device=x.device, dtype=x.dtype).repeat(plane.shape[-2] // 8,
-                                                                                 plane.shape[-1] // 8)
-            out.append(block_dct(plane) / steps)
-        return out
+        return [block_dct(plane) / self.steps(table, plane) for plane, table in zip(self.split(x), self.q.tables)]
 
     def move(self, x: torch.Tensor, changes: list[torch.Tensor]) -> torch.Tensor:
         """``x`` changed so that its plane coefficients (in steps) change by ``changes``: the least
@@ -200,9 +201,7 @@ class Planes:
         to each of them moves the average by exactly that (``S S^T = I / k``)."""
         moved = []
         for change, table in zip(changes, self.q.tables):
-            steps = torch.as_tensor(table, device=x.device, dtype=x.dtype).repeat(change.shape[-2] // 8,
-                                                                                 change.shape[-1] // 8)
-            moved.append(block_dct(change * steps, inverse=True))
+            moved.append(block_dct(change * self.steps(table, change), inverse=True))
         if len(self.q.tables) == 1:         # the luma weights sum to 1: adding to each channel is exact
             return x + moved[0] / 255
         cell = self.q.chroma_cell
