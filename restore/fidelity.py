@@ -33,7 +33,7 @@ from .data import is_grey, to_gray
 from .guided import guided_filter
 from .jpeg import Planes, Quantisation, from_ycbcr, to_ycbcr
 from .physics import Denoising, LinearPhysics, Physics
-from .wiener import empirical_wiener, windowed_wiener
+from .wiener import empirical_wiener, hard_thresholded, windowed_wiener
 
 
 class DataTerm(ABC):
@@ -72,6 +72,12 @@ class DataTerm(ABC):
         restoration's own filter, within the file's set; where the term has none, ``pilot``."""
         return pilot
 
+    def pilot(self, estimate: torch.Tensor, y: torch.Tensor, physics: Physics) -> torch.Tensor:
+        """The first pass of :meth:`wiener`'s pilot, from the prior's ``estimate``: for white noise,
+        the estimate mixed with what the data alone say where it says the image repeats itself; where
+        the term has nothing to add, ``estimate``."""
+        return estimate
+
     def wiener_passes(self, y: torch.Tensor) -> torch.Tensor:
         """How many times :meth:`wiener` runs, each pass around the last one's estimate
         (restore.reconstructor), per image ``(N,)``: two for a colour image whose noise is white
@@ -93,6 +99,8 @@ class DataTerm(ABC):
 #: The white noise level (0..1 units) up to which the Wiener filter takes one pass more (a colour
 #: image's third, a grey one's second: :meth:`Gaussian.wiener_passes`): between the measured 20 and 25.
 LOW_NOISE = 22 / 255
+#: The share of BM3D's first stage in the Wiener filter's first pilot (:meth:`Gaussian.pilot`).
+PILOT_SHARE = 0.5
 
 
 class Gaussian(DataTerm):
@@ -160,6 +168,19 @@ class Gaussian(DataTerm):
         """
         if not isinstance(physics, Denoising):
             return pilot
+        return self._filtered(empirical_wiener if groups else windowed_wiener, pilot, y)
+
+    def pilot(self, estimate, y, physics):
+        """The estimate averaged (:data:`PILOT_SHARE`) with BM3D's first stage of the observation, its
+        groups matched on the estimate (:func:`restore.wiener.hard_thresholded`): where the prior
+        smoothed a texture away, the groups still find where it repeats, and the data say what it is.
+        Only where ``y`` is the image itself plus noise (else ``estimate``)."""
+        if not isinstance(physics, Denoising) or PILOT_SHARE == 0:
+            return estimate
+        return torch.lerp(estimate, self._filtered(hard_thresholded, estimate, y).clamp(0, 1), PILOT_SHARE)
+
+    def _filtered(self, filter, pilot, y):
+        """``filter(y, pilot, variance)`` (one of :mod:`restore.wiener`'s) of this noise."""
         sigma, channels = self._sigma(y), y.shape[1]
         variance = sigma**2 if not torch.is_tensor(sigma) or sigma.dim() < 4 else (sigma**2).mean(1, keepdim=True)
         if is_grey(y):
@@ -172,8 +193,7 @@ class Gaussian(DataTerm):
             if torch.is_tensor(sigma) and sigma.dim() == 4:
                 sigma = sigma[:, :1]
         expected, _ = clipped_mean(pilot, torch.as_tensor(sigma, dtype=pilot.dtype, device=pilot.device))
-        filtered = empirical_wiener if groups else windowed_wiener
-        return filtered(y - (expected - pilot), pilot, variance).expand(-1, channels, -1, -1).contiguous()
+        return filter(y - (expected - pilot), pilot, variance).expand(-1, channels, -1, -1).contiguous()
 
     def wiener_passes(self, y):
         """One pass more where the noise is white and at most ``LOW_NOISE``. A colour image's third:

@@ -197,7 +197,7 @@ class Reconstructor(nn.Module):
         terms: both passes there -0.01 / -0.03 more)."""
         if not getattr(self.prior, "data_filter", False):
             return result
-        x = result.x
+        x = result.x if self.quick else data.pilot(result.x, y, physics)
         passes = torch.as_tensor(passes).expand(y.shape[0])
         for k in range(1 if self.quick else int(passes.max())):
             estimate = data.wiener(x, y, physics, groups=not self.quick).clamp(0, 1)
