@@ -182,17 +182,20 @@ class Gaussian(DataTerm):
         groups matched on the estimate (:func:`restore.wiener.hard_thresholded`): where the prior
         smoothed a texture away, the groups still find where it repeats, and the data say what it is;
         where the prior drew a surface the data cannot see, the estimate holds half the vote.
-        Only where ``y`` is the image itself plus white noise of at most :data:`FIRST_STAGE_NOISE`
-        (each image of a batch by its own level; else ``estimate``).
+        Only where ``y`` is the image itself plus noise whose mean level is at most
+        :data:`FIRST_STAGE_NOISE` (each image of a batch by its own; else ``estimate``).
 
         Held-out crops (never the benchmark), the whole denoiser against the estimate alone as the
         pilot, dB (sigma 15 / 25 / 50 / the benchmark's sensor noise): 6 colour crops of 256px +0.08
-        / +0.16 / +0.03 / +0.04, 12 of 128px +0.12 / +0.08 / -0.02 / +0.04, the 256px ones grey
-        +0.06 / +0.05 / - / +0.01, 6 of 384px (the first stage's references every 4 pixels) +0.08 /
-        +0.18 / - / +0.05."""
-        if not isinstance(physics, Denoising) or not self.white or PILOT_SHARE == 0:
+        / +0.16 / +0.03 / +0.04, 12 of 128px +0.12 / +0.08 / -0.02 / +0.04, 6 of 384px (the first
+        stage's references every 4 pixels) +0.08 / +0.18 / - / +0.05; grey observations (one draw of
+        the noise in the three channels) at sigma 15 / 25, +0.12 / +0.14 on the 256px crops, +0.13 /
+        +0.01 on the 128px ones."""
+        if not isinstance(physics, Denoising) or PILOT_SHARE == 0:
             return estimate
-        taken = torch.as_tensor(self._sigma(y)).reshape(-1).cpu().expand(y.shape[0]) <= FIRST_STAGE_NOISE
+        sigma = torch.as_tensor(self._sigma(y))
+        level = sigma.reshape(sigma.shape[0] if sigma.dim() == 4 else 1, -1).mean(1).cpu().expand(y.shape[0])
+        taken = level <= FIRST_STAGE_NOISE
         if not taken.any():
             return estimate
         mixed = torch.lerp(estimate, self._filtered(hard_thresholded, estimate, y).clamp(0, 1), PILOT_SHARE)
@@ -284,6 +287,16 @@ class PoissonGaussian(DataTerm):
         observation's levels are its grey's, where a colour prior's pilot may tint."""
         levels = to_gray(pilot).expand_as(pilot) if is_grey(y) else pilot
         return self.gaussian(levels).wiener(pilot, y, physics, groups=groups)
+
+    def pilot(self, estimate, y, physics):
+        """For a grey observation, the Gaussian term's (:meth:`Gaussian.pilot`) at the estimate's
+        levels, as :meth:`wiener` reads them: held-out grey crops (one draw of the noise for the three
+        channels) under the benchmark's sensor noise, 6 of 256px / 12 of 128px, +0.14 / +0.03 dB. A
+        colour one is restored where its noise is white (:meth:`stabilised`), first pilot and all,
+        and comes back around an estimate that has had it."""
+        if not is_grey(y):
+            return estimate
+        return self.gaussian(to_gray(estimate).expand_as(estimate)).pilot(estimate, y, physics)
 
     def stabilised(self, physics):
         """The generalised Anscombe transform (:func:`anscombe`), where the observation is the image

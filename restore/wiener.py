@@ -121,7 +121,8 @@ SELECT_BLOCK = 32
 #: (BM3D's; its threshold 2.7 against 2.0 / 3.5: +0.06 / +0.13 / -0.02 / +0.02 against -0.04 / +0.06
 #: / 0.00 / -0.01 and +0.06 / +0.02 / -0.09 / 0.00), 32 +0.07 / +0.15 / 0.00 / +0.04, 64 +0.08 /
 #: +0.16 / +0.03 / +0.05 (on the 12 of 128px: 16 +0.07 / +0.04 / -0.09 / -0.01, 64 +0.13 / +0.09 /
-#: -0.01 / +0.02; grey, 16 lost up to 0.05, 64 gained up to 0.05). Matched on the prior's estimate,
+#: -0.01 / +0.02; on the 256px crops turned grey before their noise, 16 lost up to 0.05, 64 gained up
+#: to 0.05). Matched on the prior's estimate,
 #: not the noise as BM3D's are, the larger groups stay alike. References every 8 pixels scored within
 #: 0.02 dB of every 4, in a quarter of the time (1.1 s against 4.1 for 512x512 colour, 2-core CPU;
 #: one pass of the Wiener filter, 1.8).
