@@ -97,8 +97,13 @@ class DataTerm(ABC):
 
 
 #: The white noise level (0..1 units) up to which the Wiener filter takes one pass more (a colour
-#: image's third, a grey one's second: :meth:`Gaussian.wiener_passes`): between the measured 20 and 25.
-LOW_NOISE = 22 / 255
+#: image's third, a grey one's second: :meth:`Gaussian.wiener_passes`). It was 22 (between the measured
+#: 20 and 25) until the first pass's pilot took BM3D's first stage (:meth:`Gaussian.pilot`), a better
+#: pilot, after which the extra pass gained less: on the held-out crops (6 of 256px / 12 of 128px) a
+#: colour image's third pass +0.07 / +0.02 dB at sigma 10, +0.02 / -0.03 at 15, -0.01 / -0.05 at 20, and
+#: -0.03 / -0.03 under the sensor's stabilised noise (19.9); a grey one's second +0.14 / -0.02 at 10,
+#: +0.06 / -0.08 at 15, -0.01 / -0.09 at 20. Hence between 10 and 15.
+LOW_NOISE = 12 / 255
 #: The share of BM3D's first stage in the Wiener filter's first pilot (:meth:`Gaussian.pilot`), chosen
 #: on held-out crops (never the benchmark) with groups of 16 (BM3D's own) before they grew: 0.5 / 0.7
 #: / 1.0 gave +0.06 / +0.06 / +0.03 dB at sigma 15, +0.13 / +0.12 / +0.06 at 25, -0.02 / -0.07 / -0.16
@@ -226,7 +231,8 @@ class Gaussian(DataTerm):
         384px, +0.16 / +0.12 at 15 / 20. A grey image's second: +0.27 / +0.19 / +0.10 at 10 / 15 / 20
         on the 384px crops, +0.37 / +0.22 / +0.10 on the 256px ones, +0.09 / -0.04 / -0.15 on the
         128px ones (the samples at 10 / 15: the flower +0.98 / +0.53, the lake +0.02 / +0.06, the
-        butterfly -0.04 / -0.09)."""
+        butterfly -0.04 / -0.09). Those were measured before the first pass's pilot took BM3D's first
+        stage; with it, the gains shrank and the level fell from 22 to 12 (:data:`LOW_NOISE`)."""
         passes = super().wiener_passes(y)
         if not self.white:
             return passes

@@ -313,14 +313,15 @@ def fixed_passes(patch, count):
 
 def test_a_colour_photograph_takes_a_second_pass_around_the_first(monkeypatch):
     """The prior's colour differences are a weaker pilot than the filter's own first estimate
-    (measured at sigma 15: +0.73 and +0.65 dB on these two)."""
+    (measured at sigma 15: +0.27 and +0.27 dB on these two; +0.73 and +0.65 before the first pilot
+    took BM3D's first stage)."""
     for clean in (np.round(photo(128)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8), recoloured_photo()):
         damaged = noisy(clean, 15)
         two = psnr(clean, restore.denoise(damaged, sigma=15))
         with monkeypatch.context() as patch:
             fixed_passes(patch, 1)
             one = psnr(clean, restore.denoise(damaged, sigma=15))
-        assert two > one + 0.3
+        assert two > one + 0.15
 
 
 def passes_taken(patch):
@@ -337,7 +338,7 @@ def passes_taken(patch):
 
 def test_a_colour_photograph_takes_two_passes_only_where_its_noise_is_white(monkeypatch):
     """One level (above ``LOW_NOISE``): two passes. A level per pixel: one (a sensor's colour image,
-    back in its own terms after three where its noise was made white and light; or a map of sigmas)."""
+    back in its own terms after two where its noise was made white; or a map of sigmas)."""
     from restore.reconstructor import Reconstructor
     clean = photo(48)
     y = (clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(7))).clamp(0, 1)
@@ -351,12 +352,13 @@ def test_a_colour_photograph_takes_two_passes_only_where_its_noise_is_white(monk
     assert taken == [[1]]
     taken.clear()
     solve(y, Denoising(), data=PoissonGaussian(1 / 40, 0.0004))
-    assert taken == [[3], [1]]        # white of level 19.9 once stabilised: light
+    assert taken == [[2], [1]]        # white of level 19.9 once stabilised: above LOW_NOISE
 
 
 def test_a_lightly_noisy_colour_photograph_takes_a_third_pass(monkeypatch):
-    """At sigma 10 the second pass's estimate is a better pilot still (measured: +0.45 and +0.39 dB
-    on these two against two passes)."""
+    """At sigma 10 the second pass's estimate is a better pilot still (measured: +0.17 and +0.13 dB
+    on these two against two passes, since the first pilot took BM3D's first stage; +0.45 and +0.39
+    before)."""
     for clean in (np.round(photo(128)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8), recoloured_photo()):
         damaged = noisy(clean, 10)
         taken = passes_taken(monkeypatch)
@@ -365,14 +367,14 @@ def test_a_lightly_noisy_colour_photograph_takes_a_third_pass(monkeypatch):
         with monkeypatch.context() as patch:
             fixed_passes(patch, 2)
             two = psnr(clean, restore.denoise(damaged, sigma=10))
-        assert three > two + 0.2
+        assert three > two + 0.08
 
 
 def test_each_image_of_a_batch_takes_the_passes_of_its_own_noise(monkeypatch):
     """Light noise and heavier in one batch: three passes and two, each image as if alone."""
     from restore.reconstructor import Reconstructor
     clean = torch.cat([photo(48), photo(48).flip(-1)])
-    levels = torch.tensor([0.05, 0.1]).view(2, 1, 1, 1)
+    levels = torch.tensor([0.04, 0.1]).view(2, 1, 1, 1)
     y = (clean + levels * torch.randn(clean.shape, generator=torch.Generator().manual_seed(7))).clamp(0, 1)
     solve = Reconstructor("photo", steps=0)
     taken = passes_taken(monkeypatch)
@@ -385,7 +387,8 @@ def test_each_image_of_a_batch_takes_the_passes_of_its_own_noise(monkeypatch):
 
 def test_a_grey_photograph_takes_one_pass_but_under_light_noise(monkeypatch):
     """Above ``LOW_NOISE`` one pass; below it two, the second around the first's estimate
-    (measured on this grey flower at sigma 10: +0.98 dB)."""
+    (measured on this grey flower at sigma 10: +0.42 dB; +0.98 before the first pilot took BM3D's
+    first stage)."""
     clean = np.round(read_image(f"{SAMPLES}/flower.png").pixels.mean(2) * 255).astype(np.uint8)[:, :, None]
     heavy, light = (np.repeat(noisy(clean, sigma), 3, 2) for sigma in (25, 10))
     taken = passes_taken(monkeypatch)
@@ -394,7 +397,7 @@ def test_a_grey_photograph_takes_one_pass_but_under_light_noise(monkeypatch):
     assert taken == [[1], [2]]
     fixed_passes(monkeypatch, 1)
     assert np.array_equal(default_heavy, restore.denoise(heavy, sigma=25))
-    assert two > psnr(clean[..., 0], restore.denoise(light, sigma=10)[..., 0]) + 0.5
+    assert two > psnr(clean[..., 0], restore.denoise(light, sigma=10)[..., 0]) + 0.25
 
 
 def test_quick_filters_once_in_windows_alone(monkeypatch):
