@@ -198,9 +198,7 @@ class Gaussian(DataTerm):
         +0.01 on the 128px ones."""
         if not isinstance(physics, Denoising) or PILOT_SHARE == 0:
             return estimate
-        sigma = torch.as_tensor(self._sigma(y))
-        level = sigma.reshape(sigma.shape[0] if sigma.dim() == 4 else 1, -1).mean(1).cpu().expand(y.shape[0])
-        taken = level <= FIRST_STAGE_NOISE
+        taken = self._levels(y) <= FIRST_STAGE_NOISE
         if not taken.any():
             return estimate
         mixed = torch.lerp(estimate, self._filtered(hard_thresholded, estimate, y).clamp(0, 1), PILOT_SHARE)
@@ -236,8 +234,12 @@ class Gaussian(DataTerm):
         passes = super().wiener_passes(y)
         if not self.white:
             return passes
-        level = torch.as_tensor(self._sigma(y)).reshape(-1).cpu().expand(y.shape[0])
-        return passes + (level <= LOW_NOISE).long()
+        return passes + (self._levels(y) <= LOW_NOISE).long()
+
+    def _levels(self, y: torch.Tensor) -> torch.Tensor:
+        """Each image's mean noise level over its pixels and channels, ``(N,)`` on the CPU."""
+        sigma = torch.as_tensor(self._sigma(y))
+        return sigma.reshape(sigma.shape[0] if sigma.dim() == 4 else 1, -1).mean(1).cpu().expand(y.shape[0])
 
     def precision(self, physics, x):
         inverse = 1 / torch.as_tensor(self._sigma(x), dtype=x.dtype, device=x.device) ** 2

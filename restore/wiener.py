@@ -182,30 +182,33 @@ def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tenso
     -------
     tensor (N, C, H, W), float32.
     """
-    if y.shape != pilot.shape or y.dim() != 4 or y.shape[1] not in (1, 3):
-        raise ValueError(f"y and pilot must be (N, 1 or 3, H, W) of one shape, got {tuple(y.shape)} and "
-                         f"{tuple(pilot.shape)}")
     if not 1 <= stride <= patch:
         raise ValueError(f"stride must be in 1..patch ({patch}), got {stride}")
     if search < 0 or group < 1:
         raise ValueError(f"search must be 0 or more and group 1 or more, got {search} and {group}")
+    if group == 1 and search == 0:
+        return _in_opponent(y, pilot, variance, lambda *t: torch.div(*_windows(*t, patch, stride)))
+    return _in_opponent(y, pilot, variance,
+                        lambda *t: _groups_or_windows(*t, patch, stride, search, group, select))
+
+
+def _in_opponent(y, pilot, variance, filter):
+    """``filter(y, pilot, variance)`` of ``(N, C, H, W)`` images, C 1 or 3, float32, a colour one's
+    in the opponent space (where white noise stays white at its level) and back; ``variance`` as
+    :func:`empirical_wiener` takes it, made ``(N, 1, H, W)``."""
+    if y.shape != pilot.shape or y.dim() != 4 or y.shape[1] not in (1, 3):
+        raise ValueError(f"y and pilot must be (N, 1 or 3, H, W) of one shape, got {tuple(y.shape)} and "
+                         f"{tuple(pilot.shape)}")
     if not bool((torch.as_tensor(variance) > 0).all()):
         raise ValueError("variance must be positive at every pixel")
     n, c, h, w = y.shape
-    device = y.device
     y, pilot = y.float(), pilot.float()
-    variance = torch.as_tensor(variance, dtype=torch.float32, device=device).expand(n, 1, h, w)
-    if c == 3:
-        opponent = _opponent(device)
-        y, pilot = (torch.einsum("kc,nchw->nkhw", opponent, t) for t in (y, pilot))
-    if group == 1 and search == 0:
-        total, norm = _windows(y, pilot, variance, patch, stride)
-        out = total / norm
-    else:
-        out = _groups_or_windows(y, pilot, variance, patch, stride, search, group, select)
-    if c == 3:
-        out = torch.einsum("kc,nkhw->nchw", opponent, out)
-    return out
+    variance = torch.as_tensor(variance, dtype=torch.float32, device=y.device).expand(n, 1, h, w)
+    if c == 1:
+        return filter(y, pilot, variance)
+    opponent = _opponent(y.device)
+    y, pilot = (torch.einsum("kc,nchw->nkhw", opponent, t) for t in (y, pilot))
+    return torch.einsum("kc,nkhw->nchw", opponent, filter(y, pilot, variance))
 
 
 def hard_thresholded(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tensor | float, *,
@@ -218,18 +221,9 @@ def hard_thresholded(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tenso
     patches alike lie: what recurs in the data stays as the data have it, texture a prior's estimate
     smoothed away included. Not linear in ``y``, so there are no windows to choose by SURE.
     ``y``, ``pilot`` and ``variance`` as :func:`empirical_wiener`'s."""
-    if y.shape != pilot.shape or y.dim() != 4 or y.shape[1] not in (1, 3):
-        raise ValueError(f"y and pilot must be (N, 1 or 3, H, W) of one shape, got {tuple(y.shape)} and "
-                         f"{tuple(pilot.shape)}")
-    n, c, h, w = y.shape
-    y, pilot = y.float(), pilot.float()
-    variance = torch.as_tensor(variance, dtype=torch.float32, device=y.device).expand(n, 1, h, w)
-    if c == 3:
-        opponent = _opponent(y.device)
-        y, pilot = (torch.einsum("kc,nchw->nkhw", opponent, t) for t in (y, pilot))
-    out = _groups_or_windows(y, pilot, variance, PATCH, stride, SEARCH, group, select=False,
-                             shrink=functools.partial(_hard, threshold=threshold))
-    return torch.einsum("kc,nkhw->nchw", opponent, out) if c == 3 else out
+    shrink = functools.partial(_hard, threshold=threshold)
+    return _in_opponent(y, pilot, variance,
+                        lambda *t: _groups_or_windows(*t, PATCH, stride, SEARCH, group, False, shrink))
 
 
 def windowed_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tensor | float) -> torch.Tensor:

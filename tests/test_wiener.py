@@ -63,9 +63,10 @@ def test_without_groups_each_colour_channel_is_filtered_in_its_windows():
         assert np.abs(out[k] - by_windows(yo[k], po[k], variance, 8, 2)).max() < 1e-5
 
 
-def by_groups(y, pilot, variance, patch, stride, search, group, match=None):
+def by_groups(y, pilot, variance, patch, stride, search, group, match=None, shrink=None):
     """The filter in groups written out reference by reference with scipy's DCT (one channel),
-    the groups matched on ``match`` (the pilot unless given)."""
+    the groups matched on ``match`` (the pilot unless given); ``shrink(cy, cp, v)`` gives each
+    group's factors and weight (the Wiener filter's unless given)."""
     match = pilot if match is None else match
     h, w = y.shape
     rows, columns = h - patch + 1, w - patch + 1
@@ -80,14 +81,18 @@ def by_groups(y, pilot, variance, patch, stride, search, group, match=None):
             members = [(i, j)] + [place for _, place in sorted(candidates)[:group - 1]]
             cy, cp = (scipy.fft.dctn(np.stack([cut(a, *m) for m in members]), norm="ortho") for a in (y, pilot))
             v = np.mean([cut(variance, *m).mean() for m in members])
-            share = cp**2 / (cp**2 + v)
-            share[0, 0, 0] = 1
-            weight = 1 / (v * (share**2).sum())
+            share, weight = (shrink or wiener_shares)(cy, cp, v)
             estimate = scipy.fft.idctn(share * cy, norm="ortho")
             for (a, b), e in zip(members, estimate):
                 total[a:a + patch, b:b + patch] += weight * e
                 norm[a:a + patch, b:b + patch] += weight
     return total / norm
+
+
+def wiener_shares(cy, cp, v):
+    share = cp**2 / (cp**2 + v)
+    share[0, 0, 0] = 1
+    return share, 1 / (v * (share**2).sum())
 
 
 @pytest.mark.parametrize("chunks", [(300, 200), None])   # bands of one row and their seams; one band
@@ -440,28 +445,12 @@ def test_quick_on_the_command_line_and_in_the_api(tmp_path):
 
 
 def by_hard_groups(y, pilot, variance, stride, group, threshold):
-    """BM3D's first stage written out reference by reference with scipy's DCT (one channel, 8x8
-    patches, the search reaching the whole image), the groups matched on the pilot."""
-    h, w = y.shape
-    patch = 8
-    rows, columns = h - patch + 1, w - patch + 1
-    starts = lambda n: sorted(set(range(0, n, stride)) | {n - 1})
-    cut = lambda a, i, j: a[i:i + patch, j:j + patch]
-    total, norm = np.zeros((h, w)), np.zeros((h, w))
-    for i in starts(rows):
-        for j in starts(columns):
-            candidates = [(np.mean((cut(pilot, i, j) - cut(pilot, a, b)) ** 2), (a, b))
-                          for a in range(rows) for b in range(columns) if (a, b) != (i, j)]
-            members = [(i, j)] + [place for _, place in sorted(candidates)[:group - 1]]
-            cy = scipy.fft.dctn(np.stack([cut(y, *m) for m in members]), norm="ortho")
-            v = np.mean([cut(variance, *m).mean() for m in members])
-            keep = np.abs(cy) > threshold * v**0.5
-            keep[0, 0, 0] = True
-            weight = 1 / (v * keep.sum())
-            for (a, b), e in zip(members, scipy.fft.idctn(keep * cy, norm="ortho")):
-                total[a:a + patch, b:b + patch] += weight * e
-                norm[a:a + patch, b:b + patch] += weight
-    return total / norm
+    """BM3D's first stage written out (8x8 patches, the search reaching the whole image)."""
+    def hard(cy, cp, v):
+        keep = np.abs(cy) > threshold * v**0.5
+        keep[0, 0, 0] = True
+        return keep, 1 / (v * keep.sum())
+    return by_groups(y, pilot, variance, 8, stride, max(y.shape), group, shrink=hard)
 
 
 @pytest.mark.parametrize("stride", [8, 3])
