@@ -70,6 +70,15 @@ class Turned:
         return self._back(d), self._back(g) if torch.is_tensor(g) and g.dim() == 4 else g
 
 
+def _terms(physics, data):
+    """restore's physics and data term for ``physics`` (restore's or DeepInverse's) and ``data``."""
+    if not isinstance(physics, Physics):
+        from .interop import from_deepinv
+        physics, noise = from_deepinv(physics)
+        data = data if data is not None else noise
+    return physics, data if data is not None else Gaussian(1 / 255)
+
+
 class Reconstructor(nn.Module):
     """restore's solver as a module: ``forward(y, physics) -> SolverResult`` (``x``, ``z``, ``variance``).
 
@@ -136,48 +145,72 @@ class Reconstructor(nn.Module):
                 x0: torch.Tensor | None = None,
                 refine: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                 callback: Callable[[int], None] | None = None, generator=None) -> SolverResult:
-        """Restore ``y`` (N, C, h, w) observed through ``physics``.
+        """Restore ``y`` (N, C, h, w) observed through ``physics``: :meth:`finish` of :meth:`estimate`.
 
         ``physics`` is one of restore's (:mod:`restore.physics`) or DeepInverse's (a linear one
         with a Gaussian noise model: its ``sigma`` becomes the data term). ``data`` defaults to
         that noise, or to Gaussian noise of 1/255 for physics without one; ``x0`` to
         ``A^T y``. The result's ``x`` is ``(N, C, H, W)`` in [0, 1].
         """
-        if not isinstance(physics, Physics):
-            from .interop import from_deepinv
-            physics, noise = from_deepinv(physics)
-            data = data if data is not None else noise
-        data = data if data is not None else Gaussian(1 / 255)
+        physics, data = _terms(physics, data)
+        result = self.estimate(y, physics, data=data, x0=x0, refine=refine, callback=callback, generator=generator)
+        return self.finish(result, y, physics, data=data)
+
+    def estimate(self, y: torch.Tensor, physics: Physics, *, data: DataTerm | None = None,
+                 x0: torch.Tensor | None = None,
+                 refine: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                 callback: Callable[[int], None] | None = None, generator=None) -> SolverResult:
+        """The prior's part of :meth:`forward` (arguments as there): the solver's estimate, the mean
+        of the turns' for an ensemble, before the data's last filter. Where the noise is restored
+        stabilised (:meth:`~restore.fidelity.DataTerm.stabilised`), ``x`` is the transformed image's
+        estimate, which :meth:`finish` takes as it is."""
+        physics, data = _terms(physics, data)
         x0 = physics.A_adjoint(y) if x0 is None else x0
-        colour = y.shape[1] == 3 and not is_grey(y)
-        stable = data.stabilised(physics) if colour and getattr(self.prior, "stabilise", False) else None
+        stable = self._stabilised(y, physics, data)
         if stable is not None:
-            # Restored where the noise is white and of one level in every channel (the filter
-            # included, there), and brought back; the data's Wiener filter then runs once more, in
-            # the image's own terms (each pixel's own level): without the first, the butterfly
-            # crop of the tests lost 0.65 dB. A colour pixel's channels have levels of their own,
-            # which the term in the image's terms can only average; a grey one has one, and there
-            # the transform only bends the image (held-out grey crops: -0.04 dB).
-            inner = self.forward(stable.forward(y), physics, data=stable.data, x0=stable.forward(x0), refine=refine,
+            return self.estimate(stable.forward(y), physics, data=stable.data, x0=stable.forward(x0), refine=refine,
                                  callback=callback, generator=generator)
-            variance = inner.variance
-            if variance is not None:
-                variance = variance * stable.slope(inner.x).square().mean(1, keepdim=True)
-            result = replace(inner, x=stable.inverse(inner.x).clamp(0, 1), variance=variance)
-            return self._filtered(result, y, physics, data, passes=1)
         results = [self._solve(Turned(self.prior, *turn) if turn != SYMMETRIES[0] else self.prior, y, physics,
                                data=data, x0=x0, refine=refine, callback=callback, generator=generator)
                    for turn in SYMMETRIES[:self.ensemble]]
         if len(results) == 1:
-            result = results[0]
-        else:
-            xs = torch.stack([r.x for r in results])
-            variance = None
-            if results[0].variance is not None:    # of the mixture: the mean variance plus the means' spread
-                variance = (torch.stack([r.variance for r in results]).mean(0)
-                            + xs.var(0, unbiased=False).mean(1, keepdim=True))
-            result = SolverResult(x=xs.mean(0), z=results[0].z, objective=results[0].objective, variance=variance)
-        return self._filtered(result, y, physics, data, passes=data.wiener_passes(y))
+            return results[0]
+        xs = torch.stack([r.x for r in results])
+        variance = None
+        if results[0].variance is not None:    # of the mixture: the mean variance plus the means' spread
+            variance = (torch.stack([r.variance for r in results]).mean(0)
+                        + xs.var(0, unbiased=False).mean(1, keepdim=True))
+        return SolverResult(x=xs.mean(0), z=results[0].z, objective=results[0].objective, variance=variance)
+
+    def finish(self, result: SolverResult, y: torch.Tensor, physics: Physics, *,
+               data: DataTerm | None = None) -> SolverResult:
+        """The data's last filter around :meth:`estimate`'s ``result`` of ``y`` (see :meth:`_filtered`).
+        It needs no more than the estimate and the observation, so :func:`restore.restore` runs it on
+        the whole image (in tiles of :data:`restore.pipeline.FILTER_TILE`) once the prior's tiles are
+        blended: the groups of similar patches then reach across the prior's tile borders.
+
+        Where the noise was restored stabilised, the filter runs there, the result is brought back
+        (its variance by the inverse's slope), and the filter runs once more in the image's own
+        terms (each pixel's own level): without the first, the butterfly crop of the tests lost
+        0.65 dB. A colour pixel's channels have levels of their own, which the term in the image's
+        terms can only average; a grey one has one, and there the transform only bends the image
+        (held-out grey crops: -0.04 dB), so grey images are not transformed."""
+        physics, data = _terms(physics, data)
+        stable = self._stabilised(y, physics, data)
+        if stable is None:
+            return self._filtered(result, y, physics, data, passes=data.wiener_passes(y))
+        inner = self.finish(result, stable.forward(y), physics, data=stable.data)
+        variance = inner.variance
+        if variance is not None:
+            variance = variance * stable.slope(inner.x).square().mean(1, keepdim=True)
+        result = replace(inner, x=stable.inverse(inner.x).clamp(0, 1), variance=variance)
+        return self._filtered(result, y, physics, data, passes=1)
+
+    def _stabilised(self, y, physics, data):
+        """The transform under which this observation is restored (a colour one whose noise it makes
+        white, for a prior that takes it), or None."""
+        colour = y.shape[1] == 3 and not is_grey(y)
+        return data.stabilised(physics) if colour and getattr(self.prior, "stabilise", False) else None
 
     def _filtered(self, result: SolverResult, y, physics, data, *, passes: int | torch.Tensor) -> SolverResult:
         """Last, the data themselves around the prior's estimate (the data term's Wiener filter),

@@ -68,3 +68,33 @@ def test_aux_is_cut_with_the_same_windows():
         return tiles
 
     run_tiled(y, check, tile=16, overlap=4, multiple=4, aux=y * 2)
+
+
+@pytest.mark.parametrize("task", ["denoise", "dejpeg"])
+def test_the_data_filter_runs_once_on_the_whole_image_after_the_priors_tiles(monkeypatch, task):
+    """The photo prior restores 256-pixel tiles; the data's last filter then takes the blended
+    estimate of the whole image (one filter tile here), not each of the prior's tiles alone."""
+    import numpy as np
+
+    import restore
+    from restore.reconstructor import Reconstructor
+    from restore.tasks.dejpeg import jpeg_round_trip
+    calls = {"estimate": [], "finish": []}
+    for name in calls:
+        method = getattr(Reconstructor, name)
+
+        def spy(self, result_or_y, *args, _method=method, _name=name, **kwargs):
+            y = args[0] if _name == "finish" else result_or_y
+            calls[_name].append((len(y), *y.shape[-2:]))
+            return _method(self, result_or_y, *args, **kwargs)
+        monkeypatch.setattr(Reconstructor, name, spy)
+    rng = np.random.default_rng(3)
+    clean = np.clip(0.5 + 0.2 * np.sin(np.arange(300) / 9)[:, None, None] + 0.1 * rng.random((300, 320, 3)), 0, 1)
+    if task == "denoise":
+        out = restore.denoise(np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1).astype(np.float32), sigma=25)
+    else:
+        decoded, quantisation = jpeg_round_trip(clean, 20)
+        out = restore.dejpeg(decoded, quantisation=quantisation)
+    assert out.shape == clean.shape and np.isfinite(out).all()
+    assert sum(n for n, *_ in calls["estimate"]) == 4 and all(max(s) == 256 for _, *s in calls["estimate"])
+    assert calls["finish"] == [(1, 300, 320)]
