@@ -209,8 +209,8 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
                   scale=task.scale, margin=task.margin, batch=tiles_per_call, aux=aux, on_tiles=count_tiles,
                   skip=task.skips_tile if task.scale == 1 and not task.margin else None)
     if whole:
-        x = run_tiled(y, finish_tiles, tile=FILTER_TILE, overlap=settings.overlap, multiple=1, grid=task.grid,
-                      batch=1, aux=x)
+        x = run_tiled(y, finish_tiles, tile=filter_tiles(*y.shape[-2:], overlap=settings.overlap, grid=task.grid),
+                      overlap=settings.overlap, multiple=1, grid=task.grid, batch=1, aux=x)
     restored = task.from_stored(x[0, :channels].permute(1, 2, 0).cpu().numpy())
     if not np.isfinite(restored).all():
         raise RestoreError("the restoration produced non-finite pixels; nothing was returned. Try --precision fp32 "
@@ -227,10 +227,21 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     return out, _like(std, image)
 
 
-#: The side of the tiles the data's last filter (:meth:`Reconstructor.finish`) runs in, after the
-#: prior's tiles are blended: a megapixel photograph in one, a 12-megapixel one in 12 (against 252
-#: of the prior's 256 pixels, each filtered on its own before), with a few hundred MB of working memory.
+#: The longest side of the tiles the data's last filter (:meth:`Reconstructor.finish`) runs in, after
+#: the prior's tiles are blended (:func:`filter_tiles`): a 1 MP photograph in one, a 12 MP one of 4:3
+#: in 12 (against 252 of the prior's 256 pixels, each filtered on its own before), with a few hundred
+#: MB of working memory.
 FILTER_TILE = 1024
+
+
+def filter_tiles(h: int, w: int, *, overlap: int, grid: int = 1) -> tuple[int, int]:
+    """The tile ``(height, width)`` of the data's last filter on an image of ``h x w``: along each
+    side the fewest tiles of at most :data:`FILTER_TILE` (overlapping by ``overlap``), all of one
+    length, a multiple of ``grid``; an image of 1100 x 800 pixels is one tile, not two of 1024."""
+    def side(length: int) -> int:
+        count = max(1, math.ceil((length - overlap) / (FILTER_TILE - overlap)))
+        return math.ceil(((length - overlap) / count + overlap) / grid) * grid
+    return side(h), side(w)
 
 
 def _stacked(result) -> torch.Tensor:

@@ -1,8 +1,10 @@
 """The restoration of one batch of tensors, as a module: ``Reconstructor(prior)(y, physics)``.
 
 :func:`restore.restore` cuts images into tiles and calls a :class:`Reconstructor` on each batch
-of them; a caller with tensors (an experiment, a training loop, DeepInverse) calls it directly,
-without tiling, and gets the latent code and the variance beside the image.
+of them (where the observation is the image itself, its :meth:`~Reconstructor.estimate` on the
+prior's tiles and its :meth:`~Reconstructor.finish` on the blended whole); a caller with tensors
+(an experiment, a training loop, DeepInverse) calls it directly, without tiling, and gets the
+latent code and the variance beside the image.
 
 >>> from restore.reconstructor import Reconstructor
 >>> from restore.physics import Downsampling

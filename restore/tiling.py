@@ -34,7 +34,7 @@ def _window(size: int, ramp: int, device) -> torch.Tensor:
 
 
 def run_tiled(y: torch.Tensor, restore_tiles: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], *,
-              tile: int, overlap: int, multiple: int, scale: int = 1, margin: int = 0, batch: int = 8,
+              tile: int | tuple[int, int], overlap: int, multiple: int, scale: int = 1, margin: int = 0, batch: int = 8,
               aux: torch.Tensor | None = None, skip: Callable[[torch.Tensor | None], bool] | None = None,
               on_tiles: Callable[[int], None] | None = None, grid: int = 1) -> torch.Tensor:
     """Apply ``restore_tiles`` to ``y`` (1, C, h, w) tile by tile.
@@ -45,8 +45,10 @@ def run_tiled(y: torch.Tensor, restore_tiles: Callable[[torch.Tensor, torch.Tens
         ``restore_tiles(y_tiles, aux_tiles)`` -> restored tiles of side
         ``scale * side + 2 * margin`` (``aux_tiles`` is None without ``aux``), with the
         image's channels and possibly more (blended alike).
-    tile, overlap : int
-        Tile size and overlap in restored-image pixels.
+    tile : int or (int, int)
+        Tile size in restored-image pixels: a side, or the height and the width.
+    overlap : int
+        Tiles' overlap in restored-image pixels.
     multiple : int
         Restored tile sides must be multiples of this (the prior's constraint).
     scale : int
@@ -74,7 +76,8 @@ def run_tiled(y: torch.Tensor, restore_tiles: Callable[[torch.Tensor, torch.Tens
     if grid > 1 and (scale != 1 or margin):
         raise ValueError("tiles can follow a grid only where the output is the observation's size")
     _, c, h, w = y.shape
-    if grid > 1 and max(h, w) * scale <= tile and tile % multiple == 0:
+    tiles = (tile, tile) if isinstance(tile, int) else tuple(tile)
+    if grid > 1 and h * scale <= tiles[0] and w * scale <= tiles[1] and all(t % multiple == 0 for t in tiles):
         grid = 1                     # one tile, starting at 0: on the grid whatever its size
     if grid > 1 and (h % grid or w % grid):
         restored = run_tiled(F.pad(y, (0, -w % grid, 0, -h % grid), mode="replicate"), restore_tiles,
@@ -86,20 +89,24 @@ def run_tiled(y: torch.Tensor, restore_tiles: Callable[[torch.Tensor, torch.Tens
     def fits(side: int) -> bool:
         return (side * scale + 2 * margin) % multiple == 0 and side % grid == 0
 
-    largest = max(1, tile // scale)        # the core; a margin comes on top
-    # The largest tile that fits, else the smallest above.
-    t_obs = next(t for t in itertools.chain(range(largest, 0, -1), range(largest + 1, largest + multiple + 1))
-                 if fits(t))
-    ov_obs = min(overlap // scale, t_obs // 2) // grid * grid
+    def fitting(side: int) -> int:
+        """The largest tile side up to ``side`` that fits, else the smallest above (the core; a margin
+        comes on top)."""
+        largest = max(1, side // scale)
+        return next(t for t in itertools.chain(range(largest, 0, -1), range(largest + 1, largest + multiple + 1))
+                    if fits(t))
+
+    t_h, t_w = fitting(tiles[0]), fitting(tiles[1])
+    ov_obs = min(overlap // scale, min(t_h, t_w) // 2) // grid * grid
     # Small sides: one tile, padded up to a size the prior accepts.
     reach = range(multiple * grid + 1)
-    pad_h = next(p for p in reach if fits(h + p)) if h <= t_obs else 0
-    pad_w = next(p for p in reach if fits(w + p)) if w <= t_obs else 0
+    pad_h = next(p for p in reach if fits(h + p)) if h <= t_h else 0
+    pad_w = next(p for p in reach if fits(w + p)) if w <= t_w else 0
     if pad_h or pad_w:
         y = F.pad(y, (0, pad_w, 0, pad_h), mode="replicate")
         aux = None if aux is None else F.pad(aux, (0, pad_w, 0, pad_h), mode="replicate")
     H, W = y.shape[-2:]
-    th, tw = min(t_obs, H), min(t_obs, W)
+    th, tw = min(t_h, H), min(t_w, W)
     windows = [(t, l) for t in tile_starts(H, th, ov_obs) for l in tile_starts(W, tw, ov_obs)]
     if skip is not None:
         windows = [(t, l) for t, l in windows if not skip(None if aux is None else aux[..., t:t + th, l:l + tw])]

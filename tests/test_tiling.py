@@ -98,3 +98,28 @@ def test_the_data_filter_runs_once_on_the_whole_image_after_the_priors_tiles(mon
     assert out.shape == clean.shape and np.isfinite(out).all()
     assert sum(n for n, *_ in calls["estimate"]) == 4 and all(max(s) == 256 for _, *s in calls["estimate"])
     assert calls["finish"] == [(1, 300, 320)]
+
+
+def test_rectangular_tiles_reassemble_exactly_and_have_their_own_sides():
+    y = torch.rand(1, 3, 50, 70)
+    shapes = []
+
+    def identity(tiles, aux_tiles):
+        shapes.append(tuple(tiles.shape[-2:]))
+        return tiles
+    out = run_tiled(y, identity, tile=(20, 36), overlap=4, multiple=1, batch=1)
+    assert torch.allclose(out, y, atol=1e-6)
+    assert set(shapes) == {(20, 36)} and len(shapes) == 3 * 3
+
+
+@pytest.mark.parametrize("h,w,grid", [(866, 1155, 1), (3000, 4000, 1), (1224, 1632, 16), (300, 320, 16), (1025, 700, 8)])
+def test_the_filters_tiles_are_balanced_and_no_larger_than_they_need_be(h, w, grid):
+    from restore.pipeline import FILTER_TILE, filter_tiles
+    th, tw = filter_tiles(h, w, overlap=32, grid=grid)
+    assert th % grid == 0 and tw % grid == 0
+    for length, side in ((h, th), (w, tw)):
+        count = len(tile_starts(length, side, 32))
+        assert side <= max(FILTER_TILE, -(-length // grid) * grid)
+        # The fewest tiles of at most FILTER_TILE, and the work of their overlaps small.
+        assert count == max(1, -(-(length - 32) // (FILTER_TILE - 32)))
+        assert count * side <= length + count * (32 + grid)
