@@ -86,7 +86,7 @@ class RestoreOptions:
         None, "--ensemble", help="Average the restorations of the image turned and flipped this many ways (2, 4 or 8): "
         "better, and that many times slower.")))
     quick: bool = field(default=False, metadata=_cli(typer.Option(
-        False, "--quick", help="Denoising's last filter of the data in windows alone, once: about 6x faster on large "
+        False, "--quick", help="Denoising's last filter of the data in windows alone, once: about 5x faster on large "
         "photographs, 0.5-1.3 dB lower; dejpeg leaves its own last filter out (about 4x faster).")))
     device: str = field(default="auto", metadata=_cli(DEVICE))
     precision: str = field(default="auto", metadata=_cli(typer.Option(

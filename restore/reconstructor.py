@@ -105,7 +105,7 @@ class Reconstructor(nn.Module):
     quick : bool
         The data's last filter (below) in windows alone, once in each domain (a sensor's colour
         image: once where its noise is white, once in its own terms): denoising a 1 MP photograph
-        took 2.8 s against 28 (2-core CPU), for 0.5-1.3 dB less on held-out crops. A JPEG's own
+        took 4.2 s against 23 (2-core CPU), for 0.5-1.3 dB less on held-out crops. A JPEG's own
         filter is left out.
 
     The estimate ends with the data term's last filter around it
