@@ -238,6 +238,8 @@ def filter_tiles(h: int, w: int, *, overlap: int, grid: int = 1) -> tuple[int, i
     """The tile ``(height, width)`` of the data's last filter on an image of ``h x w``: along each
     side the fewest tiles of at most :data:`FILTER_TILE` (overlapping by ``overlap``), all of one
     length, a multiple of ``grid``; an image of 1100 x 800 pixels is one tile, not two of 1024."""
+    overlap = min(overlap, FILTER_TILE // 2)      # as run_tiled takes it: at most half a tile
+
     def side(length: int) -> int:
         count = max(1, math.ceil((length - overlap) / (FILTER_TILE - overlap)))
         return math.ceil(((length - overlap) / count + overlap) / grid) * grid

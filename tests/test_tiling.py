@@ -123,3 +123,10 @@ def test_the_filters_tiles_are_balanced_and_no_larger_than_they_need_be(h, w, gr
         # The fewest tiles of at most FILTER_TILE, and the work of their overlaps small.
         assert count == max(1, -(-(length - 32) // (FILTER_TILE - 32)))
         assert count * side <= length + count * (32 + grid)
+
+
+def test_the_filters_tiles_take_any_overlap():
+    from restore.pipeline import FILTER_TILE, filter_tiles
+    for overlap in (0, FILTER_TILE - 1, FILTER_TILE, 5 * FILTER_TILE):
+        th, tw = filter_tiles(3000, 700, overlap=overlap)
+        assert 0 < th <= FILTER_TILE and tw == 700
