@@ -184,7 +184,7 @@ class _Bars(Progress):
     notes and results between them (printed with ``-q`` too: it hides only the bars)."""
 
     def __init__(self, jobs: int, *, batch: bool, quiet: bool, name: str, device: str, steps: int, turns: int = 1,
-                 second_look: bool = False):
+                 second_look: bool = False, filtered: bool = False):
         import time
 
         from tqdm import tqdm
@@ -193,12 +193,14 @@ class _Bars(Progress):
         # What the pipeline's progress(done, total) counts: each batch of tiles takes `steps` solver
         # steps for each of its `turns`, or one pass of the encoder (per turn) with 0 steps. With a
         # mask found in the image (`second_look`), the fill the second look reads comes first, one
-        # encoder pass per batch (restore.damage.LOOK_STEPS), then the kept fill.
+        # encoder pass per batch (restore.damage.LOOK_STEPS), then the kept fill. Where the data's last
+        # filter runs on the whole image (`filtered`: denoise, dejpeg), one step more for each of its tiles.
         per_batch = f"{steps} x {turns} turns per batch of tiles" if turns > 1 else f"{steps} per batch of tiles"
         if second_look:
             from .damage import LOOK_STEPS
             per_batch += f"; {LOOK_STEPS or 1} per batch for the second look"
-        self.unit = "batches of tiles" if steps == 0 else f"solver steps ({per_batch})"
+        then = "; then one per tile of the data's filter" if filtered else ""
+        self.unit = f"batches of tiles{then.replace(';', ',', 1)}" if steps == 0 else f"solver steps ({per_batch}{then})"
         self.steps = None
 
     def start(self, job):
@@ -315,7 +317,7 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
     where = f"{'Ray workers' if on_ray else dev}, {arithmetic}"
     bars = _Bars(len(todo), batch=jobs.batch, quiet=options.quiet, name=task.name, device=where,
                  steps=task.defaults.steps if options.steps is None else options.steps, turns=options.ensemble or 1,
-                 second_look=detect)
+                 second_look=detect, filtered=task.filters_whole)
     common = dict(overwrite=options.overwrite, skip_existing=options.skip_existing, max_pixels=max_pixels,
                   progress=bars)
     if on_ray:

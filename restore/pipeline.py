@@ -20,15 +20,14 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .data import to_channels
+from .data import is_grey, to_channels
 from .devices import PRECISIONS, Autocast, resolve_precision, tile_batch
 from .model import VAE
 from .priors import load_prior
 from .reconstructor import MODES, Reconstructor, check_ensemble
-from .physics import Denoising
 from .solver import ANCHORS, SAMPLERS, SolverResult
 from .tasks.base import DETECT, Task
-from .tiling import run_tiled
+from .tiling import run_tiled, tile_starts
 
 
 #: The most solver steps a restoration takes (the defaults are 0 to 30; 30 steps of a 12 MP
@@ -166,7 +165,12 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     count = {"done": 0, "total": 0, "tiles": 0}
 
     def count_tiles(n):
-        count["total"] = -(-n // tiles_per_call) * (steps * ensemble or 1)
+        # The prior's work on its batches of tiles, then one unit for each of the filter's tiles.
+        count["total"] = -(-n // tiles_per_call) * (steps * ensemble or 1) + count["filter"]
+
+    def count_filter_tiles(n):
+        count["total"] += n - count["filter"]
+        count["filter"] = n
 
     def tick(_step=None):
         count["done"] += 1
@@ -186,15 +190,23 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     # prior restores tiles of its size and the filter runs on the blended estimate in tiles of
     # FILTER_TILE: its groups reach across the prior's tile borders, and it filters each pixel
     # about once, not once for each of the prior's tiles that overlap there.
-    whole = (values is None and task.scale == 1 and not task.margin and getattr(vae, "data_filter", False)
-             and isinstance(task.physics((tile_size, tile_size), None), Denoising))
+    # One decision for the whole image: whether it is restored where its noise is made white (a
+    # colour photograph's) may not differ between the tiles of the two passes. A colour image with
+    # parts of grey alone (a grey scan with a colour stamp), whose grey parts carry one draw of the
+    # noise in three channels, is restored tile by tile as before, each tile grey or colour.
+    colour = y.shape[1] == 3 and not is_grey(y)
+    whole = (task.filters_whole and values is None and task.scale == 1 and not task.margin
+             and getattr(vae, "data_filter", False) and not (colour and _grey_parts(y, tile_size)))
+    regions = filter_tiles(*y.shape[-2:], overlap=settings.overlap, grid=task.grid) if whole else None
+    count["filter"] = _tile_count(*y.shape[-2:], regions, overlap=settings.overlap, grid=task.grid) if whole else 0
 
     def restore_tiles(tiles, aux_tiles):
         shape = (tiles.shape[-2] * task.scale + 2 * task.margin, tiles.shape[-1] * task.scale + 2 * task.margin)
         physics = task.physics(shape, aux_tiles).to(device)
-        result = (reconstructor.estimate if whole else reconstructor)(
-            tiles, physics, data=data, x0=task.first_guess(physics, tiles), refine=task.refine(physics),
-            callback=tick, generator=generators(len(tiles)))
+        options = dict(data=data, x0=task.first_guess(physics, tiles), refine=task.refine(physics), callback=tick,
+                       generator=generators(len(tiles)))
+        result = reconstructor.estimate(tiles, physics, colour=colour, **options) if whole else \
+            reconstructor(tiles, physics, **options)
         if steps == 0:
             tick()
         return _stacked(result)
@@ -202,15 +214,17 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     def finish_tiles(tiles, estimates):
         result = SolverResult(x=estimates[:, :channels], z=None,
                               variance=estimates[:, channels:] if estimates.shape[1] > channels else None)
-        return _stacked(reconstructor.finish(result, tiles, task.physics(tiles.shape[-2:], None).to(device),
-                                             data=data))
+        finished = reconstructor.finish(result, tiles, task.physics(tiles.shape[-2:], None).to(device), data=data,
+                                        colour=colour)
+        tick()
+        return _stacked(finished)
 
     x = run_tiled(y, restore_tiles, tile=tile_size, overlap=settings.overlap, multiple=multiple, grid=task.grid,
                   scale=task.scale, margin=task.margin, batch=tiles_per_call, aux=aux, on_tiles=count_tiles,
                   skip=task.skips_tile if task.scale == 1 and not task.margin else None)
     if whole:
-        x = run_tiled(y, finish_tiles, tile=filter_tiles(*y.shape[-2:], overlap=settings.overlap, grid=task.grid),
-                      overlap=settings.overlap, multiple=1, grid=task.grid, batch=1, aux=x)
+        x = run_tiled(y, finish_tiles, tile=regions, overlap=settings.overlap, multiple=1, grid=task.grid, batch=1,
+                      aux=x, on_tiles=count_filter_tiles)
     restored = task.from_stored(x[0, :channels].permute(1, 2, 0).cpu().numpy())
     if not np.isfinite(restored).all():
         raise RestoreError("the restoration produced non-finite pixels; nothing was returned. Try --precision fp32 "
@@ -228,22 +242,40 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
 
 
 #: The longest side of the tiles the data's last filter (:meth:`Reconstructor.finish`) runs in, after
-#: the prior's tiles are blended (:func:`filter_tiles`): a 1 MP photograph in one, a 12 MP one of 4:3
-#: in 12 (against 252 of the prior's 256 pixels, each filtered on its own before), with a few hundred
-#: MB of working memory.
+#: the prior's tiles are blended (:func:`filter_tiles`): a 1 MP photograph of 4:3 in two, a 12 MP one in
+#: 12 (against 20 and 252 of the prior's 256 pixels, each filtered on its own before), with a few
+#: hundred MB of working memory.
 FILTER_TILE = 1024
 
 
 def filter_tiles(h: int, w: int, *, overlap: int, grid: int = 1) -> tuple[int, int]:
     """The tile ``(height, width)`` of the data's last filter on an image of ``h x w``: along each
     side the fewest tiles of at most :data:`FILTER_TILE` (overlapping by ``overlap``), all of one
-    length, a multiple of ``grid``; an image of 1100 x 800 pixels is one tile, not two of 1024."""
+    length, a multiple of ``grid``; an image of 1155 x 866 pixels is two tiles of 866 x 594, not two of
+    1024 x 866."""
     overlap = min(overlap, FILTER_TILE // 2)      # as run_tiled takes it: at most half a tile
 
     def side(length: int) -> int:
         count = max(1, math.ceil((length - overlap) / (FILTER_TILE - overlap)))
         return math.ceil(((length - overlap) / count + overlap) / grid) * grid
     return side(h), side(w)
+
+
+def _grey_parts(y: torch.Tensor, side: int) -> bool:
+    """Whether some block of ``side`` pixels of ``y`` ``(1, 3, H, W)`` (the last ones partial) has the
+    same value in its three channels at every pixel."""
+    coloured = ((y[:, 0] != y[:, 1]) | (y[:, 1] != y[:, 2])).float()[:, None]
+    return bool((torch.nn.functional.max_pool2d(coloured, side, ceil_mode=True) == 0).any())
+
+
+def _tile_count(h: int, w: int, tile: tuple[int, int], *, overlap: int, grid: int) -> int:
+    """How many tiles of ``tile`` :func:`restore.tiling.run_tiled` lays over an image of ``h x w`` (for
+    the progress' total before the work; the count that run_tiled reports replaces it)."""
+    if grid > 1 and (h > tile[0] or w > tile[1]):
+        h, w = -(-h // grid) * grid, -(-w // grid) * grid
+    th, tw = min(tile[0], h), min(tile[1], w)
+    step = min(overlap, min(tile) // 2) // grid * grid
+    return len(tile_starts(h, th, step)) * len(tile_starts(w, tw, step))
 
 
 def _stacked(result) -> torch.Tensor:

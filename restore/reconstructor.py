@@ -161,14 +161,17 @@ class Reconstructor(nn.Module):
     def estimate(self, y: torch.Tensor, physics: Physics, *, data: DataTerm | None = None,
                  x0: torch.Tensor | None = None,
                  refine: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                 callback: Callable[[int], None] | None = None, generator=None) -> SolverResult:
+                 callback: Callable[[int], None] | None = None, generator=None,
+                 colour: bool | None = None) -> SolverResult:
         """The prior's part of :meth:`forward` (arguments as there): the solver's estimate, the mean
         of the turns' for an ensemble, before the data's last filter. Where the noise is restored
         stabilised (:meth:`~restore.fidelity.DataTerm.stabilised`), ``x`` is the transformed image's
-        estimate, which :meth:`finish` takes as it is."""
+        estimate, which :meth:`finish` takes as it is. ``colour``: whether the image is a colour one
+        (not three copies of one channel), which decides that; default ``y``'s. Parts of one image
+        restored apart must be given the whole image's, in both calls."""
         physics, data = _terms(physics, data)
         x0 = physics.A_adjoint(y) if x0 is None else x0
-        stable = self._stabilised(y, physics, data)
+        stable = self._stabilised(y, physics, data, colour)
         if stable is not None:
             return self.estimate(stable.forward(y), physics, data=stable.data, x0=stable.forward(x0), refine=refine,
                                  callback=callback, generator=generator)
@@ -185,7 +188,7 @@ class Reconstructor(nn.Module):
         return SolverResult(x=xs.mean(0), z=results[0].z, objective=results[0].objective, variance=variance)
 
     def finish(self, result: SolverResult, y: torch.Tensor, physics: Physics, *,
-               data: DataTerm | None = None) -> SolverResult:
+               data: DataTerm | None = None, colour: bool | None = None) -> SolverResult:
         """The data's last filter around :meth:`estimate`'s ``result`` of ``y`` (see :meth:`_filtered`).
         It needs no more than the estimate and the observation, so :func:`restore.restore` runs it on
         the whole image (in tiles of :data:`restore.pipeline.FILTER_TILE`) once the prior's tiles are
@@ -196,9 +199,10 @@ class Reconstructor(nn.Module):
         terms (each pixel's own level): without the first, the butterfly crop of the tests lost
         0.65 dB. A colour pixel's channels have levels of their own, which the term in the image's
         terms can only average; a grey one has one, and there the transform only bends the image
-        (held-out grey crops: -0.04 dB), so grey images are not transformed."""
+        (held-out grey crops: -0.04 dB), so grey images are not transformed (``colour`` as
+        :meth:`estimate` takes it)."""
         physics, data = _terms(physics, data)
-        stable = self._stabilised(y, physics, data)
+        stable = self._stabilised(y, physics, data, colour)
         if stable is None:
             return self._filtered(result, y, physics, data, passes=data.wiener_passes(y))
         inner = self.finish(result, stable.forward(y), physics, data=stable.data)
@@ -208,10 +212,10 @@ class Reconstructor(nn.Module):
         result = replace(inner, x=stable.inverse(inner.x).clamp(0, 1), variance=variance)
         return self._filtered(result, y, physics, data, passes=1)
 
-    def _stabilised(self, y, physics, data):
+    def _stabilised(self, y, physics, data, colour=None):
         """The transform under which this observation is restored (a colour one whose noise it makes
         white, for a prior that takes it), or None."""
-        colour = y.shape[1] == 3 and not is_grey(y)
+        colour = y.shape[1] == 3 and not is_grey(y) if colour is None else colour
         return data.stabilised(physics) if colour and getattr(self.prior, "stabilise", False) else None
 
     def _filtered(self, result: SolverResult, y, physics, data, *, passes: int | torch.Tensor) -> SolverResult:

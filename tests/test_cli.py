@@ -415,10 +415,10 @@ def test_progress_bars_name_their_unit_and_show_no_rate(images, tiny_prior):
     single = invoke("denoise", images / "noisy" / "im0.png", "--model", model, "--steps", "3", "--sigma", "25",
                     "-o", images / "p.png")
     assert single.exit_code == 0, single.output
-    assert "solver steps (3 per batch of tiles)" in single.output, single.output
+    assert "solver steps (3 per batch of tiles; then one per tile of the data's filter)" in single.output, single.output
     fast = invoke("denoise", images / "noisy" / "im0.png", "--model", model, "--steps", "0", "--sigma", "25",
                   "-o", images / "p0.png")
-    assert "batches of tiles" in fast.output, fast.output
+    assert "batches of tiles, then one per tile of the data's filter" in fast.output, fast.output
     batch = invoke("denoise", images / "noisy", "--model", model, "--steps", "1", "--sigma", "25",
                    "-o", images / "pb")
     assert "/3 images" in batch.output, batch.output

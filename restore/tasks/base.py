@@ -221,6 +221,10 @@ class Task(ABC):
     output_suffix: ClassVar[str | None] = None
     #: The solver's modes the task's data term allows: the latent mode follows its gradient.
     modes: ClassVar[tuple[str, ...]] = ("joint", "latent")
+    #: Whether the data term's last filter (restore.reconstructor.Reconstructor.finish) works on this
+    #: task's observation (the image itself: noise, a JPEG's rounding), so that restore.restore runs it
+    #: on the whole image once the prior's tiles are blended.
+    filters_whole: ClassVar[bool] = False
 
     sigma: float | None
 

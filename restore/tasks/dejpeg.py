@@ -47,6 +47,7 @@ class Dejpeg(Task):
     # holds the blocky image too, and the search follows it. Smoothing the encoder's input
     # first (Gaussian 0.7 to 2 px) lost 0.1 to 0.4 dB.
     defaults = SolverDefaults(steps=0)
+    filters_whole = True
     #: Restored files are PNGs unless -o names another format: a JPEG would be compressed again.
     output_suffix = ".png"
     modes = ("joint",)          # the file's quantisation set has no gradient to follow

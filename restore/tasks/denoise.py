@@ -22,6 +22,7 @@ class Denoise(NoiseModel, Task):
     defaults = SolverDefaults(steps=0, float32_output=False)
     estimates_sigma = True
     observes_image = True
+    filters_whole = True
 
     sigma: float | None = field(default=None, metadata=option(
         "Noise standard deviation in 0..255 units, or 'auto' to estimate it per image.", parse=parse_sigma))
