@@ -28,6 +28,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from .data import is_grey, to_gray
 from .guided import guided_filter
@@ -486,7 +487,7 @@ class JPEGConstraint(DataTerm):
         groups, it lost 0.1 dB on the flower sample at quality 10).
         """
         self._check(physics)
-        return self.self_filtered(self.colours_following_luminance(pilot, y), y, groups=groups)
+        return self.flat_kept(self.self_filtered(self.colours_following_luminance(pilot, y), y, groups=groups), y)
 
     def colours_following_luminance(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The first step of :meth:`wiener` (``x`` itself for a grey image or fine tables)."""
@@ -509,7 +510,28 @@ class JPEGConstraint(DataTerm):
         """The weighted mean of the restoration and the decoded file: both are in the set, which is
         convex, so the mean is too; their errors are largely their own, so it beats either (see
         :func:`prior_share` for the weights)."""
-        return y + prior_share(self.quantisation) * (x - y)
+        return self.flat_kept(y + prior_share(self.quantisation) * (x - y), y)
+
+    def flat_kept(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``x`` with the decoded file's pixels where the file is flat: where every channel of
+        ``y`` stays within :data:`FLAT_LEVELS` over the window of :data:`FLAT_RADIUS` around a
+        pixel (its block and its neighbours' at 4:2:0), then moved back into the set.
+
+        A run of blocks the file holds as one colour says the image is that colour to within a
+        bin, and the bin's middle (the decoded value) is the best guess the file gives; the
+        prior's only word there is its own colour. On a colour it does not know it moves the
+        whole run: flat saturated magenta, cyan, green, red, orange and blue (256x256) came back
+        at 37.10 / 46.51 / 44.69 dB at quality 10 / 20 / 40 against the decoded files' 42.29 /
+        47.73 / 46.50 (magenta at quality 10: 35.9 against 43.4, its green raised from 3 to 7
+        levels), and at the decoded files' figures with this. Held-out crops (never the
+        benchmark), against without: 12 of 128px +0.01 / 0.00 / +0.01 dB, 6 of 256px 0.00 /
+        0.00 / 0.00, the same made vivid (saturation x2.5) +0.01 / 0.00 / 0.00."""
+        k = 2 * FLAT_RADIUS + 1
+        spread = F.max_pool2d(y, k, 1, FLAT_RADIUS) + F.max_pool2d(-y, k, 1, FLAT_RADIUS)
+        flat = (spread <= FLAT_LEVELS / 255).all(1, keepdim=True)
+        if not bool(flat.any()):
+            return x
+        return self.project(torch.where(flat, y, x), y).clamp(0, 1)
 
     def precision(self, physics, x):
         # A coefficient known to a bin of width q has variance q^2 / 12; the DCT is orthonormal,
@@ -563,6 +585,11 @@ def prior_share(quantisation: Quantisation) -> float:
 
 #: (mean luminance quantisation step, the restoration's weight) through which :func:`prior_share` runs.
 SHARE_POINTS = ((6.0, 0.1), (30.0, 0.4), (70.0, 0.5), (190.0, 1.0))
+#: Where a JPEG's decoded pixels keep within FLAT_LEVELS (0..255 units, the decoder's rounding) over
+#: the window of FLAT_RADIUS pixels around a pixel, the file's value stands
+#: (:meth:`JPEGConstraint.flat_kept`).
+FLAT_RADIUS = 8
+FLAT_LEVELS = 1.5
 
 
 #: Side of the window (observed pixels) over which the decoder's residual is compared with the noise.
