@@ -27,7 +27,7 @@ from .priors import load_prior
 from .reconstructor import MODES, Reconstructor, check_ensemble
 from .solver import ANCHORS, SAMPLERS, SolverResult
 from .tasks.base import DETECT, Task
-from .tiling import run_tiled, tile_starts
+from .tiling import run_tiled, tile_layout
 
 
 #: The most solver steps a restoration takes (the defaults are 0 to 30; 30 steps of a 12 MP
@@ -198,7 +198,8 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     whole = (task.filters_whole and values is None and task.scale == 1 and not task.margin
              and getattr(vae, "data_filter", False) and not (colour and _grey_parts(y, tile_size)))
     regions = filter_tiles(*y.shape[-2:], overlap=settings.overlap, grid=task.grid) if whole else None
-    count["filter"] = _tile_count(*y.shape[-2:], regions, overlap=settings.overlap, grid=task.grid) if whole else 0
+    count["filter"] = len(tile_layout(*y.shape[-2:], tile=regions, overlap=settings.overlap, multiple=1,
+                                       grid=task.grid).windows) if whole else 0
 
     def restore_tiles(tiles, aux_tiles):
         shape = (tiles.shape[-2] * task.scale + 2 * task.margin, tiles.shape[-1] * task.scale + 2 * task.margin)
@@ -266,16 +267,6 @@ def _grey_parts(y: torch.Tensor, side: int) -> bool:
     same value in its three channels at every pixel."""
     coloured = ((y[:, 0] != y[:, 1]) | (y[:, 1] != y[:, 2])).float()[:, None]
     return bool((torch.nn.functional.max_pool2d(coloured, side, ceil_mode=True) == 0).any())
-
-
-def _tile_count(h: int, w: int, tile: tuple[int, int], *, overlap: int, grid: int) -> int:
-    """How many tiles of ``tile`` :func:`restore.tiling.run_tiled` lays over an image of ``h x w`` (for
-    the progress' total before the work; the count that run_tiled reports replaces it)."""
-    if grid > 1 and (h > tile[0] or w > tile[1]):
-        h, w = -(-h // grid) * grid, -(-w // grid) * grid
-    th, tw = min(tile[0], h), min(tile[1], w)
-    step = min(overlap, min(tile) // 2) // grid * grid
-    return len(tile_starts(h, th, step)) * len(tile_starts(w, tw, step))
 
 
 def _stacked(result) -> torch.Tensor:

@@ -125,12 +125,12 @@ def joint_map(y: torch.Tensor, physics: LinearPhysics, vae: VAE, *, x0: torch.Te
 
     def result(code, x_map, history=()):
         if samples == 1:
-            return SolverResult(x=x_map.clamp(0, 1), z=code, objective=list(history))
+            return SolverResult(x=physics.clipped(x_map), z=code, objective=list(history))
         mean, variance = posterior_samples(
             code, x_map, y, physics, vae, data=data, count=samples, sampler=sampler, generator=generator,
             last_x_step=last_x_step, x_step=x_step, search_gamma=search_gamma, latent_term=latent_term,
             fixed_gamma=gamma, context=context)
-        return SolverResult(x=mean.clamp(0, 1), z=code, objective=list(history), variance=variance)
+        return SolverResult(x=physics.clipped(mean), z=code, objective=list(history), variance=variance)
 
     context = encoder_context(data, physics, x0)
     z0, latent_term = _start(vae, x0, prior_weight, anchor, context)
@@ -239,7 +239,7 @@ def csgm(y: torch.Tensor, physics: Physics, vae: VAE, *, x0: torch.Tensor, data:
             callback(step + 1)
     with torch.no_grad():
         x = data.correct(vae.decode(z), y, physics)
-    return SolverResult(x=x.clamp(0, 1), z=z.detach(), objective=history)
+    return SolverResult(x=physics.clipped(x), z=z.detach(), objective=history)
 
 
 def _normal(like: torch.Tensor, generator) -> torch.Tensor:

@@ -8,6 +8,7 @@ falls off linearly across the overlap, which hides the seams.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -31,6 +32,61 @@ def _window(size: int, ramp: int, device) -> torch.Tensor:
     pos = torch.arange(size, device=device, dtype=torch.float32)
     edge = torch.minimum(pos + 1, size - pos) / max(ramp, 1)
     return edge.clamp(_FLOOR, 1.0)
+
+
+@dataclass(frozen=True)
+class TileLayout:
+    """Where :func:`run_tiled` cuts an observation (see there for the arguments).
+
+    Attributes
+    ----------
+    pad : (int, int)
+        Rows and columns added below and to the right (edges repeated): up to the block grid for
+        an image of more than one tile, and for an image smaller than a tile up to a side the
+        prior takes.
+    size : (int, int)
+        A tile's observed height and width.
+    overlap : int
+        Observed pixels shared by neighbouring tiles.
+    windows : list of (int, int)
+        The tiles' top-left corners on the padded observation.
+    """
+    pad: tuple[int, int]
+    size: tuple[int, int]
+    overlap: int
+    windows: list[tuple[int, int]]
+
+
+def tile_layout(h: int, w: int, *, tile: int | tuple[int, int], overlap: int, multiple: int, scale: int = 1,
+                margin: int = 0, grid: int = 1) -> TileLayout:
+    """The tiles :func:`run_tiled` lays over an ``h x w`` observation (its arguments, the same
+    meaning): how a caller counts them before the work."""
+    if grid > 1 and (scale != 1 or margin):
+        raise ValueError("tiles can follow a grid only where the output is the observation's size")
+    tiles = (tile, tile) if isinstance(tile, int) else tuple(tile)
+    if grid > 1 and h * scale <= tiles[0] and w * scale <= tiles[1] and all(t % multiple == 0 for t in tiles):
+        grid = 1                     # one tile, starting at 0: on the grid whatever its size
+    H, W = -(-h // grid) * grid, -(-w // grid) * grid
+
+    def fits(side: int) -> bool:
+        return (side * scale + 2 * margin) % multiple == 0 and side % grid == 0
+
+    def fitting(side: int) -> int:
+        """The largest tile side up to ``side`` that fits, else the smallest above (the core; a margin
+        comes on top)."""
+        largest = max(1, side // scale)
+        return next(t for t in itertools.chain(range(largest, 0, -1), range(largest + 1, largest + multiple + 1))
+                    if fits(t))
+
+    t_h, t_w = fitting(tiles[0]), fitting(tiles[1])
+    step = min(overlap // scale, min(t_h, t_w) // 2) // grid * grid
+    # Small sides: one tile, padded up to a size the prior accepts.
+    reach = range(multiple * grid + 1)
+    H += next(p for p in reach if fits(H + p)) if H <= t_h else 0
+    W += next(p for p in reach if fits(W + p)) if W <= t_w else 0
+    th, tw = min(t_h, H), min(t_w, W)
+    windows = [(t, l) for t in tile_starts(H, th, step) for l in tile_starts(W, tw, step)]
+    return TileLayout(pad=(H - h, W - w), size=(th, tw), overlap=step, windows=windows)
 
 
 def run_tiled(y: torch.Tensor, restore_tiles: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor], *,
@@ -73,41 +129,14 @@ def run_tiled(y: torch.Tensor, restore_tiles: Callable[[torch.Tensor, torch.Tens
     """
     if skip is not None and (scale != 1 or margin):
         raise ValueError("tiles can be skipped only where the output is the observation's size")
-    if grid > 1 and (scale != 1 or margin):
-        raise ValueError("tiles can follow a grid only where the output is the observation's size")
     _, c, h, w = y.shape
-    tiles = (tile, tile) if isinstance(tile, int) else tuple(tile)
-    if grid > 1 and h * scale <= tiles[0] and w * scale <= tiles[1] and all(t % multiple == 0 for t in tiles):
-        grid = 1                     # one tile, starting at 0: on the grid whatever its size
-    if grid > 1 and (h % grid or w % grid):
-        restored = run_tiled(F.pad(y, (0, -w % grid, 0, -h % grid), mode="replicate"), restore_tiles,
-                             tile=tile, overlap=overlap, multiple=multiple, batch=batch, skip=skip,
-                             aux=None if aux is None else F.pad(aux, (0, -w % grid, 0, -h % grid), mode="replicate"),
-                             on_tiles=on_tiles, grid=grid)
-        return restored[..., :h, :w]
-
-    def fits(side: int) -> bool:
-        return (side * scale + 2 * margin) % multiple == 0 and side % grid == 0
-
-    def fitting(side: int) -> int:
-        """The largest tile side up to ``side`` that fits, else the smallest above (the core; a margin
-        comes on top)."""
-        largest = max(1, side // scale)
-        return next(t for t in itertools.chain(range(largest, 0, -1), range(largest + 1, largest + multiple + 1))
-                    if fits(t))
-
-    t_h, t_w = fitting(tiles[0]), fitting(tiles[1])
-    ov_obs = min(overlap // scale, min(t_h, t_w) // 2) // grid * grid
-    # Small sides: one tile, padded up to a size the prior accepts.
-    reach = range(multiple * grid + 1)
-    pad_h = next(p for p in reach if fits(h + p)) if h <= t_h else 0
-    pad_w = next(p for p in reach if fits(w + p)) if w <= t_w else 0
+    layout = tile_layout(h, w, tile=tile, overlap=overlap, multiple=multiple, scale=scale, margin=margin, grid=grid)
+    pad_h, pad_w = layout.pad
     if pad_h or pad_w:
         y = F.pad(y, (0, pad_w, 0, pad_h), mode="replicate")
         aux = None if aux is None else F.pad(aux, (0, pad_w, 0, pad_h), mode="replicate")
     H, W = y.shape[-2:]
-    th, tw = min(t_h, H), min(t_w, W)
-    windows = [(t, l) for t in tile_starts(H, th, ov_obs) for l in tile_starts(W, tw, ov_obs)]
+    (th, tw), ov_obs, windows = layout.size, layout.overlap, layout.windows
     if skip is not None:
         windows = [(t, l) for t, l in windows if not skip(None if aux is None else aux[..., t:t + th, l:l + tw])]
     if on_tiles is not None:
