@@ -42,6 +42,8 @@ class DeepinvPhysics(LinearPhysics):
         blurs = tuple(getattr(dinv.physics, name) for name in ("Blur", "BlurFFT", "SpaceVaryingBlur")
                       if hasattr(dinv.physics, name))
         self.well_posed = not isinstance(physics, blurs)
+        # A mask or the identity sees each pixel alone: the clip to [0, 1] is all there is.
+        self.pixelwise = isinstance(physics, (dinv.physics.Denoising, dinv.physics.Inpainting))
 
     def A(self, x):
         return self.inner.A(x)
@@ -53,6 +55,9 @@ class DeepinvPhysics(LinearPhysics):
         """``A^T A 1``: the diagonal of ``A^T A`` where that is diagonal (a mask, the identity), an
         approximation otherwise (used only for the posterior samples' variance)."""
         return self.A_adjoint(self.A(torch.ones_like(x))).mean(1, keepdim=True)
+
+    def clipped(self, x):
+        return x.clamp(0, 1) if self.pixelwise else super().clipped(x)
 
     def prox_l2(self, z, y, gamma, *, x0=None, weight=None):
         if weight is None and not (torch.is_tensor(gamma) and gamma.numel() > 1):

@@ -78,3 +78,23 @@ def test_restore_as_deepinv_reconstructor_and_denoiser(tiny_prior):
     per_image = denoiser(noisy, torch.tensor([0.1, 0.1]))
     assert torch.allclose(one, per_image, atol=1e-5)
     assert _psnr(one, x) > _psnr(noisy.clamp(0, 1), x) + 1.0
+
+
+@pytest.mark.parametrize("name", ["decolorize", "downsampling-double", "inpainting"])
+def test_the_clip_of_deepinv_physics_keeps_what_it_sees(name):
+    """The clip to [0, 1] through a DeepInverse physics: one that mixes the channels (decolorize),
+    one in float64, and a mask (the plain clip)."""
+    physics = {"decolorize": lambda: dinv.physics.Decolorize(),
+               "downsampling-double": lambda: dinv.physics.Downsampling((3, 32, 32), filter="bicubic", factor=2).double(),
+               "inpainting": PHYSICS["inpainting"]}[name]()
+    ours, _ = from_deepinv(physics)
+    dtype = torch.float64 if name.endswith("double") else torch.float32
+    x = _images(n=1).to(dtype)
+    x[:, :1, 4::7, 3::9] += 0.5                  # overshoots in one channel: room beside them and in the others
+    out = ours.clipped(x)
+    assert out.dtype == dtype and float(out.min()) >= 0 and float(out.max()) <= 1
+    if name == "inpainting":
+        assert torch.equal(out, x.clamp(0, 1))
+        return
+    before = float((ours.A(x.clamp(0, 1)) - ours.A(x)).abs().max())
+    assert float((ours.A(out) - ours.A(x)).abs().max()) < before / 10

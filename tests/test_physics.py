@@ -248,3 +248,8 @@ def test_the_clip_keeps_what_the_forward_model_sees(name):
     # brought back more slowly (a third of the clip's change at most after its 30 steps).
     assert before > 0.015 and after < before / (100 if name.startswith("down") else 3), (before, after)
     assert torch.equal(op.clipped(inside), inside)                # nothing outside: nothing moves
+    pair = op.clipped(torch.cat([inside, x]))                     # a batch: each image its own
+    assert torch.equal(pair[:1], inside) and torch.allclose(pair[1:], out, atol=1e-5)
+    low = op.clipped(x.bfloat16())                                # bf16 in, bf16 out, float32 inside
+    assert low.dtype == torch.bfloat16
+    assert float((op.A(low.float()) - op.A(x)).abs().max()) < before / (10 if name.startswith("down") else 2)

@@ -2,7 +2,7 @@ import pytest
 from torch.nn import functional as F
 import torch
 
-from restore.tiling import run_tiled, tile_starts
+from restore.tiling import run_tiled, tile_layout, tile_starts
 
 
 def test_tile_starts_cover_the_length():
@@ -167,3 +167,24 @@ def test_a_grey_scan_with_a_colour_stamp_keeps_its_grey_parts_grey():
     # (filtered as one colour image, the grey parts' one draw of the noise in three channels: +5.6).
     assert psnr(clean[:, :256], out[:, :256]) > psnr(clean[:, :256], noisy[:, :256]) + 14
     assert psnr(clean, out) > psnr(clean, noisy) + 12
+
+
+@pytest.mark.parametrize("h, w, tile, overlap, multiple, scale, margin, grid", [
+    (300, 320, 128, 32, 8, 1, 0, 1), (300, 321, (96, 128), 16, 8, 1, 0, 8), (45, 37, 64, 16, 8, 2, 0, 1),
+    (90, 140, 64, 16, 4, 1, 7, 1), (20, 500, 64, 32, 16, 1, 0, 16), (130, 70, 64, 8, 8, 4, 2, 1)])
+def test_the_layout_is_the_tiles_run_tiled_restores(h, w, tile, overlap, multiple, scale, margin, grid):
+    """``tile_layout`` (what the progress counts before the work) lays the tiles run_tiled restores."""
+    seen = []
+
+    def restore_tiles(tiles, _):
+        seen.append(tuple(tiles.shape[-2:]))
+        side = lambda n: n * scale + 2 * margin
+        return torch.zeros(len(tiles), 1, side(tiles.shape[-2]), side(tiles.shape[-1]))
+
+    counted = []
+    run_tiled(torch.rand(1, 1, h, w), restore_tiles, tile=tile, overlap=overlap, multiple=multiple, scale=scale,
+              margin=margin, grid=grid, batch=1, on_tiles=counted.append)
+    layout = tile_layout(h, w, tile=tile, overlap=overlap, multiple=multiple, scale=scale, margin=margin, grid=grid)
+    assert counted == [len(layout.windows)] == [len(seen)]
+    assert set(seen) == {layout.size}
+    assert all((side + p) % grid == 0 for side, p in zip((h, w), layout.pad))
