@@ -8,7 +8,9 @@ encoded file goes to a temporary name beside the target, then is renamed.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -142,10 +144,31 @@ def _check_size(path: Path, size: tuple[int, int], max_pixels: int) -> None:
                          f"{max_pixels / 1e6:g} megapixels; downscale it or raise --max-megapixels")
 
 
+#: Pillow warns of a "decompression bomb" over 89 megapixels and refuses one over 179 as it opens a
+#: file; restore opens files for their headers to refuse images over its own limit (``max_pixels``,
+#: --max-megapixels) before decoding them, so it opens them without Pillow's (a lock, as the limit is
+#: Pillow's global).
+_PILLOW_LIMIT = threading.Lock()
+
+
+@contextlib.contextmanager
+def opened(path):
+    """``PIL.Image.open(path)`` (a path or a binary file object) without Pillow's own size limit,
+    for the header: restore applies its own before decoding."""
+    with _PILLOW_LIMIT:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            image = Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+    with image:
+        yield image
+
+
 def _header(path: Path) -> tuple[tuple[int, int] | None, int]:
     """(width, height) and EXIF orientation, read without decoding the pixels."""
     try:
-        with Image.open(path) as im:
+        with opened(path) as im:
             return im.size, int(im.getexif().get(0x0112, 1))
     except Exception:  # a format Pillow does not read: OpenCV decides, no rotation
         return None, 1
@@ -154,7 +177,7 @@ def _header(path: Path) -> tuple[tuple[int, int] | None, int]:
 def _format(path: Path) -> str | None:
     """The image format Pillow recognises in the file's header (``"PNG"``), else None."""
     try:
-        with Image.open(path) as im:
+        with opened(path) as im:
             return im.format
     except Exception:
         return None

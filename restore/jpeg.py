@@ -92,10 +92,12 @@ class Quantisation:
     def from_file(cls, path) -> Quantisation:
         """The quantisation a JPEG file (a path or a binary file object) was written with;
         :class:`NotJPEGError` for any other file."""
-        from PIL import Image, UnidentifiedImageError
+        from PIL import UnidentifiedImageError
+
+        from .images import opened
         path = path if hasattr(path, "read") else Path(path)
         try:
-            with Image.open(path) as im:
+            with opened(path) as im:
                 if im.format not in ("JPEG", "MPO"):     # MPO: a JPEG with more pictures after it
                     raise NotJPEGError(f"{path}: not a JPEG file ({im.format}); dejpeg restores JPEG files, "
                                        "use denoise for other images")

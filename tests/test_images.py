@@ -141,3 +141,19 @@ def test_to_integer_converts_integers_exactly_as_their_values():
     assert to_integer(eight, 8) is eight
     floats = np.array([-0.2, 0.0, 0.5 / 255, 1.5 / 255, 0.5, 1.0, 1.3], np.float32)
     assert to_integer(floats, 8).tolist() == [0, 0, 0, 2, 128, 255, 255]
+
+
+def test_restore_applies_its_own_size_limit_not_pillows(tmp_path, monkeypatch, recwarn):
+    """Pillow warns of a "decompression bomb" over 89 MP and refuses one over 179 as it opens a
+    file's header (two lines of warning before restore's own one-line error at 120 MP); restore
+    reads the header without Pillow's limit, applies its own, and leaves Pillow's as it was."""
+    from restore.jpeg import Quantisation
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)          # 64x64 is "a bomb" over 2000
+    write_image(tmp_path / "a.png", Picture(np.zeros((64, 64, 3), np.float32)))
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "a.jpg", quality=50)
+    assert read_image(tmp_path / "a.png").pixels.shape == (64, 64, 3)
+    assert Quantisation.from_file(tmp_path / "a.jpg").tables
+    with pytest.raises(ImageError, match="over the limit of 0.001 megapixels"):
+        read_image(tmp_path / "a.png", max_pixels=1000)
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+    assert Image.MAX_IMAGE_PIXELS == 1000
