@@ -326,6 +326,9 @@ class Blur(LinearPhysics):
         kernel = torch.as_tensor(kernel, dtype=torch.float32)
         if kernel.dim() != 2 or kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
             raise ValueError(f"kernel must be 2-D with odd sides, got shape {tuple(kernel.shape)}")
+        if bool((kernel < 0).any()) or abs(float(kernel.sum()) - 1) > 1e-3:
+            raise ValueError(f"kernel weights must be 0 or more and sum to 1, got a sum of {float(kernel.sum()):.4g} "
+                             f"and a least weight of {float(kernel.min()):.4g}; divide a kernel by its sum")
         self.radius = (kernel.shape[0] // 2, kernel.shape[1] // 2)
         self.margin = max(self.radius) if margin is None else margin
         if self.margin < max(self.radius):
@@ -438,9 +441,7 @@ class Blur(LinearPhysics):
         return cache[key]
 
     def gram_norm(self, x):
-        # |A| is at most the largest gain of the kernel's spectrum, at most the sum of |weights| (1
-        # for the tasks' kernels, non-negative and normalised).
-        return float(self.weight.abs().sum()) ** 2
+        return 1.0          # non-negative weights summing to 1: no frequency gains more than 1
 
     def blur_image(self, x: torch.Tensor) -> torch.Tensor:
         """The same-size blur of a whole image, its borders reflected."""

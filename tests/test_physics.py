@@ -253,3 +253,11 @@ def test_the_clip_keeps_what_the_forward_model_sees(name):
     low = op.clipped(x.bfloat16())                                # bf16 in, bf16 out, float32 inside
     assert low.dtype == torch.bfloat16
     assert float((op.A(low.float()) - op.A(x)).abs().max()) < before / (10 if name.startswith("down") else 2)
+
+
+def test_a_blur_kernel_must_be_non_negative_and_normalised():
+    with pytest.raises(ValueError, match="sum to 1"):
+        Blur(torch.ones(3, 3))
+    with pytest.raises(ValueError, match="0 or more"):
+        Blur(torch.tensor([[0.0, -0.5, 0.0], [0.5, 1.0, 0.5], [0.0, -0.5, 0.0]]))
+    assert Blur(torch.ones(3, 3) / 9).gram_norm(None) == 1.0
