@@ -28,6 +28,12 @@ def is_grey(y: torch.Tensor) -> bool:
     return y.shape[1] == 3 and bool((y[:, 1:] == y[:, :1]).all())
 
 
+def is_colour(y: torch.Tensor) -> bool:
+    """Whether images ``(N, C, H, W)`` are colour ones: three channels, not all three copies of one
+    (:func:`is_grey`)."""
+    return y.shape[1] == 3 and not is_grey(y)
+
+
 def to_gray(x: torch.Tensor) -> torch.Tensor:
     """Luma (N, 1, H, W) of colour images (N, 3, H, W), as :func:`to_channels` computes it."""
     return (x * torch.tensor(LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .data import is_grey, to_gray
+from .data import is_colour, is_grey, to_gray
 from .guided import guided_filter
 from .jpeg import Planes, Quantisation, from_ycbcr, to_ycbcr
 from .physics import Denoising, LinearPhysics, Physics
@@ -83,7 +83,7 @@ class DataTerm(ABC):
         """How many times :meth:`wiener` runs, each pass around the last one's estimate
         (restore.reconstructor), per image ``(N,)``: two for a colour image whose noise is white
         (the prior's colour differences are a weaker pilot than the first pass's), else one."""
-        colour = y.shape[1] == 3 and not is_grey(y)
+        colour = is_colour(y)
         return torch.full((y.shape[0],), 2 if self.white and colour else 1)
 
     def stabilised(self, physics: Physics) -> Stabilised | None:

@@ -56,9 +56,6 @@ class DeepinvPhysics(LinearPhysics):
         approximation otherwise (used only for the posterior samples' variance)."""
         return self.A_adjoint(self.A(torch.ones_like(x))).mean(1, keepdim=True)
 
-    def clipped(self, x):
-        return x.clamp(0, 1) if self.pixelwise else super().clipped(x)
-
     def prox_l2(self, z, y, gamma, *, x0=None, weight=None):
         if weight is None and not (torch.is_tensor(gamma) and gamma.numel() > 1):
             return self.inner.prox_l2(z, y, float(gamma))

@@ -59,6 +59,8 @@ class LinearPhysics(Physics):
     cg_iterations: int = 25
     #: Projected-gradient steps of :meth:`clipped`.
     clip_iterations: int = 30
+    #: Whether ``A`` sees each pixel alone (the identity, a mask): there :meth:`clipped` is the clip.
+    pixelwise: bool = False
     #: Whether the data pin down each pixel on its own (``A^T A`` has no eigenvalues near 0 on
     #: the pixels it observes); a blur does not.
     well_posed: bool = True
@@ -77,7 +79,6 @@ class LinearPhysics(Physics):
         dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
         v = torch.randn(x[:1].shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
         v = v.to(device=x.device, dtype=dtype)
-        norm = v.new_zeros(())
         for _ in range(20):
             w = self.A_adjoint(self.A(v))
             norm = w.norm()
@@ -98,7 +99,7 @@ class LinearPhysics(Physics):
         inpainting) the clip is all there is.
         """
         out = x.clamp(0, 1)
-        if torch.equal(out, x):
+        if self.pixelwise or torch.equal(out, x):
             return out
         norm = self.gram_norm(x)
         if not norm > 0:                    # A sees nothing of x: nothing to keep
@@ -174,6 +175,8 @@ def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 class Denoising(LinearPhysics):
     """``A = I``."""
 
+    pixelwise = True
+
     def A(self, x):
         return x
 
@@ -188,9 +191,6 @@ class Denoising(LinearPhysics):
     def gram_diagonal(self, x):
         return torch.ones_like(x[:, :1])
 
-    def clipped(self, x):
-        return x.clamp(0, 1)
-
 
 class Inpainting(LinearPhysics):
     """``A = diag(m)``: only the pixels where ``m = 1`` are observed.
@@ -200,6 +200,8 @@ class Inpainting(LinearPhysics):
     missing : tensor of shape (N or 1, 1, H, W)
         1 (or True) where a pixel is missing.
     """
+
+    pixelwise = True
 
     def __init__(self, missing: torch.Tensor):
         super().__init__()
@@ -220,9 +222,6 @@ class Inpainting(LinearPhysics):
 
     def gram_diagonal(self, x):
         return self.observed.to(x.dtype).expand(x.shape[0], 1, -1, -1)
-
-    def clipped(self, x):
-        return x.clamp(0, 1)
 
 
 class Downsampling(LinearPhysics):

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .data import is_grey, to_channels
+from .data import is_colour, to_channels
 from .devices import PRECISIONS, Autocast, resolve_precision, tile_batch
 from .model import VAE
 from .priors import load_prior
@@ -194,7 +194,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     # colour photograph's) may not differ between the tiles of the two passes. A colour image with
     # parts of grey alone (a grey scan with a colour stamp), whose grey parts carry one draw of the
     # noise in three channels, is restored tile by tile as before, each tile grey or colour.
-    colour = y.shape[1] == 3 and not is_grey(y)
+    colour = is_colour(y)
     whole = (task.filters_whole and values is None and task.scale == 1 and not task.margin
              and getattr(vae, "data_filter", False) and not (colour and _grey_parts(y, tile_size)))
     regions = filter_tiles(*y.shape[-2:], overlap=settings.overlap, grid=task.grid) if whole else None

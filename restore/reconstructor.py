@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .data import is_grey
+from .data import is_colour
 from .fidelity import DataTerm, Gaussian
 from .physics import Physics
 from .solver import ANCHORS, SAMPLERS, SolverResult, csgm, joint_map
@@ -215,7 +215,7 @@ class Reconstructor(nn.Module):
     def _stabilised(self, y, physics, data, colour=None):
         """The transform under which this observation is restored (a colour one whose noise it makes
         white, for a prior that takes it), or None."""
-        colour = y.shape[1] == 3 and not is_grey(y) if colour is None else colour
+        colour = is_colour(y) if colour is None else colour
         return data.stabilised(physics) if colour and getattr(self.prior, "stabilise", False) else None
 
     def _filtered(self, result: SolverResult, y, physics, data, *, passes: int | torch.Tensor) -> SolverResult:
