@@ -529,9 +529,7 @@ class JPEGConstraint(DataTerm):
         benchmark), against without: 12 of 128px +0.01 / 0.00 / +0.01 dB, 6 of 256px 0.00 /
         0.00 / 0.00, the same made vivid (saturation x2.5) +0.01 / 0.00 / 0.00. At the edges of
         the image (or of a tile) the window is cut short."""
-        k = 2 * FLAT_RADIUS + 1
-        spread = F.max_pool2d(y, k, 1, FLAT_RADIUS) + F.max_pool2d(-y, k, 1, FLAT_RADIUS)
-        flat = (spread <= FLAT_LEVELS / 255).all(1, keepdim=True)
+        flat = flat_pixels(y)
         if not bool(flat.any()):
             return x
         return self.project(torch.where(flat, y, x), y).clamp(0, 1)
@@ -593,6 +591,28 @@ SHARE_POINTS = ((6.0, 0.1), (30.0, 0.4), (70.0, 0.5), (190.0, 1.0))
 #: (:meth:`JPEGConstraint.flat_kept`).
 FLAT_RADIUS = 8
 FLAT_LEVELS = 1.5
+
+
+def flat_pixels(y: torch.Tensor) -> torch.Tensor:
+    """Where ``y`` is one colour: ``(N, 1, H, W)``, True where every channel stays within
+    :data:`FLAT_LEVELS` (0..255 units) over the window of :data:`FLAT_RADIUS` around the pixel
+    (cut short at the edges of the image)."""
+    high, low, _ = window_extremes(y)
+    return (high - low <= FLAT_LEVELS / 255).all(1, keepdim=True)
+
+
+def window_extremes(y: torch.Tensor, observed: torch.Tensor | None = None, *, radius: int = FLAT_RADIUS):
+    """Each channel's highest and lowest value over the window of ``radius`` around every pixel,
+    and the share of the window that was seen: with ``observed`` (``(N or 1, 1, H, W)``, 1 where
+    a pixel was seen) only the seen pixels count (a window without one has ``high`` below
+    ``low``). Windows are cut short at the edges of the image."""
+    k = 2 * radius + 1
+    if observed is None:
+        return F.max_pool2d(y, k, 1, radius), -F.max_pool2d(-y, k, 1, radius), torch.ones_like(y[:, :1])
+    seen = (observed >= 0.5).expand(len(y), -1, -1, -1)
+    high = F.max_pool2d(torch.where(seen, y, -torch.inf), k, 1, radius)
+    low = -F.max_pool2d(torch.where(seen, -y, -torch.inf), k, 1, radius)
+    return high, low, F.avg_pool2d(seen.to(y.dtype), k, 1, radius, count_include_pad=False)
 
 
 #: Side of the window (observed pixels) over which the decoder's residual is compared with the noise.

@@ -13,6 +13,8 @@ import torch
 #: 64x64 box against 21.9 for the biharmonic fill (infinite length), 0.05 dB less with
 #: half the pixels missing.
 FILL_LENGTH = 2.0
+#: The least share of a pixel's window that must be seen for :func:`flat_holes` to judge it.
+FLAT_SHARE = 0.125
 
 
 def fill_holes(y: torch.Tensor, observed: torch.Tensor, *, length: float = FILL_LENGTH) -> torch.Tensor:
@@ -69,3 +71,39 @@ def _spline_energy(h: int, w: int, length: float):
     grad = sp.vstack([sp.kron(sp.identity(h), diff(w)), sp.kron(diff(h), sp.identity(w))])
     lap = (grad.T @ grad).tocsr()
     return (lap @ lap + lap / length**2).tocsr()
+
+
+def flat_holes(y: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+    """The missing pixels amid one colour, ``(N, 1, H, W)`` booleans: where the seen pixels
+    within :data:`~restore.fidelity.FLAT_RADIUS` of the pixel, or of the whole hole it is part of
+    (a 4-connected run of missing pixels), keep within :data:`~restore.fidelity.FLAT_LEVELS` in
+    every channel, and at least :data:`FLAT_SHARE` of the pixel's window (of one of the hole's
+    pixels' windows) was seen.
+
+    Where the seen image is one colour the smooth fill (:func:`fill_holes`) is that colour, the
+    most plausible image; a prior that does not know the colour (saturated magenta, cyan) fills
+    it with its own."""
+    from scipy import ndimage
+
+    from .fidelity import FLAT_LEVELS, window_extremes
+
+    missing = (observed < 0.5).expand(len(y), -1, -1, -1)
+    high, low, share = window_extremes(y, observed)
+    flat = missing & ((high - low <= FLAT_LEVELS / 255).all(1, keepdim=True)) & (share >= FLAT_SHARE)
+    # A hole's surroundings are the union of its pixels' windows: their extremes are the
+    # extremes of the windows' over the hole.
+    high, low = high.detach().float().cpu().numpy(), low.detach().float().cpu().numpy()
+    enough = (share >= FLAT_SHARE)[:, 0].cpu().numpy()
+    holes = missing[:, 0].cpu().numpy()
+    whole = np.zeros(holes.shape, bool)
+    for i, hole in enumerate(holes):
+        labels, count = ndimage.label(hole)
+        if count == 0:
+            continue
+        index = np.arange(1, count + 1)
+        spread = np.stack([np.asarray(ndimage.maximum(h, labels, index)) - np.asarray(ndimage.minimum(l, labels, index))
+                           for h, l in zip(high[i], low[i])])
+        seen = np.asarray(ndimage.maximum(enough[i], labels, index), bool)
+        one_colour = seen & (spread <= FLAT_LEVELS / 255).all(0)
+        whole[i] = hole & np.concatenate([[False], one_colour])[labels]
+    return flat | torch.from_numpy(whole)[:, None].to(flat.device)

@@ -341,8 +341,8 @@ class Task(ABC):
         where the task restores every pixel."""
         return None
 
-    def refine(self, physics: LinearPhysics) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
-        """A correction of the solver's last x-step, ``refine(x, D(z))``, or None."""
+    def refine(self, physics: LinearPhysics, y: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+        """A correction of the solver's last x-step, ``refine(x, D(z))``, for the observation ``y``, or None."""
         return None
 
     def map_variance(self, variance: np.ndarray, companion: np.ndarray | None) -> np.ndarray:

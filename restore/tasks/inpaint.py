@@ -100,9 +100,12 @@ class Inpaint(Task):
         from ..fill import fill_holes
         return fill_holes(y, physics.observed)
 
-    def refine(self, physics):
-        from ..fill import fill_holes
+    def refine(self, physics, y):
+        import torch
+        from ..fill import fill_holes, flat_holes
         observed = physics.observed
+        flat = flat_holes(y, observed)
+        flat_fill = fill_holes(y, observed) if bool(flat.any()) else None
 
         def carry_error_into_holes(x, d):
             # The decoder's errors are not white: they follow the image's structures, so the
@@ -110,7 +113,9 @@ class Inpaint(Task):
             # error it makes inside. Carry it over with the smooth fill (its conditional mean
             # under the fill's Gaussian model): a smooth fill of y plus the detail of D(z)
             # that a smooth fill of D(z) itself would miss.
-            return x + (1 - observed) * fill_holes((x - d) * observed, observed)
+            # Amid one colour the smooth fill is that colour, which a prior may not know.
+            carried = x + (1 - observed) * fill_holes((x - d) * observed, observed)
+            return carried if flat_fill is None else torch.where(flat, flat_fill.to(x), carried)
         return carry_error_into_holes
 
 
