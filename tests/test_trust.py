@@ -269,3 +269,12 @@ def test_only_holes_amid_one_colour_count_as_flat():
     assert not flat[10:14, 70:74].any() and not flat[16:20, 40:56].any()
     assert not flat[observed[0, 0] > 0].any()
     assert not flat_holes(y, torch.zeros(1, 1, 64, 96)).any()
+
+
+@pytest.mark.parametrize("colour, scale", [((255, 0, 255), 4), ((0, 0, 255), 4), ((50, 255, 25), 2)])
+def test_an_upscaled_flat_colour_stays_that_colour(colour, scale):
+    """The prior drew spots up to 48 levels off into a flat magenta, cyan or blue at x4 (20 in a
+    neon green at x2), along the edges of the image and of its tiles; where the small image is one
+    colour the upscale now is too."""
+    small = np.full((48, 64, 3), colour, np.uint8)
+    assert int(np.abs(restore.superres(small, scale=scale).astype(int) - colour).max()) <= 1
