@@ -7,17 +7,49 @@ import numpy as np
 def estimate_noise(pixels: np.ndarray) -> float:
     """Gaussian noise standard deviation of ``(H, W, C)`` pixels in [0, 1], in 0..255 units.
 
-    Donoho's robust wavelet estimate: the median absolute value of the finest
-    diagonal Haar coefficients, divided by 0.6745, averaged over channels.
-    Image structure barely reaches those coefficients; white noise fills them.
+    Each block of 4x4 pixels (each channel its own) gives the mean square of its four 2x2 cells'
+    finest diagonal Haar coefficients: white noise fills them, and image structure (texture,
+    edges) only ever adds to them. The noise's variance is a low quantile of the blocks' mean
+    squares (:data:`LEVEL_QUANTILE`) over that quantile of the chi-square of 4 degrees of freedom
+    (divided by 4), leaving out the blocks that hold a pixel at 0 or 1 where enough others remain
+    (clipping hides the noise there); the estimate is the mean over channels. An image smaller
+    than 4x4 pixels takes Donoho's estimate: the median absolute finest diagonal Haar coefficient
+    of its 2x2 cells over 0.6745.
+
+    On the 24 held-out crops (128 to 384 px, never the benchmark), 8-bit, mean absolute error at
+    sigma 0 / 1 / 2 / 3 / 5 / 10 / 15 / 25 / 50: 1.11 / 0.88 / 0.88 / 0.89 / 1.00 / 1.07 / 1.21 /
+    1.27 / 6.39, against Donoho's on the whole image 2.25 / 1.82 / 1.65 / 1.57 / 1.61 / 1.70 /
+    1.64 / 2.81 / 10.36, which took a clean butterfly's wings (128x128) for noise of 17.8 (now 4.4).
     """
+    from scipy.stats import chi2
     pixels = pixels if pixels.ndim == 3 else pixels[:, :, None]
     h, w = pixels.shape[0] // 2 * 2, pixels.shape[1] // 2 * 2
     if h == 0 or w == 0:
-        raise ValueError(f"image of size {pixels.shape[:2]} is too small to estimate its noise; give its noise level (sigma)")
-    p = pixels[:h, :w].astype(np.float64)
-    diagonal = (p[0::2, 0::2] - p[0::2, 1::2] - p[1::2, 0::2] + p[1::2, 1::2]) / 2
-    return float(np.mean(np.median(np.abs(diagonal), axis=(0, 1)) / 0.6745)) * 255.0
+        raise ValueError(f"image of size {pixels.shape[:2]} is too small to estimate its noise; "
+                         "give its noise level (sigma)")
+    if h < 4 or w < 4:
+        p = pixels[:h, :w].astype(np.float64)
+        diagonal = (p[0::2, 0::2] - p[0::2, 1::2] - p[1::2, 0::2] + p[1::2, 1::2]) / 2
+        return float(np.mean(np.median(np.abs(diagonal), axis=(0, 1)) / 0.6745)) * 255.0
+    unbias = chi2.ppf(LEVEL_QUANTILE, 4) / 4
+    levels = []
+    for channel in range(pixels.shape[2]):
+        plane = pixels[:, :, channel:channel + 1]
+        _, square = _haar_blocks(plane)
+        cells, bh, bw = _cells(plane)
+        clipped = _blocks(((cells <= 0) | (cells >= 1)).any(0).astype(np.float64), bh, bw) > 0
+        if (~clipped).sum() >= MIN_BLOCKS:
+            square = square[~clipped]
+        levels.append(np.sqrt(np.quantile(square, LEVEL_QUANTILE) / unbias))
+    return float(np.mean(levels)) * 255.0
+
+
+#: The quantile of the blocks' mean squares taken as the noise's in :func:`estimate_noise`: on the
+#: held-out crops 0.05 / 0.1 / 0.2 / 0.35 gave a mean absolute error of 0.91 / 1.11 / 1.38 / 1.92 at
+#: sigma 0 and 1.24 / 1.27 / 1.42 / 1.49 at 25; 0.1 keeps twice the blocks of 0.05 for small images.
+LEVEL_QUANTILE = 0.1
+#: The fewest unclipped blocks :func:`estimate_noise` estimates from alone.
+MIN_BLOCKS = 16
 
 
 def estimate_poisson_gaussian(pixels: np.ndarray, *, bins: int = 16, pilot: np.ndarray | None = None,
