@@ -61,15 +61,18 @@ def _by_stem(folder: Path) -> dict[str, Path]:
     return found
 
 
-def _matching(kind: str, given: Path | None, rel: Path, lookup: dict[str, Path] | None) -> Path | None:
-    """The companion or reference of the image at ``rel``: the given file, or the match in a folder."""
+def _matching(kind: str, given: Path | None, rel: Path, lookup: dict[str, Path] | None, *,
+              optional: bool = False) -> Path | None:
+    """The companion or reference of the image at ``rel``: the given file, or the match in a folder
+    (``optional``: one the command can go without)."""
     if given is None:
         return None
     if lookup is None:
         return given
     match = lookup.get(str(rel.with_suffix(""))) or lookup.get(rel.stem)
     if match is None:
-        raise PlanError(f"no {kind} named '{rel.stem}.*' in {given}; add one or drop --{kind}")
+        fix = f"drop --{kind}" if optional else f"give --{kind} one file for every image"
+        raise PlanError(f"no {kind} named '{rel.stem}.*' in {given}; add one or {fix}")
     return match
 
 
@@ -113,7 +116,7 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
         _check_writable(output.parent, output, "-o")
         rel = Path(source.name)
         job = Job(source, output, _matching(companion_name, companion, rel, companions),
-                  _matching("ref", reference, rel, references), detect=detect)
+                  _matching("ref", reference, rel, references, optional=True), detect=detect)
         _check_outputs([job], companion_name)
         if save_found is not None:
             job.found = save_found / f"{output.stem}_{companion_name}.png" if save_found.is_dir() else save_found
@@ -153,10 +156,12 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
     if save_found is not None:
         _check_writable(save_found, save_found, f"--save-{companion_name}")
     entries = sorted(source.rglob("*") if recursive else source.glob("*"))
+    # An output folder inside the input folder holds outputs, never inputs; one around it holds both.
+    outputs_among_inputs = _inside(out_dir, source)
     jobs, skipped = [], []
     targets: dict[Path, Path] = {}
     for f in entries:
-        if not f.is_file() or _inside(f, out_dir):
+        if not f.is_file() or (outputs_among_inputs and _inside(f, out_dir)):
             continue
         rel = f.relative_to(source)
         if not is_image_file(f):
@@ -174,7 +179,7 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
         except PlanError as e:
             job.problem = job.problem or f"{f}: {e}"
         try:
-            job.reference = _matching("ref", reference, rel, references)
+            job.reference = _matching("ref", reference, rel, references, optional=True)
         except PlanError:
             skipped.append(f"no reference for {f}: it will be restored but not scored")
         jobs.append(job)
@@ -388,16 +393,19 @@ def process(job: Job, restore_fn: RestoreFn, *, overwrite: bool, skip_existing: 
         if job.reference is not None:
             _score(result, job, written, restored, max_pixels)
     except (ImageError, PlanError) as e:
-        _failed(result, "input", str(e))
+        _failed(result, "input", _naming(job.source, str(e)))
     except OutputError as e:
         _failed(result, "output", str(e))
     except (PriorError, ValueError, OSError) as e:
-        message = str(e) or type(e).__name__
-        # In a batch the line must say which file it is about.
-        _failed(result, "restore", message if str(job.source) in message else f"{job.source}: {message}")
+        _failed(result, "restore", _naming(job.source, str(e) or type(e).__name__))
     except Exception as e:  # one bad file must not stop a batch
         _failed(result, "restore", f"{job.source}: unexpected {type(e).__name__}: {e}")
     return result
+
+
+def _naming(source: Path, message: str) -> str:
+    """``message`` led by the file it is about, unless it names it already (a batch's lines must)."""
+    return message if str(source) in message else f"{source}: {message}"
 
 
 def _failed(result: Result, failure: str, message: str) -> None:

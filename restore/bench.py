@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 from . import baselines
 from .atomic import write_atomic
 from .images import Picture, encode_image, quantize, to_integer
+from .metrics import strict_json
 from .conditions import BENCHMARKS, Condition, Damage
 from .pipeline import SolverSettings, restore
 from .tasks.base import DETECT
@@ -234,7 +234,7 @@ def csv_text(rows: list[Row]) -> str:
 
 
 def json_text(rows: list[Row], summary: list[dict], meta: dict) -> str:
-    return json.dumps({"meta": meta, "summary": summary, "results": [asdict(r) for r in rows]}, indent=1)
+    return strict_json({"meta": meta, "summary": summary, "results": [asdict(r) for r in rows]}, indent=1)
 
 
 def sheet(panels_per_image: list[list[tuple[str, np.ndarray]]], cell: int = 192) -> bytes:

@@ -7,7 +7,6 @@ options every restoring command shares (:class:`RestoreOptions`).
 from __future__ import annotations
 
 import inspect
-import json as json_module
 import math
 import sys
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -22,6 +21,7 @@ import typer
 from .atomic import OutputError, check_output, check_writable, write_atomic
 from .batch import PlanError, Progress, Result, file_restorer, parse_shard, plan, run, shard
 from .images import MAX_PIXELS, ImageError, Picture, find_images, read_image, write_image
+from .metrics import strict_json
 from .priors import SHIPPED, PriorError, load_prior
 from .tasks import TASKS, OptionError, Task
 from .speed import SIZES as SPEED_SIZES
@@ -257,6 +257,8 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
             check_writable(options.json.parent, output=options.json, hint="choose another --json")
         except OutputError as e:
             fail(str(e))
+        if options.json.exists() and not options.overwrite:
+            fail(f"{options.json}: exists; pass --overwrite to replace it or choose another --json")
     if options.samples < 1:
         fail("--samples: give 1 or more")
     if options.uncertainty is not None and options.samples < 2:
@@ -344,7 +346,7 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
     if options.json is not None:
         report = [{**asdict(r), "device": str(dev), "precision": arithmetic, "model": options.model, "task": task.name}
                   for r in results]
-        write_atomic(options.json, json_module.dumps(report, indent=2).encode())
+        write_atomic(options.json, strict_json(report).encode())
     failed = [r for r in results if r.status == "failed"]
     if failed:
         # One file refused for what it was given (input or output) is bad usage, as a missing file is;
@@ -602,7 +604,7 @@ def _speed(output: Path, tasks: set[str], sizes: str, *, model: str, steps: Opti
     bar.close()
     table = speed.markdown(timings)
     write_atomic(output / "speed.md", table.encode())
-    write_atomic(output / "speed.json", json_module.dumps(
+    write_atomic(output / "speed.json", strict_json(
         [{**asdict(t), "megapixels_per_second": t.megapixels_per_second} for t in timings], indent=1).encode())
     typer.echo(table)
     typer.echo(f"wrote speed.md and speed.json to {output}")

@@ -103,6 +103,8 @@ class Quantisation:
                                        "use denoise for other images")
                 layers, tables = im.layer, im.quantization
                 orientation = int(im.getexif().get(0x0112, 1))
+        except FileNotFoundError:
+            raise NotJPEGError(f"{path}: no such file; check the path") from None
         except (UnidentifiedImageError, OSError) as e:
             raise NotJPEGError(f"{path}: not a readable JPEG file ({type(e).__name__}); give a .jpg") from None
         if len(layers) not in (1, 3) or not tables:

@@ -15,15 +15,16 @@ HOLE_KINDS = ("pixels", "box", "scribbles", "scratches", "blobs")
 
 
 def missing_pixels(mask: Picture) -> np.ndarray:
-    """True where a mask image is non-zero (white = fill).
+    """True where a mask image is nearer white than black (white = fill): a mask saved as a JPEG
+    rings around its strokes, a few levels above black, which are no holes.
 
     A mask whose colour channels are uniform but which has an alpha channel
-    is read from its alpha (non-zero alpha = fill).
+    is read from its alpha (alpha of half or more = fill).
     """
     values = mask.pixels.max(axis=2)
     if mask.alpha is not None and np.ptp(mask.pixels) == 0:
         values = mask.alpha
-    return values > 0
+    return values >= 0.5
 
 
 def dilate(missing: np.ndarray, pixels: int) -> np.ndarray:

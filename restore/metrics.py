@@ -112,3 +112,20 @@ def _ssim_map(x: np.ndarray, y: np.ndarray, data_range: float) -> np.ndarray:
     mean_x *= var_x
     similarity /= mean_x
     return similarity
+
+
+def strict_json(value, *, indent: int = 2) -> str:
+    """``value`` as strict JSON: a score that is not finite (the PSNR of an image identical to its
+    reference is infinite) becomes ``null``, which every JSON reader accepts (``Infinity`` is not JSON)."""
+    import json
+    import math
+
+    def finite(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: finite(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [finite(x) for x in v]
+        return v
+    return json.dumps(finite(value), indent=indent, allow_nan=False)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .images import ImageError
+
 
 def estimate_noise(pixels: np.ndarray) -> float:
     """Gaussian noise standard deviation of ``(H, W, C)`` pixels in [0, 1], in 0..255 units.
@@ -25,8 +27,8 @@ def estimate_noise(pixels: np.ndarray) -> float:
     pixels = pixels if pixels.ndim == 3 else pixels[:, :, None]
     h, w = pixels.shape[0] // 2 * 2, pixels.shape[1] // 2 * 2
     if h == 0 or w == 0:
-        raise ValueError(f"image of size {pixels.shape[:2]} is too small to estimate its noise; "
-                         "give its noise level (sigma)")
+        raise ImageError(f"image of size {pixels.shape[:2]} is too small to estimate its noise; "
+                         "give its noise level (--sigma, or sigma= in Python)")
     if h < 4 or w < 4:
         p = pixels[:h, :w].astype(np.float64)
         diagonal = (p[0::2, 0::2] - p[0::2, 1::2] - p[1::2, 0::2] + p[1::2, 1::2]) / 2
@@ -75,7 +77,8 @@ def estimate_poisson_gaussian(pixels: np.ndarray, *, bins: int = 16, pilot: np.n
     pixels = pixels if pixels.ndim == 3 else pixels[:, :, None]
     h, w = pixels.shape[0] // 4 * 4, pixels.shape[1] // 4 * 4
     if h < 8 or w < 8:
-        raise ValueError(f"image of size {pixels.shape[:2]} is too small to estimate its noise; give its noise level (sigma)")
+        raise ImageError(f"image of size {pixels.shape[:2]} is too small to estimate its noise; "
+                         "give its noise (--noise poisson-gaussian:A,B, or noise= in Python)")
     block_mean, block_square = _haar_blocks(pixels)
     if pilot is not None and start is not None:
         return _smooth_fit(block_mean, block_square, _structure_blocks(_like(pilot, pixels)), *start, bins)

@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import math
 import numbers
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -347,6 +348,10 @@ def to_pixels(image, channel_axis: int = -1) -> tuple[np.ndarray, Callable[[np.n
     at least one pixel; uint8, uint16, or finite floats in [0, 1] (within :data:`FLOAT_MARGIN`).
     Anything else is a ``ValueError`` that says what to do, never silently clipped or rescaled.
     """
+    if isinstance(image, (str, bytes, os.PathLike)) or image is None:
+        raise TypeError(f"images are arrays or tensors, got {type(image).__name__}"
+                        + (" (a file: restore.images.read_image(path).pixels, or the command line)"
+                           if image is not None else ""))
     is_tensor = torch.is_tensor(image)
     if is_tensor:
         # numpy has no bfloat16: a bf16 tensor is read as float32, and comes back as bf16.
@@ -359,7 +364,10 @@ def to_pixels(image, channel_axis: int = -1) -> tuple[np.ndarray, Callable[[np.n
             raise ValueError(f"channel_axis {channel_axis} is not an axis of a 3-D image")
         array = np.moveaxis(array, channel_axis, -1)
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3)):
-        raise ValueError(f"images are (H, W) or have 1 or 3 channels on channel_axis, got shape {tuple(array.shape)}")
+        hint = ("; a (C, H, W) tensor or array takes channel_axis=0"
+                if array.ndim == 3 and channel_axis in (-1, 2) and array.shape[0] in (1, 3) else "")
+        raise ValueError(f"images are (H, W) or have 1 or 3 channels on channel_axis, got shape "
+                         f"{tuple(array.shape)}{hint}")
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"the image is empty (shape {tuple(array.shape)}); give at least one pixel")
     dtype = array.dtype

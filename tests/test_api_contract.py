@@ -1,5 +1,6 @@
 """The Python API's input contract: what `restore.denoise/inpaint/superres/deblur` accept, and the
-one-line ValueError (never a silent clip, a wrong result or a raw torch error) for anything else."""
+one-line ValueError (TypeError for what is no array; never a silent clip, a wrong result or a raw torch
+error) for anything else."""
 import numpy as np
 import pytest
 import torch
@@ -72,6 +73,17 @@ def test_empty_images_are_refused(name, shape):
         CALLS[name](np.zeros(shape, np.float32))
 
 
+@pytest.mark.parametrize("given", [None, "photo.png", b"photo.png"])
+def test_anything_but_an_array_is_a_type_error(given):
+    with pytest.raises(TypeError, match="arrays or tensors"):
+        denoise(given, sigma=10)
+
+
+def test_a_channels_first_image_is_told_of_channel_axis():
+    with pytest.raises(ValueError, match="channel_axis=0"):
+        denoise(torch.rand(3, 32, 32), sigma=10)
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_values_are_refused(bad):
     image = np.full((16, 16, 3), 0.5, np.float32)
@@ -114,6 +126,9 @@ def test_a_bad_checkpoint_is_still_a_prior_error(tmp_path):
     (lambda im: inpaint(im, "mask.png"), "an array \\(H, W\\).*'mask.png'"),
     (lambda im: inpaint(im, np.zeros((*im.shape[:2], 3))), "mask must be \\(H, W\\)"),
     (lambda im: inpaint(im, np.full(im.shape[:2], np.nan)), "NaN"),
+    (lambda im: deblur(im, kernel="gaussian:abc", sigma=1), "STD must be a number, got 'abc'"),
+    (lambda im: deblur(im, kernel="motion:9,up", sigma=1), "ANGLE must be a number"),
+    (lambda im: deblur(im, kernel="kernels/missing.png", sigma=1), "missing.png: no such file"),
     (lambda im: deblur(im, kernel=5, sigma=1), "kernel must be a 2-D array"),
     (lambda im: deblur(im, kernel=-np.ones((3, 3)), sigma=1), "kernel must be a 2-D array"),
     (lambda im: deblur(im, kernel="gaussian:1e6", sigma=1), "over the limit"),

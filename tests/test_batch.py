@@ -186,3 +186,15 @@ def test_a_failed_result_says_what_failed(tmp_path):
     assert ok.status == "ok" and ok.failure is None
     exists = process(jobs["a.png"], same, **run)
     assert exists.failure == "output" and "exists" in exists.message
+
+
+def test_an_output_folder_inside_the_inputs_is_never_read_and_one_around_them_is(tmp_path):
+    """Outputs written inside the input folder are not inputs of the next run; an input folder that
+    sits inside the output folder (restore denoise photos/new -o photos) still has its images."""
+    src = tmp_path / "in"
+    _touch(src / "a.png"), _touch(src / "out" / "a.png")
+    assert [j.source for j in plan(src, src / "out", "denoise", recursive=True).jobs] == [src / "a.png"]
+    inner = tmp_path / "photos" / "new"
+    _touch(inner / "b.png")
+    jobs = plan(inner, tmp_path / "photos", "denoise").jobs
+    assert [(j.source, j.output) for j in jobs] == [(inner / "b.png", tmp_path / "photos" / "b.png")]

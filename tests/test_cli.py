@@ -291,10 +291,11 @@ def test_deblur_a_folder_with_a_kernel_image(images, tiny_prior):
     write_image(images / "kernel.png", Picture((kernel / kernel.max())[:, :, None]))
     for spec in ("gaussian:1", images / "kernel.png"):
         out = images / f"sharp_{'file' if isinstance(spec, type(images)) else 'spec'}"
+        report = out.with_suffix(".json")
         result = invoke("deblur", images / "blurred", "--kernel", spec, "--sigma", "1", "--model", model,
-                        "--steps", "5", "-o", out, "--ref", images / "clean", "--json", images / "d.json")
+                        "--steps", "5", "-o", out, "--ref", images / "clean", "--json", report)
         assert result.exit_code == 0, result.output
-        rows = json.loads((images / "d.json").read_text())
+        rows = json.loads(report.read_text())
         assert len(rows) == 2 and all(r["psnr"] > r["input_psnr"] for r in rows), rows
         assert rows[0]["task"] == "deblur" and rows[0]["sigma"] == 1
 
@@ -475,6 +476,28 @@ def test_a_report_that_is_no_json_file_is_refused_before_restoring(images, tiny_
                     "--model", model, "--sigma", "25")
     assert result.exit_code == 2 and needle in result.output, result.output
     assert not (images / "o.png").exists() and not (images / "r.png").exists()
+
+
+def test_an_existing_report_is_kept_unless_overwrite(images, tiny_prior, no_restoration):
+    _, model = tiny_prior
+    report = images / "keep.json"
+    report.write_text('{"keep": 1}')
+    result = invoke("denoise", images / "noisy" / "im0.png", "--json", report, "-o", images / "o.png",
+                    "--model", model, "--sigma", "25")
+    assert result.exit_code == 2 and "--overwrite" in result.output, result.output
+    assert report.read_text() == '{"keep": 1}' and not (images / "o.png").exists()
+
+
+def test_a_report_of_an_image_equal_to_its_reference_is_strict_json(images, tiny_prior):
+    """Its PSNR is infinite: ``Infinity`` is no JSON (JSON.parse and others refuse it), null is."""
+    _, model = tiny_prior
+    clean = images / "clean" / "im0.png"
+    write_image(images / "nothing.png", Picture(np.zeros((32, 32, 1), np.float32)))
+    result = invoke("inpaint", clean, "--mask", images / "nothing.png", "-o", images / "o.png", "--model", model,
+                    "--ref", clean, "--json", images / "r.json", "-q")
+    assert result.exit_code == 0, result.output
+    text = (images / "r.json").read_text()
+    assert "Infinity" not in text and json.loads(text)[0]["psnr"] is None
 
 
 @pytest.mark.parametrize("command,extra", [("denoise", ["--sigma", "25"]), ("superres", ["--scale", "2"])])

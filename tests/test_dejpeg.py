@@ -42,6 +42,8 @@ def test_quantisation_is_read_from_the_file(tmp_path):
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "c.png")
     with pytest.raises(NotJPEGError, match="not a JPEG"):
         Quantisation.from_file(tmp_path / "c.png")
+    with pytest.raises(NotJPEGError, match="no such file"):
+        Quantisation.from_file(tmp_path / "missing.jpg")
 
 
 def test_colour_transform_and_block_dct_are_inverted_exactly():

@@ -157,3 +157,14 @@ def test_restore_applies_its_own_size_limit_not_pillows(tmp_path, monkeypatch, r
         read_image(tmp_path / "a.png", max_pixels=1000)
     assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
     assert Image.MAX_IMAGE_PIXELS == 1000
+
+
+def test_a_mask_saved_as_a_jpeg_marks_only_its_white_strokes(tmp_path):
+    """A JPEG rings around a mask's strokes a few levels above black: those pixels are kept."""
+    from restore.masks import missing_pixels
+    mask = np.zeros((64, 64), np.uint8)
+    mask[20:30, 10:50] = 255
+    Image.fromarray(mask).save(tmp_path / "m.jpg", quality=50)
+    decoded = np.asarray(Image.open(tmp_path / "m.jpg"))
+    assert ((decoded > 0) & (mask == 0)).sum() > 20            # the ringing is there ...
+    assert np.array_equal(missing_pixels(read_image(tmp_path / "m.jpg")), mask > 0)   # ... and is no hole

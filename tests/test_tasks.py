@@ -68,7 +68,7 @@ def test_kernel_specs(tmp_path):
     write_image(tmp_path / "k.png", Picture(square))
     weights = Deblur(kernel=str(tmp_path / "k.png"), sigma=1).weights
     assert weights.shape == (5, 7) and abs(weights.sum() - 1) < 1e-6          # padded to odd sides
-    for bad, needle in [("gaussian:x", "could not convert"), ("blob", "not gaussian"), ("", "is needed"),
+    for bad, needle in [("gaussian:x", "STD must be a number"), ("blob", "not gaussian"), ("", "is needed"),
                         ("gaussian:20", "over the limit")]:
         with pytest.raises(OptionError, match=needle):
             Deblur(kernel=bad, sigma=1)

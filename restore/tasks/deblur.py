@@ -9,8 +9,9 @@ import numpy as np
 from .api import api_function
 from .base import NoiseModel, OptionError, SolverDefaults, Task, noise_field, option, parse_sigma
 
-KERNEL_HELP = ("Blur kernel: gaussian:STD (pixels), motion:LENGTH,ANGLE (pixels, degrees), "
-               "or an image file of the kernel (odd sides; normalised to sum 1); from Python also a 2-D array.")
+KERNEL_HELP = ("Blur kernel: gaussian:STD (pixels), motion:LENGTH,ANGLE (pixels, degrees; without ANGLE, "
+               "horizontal), or an image file of the kernel (odd sides; normalised to sum 1); from Python also a "
+               "2-D array.")
 #: Kernels wider than this are refused: the solver's tiles would be mostly margin.
 MAX_KERNEL = 65
 
@@ -22,15 +23,23 @@ def parse_kernel(spec: str) -> np.ndarray:
     kind, _, args = spec.partition(":")
     try:
         if kind == "gaussian" and args:
-            kernel = gaussian_kernel(float(args), max_side=MAX_KERNEL).numpy()
+            kernel = gaussian_kernel(_number(args, "STD"), max_side=MAX_KERNEL).numpy()
         elif kind == "motion" and args:
             length, _, angle = args.partition(",")
-            kernel = motion_kernel(float(length), float(angle or 0), max_side=MAX_KERNEL).numpy()
+            kernel = motion_kernel(_number(length, "LENGTH"), _number(angle or "0", "ANGLE"),
+                                   max_side=MAX_KERNEL).numpy()
         else:
             kernel = _kernel_file(Path(spec))
     except ValueError as e:
         raise OptionError("kernel", f"{spec}: {e}") from None
     return _within_limit(kernel, f"{spec}: ")
+
+
+def _number(text: str, name: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {text!r}") from None
 
 
 def _within_limit(kernel: np.ndarray, given: str = "") -> np.ndarray:
@@ -58,9 +67,11 @@ def _centred(kernel: np.ndarray) -> np.ndarray:
 
 
 def _kernel_file(path: Path) -> np.ndarray:
-    from ..images import ImageError, read_image
+    from ..images import IMAGE_SUFFIXES, ImageError, read_image
     if not path.is_file():
-        raise ValueError("not gaussian:STD, motion:LENGTH,ANGLE or an image file of a kernel")
+        looks_like_file = path.suffix.lower() in IMAGE_SUFFIXES or len(path.parts) > 1
+        raise ValueError("no such file; check the path" if looks_like_file else
+                         "not gaussian:STD, motion:LENGTH[,ANGLE] or an image file of a kernel")
     try:
         kernel = read_image(path).pixels.mean(axis=2)
     except ImageError as e:
