@@ -569,8 +569,10 @@ def bench_command(
 
 
 def _check_report_folder(report: Path, overwrite: bool) -> None:
-    """A report folder may be new, or hold no ``report`` file yet, unless ``--overwrite``."""
+    """A report folder may be new, or hold no ``report`` file yet, unless ``--overwrite``; it must
+    be a folder (or one that can be made) where files can be written."""
     try:
+        check_writable(report.parent, hint="give -o a folder for the report")
         if report.parent.is_dir():
             check_output(report, overwrite=overwrite, hint="pass --overwrite or choose another -o")
     except OutputError as e:
