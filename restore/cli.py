@@ -643,10 +643,15 @@ def interpolate_command(
     overwrite: bool = OVERWRITE_ONE,
 ) -> None:
     """Walk the latent space between two images: decode codes on the line between their encodings."""
-    from .generate import grid, interpolate
+    from .generate import check_image_size, grid, interpolate
 
     def draw(vae):
         a, b = read_image(start).pixels, read_image(end).pixels
+        for path, pixels in ((start, a), (end, b)):
+            try:
+                check_image_size(vae, *pixels.shape[:2])
+            except ValueError as e:
+                fail(f"{path}: {e}")
         return grid(interpolate(vae, a, b, frames), columns=frames)
 
     _write_generated(output, model, device, overwrite, draw)
@@ -659,5 +664,7 @@ def _write_generated(output: Path, model: str, device: str, overwrite: bool, dra
     try:
         check_output(output, overwrite=overwrite)
         write_image(output, Picture(draw(load_prior(model, _device_or_fail(device)))))
+    except OptionError as e:
+        fail(f"{'-n' if e.option == 'n' else '--' + e.option}: {e.reason}")
     except (PriorError, ImageError, ValueError) as e:
         fail(str(e))
