@@ -386,6 +386,10 @@ def _print_summary(results: list[Result], device: str) -> None:
                f"({seconds:.1f} s on {device})")
 
 
+#: The train command's options whose names differ from the settings they set (restore.train.TrainSettings).
+TRAIN_FLAGS = {"degraded_fraction": "degraded", "gray_fraction": "gray", "colour_fraction": "colour"}
+
+
 class Architecture(str, Enum):
     photo = "photo"
     digits = "digits"
@@ -426,8 +430,10 @@ def train_command(
     """Train a VAE prior on a folder of clean images."""
     import torch
 
-    from .train import TrainError, TrainSettings, build_model, model_from, resume_from, sampler_for, train
+    from .train import TrainError, TrainSettings, build_model, check_crop, model_from, resume_from, sampler_for, train
 
+    if out.suffix.lower() != ".pt":      # (so it can replace no training image)
+        fail(f"{out}: --out writes a checkpoint; give a name ending in .pt")
     dev = _device_or_fail(device)
     if folder.suffix == ".npz" and folder.is_file():
         files = [folder]
@@ -451,15 +457,20 @@ def train_command(
             if task_encoder is not None:
                 model, task_list = _with_task_encoder(model, task_encoder, init), task_encoder
             settings = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, degraded_fraction=degraded,
-                                     gray_fraction=gray, colour_fraction=colour, loaders=loaders, minutes=minutes, crop=crop or (28 if arch is Architecture.digits else 64),
+                                     gray_fraction=gray, colour_fraction=colour, loaders=loaders, minutes=minutes,
+                                     crop=crop if crop is not None else (28 if arch is Architecture.digits else 64),
                                      checkpoint_every=checkpoint_every, seed=seed, init=str(init) if init else None,
                                      tasks=tuple(t.strip() for t in task_list.split(",") if t.strip()),
                                      precision=precision, task_encoder=task_encoder, encoder_only=encoder_only)
-        sampler = sampler_for(model, files, crop=settings.crop, seed=seed)
-    except (OutputError, TrainError, PriorError) as e:
+        check_crop(model, settings.crop)
+    except OptionError as e:
+        fail(f"--{TRAIN_FLAGS.get(e.option, e.option.replace('_', '-'))}: {e.reason}")
+    except (OutputError, TrainError, PriorError, ValueError) as e:
         fail(str(e))
+    try:
+        sampler = sampler_for(model, files, crop=settings.crop, seed=seed)
     except ValueError as e:
-        fail(f"{folder}: {e}; lower --crop or add larger images" if "training image" in str(e) else str(e))
+        fail(f"{folder}: {e}; lower --crop or add larger images")
     torch.manual_seed(seed)
     source = f"{len(sampler)} crops from {folder}" if folder.suffix == ".npz" else \
         f"{len(files)} images ({len(sampler)} at all scales)"
