@@ -467,13 +467,19 @@ def train_command(
         fail(f"--{TRAIN_FLAGS.get(e.option, e.option.replace('_', '-'))}: {e.reason}")
     except (OutputError, TrainError, PriorError, ValueError) as e:
         fail(str(e))
+    unreadable = []
+
+    def left_out(e: ImageError) -> None:
+        unreadable.append(e)
+        typer.echo(f"note: skipping {e}", err=True)
     try:
-        sampler = sampler_for(model, files, crop=settings.crop, seed=seed)
+        sampler = sampler_for(model, files, crop=settings.crop, seed=seed, note=left_out)
     except ValueError as e:
-        fail(f"{folder}: {e}; lower --crop or add larger images")
+        fail(f"{folder}: none of its {len(files)} image files could be read; replace them with readable images"
+             if len(unreadable) == len(files) else f"{folder}: {e}; lower --crop or add larger images")
     torch.manual_seed(seed)
     source = f"{len(sampler)} crops from {folder}" if folder.suffix == ".npz" else \
-        f"{len(files)} images ({len(sampler)} at all scales)"
+        f"{len(files) - len(unreadable)} images ({len(sampler)} at all scales)"
     typer.echo(f"training on {source}, "
                f"{sum(p.numel() for p in model.parameters()):,} parameters, device {dev}")
     try:

@@ -247,13 +247,14 @@ def resume_from(out: Path, steps: int) -> tuple[VAE, TrainSettings, dict]:
     return model, TrainSettings(**{**saved, "steps": steps}), state
 
 
-def sampler_for(model: VAE, files: list[Path], *, crop: int, seed: int) -> CropSampler:
-    """Crops for ``model``: flipped and at two scales for photographs, as they are for digits."""
+def sampler_for(model: VAE, files: list[Path], *, crop: int, seed: int, note=None) -> CropSampler:
+    """Crops for ``model``: flipped and at two scales for photographs, as they are for digits
+    (``note``: told each file that cannot be read, :class:`CropSampler`)."""
     from .model import DigitsVAE
     check_crop(model, crop)
     digits = isinstance(model, DigitsVAE)
     return CropSampler(files, channels=model.channels, crop=crop, flips=not digits,
-                       scales=(1.0,) if digits else (1.0, 0.5), seed=seed)
+                       scales=(1.0,) if digits else (1.0, 0.5), seed=seed, note=note)
 
 
 #: The smallest crop a photo prior trains on: one block of the JPEG damage the encoder learns to

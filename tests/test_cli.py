@@ -291,6 +291,28 @@ def test_train_refuses_bad_options_before_any_work(images, monkeypatch, options,
     assert not (images / "p.pt").exists() and not (images / "p.txt").exists()
 
 
+def test_train_names_the_images_it_cannot_read_and_counts_only_the_rest(images):
+    mixed, unreadable = images / "mixed", images / "unreadable"
+    for folder in (mixed, unreadable):
+        folder.mkdir()
+        (folder / "text.png").write_text("not an image")
+        (folder / "empty.png").write_bytes(b"")
+    for name in ("im0.png", "im1.png"):
+        (mixed / name).write_bytes((images / "clean" / name).read_bytes())
+    common = ["--width", "8", "--latent", "2", "--crop", "16", "--batch-size", "2", "--steps", "1", "-q"]
+    result = invoke("train", mixed, "--out", images / "m.pt", *common)
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.output.splitlines() if line.startswith("note:")]
+    assert sorted(notes) == [f"note: skipping {mixed / 'empty.png'}: not a readable image (the file is empty); "
+                             "use PNG, JPEG, TIFF, WebP or BMP",
+                             f"note: skipping {mixed / 'text.png'}: not a readable image; use PNG, JPEG, TIFF, WebP or BMP"]
+    assert "training on 2 images (4 at all scales)" in result.output, result.output
+    result = invoke("train", unreadable, "--out", images / "u.pt", *common)
+    assert result.exit_code == 2 and _error_lines(result) == [
+        f"error: {unreadable}: none of its 2 image files could be read; replace them with readable images"], result.output
+    assert "text.png" in result.output and "empty.png" in result.output and not (images / "u.pt").exists()
+
+
 def test_the_command_line_starts_without_torch():
     # --help and argument errors should answer at once; torch loads only when a command runs.
     import subprocess
