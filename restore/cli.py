@@ -388,6 +388,10 @@ def _print_summary(results: list[Result], device: str) -> None:
                f"({seconds:.1f} s on {device})")
 
 
+#: The train command's options whose names differ from the settings they set (restore.train.TrainSettings).
+TRAIN_FLAGS = {"degraded_fraction": "degraded", "gray_fraction": "gray", "colour_fraction": "colour"}
+
+
 class Architecture(str, Enum):
     photo = "photo"
     digits = "digits"
@@ -428,8 +432,10 @@ def train_command(
     """Train a VAE prior on a folder of clean images."""
     import torch
 
-    from .train import TrainError, TrainSettings, build_model, model_from, resume_from, sampler_for, train
+    from .train import TrainError, TrainSettings, build_model, check_crop, model_from, resume_from, sampler_for, train
 
+    if out.suffix.lower() != ".pt":      # (so it can replace no training image)
+        fail(f"{out}: --out writes a checkpoint; give a name ending in .pt")
     dev = _device_or_fail(device)
     if folder.suffix == ".npz" and folder.is_file():
         files = [folder]
@@ -453,18 +459,29 @@ def train_command(
             if task_encoder is not None:
                 model, task_list = _with_task_encoder(model, task_encoder, init), task_encoder
             settings = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, degraded_fraction=degraded,
-                                     gray_fraction=gray, colour_fraction=colour, loaders=loaders, minutes=minutes, crop=crop or (28 if arch is Architecture.digits else 64),
+                                     gray_fraction=gray, colour_fraction=colour, loaders=loaders, minutes=minutes,
+                                     crop=crop if crop is not None else (28 if arch is Architecture.digits else 64),
                                      checkpoint_every=checkpoint_every, seed=seed, init=str(init) if init else None,
                                      tasks=tuple(t.strip() for t in task_list.split(",") if t.strip()),
                                      precision=precision, task_encoder=task_encoder, encoder_only=encoder_only)
-        sampler = sampler_for(model, files, crop=settings.crop, seed=seed)
-    except (OutputError, TrainError, PriorError) as e:
+        check_crop(model, settings.crop)
+    except OptionError as e:
+        fail(f"--{TRAIN_FLAGS.get(e.option, e.option.replace('_', '-'))}: {e.reason}")
+    except (OutputError, TrainError, PriorError, ValueError) as e:
         fail(str(e))
+    unreadable = []
+
+    def left_out(e: ImageError) -> None:
+        unreadable.append(e)
+        typer.echo(f"note: skipping {e}", err=True)
+    try:
+        sampler = sampler_for(model, files, crop=settings.crop, seed=seed, note=left_out)
     except ValueError as e:
-        fail(f"{folder}: {e}; lower --crop or add larger images" if "training image" in str(e) else str(e))
+        fail(f"{folder}: none of its {len(files)} image files could be read; replace them with readable images"
+             if len(unreadable) == len(files) else f"{folder}: {e}; lower --crop or add larger images")
     torch.manual_seed(seed)
     source = f"{len(sampler)} crops from {folder}" if folder.suffix == ".npz" else \
-        f"{len(files)} images ({len(sampler)} at all scales)"
+        f"{len(files) - len(unreadable)} images ({len(sampler)} at all scales)"
     typer.echo(f"training on {source}, "
                f"{sum(p.numel() for p in model.parameters()):,} parameters, device {dev}")
     try:
@@ -571,8 +588,10 @@ def bench_command(
 
 
 def _check_report_folder(report: Path, overwrite: bool) -> None:
-    """A report folder may be new, or hold no ``report`` file yet, unless ``--overwrite``."""
+    """A report folder may be new, or hold no ``report`` file yet, unless ``--overwrite``; it must
+    be a folder (or one that can be made) where files can be written."""
     try:
+        check_writable(report.parent, hint="give -o a folder for the report")
         if report.parent.is_dir():
             check_output(report, overwrite=overwrite, hint="pass --overwrite or choose another -o")
     except OutputError as e:
@@ -643,10 +662,15 @@ def interpolate_command(
     overwrite: bool = OVERWRITE_ONE,
 ) -> None:
     """Walk the latent space between two images: decode codes on the line between their encodings."""
-    from .generate import grid, interpolate
+    from .generate import check_image_size, grid, interpolate
 
     def draw(vae):
         a, b = read_image(start).pixels, read_image(end).pixels
+        for path, pixels in ((start, a), (end, b)):
+            try:
+                check_image_size(vae, *pixels.shape[:2])
+            except ValueError as e:
+                fail(f"{path}: {e}")
         return grid(interpolate(vae, a, b, frames), columns=frames)
 
     _write_generated(output, model, device, overwrite, draw)
@@ -659,5 +683,7 @@ def _write_generated(output: Path, model: str, device: str, overwrite: bool, dra
     try:
         check_output(output, overwrite=overwrite)
         write_image(output, Picture(draw(load_prior(model, _device_or_fail(device)))))
+    except OptionError as e:
+        fail(f"{'-n' if e.option == 'n' else '--' + e.option}: {e.reason}")
     except (PriorError, ImageError, ValueError) as e:
         fail(str(e))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -81,14 +82,18 @@ class CropSampler:
     """Random ``crop x crop`` patches from a set of images, at several scales, flipped at random.
 
     Each image is held in memory at every scale of ``scales`` (relative to the
-    image capped to ``max_side``) at which it still fits a crop.
+    image capped to ``max_side``) at which it still fits a crop. A file that cannot be read is
+    left out, listed in :attr:`unreadable` and told to ``note`` (its :class:`ImageError`).
     """
 
     def __init__(self, files: list[Path], *, channels: int, crop: int, scales=(1.0, 0.5),
-                 flips: bool = True, max_side: int = 1024, seed: int = 0):
+                 flips: bool = True, max_side: int = 1024, seed: int = 0,
+                 note: Callable[[ImageError], None] | None = None):
         self.crop, self.flips = crop, flips
         self.rng = np.random.default_rng(seed)
         self.images: list[np.ndarray] = []
+        self.unreadable: list[Path] = []
+        given = len(files)
         if len(files) == 1 and Path(files[0]).suffix == ".npz":
             self.images = [im.reshape(*im.shape[:2], -1) for im in read_crop_pack(files[0], channels)
                            if min(im.shape[:2]) >= crop]
@@ -96,7 +101,10 @@ class CropSampler:
         for path in files:
             try:
                 pixels = to_channels(read_image(path).pixels, channels)
-            except ImageError:
+            except ImageError as e:
+                self.unreadable.append(Path(path))
+                if note is not None:
+                    note(e)
                 continue
             cap = min(1.0, max_side / max(pixels.shape[:2]))
             for s in scales:
@@ -106,6 +114,8 @@ class CropSampler:
                     continue
                 small = pixels if f == 1 else cv2.resize(pixels, (w, h), interpolation=cv2.INTER_AREA)
                 self.images.append(small.reshape(h, w, channels))
+        if given and len(self.unreadable) == given:
+            raise ValueError(f"none of the {given} image files could be read")
         if not self.images:
             raise ValueError(f"no training image is at least {crop}x{crop} pixels")
 

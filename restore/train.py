@@ -1,6 +1,7 @@
 """Training a VAE prior by maximising the ELBO on random crops."""
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +15,7 @@ from tqdm import tqdm
 from .data import CropSampler, colour_augment, to_gray
 from .devices import PRECISIONS, resolve_precision
 from .model import VAE, save_checkpoint, vae_loss
+from .tasks import OptionError
 from .views import TRAINING_VIEWS, clean_context
 
 
@@ -39,18 +41,26 @@ class TrainSettings:
     encoder_only: bool = False       # train only the shared encoder, against the frozen decoder
 
     def __post_init__(self):
+        """Refuse settings a run cannot take, before any work: an :class:`OptionError` naming the
+        setting (the command line names its option)."""
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+            raise OptionError("precision", f"must be auto, fp32 or bf16, got {self.precision!r}")
         unknown = set(self.tasks) - set(TRAINING_VIEWS)
         if unknown or not self.tasks:
-            raise ValueError(f"tasks must be some of {', '.join(TRAINING_VIEWS)}, got {', '.join(self.tasks) or 'none'}")
+            raise OptionError("tasks", f"must be some of {', '.join(TRAINING_VIEWS)}, got {', '.join(self.tasks) or 'none'}")
         self.tasks = tuple(self.tasks)
-        if not 0 <= self.colour_fraction <= 1 or not 0 <= self.gray_fraction <= 1:
-            raise ValueError("the shares of gray and recoloured crops must be between 0 and 1")
-        if self.minutes is not None and not self.minutes > 0:
-            raise ValueError(f"minutes must be positive, got {self.minutes}")
-        if self.loaders < 1:
-            raise ValueError(f"loaders must be 1 or more, got {self.loaders}")
+        for name in ("steps", "batch_size", "checkpoint_every", "loaders"):      # crop: check_crop
+            if getattr(self, name) < 1:
+                raise OptionError(name, f"must be 1 or more, got {getattr(self, name)}")
+        if self.seed < 0:
+            raise OptionError("seed", f"must be 0 or more, got {self.seed}")
+        if not 0 < self.lr < math.inf:
+            raise OptionError("lr", f"must be a positive number, got {self.lr}")
+        for name in ("degraded_fraction", "gray_fraction", "colour_fraction"):
+            if not 0 <= getattr(self, name) <= 1:        # (NaN too)
+                raise OptionError(name, f"must be a share between 0 and 1, got {getattr(self, name)}")
+        if self.minutes is not None and not 0 < self.minutes < math.inf:
+            raise OptionError("minutes", f"must be a positive number, got {self.minutes}")
         if self.encoder_only and self.task_encoder is not None:
             raise ValueError("a task encoder is trained alone already; leave out encoder_only")
         if self.task_encoder is not None and self.tasks != (self.task_encoder,):
@@ -66,6 +76,7 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
     tasks taking turns step by step), with the clean crop as the reconstruction
     target, so its code for a damaged image is a good start for the solver.
     """
+    check_crop(model, settings.crop)
     views = [TRAINING_VIEWS[name] for name in settings.tasks]
     dtype = resolve_precision(settings.precision, device)
     model.to(device).train()
@@ -172,11 +183,16 @@ def build_model(arch: str, *, width: int = 64, latent: int | None = None, levels
     """A new prior: ``photo`` (convolutional, spatial latent; ``latent`` default 8; ``context``:
     its encoder told the damage) or ``digits`` (28x28, global latent; default 16)."""
     from .model import ConvVAE, ConvVAEConfig, DigitsVAE, DigitsVAEConfig
+    if latent is not None and latent < 1:
+        raise OptionError("latent", f"must be 1 or more, got {latent}")
     if arch == "digits":
         if context:
             raise TrainError("--context is for photo priors: the digits encoder reads the image alone")
         return DigitsVAE(DigitsVAEConfig(latent_dim=latent or 16, pixel_scale=pixel_scale))
     if arch == "photo":
+        for name, value, least in (("width", width, 1), ("levels", levels, 0), ("blocks", blocks, 0)):
+            if value < least:
+                raise OptionError(name, f"must be {least} or more, got {value}")
         return ConvVAE(ConvVAEConfig(width=width, latent_channels=latent or 8, levels=levels, blocks=blocks,
                                      pixel_scale=pixel_scale, context=context))
     raise ValueError(f"architecture must be 'photo' or 'digits', got {arch!r}")
@@ -216,6 +232,9 @@ def resume_from(out: Path, steps: int) -> tuple[VAE, TrainSettings, dict]:
     model, state = load_checkpoint(out)
     if "optimizer" not in state:
         raise TrainError(f"{out} holds no training state (a shipped prior?); train a new one instead")
+    done = state["meta"]["steps"]
+    if steps <= done:
+        raise TrainError(f"{out}: has trained {done} steps already; give --steps more than {done} to go on")
     saved = state["meta"]["settings"]
     # Checkpoints from before the deblurring task trained on these three, in this order.
     saved.setdefault("tasks", ("denoise", "inpaint", "superres"))
@@ -228,9 +247,32 @@ def resume_from(out: Path, steps: int) -> tuple[VAE, TrainSettings, dict]:
     return model, TrainSettings(**{**saved, "steps": steps}), state
 
 
-def sampler_for(model: VAE, files: list[Path], *, crop: int, seed: int) -> CropSampler:
-    """Crops for ``model``: flipped and at two scales for photographs, as they are for digits."""
+def sampler_for(model: VAE, files: list[Path], *, crop: int, seed: int, note=None) -> CropSampler:
+    """Crops for ``model``: flipped and at two scales for photographs, as they are for digits
+    (``note``: told each file that cannot be read, :class:`CropSampler`)."""
     from .model import DigitsVAE
+    check_crop(model, crop)
     digits = isinstance(model, DigitsVAE)
     return CropSampler(files, channels=model.channels, crop=crop, flips=not digits,
-                       scales=(1.0,) if digits else (1.0, 0.5), seed=seed)
+                       scales=(1.0,) if digits else (1.0, 0.5), seed=seed, note=note)
+
+
+#: The smallest crop a photo prior trains on: one block of the JPEG damage the encoder learns to
+#: see through (restore.views.compressed), and a latent of more than one code at 2 levels.
+MIN_CROP = 8
+
+
+def check_crop(model: VAE, crop: int) -> None:
+    """Refuse a crop size ``model`` cannot train on (an :class:`OptionError` naming ``crop``): the
+    digits prior's own size, or a photo prior's multiple of ``2**levels`` of at least :data:`MIN_CROP`."""
+    from .model import DigitsVAE
+    if isinstance(model, DigitsVAE):
+        if crop != model.config.image_size:
+            size = model.config.image_size
+            raise OptionError("crop", f"must be {size} for the digits prior (its image size), got {crop}")
+        return
+    multiple = model.size_multiple
+    least = max(multiple, -(-MIN_CROP // multiple) * multiple)
+    if crop < least or crop % multiple:
+        raise OptionError("crop", f"must be a multiple of {multiple} (the prior's {model.config.levels} "
+                          f"downsamplings) of at least {least}, got {crop}")

@@ -61,6 +61,24 @@ def test_quick_bench_on_a_folder_writes_every_report(tmp_path, tiny_prior):
     assert again.exit_code == 2 and "--overwrite" in again.output
 
 
+def test_a_report_folder_that_is_a_file_is_refused_before_any_work(tmp_path, tiny_prior, monkeypatch):
+    from restore import speed
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the benchmark started")
+    monkeypatch.setattr(bench, "image_sets", refuse)
+    monkeypatch.setattr(speed, "run_speed", refuse)
+    _, model = tiny_prior
+    report = tmp_path / "report.txt"
+    report.write_text("precious")
+    for output, extra in ((report, []), (report, ["--speed"]), (report / "inside", [])):
+        result = CliRunner().invoke(app, ["bench", "--quick", "-o", str(output), "--model", str(model), *extra])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and "report.txt is a file, not a folder" in errors[0], result.output
+    assert report.read_text() == "precious"
+
+
 def test_speed_bench_times_every_task_beside_its_reference(tmp_path, tiny_prior):
     _, model = tiny_prior
     out = tmp_path / "speed"

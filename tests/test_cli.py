@@ -213,6 +213,12 @@ def test_train_then_resume(images):
     from restore.model import load_checkpoint
     _, state = load_checkpoint(out)
     assert state["meta"]["steps"] == 5
+    before = out.read_bytes()
+    for done in ("5", "4"):                  # no more steps to take: said, not "wrote ... after 5 steps"
+        result = invoke(*args, "--steps", done, "--resume")
+        assert result.exit_code == 2 and _error_lines(result) == [
+            f"error: {out}: has trained 5 steps already; give --steps more than 5 to go on"], result.output
+    assert out.read_bytes() == before
     # The trained prior restores through the CLI.
     assert invoke("denoise", images / "noisy" / "im0.png", "--model", out, "--sigma", "25", "--steps", "2",
                   "-o", images / "t.png", "-q").exit_code == 0
@@ -245,6 +251,66 @@ def test_train_from_a_checkpoint_adds_a_per_pixel_scale(images):
                   "-o", images / "t2.png", "-q").exit_code == 0
     result = invoke("train", *common, "--out", images / "third.pt", "--init", images / "noisy" / "im0.png")
     assert result.exit_code == 2 and "im0.png" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("options,needle", [
+    (["--lr", "-1"], "--lr: must be a positive number, got -1.0"),
+    (["--lr", "nan"], "--lr: must be a positive number, got nan"),
+    (["--batch-size", "0"], "--batch-size: must be 1 or more, got 0"),
+    (["--crop", "7"], "--crop: must be a multiple of 4 (the prior's 2 downsamplings) of at least 8, got 7"),
+    (["--crop", "0"], "--crop: must be a multiple of 4"),
+    (["--crop", "4"], "of at least 8, got 4"),
+    (["--crop", "12", "--levels", "3"], "--crop: must be a multiple of 8 (the prior's 3 downsamplings)"),
+    (["--arch", "digits"], "--crop: must be 28 for the digits prior (its image size), got 16"),
+    (["--width", "0"], "--width: must be 1 or more, got 0"),
+    (["--latent", "0"], "--latent: must be 1 or more, got 0"),
+    (["--levels", "-1"], "--levels: must be 0 or more, got -1"),
+    (["--steps", "0"], "--steps: must be 1 or more, got 0"),
+    (["--steps", "-2"], "--steps: must be 1 or more, got -2"),
+    (["--degraded", "5"], "--degraded: must be a share between 0 and 1, got 5.0"),
+    (["--gray", "nan"], "--gray: must be a share between 0 and 1, got nan"),
+    (["--checkpoint-every", "0"], "--checkpoint-every: must be 1 or more, got 0"),
+    (["--minutes", "0"], "--minutes: must be a positive number"),
+    (["--seed", "-1"], "--seed: must be 0 or more, got -1"),
+    (["--tasks", "sharpen"], "--tasks: must be some of"),
+    (["--out", "{tmp}/p.txt"], "p.txt: --out writes a checkpoint; give a name ending in .pt"),
+])
+def test_train_refuses_bad_options_before_any_work(images, monkeypatch, options, needle):
+    """Each option training cannot take is one line naming it, exit status 2, before any image is
+    read; and no checkpoint is written."""
+    from restore import data
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started")
+    monkeypatch.setattr(data.CropSampler, "__init__", refuse)
+    options = [o.format(tmp=images) for o in options]
+    result = invoke("train", images / "clean", "--out", images / "p.pt", "--width", "8", "--latent", "2",
+                    "--crop", "16", "--batch-size", "4", "--steps", "2", *options)
+    errors = _error_lines(result)
+    assert result.exit_code == 2 and len(errors) == 1 and needle in errors[0], result.output
+    assert not (images / "p.pt").exists() and not (images / "p.txt").exists()
+
+
+def test_train_names_the_images_it_cannot_read_and_counts_only_the_rest(images):
+    mixed, unreadable = images / "mixed", images / "unreadable"
+    for folder in (mixed, unreadable):
+        folder.mkdir()
+        (folder / "text.png").write_text("not an image")
+        (folder / "empty.png").write_bytes(b"")
+    for name in ("im0.png", "im1.png"):
+        (mixed / name).write_bytes((images / "clean" / name).read_bytes())
+    common = ["--width", "8", "--latent", "2", "--crop", "16", "--batch-size", "2", "--steps", "1", "-q"]
+    result = invoke("train", mixed, "--out", images / "m.pt", *common)
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.output.splitlines() if line.startswith("note:")]
+    assert sorted(notes) == [f"note: skipping {mixed / 'empty.png'}: not a readable image (the file is empty); "
+                             "use PNG, JPEG, TIFF, WebP or BMP",
+                             f"note: skipping {mixed / 'text.png'}: not a readable image; use PNG, JPEG, TIFF, WebP or BMP"]
+    assert "training on 2 images (4 at all scales)" in result.output, result.output
+    result = invoke("train", unreadable, "--out", images / "u.pt", *common)
+    assert result.exit_code == 2 and _error_lines(result) == [
+        f"error: {unreadable}: none of its 2 image files could be read; replace them with readable images"], result.output
+    assert "text.png" in result.output and "empty.png" in result.output and not (images / "u.pt").exists()
 
 
 def test_the_command_line_starts_without_torch():

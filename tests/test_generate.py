@@ -61,3 +61,61 @@ def test_sample_and_interpolate_commands(tmp_path, tiny_prior):
     missing = runner.invoke(app, ["interpolate", str(tmp_path / "a.png"), str(tmp_path / "nope.png"),
                                   "--model", str(model), "-o", str(tmp_path / "w2.png")])
     assert missing.exit_code == 2 and "nope.png" in missing.output
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """Fails the test if a prior decodes anything: refusals must come before any work."""
+    from restore.model import ConvVAE, DigitsVAE
+
+    def refuse(self, z):
+        raise AssertionError("decoding started")
+    monkeypatch.setattr(ConvVAE, "decode", refuse)
+    monkeypatch.setattr(DigitsVAE, "decode", refuse)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--size", "0"], "--size: must be a multiple of 4 from 4 to 1024, got 0"),
+    (["--size", "-4"], "--size: must be a multiple of 4 from 4 to 1024, got -4"),
+    (["--size", "100000"], "--size: must be a multiple of 4 from 4 to 1024, got 100000"),
+    (["--size", "18"], "--size: must be a multiple of 4"),
+    (["--temperature", "nan"], "--temperature: must be a positive number, got nan"),
+    (["--temperature", "0"], "--temperature: must be a positive number"),
+    (["--temperature", "-1"], "--temperature: must be a positive number"),
+    (["-n", "0"], "-n: must be at least 1"),
+    (["-n", "1000000"], "-n: 1000000 images of 16x16 make 256 megapixels, over the limit of 100"),
+    (["--model", "digits"], "--size: must be 28 for the digits prior"),
+])
+def test_sample_refuses_what_the_prior_cannot_draw_before_any_work(tmp_path, tiny_prior, no_decoding, args, needle):
+    _, model = tiny_prior
+    out = tmp_path / "s.png"
+    result = CliRunner().invoke(app, ["sample", "-o", str(out), "--model", str(model), "-n", "4", "--size", "16", *args])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and needle in errors[0], result.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("side,model,needle", [
+    (1, None, "is 1x1 pixels; the prior takes images of at least 4x4"),
+    (2, None, "is 2x2 pixels; the prior takes images of at least 4x4"),
+    (6, None, "is 6x6 pixels; the prior takes images of at least 4x4, their sides multiples of 4"),
+    (16, "digits", "is 16x16 pixels; the digits prior takes 28x28 images"),
+])
+def test_interpolate_refuses_images_the_prior_cannot_encode(tmp_path, tiny_prior, no_decoding, side, model, needle):
+    """The file the prior cannot encode is named, first or second, with the size the prior takes."""
+    small, good = tmp_path / "small.png", tmp_path / "good.png"
+    write_image(small, Picture(np.full((side, side, 3), 0.5, np.float32)))
+    fits = 28 if model == "digits" else 16
+    write_image(good, Picture(np.full((fits, fits, 3), 0.5, np.float32)))
+    out = tmp_path / "w.png"
+    for pair in ((small, good), (good, small)):
+        result = CliRunner().invoke(app, ["interpolate", *map(str, pair), "-o", str(out),
+                                          "--model", model or str(tiny_prior[1])])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and errors[0].startswith(f"error: {small}: {needle}"), result.output
+        assert not out.exists()
+    vae = DigitsVAE(DigitsVAEConfig()) if model == "digits" else tiny_prior[0]
+    with pytest.raises(ValueError, match="the second image is"):
+        interpolate(vae, np.zeros((fits, fits, 3), np.float32), np.zeros((side, side, 3), np.float32))
