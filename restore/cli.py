@@ -63,9 +63,9 @@ def _device_or_fail(name: str):
         fail(f"--{e}")
 
 
-MODEL = typer.Option("photo", "--model", "-m", help="Prior: photo, photo-large (3.5-5x slower, better denoising), digits, or the path of a checkpoint from 'restore train'.")
+MODEL = typer.Option("photo", "--model", "-m", help="Prior: photo, photo-large (3.5-5x slower; up to 0.3 dB better denoising), digits, or the path of a checkpoint from 'restore train'.")
 DEVICE = typer.Option("auto", help="auto (GPU if present), cpu, cuda or cuda:N.")
-QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars (results, notes and the estimated sigma are still printed).")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars (results, notes and the estimated sigma still print).")
 
 
 def _cli(option_info) -> dict:
@@ -87,7 +87,8 @@ class RestoreOptions:
         "better, and that many times slower.")))
     quick: bool = field(default=False, metadata=_cli(typer.Option(
         False, "--quick", help="Denoising's last filter of the data in windows alone, once: about 5x faster on large "
-        "photographs, 0.5-1.3 dB lower; dejpeg leaves its own last filter out (about 4x faster).")))
+        "photographs, 0.5-1.3 dB lower; dejpeg leaves its own last filter out (about 4x faster); "
+        "the other commands are unchanged.")))
     device: str = field(default="auto", metadata=_cli(DEVICE))
     precision: str = field(default="auto", metadata=_cli(typer.Option(
         "auto", help="The networks' arithmetic: auto (bf16 on GPUs and on CPUs with AMX/AVX512-BF16, else fp32), fp32, bf16.")))

@@ -9,6 +9,7 @@ encoded file goes to a temporary name beside the target, then is renamed.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import threading
 from dataclasses import dataclass, replace
@@ -62,7 +63,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Pict
     undecodable file or an image larger than ``max_pixels``.
     """
     path = Path(path)
-    data, orientation = _read(path, max_pixels)
+    data, orientation, mode = _read(path, max_pixels)
     array = _decode(path, data, max_pixels)
     if array.dtype == np.uint8:
         bit_depth, scale = 8, 255.0
@@ -71,6 +72,9 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Pict
     else:
         bit_depth, scale = 16, 1.0
     colour, alpha = _colour_and_alpha(array.astype(np.float32) / scale)
+    if mode in GREY_WITH_ALPHA and colour.shape[2] == 3 and np.array_equal(colour[:, :, :1], colour[:, :, 1:2]) \
+            and np.array_equal(colour[:, :, :1], colour[:, :, 2:]):
+        colour = colour[:, :, :1]        # OpenCV decodes grey with alpha as BGRA: grey it stays
     pixels = _orient(np.ascontiguousarray(np.clip(colour, 0, 1)), orientation)
     alpha = None if alpha is None else np.ascontiguousarray(_orient(alpha, orientation))
     return Picture(pixels=pixels, alpha=alpha, bit_depth=bit_depth)
@@ -85,7 +89,7 @@ def stored_pixels(path: str | os.PathLike, data: bytes | None = None, *,
     """
     path = Path(path)
     if data is None:
-        raw, orientation = _read(path, max_pixels)
+        raw, orientation, _ = _read(path, max_pixels)
     else:                      # bytes this package encoded: no orientation tag
         raw, orientation = np.frombuffer(data, np.uint8), 1
     colour, _ = _colour_and_alpha(_decode(path, raw, max_pixels))
@@ -94,15 +98,16 @@ def stored_pixels(path: str | os.PathLike, data: bytes | None = None, *,
     return np.ascontiguousarray(_orient(colour, orientation)), 8 if colour.dtype == np.uint8 else 16
 
 
-def _read(path: Path, max_pixels: int) -> tuple[np.ndarray, int]:
-    """The file's bytes and its EXIF orientation; a file over ``max_pixels`` is refused before decoding."""
+def _read(path: Path, max_pixels: int) -> tuple[np.ndarray, int, str | None]:
+    """The file's bytes, its EXIF orientation and Pillow's mode for it (None where Pillow cannot
+    read it); a file over ``max_pixels`` is refused before decoding."""
     if not path.is_file():
         raise ImageError(f"{path}: no such file; check the path")
-    size, orientation = _header(path)
+    size, orientation, mode = _header(path)
     if size is not None:
         _check_size(path, size, max_pixels)          # before decoding a huge file
     try:
-        return np.fromfile(path, dtype=np.uint8), orientation
+        return np.fromfile(path, dtype=np.uint8), orientation, mode
     except OSError as e:
         raise ImageError(f"{path}: cannot read it ({e.strerror}); check its permissions") from None
 
@@ -124,6 +129,10 @@ def _decode(path: Path, data: np.ndarray, max_pixels: int) -> np.ndarray:
     if array.dtype not in (np.uint8, np.uint16) and array.dtype.kind != "f":
         raise ImageError(f"{path}: unsupported pixel type {array.dtype}; save it as 8- or 16-bit")
     return array
+
+
+#: Pillow's modes of grey images with an alpha channel.
+GREY_WITH_ALPHA = ("LA", "La")
 
 
 def _colour_and_alpha(array: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -165,13 +174,13 @@ def opened(path):
         yield image
 
 
-def _header(path: Path) -> tuple[tuple[int, int] | None, int]:
-    """(width, height) and EXIF orientation, read without decoding the pixels."""
+def _header(path: Path) -> tuple[tuple[int, int] | None, int, str | None]:
+    """(width, height), EXIF orientation and Pillow's mode, read without decoding the pixels."""
     try:
         with opened(path) as im:
-            return im.size, int(im.getexif().get(0x0112, 1))
+            return im.size, int(im.getexif().get(0x0112, 1)), im.mode
     except Exception:  # a format Pillow does not read: OpenCV decides, no rotation
-        return None, 1
+        return None, 1, None
 
 
 def _format(path: Path) -> str | None:
@@ -205,6 +214,10 @@ def encode_image(picture: Picture, suffix: str) -> bytes:
     if array.shape[2] == 3:
         array = array[:, :, ::-1]
     if picture.alpha is not None and suffix in _ALPHA:
+        if array.shape[2] == 1 and suffix == ".png" and bits == 8:
+            return _grey_with_alpha_png(to_integer(np.concatenate([array, picture.alpha[:, :, None]], axis=2), 8))
+        if array.shape[2] == 1:       # OpenCV writes no grey with alpha: three equal channels
+            array = np.repeat(array, 3, axis=2)
         array = np.concatenate([array, picture.alpha[:, :, None]], axis=2)
     array = to_integer(array, bits)
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix in (".jpg", ".jpeg") else []
@@ -214,6 +227,13 @@ def encode_image(picture: Picture, suffix: str) -> bytes:
     if not ok:
         raise ImageError(f"could not encode the image as '{suffix}'")
     return buffer.tobytes()
+
+
+def _grey_with_alpha_png(array: np.ndarray) -> bytes:
+    """An 8-bit ``(H, W, 2)`` grey and alpha array as a PNG of that mode (Pillow's "LA")."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array), "LA").save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def dropped_by(picture: Picture, suffix: str) -> list[str]:

@@ -168,3 +168,17 @@ def test_a_mask_saved_as_a_jpeg_marks_only_its_white_strokes(tmp_path):
     decoded = np.asarray(Image.open(tmp_path / "m.jpg"))
     assert ((decoded > 0) & (mask == 0)).sum() > 20            # the ringing is there ...
     assert np.array_equal(missing_pixels(read_image(tmp_path / "m.jpg")), mask > 0)   # ... and is no hole
+
+
+def test_grey_with_alpha_stays_grey_with_alpha(tmp_path):
+    """OpenCV decodes a grey PNG with alpha as four channels; it is read as grey and written back so."""
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((12, 16, 2)) * 255).astype(np.uint8), "LA").save(tmp_path / "la.png")
+    picture = read_image(tmp_path / "la.png")
+    assert picture.pixels.shape == (12, 16, 1) and picture.alpha is not None
+    write_image(tmp_path / "back.png", picture)
+    with Image.open(tmp_path / "back.png") as back, Image.open(tmp_path / "la.png") as given:
+        assert back.mode == "LA" and np.array_equal(np.asarray(back), np.asarray(given))
+    write_image(tmp_path / "back.tif", picture)          # no grey with alpha there: three equal channels
+    again = read_image(tmp_path / "back.tif")
+    assert np.array_equal(again.pixels, np.repeat(picture.pixels, 3, axis=2)) and again.alpha is not None

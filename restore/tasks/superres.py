@@ -7,6 +7,11 @@ from .api import api_function
 from .base import CLEAN_SIGMA, OptionError, SolverDefaults, Task, option
 
 SCALES = (2, 3, 4, 8)
+#: Where every small pixel within DETAIL_RADIUS stays within SMOOTH levels (0..255) of its 3x3 mean
+#: in every channel, the upscale is the plain one; from ROUGH on, the prior's (:meth:`Superres.refine`).
+DETAIL_RADIUS = 4
+SMOOTH = 4.0
+ROUGH = 8.0
 
 
 @dataclass(frozen=True)
@@ -38,18 +43,23 @@ class Superres(Task):
         return imresize(y, (y.shape[-2] * self.factor, y.shape[-1] * self.factor))
 
     def refine(self, physics, y):
-        # Where the low-resolution image is one colour (restore.fidelity.flat_pixels), the upscale
-        # is that colour: the prior drew spots up to 48 levels off in a flat magenta, cyan or blue
-        # at x4 (20 in a neon green at x2), along the edges of the image and of its tiles.
+        # Where the small image is smooth, the plain (bicubic) upscale is nearer the image than the
+        # prior's, whose own detail is then all error: on held-out crops (never the benchmark) its
+        # mean squared error where the detail within 4 small pixels stays below 4 levels was 7.41 /
+        # 12.12 (1e-6) at x2 / x4 against bicubic's 6.35 / 9.91, and below 8 levels 11.82 / 15.17
+        # against 11.66 / 13.46; at 12 the prior was ahead. A smooth gradient came back 1.2 / 2.6 dB
+        # below bicubic, and the prior drew spots up to 48 levels off into a flat magenta at x4.
+        # So the plain upscale where the detail is below SMOOTH, fading to the prior's at ROUGH.
         import torch
-
-        from ..fidelity import flat_pixels
-        flat = flat_pixels(y)
-        if not bool(flat.any()):
+        import torch.nn.functional as F
+        detail = (y - F.avg_pool2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), 3, 1)).abs().amax(1, keepdim=True)
+        detail = F.max_pool2d(detail, 2 * DETAIL_RADIUS + 1, 1, DETAIL_RADIUS) * 255
+        weight = ((ROUGH - detail) / (ROUGH - SMOOTH)).clamp(0, 1)
+        if not bool(weight.any()):
             return None
-        flat = flat.repeat_interleave(self.factor, -2).repeat_interleave(self.factor, -1)
+        weight = weight.repeat_interleave(self.factor, -2).repeat_interleave(self.factor, -1)
         plain = self.first_guess(physics, y)
-        return lambda x, d: torch.where(flat, plain.to(x), x)
+        return lambda x, d: torch.lerp(x, plain.to(x), weight.to(x))
 
     def input_estimate(self, damaged):
         from ..baselines import bicubic
