@@ -17,7 +17,7 @@ import numpy as np
 
 from .atomic import OutputError, check_output, check_writable, write_atomic
 from .images import (IMAGE_SUFFIXES, ImageError, Picture, dropped_by, encode_image, find_images, is_image_file,
-                     read_image, stored_pixels, to_integer)
+                     read_image, stored_pixels, to_integer, written_bits)
 from .priors import PriorError
 from .uncertainty import write_uncertainty
 
@@ -467,6 +467,9 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
                              f"limit of {max_pixels / 1e6:g} megapixels; raise --max-megapixels or upscale less")
         if job.reference is not None:
             _check_reference(job, picture, task.scale, max_pixels)
+        if picture.floating:
+            progress.note(f"{job.source}: its floating-point pixels are written as "
+                          f"{written_bits(picture, job.output.suffix)}-bit integers (restore writes no floats)")
         lost = dropped_by(picture, job.output.suffix)
         if lost:
             progress.note(f"{job.output}: {job.output.suffix} files hold no {' and no '.join(lost)}; "

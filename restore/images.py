@@ -35,7 +35,8 @@ class ImageError(ValueError):
 class Picture:
     pixels: np.ndarray               # (H, W, C) float32 in [0, 1], RGB
     alpha: np.ndarray | None = None  # (H, W) float32 in [0, 1]
-    bit_depth: int = 8               # 8 or 16
+    bit_depth: int = 8               # 8 or 16 (written with)
+    floating: bool = False           # the file held floating-point pixels (written as 16-bit integers)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -70,14 +71,14 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Pict
     elif array.dtype == np.uint16:
         bit_depth, scale = 16, 65535.0
     else:
-        bit_depth, scale = 16, 1.0
+        bit_depth, scale = 16, 1.0           # floats: no format restore writes keeps them
     colour, alpha = _colour_and_alpha(array.astype(np.float32) / scale)
     if mode in GREY_WITH_ALPHA and colour.shape[2] == 3 and np.array_equal(colour[:, :, :1], colour[:, :, 1:2]) \
             and np.array_equal(colour[:, :, :1], colour[:, :, 2:]):
         colour = colour[:, :, :1]        # OpenCV decodes grey with alpha as BGRA: grey it stays
     pixels = _orient(np.ascontiguousarray(np.clip(colour, 0, 1)), orientation)
     alpha = None if alpha is None else np.ascontiguousarray(_orient(alpha, orientation))
-    return Picture(pixels=pixels, alpha=alpha, bit_depth=bit_depth)
+    return Picture(pixels=pixels, alpha=alpha, bit_depth=bit_depth, floating=array.dtype.kind == "f")
 
 
 def stored_pixels(path: str | os.PathLike, data: bytes | None = None, *,
@@ -209,7 +210,7 @@ def encode_image(picture: Picture, suffix: str) -> bytes:
     suffix = suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise ImageError(f"cannot write '{suffix}' files; use one of {', '.join(IMAGE_SUFFIXES)}")
-    bits = picture.bit_depth if suffix in _SIXTEEN_BIT else 8
+    bits = written_bits(picture, suffix)
     array = picture.pixels
     if array.shape[2] == 3:
         array = array[:, :, ::-1]
@@ -236,11 +237,16 @@ def _grey_with_alpha_png(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def written_bits(picture: Picture, suffix: str) -> int:
+    """The bits per channel :func:`encode_image` writes ``picture`` with in a file of ``suffix``."""
+    return picture.bit_depth if suffix.lower() in _SIXTEEN_BIT else 8
+
+
 def dropped_by(picture: Picture, suffix: str) -> list[str]:
     """What of ``picture`` a file of ``suffix`` cannot hold (see :func:`encode_image`), in words."""
     suffix = suffix.lower()
     lost = []
-    if picture.bit_depth == 16 and suffix not in _SIXTEEN_BIT:
+    if picture.bit_depth == 16 and not picture.floating and suffix not in _SIXTEEN_BIT:
         lost.append("16-bit depth (it is written with 8 bits)")
     if picture.alpha is not None and suffix not in _ALPHA:
         lost.append("transparency (the alpha channel is left out)")

@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -634,3 +635,9 @@ def test_an_output_format_that_drops_alpha_or_depth_says_so(images, tiny_prior):
         png = invoke("denoise", images / f"{name}.png", "-o", images / f"{name}_out.png", "--model", model,
                      "--sigma", "25", "--steps", "0")
         assert png.exit_code == 0 and "hold no" not in png.output, png.output
+    cv2.imwrite(str(images / "float.tif"), clean[:, :, ::-1].astype(np.float32))    # no format written keeps floats
+    for suffix, bits in ((".tif", 16), (".jpg", 8)):
+        result = invoke("denoise", images / "float.tif", "-o", images / f"float_out{suffix}", "--model", model,
+                        "--sigma", "25", "--steps", "0")
+        said = f"floating-point pixels are written as {bits}-bit integers"
+        assert result.exit_code == 0 and said in result.output and "hold no" not in result.output, result.output
