@@ -205,7 +205,8 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     def restore_tiles(tiles, aux_tiles):
         shape = (tiles.shape[-2] * task.scale + 2 * task.margin, tiles.shape[-1] * task.scale + 2 * task.margin)
         physics = task.physics(shape, aux_tiles).to(device)
-        options = dict(data=data, x0=task.first_guess(physics, tiles), refine=task.refine(physics, tiles), callback=tick,
+        first = task.first_guess(physics, tiles)
+        options = dict(data=data, x0=first, refine=task.refine(physics, tiles, first), callback=tick,
                        generator=generators(len(tiles)))
         result = reconstructor.estimate(tiles, physics, colour=colour, **options) if whole else \
             reconstructor(tiles, physics, **options)

@@ -208,7 +208,7 @@ def test_inpaint_refinement_carries_the_decoders_error_into_the_holes():
     # the x-step alone leaves the decoder's guess in the hole ...
     assert torch.allclose(step[..., 10:20, 12:26], d[..., 10:20, 12:26])
     # ... the refinement puts the image back
-    assert torch.allclose(task.refine(op, op.A(x))(step, d), x, atol=1e-4)
+    assert torch.allclose(task.refine(op, op.A(x), task.first_guess(op, op.A(x)))(step, d), x, atol=1e-4)
 
 
 @pytest.mark.parametrize("name", PHYSICS)

@@ -341,8 +341,10 @@ class Task(ABC):
         where the task restores every pixel."""
         return None
 
-    def refine(self, physics: LinearPhysics, y: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
-        """A correction of the solver's last x-step, ``refine(x, D(z))``, for the observation ``y``, or None."""
+    def refine(self, physics: LinearPhysics, y: torch.Tensor,
+               first: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+        """A correction of the solver's last x-step, ``refine(x, D(z))``, for the observation ``y`` whose
+        :meth:`first_guess` is ``first``, or None."""
         return None
 
     def map_variance(self, variance: np.ndarray, companion: np.ndarray | None) -> np.ndarray:

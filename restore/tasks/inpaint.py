@@ -100,12 +100,12 @@ class Inpaint(Task):
         from ..fill import fill_holes
         return fill_holes(y, physics.observed)
 
-    def refine(self, physics, y):
+    def refine(self, physics, y, first):
         import torch
         from ..fill import fill_holes, flat_holes
         observed = physics.observed
         flat = flat_holes(y, observed)
-        flat_fill = fill_holes(y, observed) if bool(flat.any()) else None
+        flat_fill = first if bool(flat.any()) else None      # the smooth fill of y (first_guess)
 
         def carry_error_into_holes(x, d):
             # The decoder's errors are not white: they follow the image's structures, so the
