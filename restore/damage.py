@@ -161,7 +161,9 @@ def repair(pixels: np.ndarray, task, *, settings, progress=None, return_std: boo
     from .pipeline import restore
     noise = task.sigma / 255
     plain = replace(task, mask_dilate=0)
-    bar = _Parts(progress, 2)
+    steps = task.defaults.steps if settings.steps is None else settings.steps
+    # The two fills' work per batch of tiles, as the pipeline counts it (restore.pipeline).
+    bar = _Parts(progress, (LOOK_STEPS or 1, steps * (settings.ensemble or 1) or 1))
 
     found = find_damage(pixels, noise=noise, sensitivity=task.sensitivity)
     if not found.any():
@@ -181,20 +183,23 @@ def repair(pixels: np.ndarray, task, *, settings, progress=None, return_std: boo
 
 class _Parts:
     """One progress bar over the fills of :func:`repair`, in solver steps: ``next()`` is the next
-    fill's callback. Each fill still to come is counted as long as the one under way."""
+    fill's callback. ``weights``: each fill's work per batch of tiles; the fills still to come are
+    counted from the one under way in those proportions, so the total holds from the first report."""
 
-    def __init__(self, progress, parts: int):
-        self.progress, self.left, self.before, self.current = progress, parts, 0, 0
+    def __init__(self, progress, weights: tuple[int, ...]):
+        self.progress, self.weights, self.before, self.current = progress, list(weights), 0, 0
 
     def next(self):
         if self.progress is None:
             return None
-        self.before, self.current, self.left = self.before + self.current, 0, self.left - 1
-        before, left = self.before, self.left
+        self.before, self.current = self.before + self.current, 0
+        weight, rest = self.weights[0], sum(self.weights[1:])
+        self.weights = self.weights[1:]
+        before = self.before
 
         def report(done: int, total: int):
             self.current = total
-            self.progress(before + done, before + total * (1 + left))
+            self.progress(before + done, before + total + round(total * rest / weight))
         return report
 
 

@@ -136,6 +136,8 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     """
     if return_std and settings.samples < 2:
         raise ValueError("return_std needs samples of 2 or more")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a function progress(done, total) or None, got {progress!r}")
     settings.check(task)
     pixels, back = to_pixels(image, channel_axis)
     if isinstance(companion, str) and companion.strip().lower() == DETECT:

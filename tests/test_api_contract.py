@@ -79,6 +79,14 @@ def test_anything_but_an_array_is_a_type_error(given):
         denoise(given, sigma=10)
 
 
+@pytest.mark.parametrize("given", [False, True, "bar"])
+def test_a_progress_that_is_no_function_is_refused_before_any_work(given, monkeypatch):
+    import restore.pipeline
+    monkeypatch.setattr(restore.pipeline, "resolve", lambda *a, **k: pytest.fail("work started"))
+    with pytest.raises(TypeError, match="progress must be a function"):
+        denoise(_digit(), sigma=10, prior="digits", progress=given)
+
+
 def test_a_channels_first_image_is_told_of_channel_axis():
     with pytest.raises(ValueError, match="channel_axis=0"):
         denoise(torch.rand(3, 32, 32), sigma=10)

@@ -46,7 +46,7 @@ class Denoise(NoiseModel, Task):
 
 
 
-denoise = api_function(Denoise, "Remove additive white Gaussian noise.")
+denoise = api_function(Denoise, "Remove noise: white Gaussian of one level, or a camera's Poisson-Gaussian (``noise``).")
 
 
 def estimate_noise(image, *, channel_axis: int = -1) -> float:
