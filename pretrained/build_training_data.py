@@ -4,7 +4,8 @@
 
 writes ``data/photos/`` (the photographs the photo prior trains on, as PNG),
 ``data/held_out/`` (the photographs that ``samples/`` were cut from, copied
-unchanged and never used for training) and ``data/digits_train/`` and
+unchanged and never used for training), ``data/held_out_objects/`` (photographed
+objects on transparency, held out too, for the validation crops' textures) and ``data/digits_train/`` and
 ``data/digits_test/`` (28x28 PNGs of OpenCV's digits sheet). Needs ``apt-get``
 and ``dpkg`` (Debian 12 "bookworm"; the package versions are pinned in
 PACKAGES, so the same files come back). About 1 GB is downloaded.
@@ -45,6 +46,7 @@ PACKAGES = {
     "scribus-template": "1.2.4.1-6",
     "gimp-help-en": "2.10.34-2",
     "libjxl-testdata": "0.0~git20230110.d6168ff-1",
+    "tuxpaint-stamps-default": "2022.06.04-1",
 }
 OPENCV = "usr/share/doc/opencv-doc/examples/data"
 MATE = "usr/share/backgrounds/mate/nature"
@@ -56,6 +58,7 @@ GCOMPRIS = "usr/share/gcompris-qt/rcc"  # Qt resource archives: "<archive>.rcc/<
 ACTIVITY = GCOMPRIS + "/{0}.rcc/gcompris/src/activities/{0}/resource"
 GIMP_HELP = "usr/share/gimp/2.0/help/en/images"
 JXL = "usr/share/libjxl-testdata"
+STAMPS = "usr/share/tuxpaint/stamps"
 
 # (package, path inside the package): photographs only, one resolution per wallpaper.
 PHOTOS = [
@@ -141,11 +144,24 @@ HELD_OUT = [
     ("mate-backgrounds", f"{MATE}/YellowFlower.jpg"),
     ("plasma-workspace-wallpapers", f"{PLASMA}/EveningGlow/contents/images/2560x1600.jpg"),
 ]
+# Held out too, for choosing settings on textures, saturated colours and man-made things that the
+# three above lack (fur, feathers, fruit skins, painted metal): Tux Paint's photographed stamps,
+# objects cut out on transparency, each with an opaque square of 128 px or more and 15000 colours or
+# more (photographs, not drawings). Written with their alpha; held_out_crops.py cuts inside it.
+HELD_OUT_OBJECTS = [("tuxpaint-stamps-default", f"{STAMPS}/{name}.png") for name in (
+    "animals/birds/albino_peahen", "animals/birds/helmeted_guineafowl", "animals/mammals/bears/european-bear",
+    "food/fruit/Apricot_whole", "food/fruit/Strawberry2", "food/fruit/avocado", "food/fruit/cherimoya",
+    "food/fruit/kiwi", "food/fruit/orange_seville", "food/spices/ginger", "household/Lightbulb",
+    "household/cylinder", "household/tools/cementmixer", "household/tools/spade", "military/paratrooper",
+    "military/vehicles/f22_raptor", "plants/flowers/anemone_red", "plants/flowers/daffodil",
+    "plants/trees/rambutan", "seasonal/christmas/Christmas_pudding", "seasonal/christmas/Mince_Pie",
+    "seasonal/christmas/Roast_turkey", "space/planets/5_jupiter", "vehicles/emergency/firetruck",
+    "vehicles/flight/balloon360", "vehicles/garbagetruck", "vehicles/race/indycar", "vehicles/wheel_tractor")]
 LONG_SIDE = 1024  # the long side of a training photograph at most
 JPEG_SHRINK = 2   # a JPEG- (or lossy WebP-) decoded photograph shrunk by at least this factor
 LOSSY = (".jpg", ".jpeg", ".webp")
-assert not set(PHOTOS) & set(HELD_OUT) and len(set(PHOTOS)) == len(PHOTOS)
-assert {pkg for pkg, _ in PHOTOS + HELD_OUT} == set(PACKAGES)
+assert not set(PHOTOS) & set(HELD_OUT + HELD_OUT_OBJECTS) and len(set(PHOTOS)) == len(PHOTOS)
+assert {pkg for pkg, _ in PHOTOS + HELD_OUT + HELD_OUT_OBJECTS} == set(PACKAGES)
 
 
 def unpack(packages: dict[str, str], into: Path) -> None:
@@ -259,13 +275,14 @@ def main(out: Path) -> None:
         unpack(PACKAGES, root)
         write_photos(PHOTOS, root / "root", out / "photos", root)
         copy_held_out(HELD_OUT, root / "root", out / "held_out")
+        copy_held_out(HELD_OUT_OBJECTS, root / "root", out / "held_out_objects")
         for split in ("train", "test"):
             folder = out / f"digits_{split}"
             folder.mkdir(parents=True, exist_ok=True)
             images, labels = digits_split(root / "root" / OPENCV / "digits.png", split)
             for i, (im, label) in enumerate(zip(images, labels)):
                 write_image(folder / f"{label}_{i:04d}.png", Picture(pixels=im[:, :, None]))
-    print(f"{len(PHOTOS)} photographs, digits train/test and {len(HELD_OUT)} held-out photographs in {out}")
+    print(f"{len(PHOTOS)} photographs, digits train/test and {len(HELD_OUT)} held-out photographs and {len(HELD_OUT_OBJECTS)} held-out objects in {out}")
 
 
 assert len({photo_name(pkg, rel) for pkg, rel in PHOTOS}) == len(PHOTOS), "two photographs would share a name"
