@@ -29,11 +29,19 @@ def _f32(array: np.ndarray, like: np.ndarray) -> np.ndarray:
 # --- denoising (sigma in 0..255 units) ---------------------------------------------------------
 
 def bm3d(noisy: np.ndarray, sigma: float) -> np.ndarray:
+    """BM3D (the ``bm3d`` package): a colour image in its colour space, a grey one (or a colour one
+    whose channels are all alike: a grey photograph stored as RGB) as its one channel. ``bm3d_rgb``
+    scales each channel of its colour space by its range, which a channel without any (the colour
+    differences of a grey image) turns to NaN: such an image's channels are denoised one by one."""
     import bm3d as lib
-    if noisy.shape[2] == 3:
-        out = lib.bm3d_rgb(noisy, sigma_psd=sigma / 255)
+    level = sigma / 255
+    if noisy.shape[2] == 3 and not (noisy == noisy[:, :, :1]).all():
+        out = lib.bm3d_rgb(noisy, sigma_psd=level)
+        if not np.isfinite(out).all():
+            out = np.stack([lib.bm3d(noisy[:, :, c], sigma_psd=level) for c in range(3)], axis=2)
     else:
-        out = lib.bm3d(noisy[:, :, 0], sigma_psd=sigma / 255)
+        out = np.repeat(np.asarray(lib.bm3d(noisy[:, :, 0], sigma_psd=level)).reshape(*noisy.shape[:2], 1),
+                        noisy.shape[2], axis=2)
     return np.clip(out, 0, 1).astype(np.float32).reshape(noisy.shape)
 
 
