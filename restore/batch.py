@@ -45,6 +45,10 @@ class PlanError(ValueError):
     """An argument that cannot be turned into jobs; the message says what to do."""
 
 
+class AmbiguousMatch(PlanError):
+    """Two files of a mask or reference folder match one image equally well."""
+
+
 def default_output(source: Path, suffix: str, extension: str | None = None) -> Path:
     """``<stem>_<suffix><ext>`` beside a file (``ext`` the input's, or ``extension``);
     ``<name>_<suffix>/`` beside a folder."""
@@ -53,27 +57,40 @@ def default_output(source: Path, suffix: str, extension: str | None = None) -> P
     return source.with_name(f"{source.stem}_{suffix}{extension or source.suffix}")
 
 
-def _by_stem(folder: Path) -> dict[str, Path]:
-    found: dict[str, Path] = {}
+#: How a companion or reference in a folder is matched to the image at ``rel``, the surest first:
+#: the same relative path, the same relative path with another suffix, the same file name
+#: anywhere below, the same stem anywhere below.
+_KEYS = (lambda rel: str(rel), lambda rel: str(rel.with_suffix("")), lambda rel: rel.name, lambda rel: rel.stem)
+
+
+def _by_stem(folder: Path) -> list[dict[str, list[Path]]]:
+    """The images below ``folder`` indexed by each of :data:`_KEYS`."""
+    found: list[dict[str, list[Path]]] = [{} for _ in _KEYS]
     for f in find_images(folder, recursive=True):
-        found.setdefault(str(f.relative_to(folder).with_suffix("")), f)
-        found.setdefault(f.stem, f)
+        rel = f.relative_to(folder)
+        for index, key in zip(found, _KEYS):
+            index.setdefault(key(rel), []).append(f)
     return found
 
 
-def _matching(kind: str, given: Path | None, rel: Path, lookup: dict[str, Path] | None, *,
+def _matching(kind: str, given: Path | None, rel: Path, lookup: list[dict[str, list[Path]]] | None, *,
               optional: bool = False) -> Path | None:
     """The companion or reference of the image at ``rel``: the given file, or the match in a folder
-    (``optional``: one the command can go without)."""
+    (``optional``: one the command can go without). The surest match wins (:data:`_KEYS`); two
+    equally sure ones are an error, never a guess."""
     if given is None:
         return None
     if lookup is None:
         return given
-    match = lookup.get(str(rel.with_suffix(""))) or lookup.get(rel.stem)
-    if match is None:
-        fix = f"drop --{kind}" if optional else f"give --{kind} one file for every image"
-        raise PlanError(f"no {kind} named '{rel.stem}.*' in {given}; add one or {fix}")
-    return match
+    for index, key in zip(lookup, _KEYS):
+        matches = index.get(key(rel), [])
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            names = ", ".join(str(m.relative_to(given)) for m in sorted(matches))
+            raise AmbiguousMatch(f"{names} in {given} all match {rel} for --{kind}; keep one, or name it {rel.name}")
+    fix = f"drop --{kind}" if optional else f"give --{kind} one file for every image"
+    raise PlanError(f"no {kind} named '{rel.stem}.*' in {given}; add one or {fix}")
 
 
 def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = False,
@@ -180,6 +197,8 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
             job.problem = job.problem or f"{f}: {e}"
         try:
             job.reference = _matching("ref", reference, rel, references, optional=True)
+        except AmbiguousMatch as e:
+            skipped.append(f"{f}: {e}; it will be restored but not scored")
         except PlanError:
             skipped.append(f"no reference for {f}: it will be restored but not scored")
         jobs.append(job)

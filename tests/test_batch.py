@@ -39,6 +39,26 @@ def test_folder_mirrors_and_matches_masks_and_refs_by_stem(tmp_path):
     assert [j.source.name for j in flat.jobs] == ["a.png"]
 
 
+def test_the_mask_or_reference_of_the_same_name_wins_and_a_tie_is_named(tmp_path):
+    # masks/a.bmp sorts before masks/a.png: the stem alone once took it for in/a.png.
+    src = tmp_path / "in"
+    _touch(src / "a.png"), _touch(src / "c.jpg"), _touch(src / "sub" / "a.png")
+    for name in ("a.bmp", "a.png", "c.bmp", "c.png", "sub/a.tif"):
+        _touch(tmp_path / "masks" / name), _touch(tmp_path / "refs" / name)
+    p = plan(src, tmp_path / "out", "inpaint", recursive=True, companion=tmp_path / "masks",
+             reference=tmp_path / "refs")
+    by_source = {j.source.relative_to(src).as_posix(): j for j in p.jobs}
+    assert by_source["a.png"].companion == tmp_path / "masks" / "a.png"
+    assert by_source["a.png"].reference == tmp_path / "refs" / "a.png"
+    assert by_source["sub/a.png"].companion == tmp_path / "masks" / "sub" / "a.tif"    # its own folder's
+    # c.jpg: c.bmp and c.png match it alike; the mask is refused by name, the reference left out by name.
+    assert "c.bmp, c.png" in by_source["c.jpg"].problem and "name it c.jpg" in by_source["c.jpg"].problem
+    assert by_source["c.jpg"].reference is None
+    assert any("c.bmp, c.png" in s and "not scored" in s for s in p.skipped)
+    with pytest.raises(PlanError, match="c.bmp, c.png"):
+        plan(src / "c.jpg", tmp_path / "out.png", "inpaint", companion=tmp_path / "masks")
+
+
 def test_single_mask_applies_to_all(tmp_path):
     src = tmp_path / "in"
     _touch(src / "a.png"), _touch(src / "b.png")
