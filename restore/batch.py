@@ -16,8 +16,8 @@ from typing import Any, Callable
 import numpy as np
 
 from .atomic import OutputError, check_output, check_writable, write_atomic
-from .images import (IMAGE_SUFFIXES, ImageError, Picture, dropped_by, encode_image, find_images, is_image_file,
-                     read_image, stored_pixels, to_integer, written_bits)
+from .images import (IMAGE_SUFFIXES, ImageError, Picture, dropped_by, encode_image, find_images, is_hidden,
+                     is_image_file, read_image, stored_pixels, to_integer, written_bits)
 from .priors import PriorError
 from .uncertainty import write_uncertainty
 
@@ -53,6 +53,7 @@ def default_output(source: Path, suffix: str, extension: str | None = None) -> P
     """``<stem>_<suffix><ext>`` beside a file (``ext`` the input's, or ``extension``);
     ``<name>_<suffix>/`` beside a folder."""
     if source.is_dir():
+        source = source.resolve()     # "." or "photos/..": the folder's own name, beside it
         return source.parent / f"{source.name}_{suffix}"
     return source.with_name(f"{source.stem}_{suffix}{extension or source.suffix}")
 
@@ -181,6 +182,8 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
         if not f.is_file() or (outputs_among_inputs and _inside(f, out_dir)):
             continue
         rel = f.relative_to(source)
+        if is_hidden(rel):     # .DS_Store, macOS's ._a.png, .thumbnails/: a system's files, not the user's
+            continue
         if not is_image_file(f):
             skipped.append(f"skipping {f}: not an image file")
             continue

@@ -50,11 +50,17 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
+def is_hidden(relative: Path) -> bool:
+    """Whether a path below a folder is hidden (a part's name starts with a dot): the files a system
+    leaves beside the user's (macOS's ``._photo.png`` and ``.DS_Store``, ``.thumbnails/``)."""
+    return any(part.startswith(".") for part in relative.parts)
+
+
 def find_images(folder: str | os.PathLike, *, recursive: bool = True) -> list[Path]:
-    """The image files in ``folder`` (and its subfolders), sorted."""
+    """The image files in ``folder`` (and its subfolders), sorted; hidden ones (:func:`is_hidden`) left out."""
     folder = Path(folder)
     pattern = folder.rglob("*") if recursive else folder.glob("*")
-    return sorted(p for p in pattern if p.is_file() and is_image_file(p))
+    return sorted(p for p in pattern if p.is_file() and is_image_file(p) and not is_hidden(p.relative_to(folder)))
 
 
 def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Picture:

@@ -11,10 +11,30 @@ def _touch(path: Path, text="x") -> Path:
     return path
 
 
-def test_default_output_names(tmp_path):
+def test_default_output_names(tmp_path, monkeypatch):
     f = _touch(tmp_path / "photo.jpg")
     assert default_output(f, "denoise") == tmp_path / "photo_denoise.jpg"
     assert default_output(tmp_path, "inpaint") == tmp_path.parent / f"{tmp_path.name}_inpaint"
+    # "restore denoise ." inside the folder: beside it, named after it (it wrote ./_denoise/).
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    assert default_output(Path("."), "denoise") == tmp_path / "sub_denoise"
+    assert default_output(Path("../sub/.."), "denoise") == tmp_path.parent / f"{tmp_path.name}_denoise"
+
+
+def test_hidden_files_and_folders_are_no_inputs(tmp_path):
+    # A folder copied from a Mac holds ._a.png (AppleDouble data, not a PNG) beside a.png: a batch
+    # counted it a failed image and exited 1.
+    src = tmp_path / "in"
+    _touch(src / "a.png"), _touch(src / "._a.png"), _touch(src / ".DS_Store"), _touch(src / ".thumbs" / "b.png")
+    _touch(tmp_path / "masks" / "a.png"), _touch(tmp_path / "masks" / "._a.png")
+    p = plan(src, tmp_path / "out", "inpaint", recursive=True, companion=tmp_path / "masks")
+    assert [j.source.name for j in p.jobs] == ["a.png"] and p.jobs[0].companion == tmp_path / "masks" / "a.png"
+    assert not any(".DS_Store" in s or "._a" in s for s in p.skipped)
+    # Nor are a hidden folder's files masks: c.png's only match is in the trash.
+    _touch(src / "c.png"), _touch(tmp_path / "masks" / ".Trash" / "c.png")
+    p = plan(src, tmp_path / "out", "inpaint", companion=tmp_path / "masks")
+    assert "no mask named 'c.*'" in [j for j in p.jobs if j.source.name == "c.png"][0].problem
 
 
 def test_single_file_into_existing_folder(tmp_path):
