@@ -9,7 +9,7 @@ run the same jobs through :func:`process`.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -397,8 +397,9 @@ def process(job: Job, restore_fn: RestoreFn, *, overwrite: bool, skip_existing: 
         start = time.perf_counter()
         picture = read_image(job.source, max_pixels=max_pixels)
         restored = restore_fn(picture, job, progress)
-        out = Picture(pixels=restored.pixels, alpha=_resized(picture.alpha, restored.pixels.shape[:2]),
-                      bit_depth=picture.bit_depth)
+        # The input's bit depth, colour profile and EXIF go with the pixels (written where the format allows).
+        out = replace(picture, pixels=restored.pixels, alpha=_resized(picture.alpha, restored.pixels.shape[:2]),
+                      floating=False, frames=1)
         if restored.std is not None:  # the map first: a file whose output exists is done
             if job.uncertainty is not None:
                 write_uncertainty(job.uncertainty, restored.std)
@@ -494,8 +495,10 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
                           f"{written_bits(picture, job.output.suffix)}-bit integers (restore writes no floats)")
         lost = dropped_by(picture, job.output.suffix)
         if lost:
-            progress.note(f"{job.output}: {job.output.suffix} files hold no {' and no '.join(lost)}; "
-                          "name a .png output to keep it")
+            progress.note(f"{job.output}: {job.output.suffix} files as restore writes them hold no "
+                          f"{' and no '.join(lost)}; name a .png output to keep it")
+        if picture.frames > 1:
+            progress.note(f"{job.source}: only the first of its {picture.frames} pages or frames is restored")
         if job.detect:
             repaired = task.detect(picture.pixels, settings=settings, progress=progress.step, return_std=sampled)
             progress.note(f"{job.source}: found {repaired.mask.mean():.2%} of the pixels damaged"

@@ -12,6 +12,7 @@ import contextlib
 import io
 import os
 import threading
+import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -37,6 +38,9 @@ class Picture:
     alpha: np.ndarray | None = None  # (H, W) float32 in [0, 1]
     bit_depth: int = 8               # 8 or 16 (written with)
     floating: bool = False           # the file held floating-point pixels (written as 16-bit integers)
+    frames: int = 1                  # the file's pages or frames, of which the first is read
+    icc_profile: bytes | None = None  # the file's colour profile, which the pixels are in
+    exif: bytes | None = None        # the file's EXIF (camera, date, copyright), its orientation upright
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -70,7 +74,8 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Pict
     undecodable file or an image larger than ``max_pixels``.
     """
     path = Path(path)
-    data, orientation, mode = _read(path, max_pixels)
+    data, header = _read(path, max_pixels)
+    orientation, mode = header.orientation, header.mode
     array = _decode(path, data, max_pixels)
     if array.dtype == np.uint8:
         bit_depth, scale = 8, 255.0
@@ -84,7 +89,8 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Pict
         colour = colour[:, :, :1]        # OpenCV decodes grey with alpha as BGRA: grey it stays
     pixels = _orient(np.ascontiguousarray(np.clip(colour, 0, 1)), orientation)
     alpha = None if alpha is None else np.ascontiguousarray(_orient(alpha, orientation))
-    return Picture(pixels=pixels, alpha=alpha, bit_depth=bit_depth, floating=array.dtype.kind == "f")
+    return Picture(pixels=pixels, alpha=alpha, bit_depth=bit_depth, floating=array.dtype.kind == "f",
+                   frames=header.frames, icc_profile=header.icc_profile, exif=header.exif)
 
 
 def stored_pixels(path: str | os.PathLike, data: bytes | None = None, *,
@@ -96,7 +102,8 @@ def stored_pixels(path: str | os.PathLike, data: bytes | None = None, *,
     """
     path = Path(path)
     if data is None:
-        raw, orientation, _ = _read(path, max_pixels)
+        raw, header = _read(path, max_pixels)
+        orientation = header.orientation
     else:                      # bytes this package encoded: no orientation tag
         raw, orientation = np.frombuffer(data, np.uint8), 1
     colour, _ = _colour_and_alpha(_decode(path, raw, max_pixels))
@@ -105,16 +112,15 @@ def stored_pixels(path: str | os.PathLike, data: bytes | None = None, *,
     return np.ascontiguousarray(_orient(colour, orientation)), 8 if colour.dtype == np.uint8 else 16
 
 
-def _read(path: Path, max_pixels: int) -> tuple[np.ndarray, int, str | None]:
-    """The file's bytes, its EXIF orientation and Pillow's mode for it (None where Pillow cannot
-    read it); a file over ``max_pixels`` is refused before decoding."""
+def _read(path: Path, max_pixels: int) -> tuple[np.ndarray, "_Header"]:
+    """The file's bytes and its :class:`_Header`; a file over ``max_pixels`` is refused before decoding."""
     if not path.is_file():
         raise ImageError(f"{path}: no such file; check the path")
-    size, orientation, mode = _header(path)
-    if size is not None:
-        _check_size(path, size, max_pixels)          # before decoding a huge file
+    header = _header(path)
+    if header.size is not None:
+        _check_size(path, header.size, max_pixels)          # before decoding a huge file
     try:
-        return np.fromfile(path, dtype=np.uint8), orientation, mode
+        return np.fromfile(path, dtype=np.uint8), header
     except OSError as e:
         raise ImageError(f"{path}: cannot read it ({e.strerror}); check its permissions") from None
 
@@ -181,13 +187,33 @@ def opened(path):
         yield image
 
 
-def _header(path: Path) -> tuple[tuple[int, int] | None, int, str | None]:
-    """(width, height), EXIF orientation and Pillow's mode, read without decoding the pixels."""
+@dataclass(frozen=True)
+class _Header:
+    """What Pillow reads of a file without decoding its pixels (``size`` and ``mode`` None where
+    Pillow cannot read it: OpenCV decides, nothing rotated, nothing carried over)."""
+    size: tuple[int, int] | None = None
+    orientation: int = 1
+    mode: str | None = None
+    frames: int = 1
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+
+
+def _header(path: Path) -> _Header:
     try:
         with opened(path) as im:
-            return im.size, int(im.getexif().get(0x0112, 1)), im.mode
-    except Exception:  # a format Pillow does not read: OpenCV decides, no rotation
-        return None, 1, None
+            exif = im.getexif()
+            orientation = int(exif.get(ORIENTATION, 1))
+            if ORIENTATION in exif:
+                exif[ORIENTATION] = 1          # the pixels are read upright
+            return _Header(im.size, orientation, im.mode, int(getattr(im, "n_frames", 1)),
+                           im.info.get("icc_profile") or None, exif.tobytes() if len(exif) else None)
+    except Exception:
+        return _Header()
+
+
+#: The EXIF tag of the orientation.
+ORIENTATION = 0x0112
 
 
 def _format(path: Path) -> str | None:
@@ -233,7 +259,51 @@ def encode_image(picture: Picture, suffix: str) -> bytes:
     ok, buffer = cv2.imencode(suffix, np.ascontiguousarray(array.squeeze(2) if array.shape[2] == 1 else array), params)
     if not ok:
         raise ImageError(f"could not encode the image as '{suffix}'")
-    return buffer.tobytes()
+    return with_metadata(buffer.tobytes(), suffix, picture)
+
+
+#: The formats whose files restore writes with the input's colour profile and EXIF.
+_METADATA = (".png", ".jpg", ".jpeg")
+
+
+def with_metadata(data: bytes, suffix: str, picture: Picture) -> bytes:
+    """The encoded file ``data`` with ``picture``'s colour profile and EXIF added, for a PNG
+    (``iCCP`` and ``eXIf`` chunks after the header) or a JPEG (APP1 and APP2 segments after the
+    first): the pixels are unchanged in colour space, so the profile still says what they mean."""
+    suffix = suffix.lower()
+    if suffix not in _METADATA or (picture.icc_profile is None and picture.exif is None):
+        return data
+    if suffix == ".png":
+        chunks = b""
+        if picture.icc_profile is not None:
+            chunks += _png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(picture.icc_profile))
+        if picture.exif is not None:
+            chunks += _png_chunk(b"eXIf", picture.exif.removeprefix(b"Exif\0\0"))
+        end_of_header = 8 + 8 + 13 + 4                      # signature, IHDR's length, type, data, CRC
+        return data[:end_of_header] + chunks + data[end_of_header:]
+    segments = b""
+    if picture.exif is not None:
+        exif = picture.exif if picture.exif.startswith(b"Exif\0\0") else b"Exif\0\0" + picture.exif
+        if len(exif) <= _JPEG_SEGMENT:
+            segments += b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif
+    if picture.icc_profile is not None:
+        size = _JPEG_SEGMENT - 14
+        parts = [picture.icc_profile[i:i + size] for i in range(0, len(picture.icc_profile), size)]
+        for i, part in enumerate(parts[:255]):
+            body = b"ICC_PROFILE\0" + bytes([i + 1, len(parts)]) + part
+            segments += b"\xff\xe2" + (len(body) + 2).to_bytes(2, "big") + body
+    at = 2                                                  # after SOI, and after the JFIF APP0 if first
+    if data[2:4] == b"\xff\xe0":
+        at = 4 + int.from_bytes(data[4:6], "big")
+    return data[:at] + segments + data[at:]
+
+
+#: A JPEG segment's most bytes after its marker and length.
+_JPEG_SEGMENT = 65533
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
 
 
 def _grey_with_alpha_png(array: np.ndarray) -> bytes:
@@ -256,6 +326,8 @@ def dropped_by(picture: Picture, suffix: str) -> list[str]:
         lost.append("16-bit depth (it is written with 8 bits)")
     if picture.alpha is not None and suffix not in _ALPHA:
         lost.append("transparency (the alpha channel is left out)")
+    kept = {"colour profile (ICC)": picture.icc_profile, "EXIF data (camera, date, copyright)": picture.exif}
+    lost += [what for what, value in kept.items() if value is not None and suffix not in _METADATA]
     return lost
 
 

@@ -635,6 +635,22 @@ def test_an_output_format_that_drops_alpha_or_depth_says_so(images, tiny_prior):
         png = invoke("denoise", images / f"{name}.png", "-o", images / f"{name}_out.png", "--model", model,
                      "--sigma", "25", "--steps", "0")
         assert png.exit_code == 0 and "hold no" not in png.output, png.output
+    # A colour profile and EXIF are kept in PNG and JPEG; a TIFF output says it drops them, and a
+    # file of several pages says that only its first is restored.
+    from PIL import Image, ImageCms
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x8298] = "(c) A. Photographer"
+    pages = [Image.fromarray((clean * 255).astype(np.uint8)), Image.fromarray((clean * 127).astype(np.uint8))]
+    pages[0].save(images / "scan.tif", save_all=True, append_images=pages[1:], icc_profile=icc, exif=exif)
+    for suffix in (".png", ".jpg", ".tif"):
+        result = invoke("denoise", images / "scan.tif", "-o", images / f"scan_out{suffix}", "--model", model,
+                        "--sigma", "25", "--steps", "0")
+        assert result.exit_code == 0 and "only the first of its 2 pages" in result.output, result.output
+        with Image.open(images / f"scan_out{suffix}") as out:
+            kept = out.info.get("icc_profile") == icc and out.getexif().get(0x8298) == "(c) A. Photographer"
+        assert kept == (suffix != ".tif")
+        assert ("no colour profile (ICC) and no EXIF" in result.output) == (suffix == ".tif"), result.output
     cv2.imwrite(str(images / "float.tif"), clean[:, :, ::-1].astype(np.float32))    # no format written keeps floats
     for suffix, bits in ((".tif", 16), (".jpg", 8)):
         result = invoke("denoise", images / "float.tif", "-o", images / f"float_out{suffix}", "--model", model,

@@ -182,3 +182,45 @@ def test_grey_with_alpha_stays_grey_with_alpha(tmp_path):
     write_image(tmp_path / "back.tif", picture)          # no grey with alpha there: three equal channels
     again = read_image(tmp_path / "back.tif")
     assert np.array_equal(again.pixels, np.repeat(picture.pixels, 3, axis=2)) and again.alpha is not None
+
+
+def _profiled(tmp_path, suffix, orientation=6):
+    """A file with a colour profile and EXIF (maker, copyright, an orientation), as a camera writes one."""
+    from PIL import ImageCms
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F], exif[0x8298], exif[0x0112] = "Acme", "(c) A. Photographer", orientation
+    path = tmp_path / f"camera{suffix}"
+    Image.fromarray((_gradient(24, 40) * 255).astype(np.uint8)).save(path, icc_profile=icc, exif=exif)
+    return path, icc
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_the_colour_profile_and_exif_go_with_the_pixels(tmp_path, suffix):
+    source, icc = _profiled(tmp_path, ".jpg")
+    picture = read_image(source)
+    assert picture.pixels.shape[:2] == (40, 24) and picture.icc_profile == icc     # upright
+    data = encode_image(picture, suffix)
+    plain = encode_image(Picture(picture.pixels), suffix)
+    (tmp_path / f"out{suffix}").write_bytes(data)
+    with Image.open(tmp_path / f"out{suffix}") as out:
+        exif = out.getexif()
+        assert out.info["icc_profile"] == icc and exif[0x010F] == "Acme" and exif[0x8298] == "(c) A. Photographer"
+        assert exif[0x0112] == 1 and out.size == (24, 40)     # written upright: no second turn in a viewer
+    # The same pixels as without them.
+    (tmp_path / f"plain{suffix}").write_bytes(plain)
+    assert np.array_equal(read_image(tmp_path / f"out{suffix}").pixels, read_image(tmp_path / f"plain{suffix}").pixels)
+
+
+def test_a_large_profile_is_split_over_jpeg_segments(tmp_path):
+    picture = Picture(_gradient(), icc_profile=bytes(range(256)) * 600)     # 153600 bytes: three segments
+    path = tmp_path / "big.jpg"
+    path.write_bytes(encode_image(picture, ".jpg"))
+    with Image.open(path) as out:
+        assert out.info["icc_profile"] == picture.icc_profile
+
+
+def test_a_files_pages_are_counted(tmp_path):
+    pages = [Image.fromarray((_gradient() * k * 255).astype(np.uint8)) for k in (1.0, 0.5, 0.25)]
+    pages[0].save(tmp_path / "scan.tif", save_all=True, append_images=pages[1:])
+    assert read_image(tmp_path / "scan.tif").frames == 3 and read_image(_profiled(tmp_path, ".png")[0]).frames == 1
