@@ -358,11 +358,22 @@ def run(jobs: list[Job], restore_fn: RestoreFn, *, overwrite: bool = False, skip
     results = []
     for job in jobs:
         progress.start(job)
-        result = process(job, restore_fn, overwrite=overwrite, skip_existing=skip_existing,
-                         max_pixels=max_pixels, progress=progress)
+        try:
+            result = process(job, restore_fn, overwrite=overwrite, skip_existing=skip_existing,
+                             max_pixels=max_pixels, progress=progress)
+        except KeyboardInterrupt:     # the job under way wrote nothing (writes are atomic)
+            raise Interrupted(results) from None
         progress.finish(job, result)
         results.append(result)
     return results
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`run`: ``results`` of the jobs finished before it."""
+
+    def __init__(self, results: list[Result]):
+        super().__init__()
+        self.results = results
 
 
 def process(job: Job, restore_fn: RestoreFn, *, overwrite: bool, skip_existing: bool, max_pixels: int,

@@ -19,7 +19,7 @@ import typer
 # Only torch-free modules here, so that --help and argument errors answer at once;
 # the commands import the rest (torch among it) when they run.
 from .atomic import OutputError, check_output, check_writable, write_atomic
-from .batch import PlanError, Progress, Result, file_restorer, parse_shard, plan, run, shard
+from .batch import Interrupted, PlanError, Progress, Result, file_restorer, parse_shard, plan, run, shard
 from .images import MAX_PIXELS, ImageError, Picture, find_images, read_image, write_image
 from .metrics import strict_json
 from .priors import SHIPPED, PriorError, load_prior
@@ -45,6 +45,7 @@ def main() -> None:
 RESTORE_FAILED = 1   # a restoration failed: some files of a batch (the rest were written), or the one file
 BAD_USAGE = 2        # refused before any work: an option, a missing or unreadable input, an output that cannot be written
 UNAVAILABLE = 3      # this machine cannot run it: no such GPU, Ray missing or unreachable
+INTERRUPTED = 130    # Ctrl-C, as a shell reports it: the files finished are kept and reported
 
 
 def fail(message: str, status: int = BAD_USAGE) -> None:
@@ -340,20 +341,34 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
         arithmetic = on.precision or options.precision     # as the workers resolved it
         where = f"Ray {dev} workers, {arithmetic}"
     else:
-        results = run(todo, file_restorer(task, settings, max_pixels=max_pixels), **common)
+        try:
+            results = run(todo, file_restorer(task, settings, max_pixels=max_pixels), **common)
+        except Interrupted as stop:
+            bars.close()
+            # What was finished is kept and reported; the file under way was not written.
+            _report(stop.results, jobs.batch, where, options.json, dev, arithmetic, options.model, task.name)
+            typer.echo(f"interrupted: {len(stop.results)} of {len(todo)} files done; run the same command with "
+                       "--skip-existing to restore the rest", err=True)
+            raise typer.Exit(INTERRUPTED) from None
     bars.close()
-    if jobs.batch:
-        _print_summary(results, where)
-    if options.json is not None:
-        report = [{**asdict(r), "device": str(dev), "precision": arithmetic, "model": options.model, "task": task.name}
-                  for r in results]
-        write_atomic(options.json, strict_json(report).encode())
+    _report(results, jobs.batch, where, options.json, dev, arithmetic, options.model, task.name)
     failed = [r for r in results if r.status == "failed"]
     if failed:
         # One file refused for what it was given (input or output) is bad usage, as a missing file is;
         # in a batch, the failed files are reported and the rest were written.
         usage = not jobs.batch and failed[0].failure in ("input", "output")
         raise typer.Exit(BAD_USAGE if usage else RESTORE_FAILED)
+
+
+def _report(results, batch: bool, where: str, json: Path | None, device, arithmetic: str, model: str,
+            task: str) -> None:
+    """A batch's summary, and the ``--json`` report of ``results``."""
+    if batch:
+        _print_summary(results, where)
+    if json is not None:
+        report = [{**asdict(r), "device": str(device), "precision": arithmetic, "model": model, "task": task}
+                  for r in results]
+        write_atomic(json, strict_json(report).encode())
 
 
 def _arithmetic(precision: str, device) -> str:

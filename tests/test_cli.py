@@ -657,3 +657,31 @@ def test_an_output_format_that_drops_alpha_or_depth_says_so(images, tiny_prior):
                         "--sigma", "25", "--steps", "0")
         said = f"floating-point pixels are written as {bits}-bit integers"
         assert result.exit_code == 0 and said in result.output and "hold no" not in result.output, result.output
+
+
+def test_ctrl_c_in_a_batch_keeps_and_reports_what_was_finished(images, tiny_prior, monkeypatch):
+    import restore.cli
+    _, model = tiny_prior
+    real = restore.cli.file_restorer
+
+    def stopping(*args, **kwargs):
+        restore_fn = real(*args, **kwargs)
+
+        def fn(picture, job, progress):
+            if job.source.name == "im1.png":
+                raise KeyboardInterrupt
+            return restore_fn(picture, job, progress)
+        return fn
+    monkeypatch.setattr(restore.cli, "file_restorer", stopping)
+    out, report = images / "out", images / "report.json"
+    args = ("denoise", images / "noisy", "-o", out, "--model", model, "--sigma", "25", "--steps", "0",
+            "--ref", images / "clean", "--json", report, "-q")
+    result = invoke(*args)
+    assert result.exit_code == 130, result.output
+    assert "interrupted: 1 of 3 files done" in result.output and "--skip-existing" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["im0.png"]          # nothing half-written
+    done = json.loads(report.read_text())
+    assert [Path(r["source"]).name for r in done] == ["im0.png"] and done[0]["psnr"] > 0
+    monkeypatch.setattr(restore.cli, "file_restorer", real)
+    again = invoke(*args[:-3], "--json", images / "rest.json", "-q", "--skip-existing")     # the rest
+    assert again.exit_code == 0 and sorted(p.name for p in out.iterdir()) == ["im0.png", "im1.png", "im2.png"]
