@@ -410,7 +410,7 @@ def process(job: Job, restore_fn: RestoreFn, *, overwrite: bool, skip_existing: 
         restored = restore_fn(picture, job, progress)
         # The input's bit depth, colour profile and EXIF go with the pixels (written where the format allows).
         out = replace(picture, pixels=restored.pixels, alpha=_resized(picture.alpha, restored.pixels.shape[:2]),
-                      floating=False, frames=1)
+                      floating=False, read_notes=())
         if restored.std is not None:  # the map first: a file whose output exists is done
             if job.uncertainty is not None:
                 write_uncertainty(job.uncertainty, restored.std)
@@ -508,8 +508,8 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
         if lost:
             progress.note(f"{job.output}: {job.output.suffix} files as restore writes them hold no "
                           f"{' and no '.join(lost)}; name a .png output to keep it")
-        if picture.frames > 1:
-            progress.note(f"{job.source}: only the first of its {picture.frames} pages or frames is restored")
+        for said in picture.read_notes:
+            progress.note(f"{job.source}: {said}")
         if job.detect:
             repaired = task.detect(picture.pixels, settings=settings, progress=progress.step, return_std=sampled)
             progress.note(f"{job.source}: found {repaired.mask.mean():.2%} of the pixels damaged"

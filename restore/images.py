@@ -38,7 +38,7 @@ class Picture:
     alpha: np.ndarray | None = None  # (H, W) float32 in [0, 1]
     bit_depth: int = 8               # 8 or 16 (written with)
     floating: bool = False           # the file held floating-point pixels (written as 16-bit integers)
-    frames: int = 1                  # the file's pages or frames, of which the first is read
+    read_notes: tuple[str, ...] = ()  # what reading the file left out or changed, in words
     icc_profile: bytes | None = None  # the file's colour profile, which the pixels are in
     exif: bytes | None = None        # the file's EXIF (camera, date, copyright), its orientation upright
 
@@ -90,7 +90,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Pict
     pixels = _orient(np.ascontiguousarray(np.clip(colour, 0, 1)), orientation)
     alpha = None if alpha is None else np.ascontiguousarray(_orient(alpha, orientation))
     return Picture(pixels=pixels, alpha=alpha, bit_depth=bit_depth, floating=array.dtype.kind == "f",
-                   frames=header.frames, icc_profile=header.icc_profile, exif=header.exif)
+                   read_notes=header.notes(), icc_profile=header.icc_profile, exif=header.exif)
 
 
 def stored_pixels(path: str | os.PathLike, data: bytes | None = None, *,
@@ -197,6 +197,15 @@ class _Header:
     frames: int = 1
     icc_profile: bytes | None = None
     exif: bytes | None = None
+
+    def notes(self) -> tuple[str, ...]:
+        """What :func:`read_image` leaves out of the file or changes, in words."""
+        said = []
+        if self.frames > 1:
+            said.append(f"only the first of its {self.frames} pages or frames is restored")
+        if self.mode == "CMYK":
+            said.append("its CMYK inks are read as RGB colours, and written so")
+        return tuple(said)
 
 
 def _header(path: Path) -> _Header:

@@ -223,4 +223,11 @@ def test_a_large_profile_is_split_over_jpeg_segments(tmp_path):
 def test_a_files_pages_are_counted(tmp_path):
     pages = [Image.fromarray((_gradient() * k * 255).astype(np.uint8)) for k in (1.0, 0.5, 0.25)]
     pages[0].save(tmp_path / "scan.tif", save_all=True, append_images=pages[1:])
-    assert read_image(tmp_path / "scan.tif").frames == 3 and read_image(_profiled(tmp_path, ".png")[0]).frames == 1
+    assert read_image(tmp_path / "scan.tif").read_notes == ("only the first of its 3 pages or frames is restored",)
+    assert read_image(_profiled(tmp_path, ".png")[0]).read_notes == ()
+
+
+def test_a_cmyk_jpeg_says_it_is_read_as_rgb(tmp_path):
+    Image.fromarray((_gradient() * 255).astype(np.uint8)).convert("CMYK").save(tmp_path / "print.jpg")
+    picture = read_image(tmp_path / "print.jpg")
+    assert picture.pixels.shape[2] == 3 and any("CMYK" in said for said in picture.read_notes)
