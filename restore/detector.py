@@ -105,7 +105,8 @@ def read_detector(path: str | os.PathLike) -> tuple[DamageDetector, dict]:
     if not isinstance(state, dict) or state.get("architecture") != "DamageDetector":
         raise ValueError(f"{path} is not a damage detector checkpoint")
     config = DetectorConfig(**{**state["config"], "dilations": tuple(state["config"]["dilations"])})
-    detector = DamageDetector(config)
+    with torch.random.fork_rng(devices=[]):      # its first weights, replaced next, leave the caller's sequence alone
+        detector = DamageDetector(config)
     detector.load_state_dict(state["state_dict"])
     return detector.eval(), state
 

@@ -24,7 +24,7 @@ import torch
 from .data import is_colour, to_channels
 from .devices import PRECISIONS, Autocast, resolve_precision, tile_batch
 from .model import VAE
-from .priors import load_prior
+from .priors import shared_prior
 from .reconstructor import MODES, Reconstructor, check_ensemble
 from .solver import ANCHORS, SAMPLERS, SolverResult
 from .tasks.base import DETECT, Task
@@ -104,7 +104,7 @@ class SolverSettings:
         if isinstance(self.prior, torch.nn.Module):
             on = next(self.prior.parameters()).device
             return self.prior if on == device else copy.deepcopy(self.prior).to(device)
-        return load_prior(self.prior, device)
+        return shared_prior(self.prior, device)
 
 
 def restore(image, task: Task, *, companion: Any = None, settings: SolverSettings = SolverSettings(),

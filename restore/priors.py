@@ -6,6 +6,7 @@ so they are found from a checkout, an editable install and a wheel alike.
 """
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 from importlib import resources
@@ -70,19 +71,31 @@ def _load(path: Path, device: str) -> VAE:
     checked_file(path)
     from .model import load_checkpoint
 
+    import torch
+
     try:   # read on the CPU, so that only a bad file lands here, never a device's failure
-        model, _ = load_checkpoint(path, map_location="cpu")
+        # The model's first weights are drawn before the checkpoint's replace them: from a fork
+        # of torch's random numbers, so that loading a prior leaves the caller's sequence alone.
+        with torch.random.fork_rng(devices=[]):
+            model, _ = load_checkpoint(path, map_location="cpu")
     except Exception as e:
         raise PriorError(f"{path}: not a restore prior ({type(e).__name__}); give a checkpoint written by 'restore train'") from None
     return model.to(device)
 
 
 def load_prior(name_or_path: str = "photo", device: str | torch.device = "cpu") -> VAE:
-    """Load a prior once per process and device (later calls reuse it).
+    """Load a prior: the file is read once per process and device, and each call returns a copy of
+    its own, so that changing one (its weights, its dtype) changes no other restoration.
 
     Raises :class:`PriorError` for a missing or bad checkpoint, and
     :class:`~restore.devices.DeviceError` (checked first) for a device this machine lacks.
     """
+    return copy.deepcopy(shared_prior(name_or_path, device))
+
+
+def shared_prior(name_or_path: str = "photo", device: str | torch.device = "cpu") -> VAE:
+    """:func:`load_prior`'s model itself, shared by every caller in the process: for restore's own
+    use, which never changes it."""
     from .devices import check_device
 
     device = check_device(device)

@@ -134,8 +134,8 @@ class Reconstructor(nn.Module):
             raise ValueError("posterior samples need the joint mode")
         check_ensemble(ensemble)
         if isinstance(prior, (str, bytes)) or hasattr(prior, "__fspath__"):
-            from .priors import load_prior
-            prior = load_prior(str(prior))
+            from .priors import shared_prior
+            prior = shared_prior(str(prior))
         if ensemble > 1 and not getattr(prior, "symmetric", False):
             raise ValueError(f"ensemble {ensemble} turns the image, and this prior's images are not alike turned "
                              "(a turned digit is no digit); leave the ensemble out")

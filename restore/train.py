@@ -204,12 +204,10 @@ def model_from(path: Path, *, pixel_scale: bool = False, latent: int | None = No
     latent grown to ``latent`` channels if that is more than it has (photo priors; the new
     channels' small random weights are drawn with ``seed``, so a rebuild starts the same), and
     encoders told the context if ``context`` (photo priors)."""
-    import copy
 
     from .model import ConvVAE
     from .priors import load_prior
-    # A copy: load_prior hands out one shared instance per file, and training changes it.
-    model = copy.deepcopy(load_prior(str(path)))
+    model = load_prior(str(path))       # a copy of its own, which training may change
     if latent is not None and latent != getattr(model.config, "latent_channels", None):
         if not isinstance(model, ConvVAE):
             raise TrainError(f"{path}: --latent with --init grows a photo prior's latent; this prior's is fixed")

@@ -177,3 +177,24 @@ def test_a_flat_image_under_an_estimated_sensor_noise_is_restored():
     flat = np.full((32, 32), 0.5, np.float32)
     out = denoise(flat, noise="poisson-gaussian", prior="digits", steps=1)
     assert np.isfinite(out).all() and np.abs(out - flat).max() < 2 / 255
+
+
+def test_a_loaded_prior_is_the_callers_own_and_loading_leaves_torchs_random_numbers_alone():
+    import restore
+    from restore import priors
+    priors._load.cache_clear()
+    torch.manual_seed(0)
+    expected = torch.rand(1)
+    torch.manual_seed(0)
+    mine = restore.load_prior("digits")                  # the first load builds the model
+    assert torch.equal(torch.rand(1), expected)
+    from restore.detector import load_detector
+    load_detector.cache_clear()
+    torch.manual_seed(0)
+    load_detector()
+    assert torch.equal(torch.rand(1), expected)
+    before = denoise(_digit(), sigma=25, steps=0, prior="digits")
+    for p in mine.parameters():
+        p.data.mul_(0.5)
+    mine.to(torch.float64)
+    assert np.array_equal(denoise(_digit(), sigma=25, steps=0, prior="digits"), before)

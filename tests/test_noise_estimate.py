@@ -242,3 +242,16 @@ def test_the_first_restoration_reports_its_progress():
     restore.denoise(noisy, noise="poisson-gaussian", progress=lambda done, total: heard["estimated"].append(done))
     restore.denoise(noisy, noise=f"poisson-gaussian:{a},0.0004", progress=lambda done, total: heard["given"].append(done))
     assert len(heard["estimated"]) == 2 * len(heard["given"]) > 0
+
+
+@pytest.mark.parametrize("side", [2, 64])
+def test_a_pattern_of_the_finest_pixels_reads_as_at_most_all_noise(side):
+    # A checkerboard's finest diagonal coefficients are all there is: it read as 494 levels, and
+    # denoise(sigma auto) refused its own estimate ("sigma must be ... at most 255").
+    import restore
+    from restore.noise import MAX_LEVEL
+    board = (np.indices((side, side)).sum(0) % 2 * 255).astype(np.uint8)
+    assert restore.estimate_noise(board) == MAX_LEVEL == 127.5
+    if side >= 4:                     # the estimate is one denoise takes
+        out = restore.denoise(board, prior="digits", steps=0)
+        assert out.dtype == np.uint8 and out.shape == board.shape
