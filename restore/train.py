@@ -227,7 +227,11 @@ def resume_from(out: Path, steps: int) -> tuple[VAE, TrainSettings, dict]:
     from .model import load_checkpoint
     if not out.exists():
         raise TrainError(f"{out}: nothing to resume; run without --resume first")
-    model, state = load_checkpoint(out)
+    try:
+        model, state = load_checkpoint(out)
+    except Exception as e:
+        raise TrainError(f"{out}: not a checkpoint written by 'restore train' ({type(e).__name__}); "
+                         "give --out a new file, or --overwrite to start it again") from None
     if "optimizer" not in state:
         raise TrainError(f"{out} holds no training state (a shipped prior?); train a new one instead")
     done = state["meta"]["steps"]

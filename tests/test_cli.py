@@ -220,6 +220,14 @@ def test_train_then_resume(images):
         assert result.exit_code == 2 and _error_lines(result) == [
             f"error: {out}: has trained 5 steps already; give --steps more than 5 to go on"], result.output
     assert out.read_bytes() == before
+    # A file that is no checkpoint: one line, no traceback, the file left as it was.
+    for name, data in (("text.pt", b"hello"), ("zip.pt", b"PK\x03\x04" + bytes(40))):
+        (images / name).write_bytes(data)
+        result = invoke(*args[:3], images / name, *args[4:], "--steps", "3", "--resume")
+        lines = _error_lines(result)
+        assert result.exit_code == 2 and len(lines) == 1, result.output
+        assert lines[0].startswith(f"error: {images / name}: not a checkpoint written by 'restore train'")
+        assert (images / name).read_bytes() == data
     # The trained prior restores through the CLI.
     assert invoke("denoise", images / "noisy" / "im0.png", "--model", out, "--sigma", "25", "--steps", "2",
                   "-o", images / "t.png", "-q").exit_code == 0
