@@ -36,6 +36,7 @@ from .tiling import run_tiled, tile_layout
 MAX_STEPS = 10_000
 #: The settings that count something: whole numbers (or None where they may be left out).
 WHOLE_NUMBERS = ("steps", "tile", "overlap", "tile_batch", "samples", "seed")     # ensemble: check_ensemble
+REQUIRED = ("overlap", "samples", "seed")   # of those, the ones without a default to fall back on
 #: The largest tile side (output pixels) a restoration takes: the networks' memory grows with
 #: its square, and a photograph is restored in tiles of a few hundred pixels as well.
 MAX_TILE = 4096
@@ -65,8 +66,21 @@ class SolverSettings:
     def __post_init__(self):
         for name in WHOLE_NUMBERS:
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+            if (value is None and name in REQUIRED) or (
+                    value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral))):
                 raise ValueError(f"{name} must be a whole number, got {value!r}")
+        for name, low in (("lr", 0), ("gamma", 0), ("prior_weight", -1)):
+            value = getattr(self, name)
+            if (value is not None or name == "lr") and not (isinstance(value, numbers.Real) and not isinstance(
+                    value, bool) and math.isfinite(value) and value > low):
+                least = "above 0" if low == 0 else "0 or more"
+                raise ValueError(f"{name} must be a number {least}, got {value!r}")
+        if self.prior_weight is not None and self.prior_weight < 0:
+            raise ValueError(f"prior_weight must be a number 0 or more, got {self.prior_weight!r}")
+        try:                        # whether it names a device; whether this machine has it is for later
+            torch.device(self.device)
+        except (RuntimeError, TypeError):
+            raise ValueError(f"device {self.device!r}: unknown device; use cpu, cuda or cuda:N") from None
         if not isinstance(self.quick, (bool, np.bool_)):
             raise ValueError(f"quick must be True or False, got {self.quick!r}")
         if self.mode not in MODES:
@@ -138,6 +152,10 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
         raise ValueError("return_std needs samples of 2 or more")
     if progress is not None and not callable(progress):
         raise TypeError(f"progress must be a function progress(done, total) or None, got {progress!r}")
+    if not isinstance(task, Task):
+        raise TypeError(f"task must be a task object such as Denoise(sigma=25) from restore.tasks, got {task!r}")
+    if not isinstance(settings, SolverSettings):
+        raise TypeError(f"settings must be a SolverSettings, got {settings!r}")
     settings.check(task)
     pixels, back = to_pixels(image, channel_axis)
     if isinstance(companion, str) and companion.strip().lower() == DETECT:

@@ -6,6 +6,9 @@ import pytest
 import torch
 
 from restore import deblur, denoise, inpaint, superres
+from restore import restore as run
+from restore.pipeline import SolverSettings
+from restore.tasks import Denoise
 from restore.devices import DeviceError
 from restore.priors import PriorError
 
@@ -198,3 +201,22 @@ def test_a_loaded_prior_is_the_callers_own_and_loading_leaves_torchs_random_numb
         p.data.mul_(0.5)
     mine.to(torch.float64)
     assert np.array_equal(denoise(_digit(), sigma=25, steps=0, prior="digits"), before)
+
+
+@pytest.mark.parametrize("call,needle", [
+    (lambda im: denoise(im, sigma=25, seed=None), "seed must be a whole number"),
+    (lambda im: denoise(im, sigma=25, device="bogus"), "unknown device"),
+    (lambda im: run(im, "denoise"), "task must be a task object"),
+    (lambda im: run(im, Denoise), "task must be a task object"),
+    (lambda im: run(im, Denoise(sigma=25), settings={}), "settings must be a SolverSettings"),
+    (lambda im: run(im, Denoise(sigma=25), settings=SolverSettings(lr=-1)), "lr must be a number above 0"),
+    (lambda im: run(im, Denoise(sigma=25), settings=SolverSettings(gamma=float("nan"))), "gamma must"),
+    (lambda im: run(im, Denoise(sigma=25), settings=SolverSettings(prior_weight=-1)), "prior_weight must"),
+    (lambda im: run(im, Denoise(sigma="25")), "sigma must be a number"),
+])
+def test_settings_and_tasks_built_by_hand_are_refused_by_name_before_any_work(call, needle, monkeypatch):
+    import restore.pipeline
+    monkeypatch.setattr(restore.pipeline, "resolve", lambda *a, **k: pytest.fail("work started"))
+    with pytest.raises((ValueError, TypeError), match=needle):
+        call(_digit())
+

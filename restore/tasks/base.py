@@ -12,6 +12,8 @@ without paying for it.
 """
 from __future__ import annotations
 
+import numbers
+
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -232,6 +234,8 @@ class Task(ABC):
         if self.sigma is None:
             if not self.estimates_sigma:
                 raise OptionError("sigma", "must be given for this task")
+        elif isinstance(self.sigma, bool) or not isinstance(self.sigma, numbers.Real):
+            raise OptionError("sigma", f"must be a number (0..255 units) or None to estimate it, got {self.sigma!r}")
         elif not 0 < self.sigma <= 255:
             raise OptionError("sigma", f"must be above 0 and at most 255, got {self.sigma}")
 
