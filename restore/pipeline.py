@@ -352,7 +352,7 @@ def keep_pixels(out, image, kept: np.ndarray | None, channel_axis: int = -1):
         where = torch.from_numpy(kept).to(out.device)
         if out.dim() == 3:
             where = where.unsqueeze(channel_axis % 3)
-        return torch.where(where, image.to(out.device), out)
+        return torch.where(where, image.detach().to(out.device), out)     # no tie to the input's gradients
     where = kept if out.ndim == 2 else np.expand_dims(kept, channel_axis % 3)
     return np.where(where, np.asarray(image), out)
 
@@ -360,6 +360,21 @@ def keep_pixels(out, image, kept: np.ndarray | None, channel_axis: int = -1):
 #: How far outside [0, 1] a float image may stray (rounding, resampling overshoot) before it is
 #: taken for an image in other units; values inside the margin are clipped to [0, 1].
 FLOAT_MARGIN = 0.01
+
+
+def _layout_hint(shape: tuple[int, ...], channel_axis: int) -> str:
+    """How to give an image of ``shape`` that the API refused, where a usual layout explains it."""
+    if len(shape) == 3 and shape[-1] in (1, 3) and channel_axis % 3 != 2:
+        return "; its channels are last: leave channel_axis out"
+    if len(shape) == 3 and shape[0] in (1, 3) and channel_axis % 3 != 0:
+        return "; a (C, H, W) tensor or array takes channel_axis=0"
+    if len(shape) == 3 and shape[channel_axis] in (2, 4):
+        return "; keep the colour channels (the first 3, or 1 for grey with alpha) and put the alpha back after"
+    if len(shape) == 4 and shape[0] == 1:
+        return "; give one image, not a batch: image[0]" + (", channel_axis=0" if shape[1] in (1, 3) else "")
+    if len(shape) == 4:
+        return "; give the images one at a time"
+    return ""
 
 
 def to_pixels(image, channel_axis: int = -1) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:
@@ -380,15 +395,14 @@ def to_pixels(image, channel_axis: int = -1) -> tuple[np.ndarray, Callable[[np.n
         array = (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
     else:
         array = np.asarray(image)
+    given = tuple(array.shape)
     if array.ndim == 3:
         if not -3 <= channel_axis < 3:
             raise ValueError(f"channel_axis {channel_axis} is not an axis of a 3-D image")
         array = np.moveaxis(array, channel_axis, -1)
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3)):
-        hint = ("; a (C, H, W) tensor or array takes channel_axis=0"
-                if array.ndim == 3 and channel_axis in (-1, 2) and array.shape[0] in (1, 3) else "")
-        raise ValueError(f"images are (H, W) or have 1 or 3 channels on channel_axis, got shape "
-                         f"{tuple(array.shape)}{hint}")
+        raise ValueError(f"images are (H, W) or have 1 or 3 channels on channel_axis ({channel_axis}), got shape "
+                         f"{given}{_layout_hint(given, channel_axis)}")
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"the image is empty (shape {tuple(array.shape)}); give at least one pixel")
     dtype = array.dtype

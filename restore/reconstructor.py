@@ -72,6 +72,18 @@ class Turned:
         return self._back(d), self._back(g) if torch.is_tensor(g) and g.dim() == 4 else g
 
 
+def _check_fits(x: torch.Tensor, prior) -> None:
+    """Refuse images the prior cannot take whole: other channels, or sides off its grid."""
+    channels, multiple = prior.channels, prior.size_multiple
+    if x.shape[1] != channels:
+        fix = "x.expand(-1, 3, -1, -1)" if channels == 3 and x.shape[1] == 1 else "convert them first"
+        raise ValueError(f"this prior takes images of {channels} channel(s), got {x.shape[1]}; {fix}")
+    h, w = x.shape[-2:]
+    if h % multiple or w % multiple:
+        raise ValueError(f"the Reconstructor takes images whose sides are multiples of {multiple}, got {h}x{w}; "
+                         "pad them (torch.nn.functional.pad, mode='reflect'), or use restore.restore, which tiles")
+
+
 def _terms(physics, data):
     """restore's physics and data term for ``physics`` (restore's or DeepInverse's) and ``data``."""
     if not isinstance(physics, Physics):
@@ -169,8 +181,13 @@ class Reconstructor(nn.Module):
         estimate, which :meth:`finish` takes as it is. ``colour``: whether the image is a colour one
         (not three copies of one channel), which decides that; default ``y``'s. Parts of one image
         restored apart must be given the whole image's, in both calls."""
+        if not torch.is_tensor(y) or y.dim() != 4:
+            raise ValueError(f"the Reconstructor takes a batch of images (N, C, H, W), got "
+                             f"{tuple(y.shape) if torch.is_tensor(y) else type(y).__name__}; x[None] makes one "
+                             "image a batch (restore.restore takes images of any layout)")
         physics, data = _terms(physics, data)
         x0 = physics.A_adjoint(y) if x0 is None else x0
+        _check_fits(x0, self.prior)
         stable = self._stabilised(y, physics, data, colour)
         if stable is not None:
             return self.estimate(stable.forward(y), physics, data=stable.data, x0=stable.forward(x0), refine=refine,

@@ -90,6 +90,17 @@ def test_a_progress_that_is_no_function_is_refused_before_any_work(given, monkey
         denoise(_digit(), sigma=10, prior="digits", progress=given)
 
 
+@pytest.mark.parametrize("image,options,needle", [
+    (np.zeros((32, 32, 3), np.uint8), {"channel_axis": 0}, r"shape \(32, 32, 3\); its channels are last"),
+    (np.zeros((32, 32, 4), np.uint8), {}, r"\(32, 32, 4\); keep the colour channels"),
+    (np.zeros((1, 3, 32, 32), np.float32), {}, r"not a batch: image\[0\], channel_axis=0"),
+    (np.zeros((5, 32, 32, 3), np.float32), {}, "one at a time"),
+])
+def test_a_layout_it_cannot_take_is_named_as_given_with_the_fix(image, options, needle):
+    with pytest.raises(ValueError, match=needle):
+        denoise(image, sigma=10, **options)
+
+
 def test_a_channels_first_image_is_told_of_channel_axis():
     with pytest.raises(ValueError, match="channel_axis=0"):
         denoise(torch.rand(3, 32, 32), sigma=10)
@@ -220,3 +231,25 @@ def test_settings_and_tasks_built_by_hand_are_refused_by_name_before_any_work(ca
     with pytest.raises((ValueError, TypeError), match=needle):
         call(_digit())
 
+
+
+def test_a_tensor_that_requires_grad_comes_back_detached_from_every_function():
+    image = torch.rand(28, 28, requires_grad=True)
+    mask = np.zeros((28, 28), bool)
+    mask[10:14, 10:14] = True
+    for out in (denoise(image, sigma=10, prior="digits", steps=0),
+                inpaint(image, mask, prior="digits", steps=0)):
+        assert not out.requires_grad and out.grad_fn is None
+
+
+@pytest.mark.parametrize("x,needle", [
+    (torch.rand(1, 28, 28), r"a batch of images \(N, C, H, W\), got \(1, 28, 28\); x\[None\]"),
+    (torch.rand(1, 1, 30, 30), "multiples of 4, got 30x30; pad them"),
+    (torch.rand(1, 3, 28, 28), "takes images of 1 channel"),
+])
+def test_the_reconstructor_refuses_tensors_it_cannot_take_whole_with_the_fix(x, needle):
+    from restore.physics import Denoising
+    from restore.reconstructor import Reconstructor
+    with pytest.raises(ValueError, match=needle):
+        Reconstructor("digits", steps=0)(x, Denoising())
+    assert Reconstructor("digits", steps=0)(torch.rand(2, 1, 28, 28), Denoising()).x.shape == (2, 1, 28, 28)
