@@ -244,7 +244,7 @@ def test_a_tensor_that_requires_grad_comes_back_detached_from_every_function():
 
 @pytest.mark.parametrize("x,needle", [
     (torch.rand(1, 28, 28), r"a batch of images \(N, C, H, W\), got \(1, 28, 28\); x\[None\]"),
-    (torch.rand(1, 1, 30, 30), "multiples of 4, got 30x30; pad them"),
+    (torch.rand(1, 1, 30, 30), "multiples of 28, got 30x30; pad them"),
     (torch.rand(1, 3, 28, 28), "takes images of 1 channel"),
 ])
 def test_the_reconstructor_refuses_tensors_it_cannot_take_whole_with_the_fix(x, needle):
