@@ -38,6 +38,8 @@ def sample(vae: VAE, n: int, *, size: int | None = None, temperature: float = 1.
         raise OptionError("temperature", f"must be a positive number, got {temperature}")
     if n < 1:
         raise OptionError("n", f"must be at least 1, got {n}")
+    if seed < 0:
+        raise OptionError("seed", f"must be 0 or more, got {seed}")
     _check_pixels("n", n, side, side)
     device = next(vae.parameters()).device
     g = torch.Generator().manual_seed(seed)
@@ -80,7 +82,11 @@ def interpolate(vae: VAE, start: np.ndarray, end: np.ndarray, frames: int = 8) -
     pair = np.stack([to_channels(start, vae.channels), to_channels(end, vae.channels)])
     mu, _ = vae.encode(torch.from_numpy(pair).permute(0, 3, 1, 2).to(device))
     t = torch.linspace(0, 1, frames, device=device).view(-1, *([1] * (mu.dim() - 1)))
-    return _decode(vae, (1 - t) * mu[:1] + t * mu[1:], start.shape[0] * start.shape[1])
+    walk = _decode(vae, (1 - t) * mu[:1] + t * mu[1:], start.shape[0] * start.shape[1])
+    if start.shape[2] == end.shape[2] == 1 and walk.shape[3] == 3:
+        # Two grey images walk in grey: a colour prior's decoder tints what lies between.
+        walk = np.stack([to_channels(frame, 1) for frame in walk])
+    return walk
 
 
 def _check_pixels(name: str, count: int, height: int, width: int) -> None:

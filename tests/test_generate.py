@@ -31,6 +31,15 @@ def test_interpolation_ends_at_the_two_reconstructions(tiny_prior):
     assert np.allclose(frames[0], rec[0], atol=1e-5) and np.allclose(frames[-1], rec[1], atol=1e-5)
     with pytest.raises(ValueError, match="size"):
         interpolate(model, a, b[:8], frames=3)
+    # Two grey images walk in grey, the colour prior's tint left out.
+    grey = interpolate(model, a.mean(2, keepdims=True), b.mean(2, keepdims=True), frames=3)
+    assert grey.shape == (3, 16, 16, 1)
+
+
+def test_a_negative_seed_is_refused_by_name(tiny_prior):
+    from restore.tasks import OptionError
+    with pytest.raises(OptionError, match="seed"):
+        sample(tiny_prior[0], 2, size=16, seed=-1)
 
 
 def test_digits_prior_samples_digits_shape():
