@@ -408,9 +408,12 @@ def process(job: Job, restore_fn: RestoreFn, *, overwrite: bool, skip_existing: 
         start = time.perf_counter()
         picture = read_image(job.source, max_pixels=max_pixels)
         restored = restore_fn(picture, job, progress)
-        # The input's bit depth, colour profile and EXIF go with the pixels (written where the format allows).
+        # The input's bit depth, colour profile, EXIF and resolution go with the pixels (written where the
+        # format allows); an upscale of a scan keeps its size on paper.
+        scale = restored.pixels.shape[1] / picture.pixels.shape[1]
         out = replace(picture, pixels=restored.pixels, alpha=_resized(picture.alpha, restored.pixels.shape[:2]),
-                      floating=False, read_notes=())
+                      floating=False, read_notes=(),
+                      dpi=None if picture.dpi is None else tuple(d * scale for d in picture.dpi))
         if restored.std is not None:  # the map first: a file whose output exists is done
             if job.uncertainty is not None:
                 write_uncertainty(job.uncertainty, restored.std)

@@ -41,6 +41,7 @@ class Picture:
     read_notes: tuple[str, ...] = ()  # what reading the file left out or changed, in words
     icc_profile: bytes | None = None  # the file's colour profile, which the pixels are in
     exif: bytes | None = None        # the file's EXIF (camera, date, copyright), its orientation upright
+    dpi: tuple[float, float] | None = None   # the file's resolution, pixels per inch across and down
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -90,7 +91,8 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Pict
     pixels = _orient(np.ascontiguousarray(np.clip(colour, 0, 1)), orientation)
     alpha = None if alpha is None else np.ascontiguousarray(_orient(alpha, orientation))
     return Picture(pixels=pixels, alpha=alpha, bit_depth=bit_depth, floating=array.dtype.kind == "f",
-                   read_notes=header.notes(), icc_profile=header.icc_profile, exif=header.exif)
+                   read_notes=header.notes(), icc_profile=header.icc_profile, exif=header.exif,
+                   dpi=header.dpi if header.dpi is None or orientation < 5 else header.dpi[::-1])
 
 
 def stored_pixels(path: str | os.PathLike, data: bytes | None = None, *,
@@ -197,6 +199,7 @@ class _Header:
     frames: int = 1
     icc_profile: bytes | None = None
     exif: bytes | None = None
+    dpi: tuple[float, float] | None = None
 
     def notes(self) -> tuple[str, ...]:
         """What :func:`read_image` leaves out of the file or changes, in words."""
@@ -213,16 +216,38 @@ def _header(path: Path) -> _Header:
         with opened(path) as im:
             exif = im.getexif()
             orientation = int(exif.get(ORIENTATION, 1))
-            if ORIENTATION in exif:
-                exif[ORIENTATION] = 1          # the pixels are read upright
+            kept = _descriptive(exif)
+            dpi = im.info.get("dpi")
+            dpi = tuple(float(d) for d in dpi) if dpi and len(dpi) == 2 and min(dpi) > 0 else None
             return _Header(im.size, orientation, im.mode, int(getattr(im, "n_frames", 1)),
-                           im.info.get("icc_profile") or None, exif.tobytes() if len(exif) else None)
+                           im.info.get("icc_profile") or None, kept.tobytes() if len(kept) else None, dpi)
     except Exception:
         return _Header()
 
 
 #: The EXIF tag of the orientation.
 ORIENTATION = 0x0112
+#: The EXIF that says what a photograph is and who made it, and goes with its pixels: the first
+#: directory's description, maker, model, software, date, artist, computer and copyright, then the
+#: camera's directory (exposure, lens, dates) and the GPS directory. Not the orientation (the pixels
+#: are read upright), nor a TIFF's layout (strips, sizes), a maker's note (its offsets break when
+#: moved), the interoperability pointer or the pixel sizes (an upscale changes them).
+_DESCRIPTIVE = (0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x013C, 0x8298)
+_CAMERA, _GPS = 0x8769, 0x8825
+_NOT_CARRIED = (0x927C, 0xA005, 0xA002, 0xA003)
+
+
+def _descriptive(exif: Image.Exif) -> Image.Exif:
+    """The part of ``exif`` (Pillow's) that :data:`_DESCRIPTIVE` says goes with the pixels."""
+    kept = Image.Exif()
+    for tag in _DESCRIPTIVE:
+        if tag in exif:
+            kept[tag] = exif[tag]
+    for pointer in (_CAMERA, _GPS):
+        directory = {tag: value for tag, value in exif.get_ifd(pointer).items() if tag not in _NOT_CARRIED}
+        if directory:
+            kept[pointer] = directory
+    return kept
 
 
 def _format(path: Path) -> str | None:
@@ -276,14 +301,18 @@ _METADATA = (".png", ".jpg", ".jpeg")
 
 
 def with_metadata(data: bytes, suffix: str, picture: Picture) -> bytes:
-    """The encoded file ``data`` with ``picture``'s colour profile and EXIF added, for a PNG
-    (``iCCP`` and ``eXIf`` chunks after the header) or a JPEG (APP1 and APP2 segments after the
-    first): the pixels are unchanged in colour space, so the profile still says what they mean."""
+    """The encoded file ``data`` with ``picture``'s colour profile, EXIF and resolution added, for a
+    PNG (``iCCP``, ``eXIf`` and ``pHYs`` chunks after the header) or a JPEG (APP1 and APP2 segments
+    after the first, the JFIF header's density): the pixels are unchanged in colour space, so the
+    profile still says what they mean."""
     suffix = suffix.lower()
-    if suffix not in _METADATA or (picture.icc_profile is None and picture.exif is None):
+    if suffix not in _METADATA or (picture.icc_profile is None and picture.exif is None and picture.dpi is None):
         return data
     if suffix == ".png":
         chunks = b""
+        if picture.dpi is not None:           # pixels per metre, across and down, unit 1 (the metre)
+            per_metre = [min(round(d / 0.0254), 2**31 - 1).to_bytes(4, "big") for d in picture.dpi]
+            chunks += _png_chunk(b"pHYs", b"".join(per_metre) + b"\x01")
         if picture.icc_profile is not None:
             chunks += _png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(picture.icc_profile))
         if picture.exif is not None:
@@ -304,6 +333,9 @@ def with_metadata(data: bytes, suffix: str, picture: Picture) -> bytes:
     at = 2                                                  # after SOI, and after the JFIF APP0 if first
     if data[2:4] == b"\xff\xe0":
         at = 4 + int.from_bytes(data[4:6], "big")
+        if picture.dpi is not None and data[6:11] == b"JFIF\0":   # its units (1: dots per inch) and densities
+            density = b"\x01" + b"".join(min(round(d), 65535).to_bytes(2, "big") for d in picture.dpi)
+            data = data[:13] + density + data[18:]
     return data[:at] + segments + data[at:]
 
 
@@ -335,7 +367,8 @@ def dropped_by(picture: Picture, suffix: str) -> list[str]:
         lost.append("16-bit depth (it is written with 8 bits)")
     if picture.alpha is not None and suffix not in _ALPHA:
         lost.append("transparency (the alpha channel is left out)")
-    kept = {"colour profile (ICC)": picture.icc_profile, "EXIF data (camera, date, copyright)": picture.exif}
+    kept = {"colour profile (ICC)": picture.icc_profile, "EXIF data (camera, date, copyright)": picture.exif,
+            "resolution (DPI)": picture.dpi}
     lost += [what for what, value in kept.items() if value is not None and suffix not in _METADATA]
     return lost
 

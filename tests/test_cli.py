@@ -693,3 +693,15 @@ def test_ctrl_c_in_a_batch_keeps_and_reports_what_was_finished(images, tiny_prio
     monkeypatch.setattr(restore.cli, "file_restorer", real)
     again = invoke(*args[:-3], "--json", images / "rest.json", "-q", "--skip-existing")     # the rest
     assert again.exit_code == 0 and sorted(p.name for p in out.iterdir()) == ["im0.png", "im1.png", "im2.png"]
+
+
+def test_an_upscaled_scan_keeps_its_size_on_paper(images, tiny_prior):
+    from PIL import Image
+    _, model = tiny_prior
+    clean = (read_image(images / "clean" / "im0.png").pixels * 255).astype(np.uint8)
+    Image.fromarray(clean).save(images / "scan.png", dpi=(300, 300))
+    result = invoke("superres", images / "scan.png", "--scale", "2", "--steps", "0", "--model", model,
+                    "-o", images / "big.png", "-q")
+    assert result.exit_code == 0, result.output
+    with Image.open(images / "big.png") as out:
+        assert out.size == (64, 64) and np.allclose(out.info["dpi"], (600, 600), atol=0.01)

@@ -206,7 +206,7 @@ def test_the_colour_profile_and_exif_go_with_the_pixels(tmp_path, suffix):
     with Image.open(tmp_path / f"out{suffix}") as out:
         exif = out.getexif()
         assert out.info["icc_profile"] == icc and exif[0x010F] == "Acme" and exif[0x8298] == "(c) A. Photographer"
-        assert exif[0x0112] == 1 and out.size == (24, 40)     # written upright: no second turn in a viewer
+        assert exif.get(0x0112, 1) == 1 and out.size == (24, 40)     # written upright: no second turn in a viewer
     # The same pixels as without them.
     (tmp_path / f"plain{suffix}").write_bytes(plain)
     assert np.array_equal(read_image(tmp_path / f"out{suffix}").pixels, read_image(tmp_path / f"plain{suffix}").pixels)
@@ -231,3 +231,31 @@ def test_a_cmyk_jpeg_says_it_is_read_as_rgb(tmp_path):
     Image.fromarray((_gradient() * 255).astype(np.uint8)).convert("CMYK").save(tmp_path / "print.jpg")
     picture = read_image(tmp_path / "print.jpg")
     assert picture.pixels.shape[2] == 3 and any("CMYK" in said for said in picture.read_notes)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_the_resolution_goes_with_the_pixels(tmp_path, suffix):
+    Image.fromarray((_gradient(8, 12) * 255).astype(np.uint8)).save(tmp_path / "scan.tif", dpi=(600, 300))
+    picture = read_image(tmp_path / "scan.tif")
+    assert picture.dpi == (600, 300) and picture.exif is None       # a TIFF's layout tags are no EXIF
+    (tmp_path / f"out{suffix}").write_bytes(encode_image(picture, suffix))
+    with Image.open(tmp_path / f"out{suffix}") as out:
+        assert np.allclose(out.info["dpi"], (600, 300), atol=0.01)
+    # A picture read turned (EXIF orientation 6) has its resolutions turned too.
+    turned = Image.Exif()
+    turned[0x0112] = 6
+    Image.fromarray((_gradient(8, 12) * 255).astype(np.uint8)).save(tmp_path / "turned.jpg", dpi=(600, 300),
+                                                                      exif=turned)
+    assert read_image(tmp_path / "turned.jpg").dpi == (300, 600)
+
+
+def test_a_cameras_own_directories_go_with_the_pixels_but_not_its_makers_note(tmp_path):
+    exif = Image.Exif()
+    exif[0x010F] = "Acme"
+    exif[0x8769] = {0x829A: (1, 125), 0x927C: b"\x00" * 64, 0xA002: 12}
+    Image.fromarray((_gradient(8, 12) * 255).astype(np.uint8)).save(tmp_path / "c.jpg", exif=exif)
+    (tmp_path / "o.png").write_bytes(encode_image(read_image(tmp_path / "c.jpg"), ".png"))
+    with Image.open(tmp_path / "o.png") as out:
+        camera = out.getexif().get_ifd(0x8769)
+        assert out.getexif()[0x010F] == "Acme" and camera[0x829A] == (1, 125)
+        assert 0x927C not in camera and 0xA002 not in camera
