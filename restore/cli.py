@@ -405,6 +405,8 @@ def _print_summary(results: list[Result], device: str) -> None:
 
 
 #: The train command's options whose names differ from the settings they set (restore.train.TrainSettings).
+#: What ``train --resume`` takes from the command line; the rest comes from the checkpoint.
+RESUME_TAKES = ("folder", "out", "steps", "loaders", "seed", "resume", "overwrite", "device", "quiet")
 TRAIN_FLAGS = {"degraded_fraction": "degraded", "gray_fraction": "gray", "colour_fraction": "colour"}
 
 
@@ -415,6 +417,7 @@ class Architecture(str, Enum):
 
 @app.command("train")
 def train_command(
+    ctx: typer.Context,
     folder: Path = typer.Argument(..., help="Folder of clean training images (searched recursively), or a .npz file of crops from pretrained/pack_crops.py."),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint file to write (.pt)."),
     arch: Architecture = typer.Option(Architecture.photo, help="photo: convolutional VAE, spatial latent; digits: 28x28 global-latent VAE."),
@@ -467,6 +470,11 @@ def train_command(
         if resume:
             model, settings, state = resume_from(out, steps)
             settings.loaders = loaders
+            unused = [p.opts[0] for p in ctx.command.params if p.name not in RESUME_TAKES
+                      and ctx.get_parameter_source(p.name).name == "COMMANDLINE"]
+            if unused:
+                typer.echo(f"note: --resume goes on with {out}'s own model and settings; {', '.join(unused)} "
+                           "not used (--overwrite starts it again with them)", err=True)
         else:
             model = (model_from(init, pixel_scale=pixel_scale, latent=latent, seed=seed, context=context)
                      if init is not None else

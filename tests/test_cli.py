@@ -211,6 +211,8 @@ def test_train_then_resume(images):
     assert invoke(*args, "--steps", "3").exit_code == 2          # refuses to overwrite
     result = invoke(*args, "--steps", "5", "--resume")
     assert result.exit_code == 0, result.output
+    assert "--width" in result.output and "not used" in result.output       # the checkpoint's model goes on
+    assert "--steps" not in result.output.split("not used")[0].split("settings;")[-1]
     from restore.model import load_checkpoint
     _, state = load_checkpoint(out)
     assert state["meta"]["steps"] == 5
