@@ -240,13 +240,17 @@ _NOT_CARRIED = (0x927C, 0xA005, 0xA002, 0xA003)
 def _descriptive(exif: Image.Exif) -> Image.Exif:
     """The part of ``exif`` (Pillow's) that :data:`_DESCRIPTIVE` says goes with the pixels."""
     kept = Image.Exif()
-    for tag in _DESCRIPTIVE:
-        if tag in exif:
-            kept[tag] = exif[tag]
-    for pointer in (_CAMERA, _GPS):
-        directory = {tag: value for tag, value in exif.get_ifd(pointer).items() if tag not in _NOT_CARRIED}
-        if directory:
-            kept[pointer] = directory
+    try:
+        for tag in _DESCRIPTIVE:
+            if tag in exif:
+                kept[tag] = exif[tag]
+        for pointer in (_CAMERA, _GPS):
+            directory = {tag: value for tag, value in exif.get_ifd(pointer).items() if tag not in _NOT_CARRIED}
+            if directory:
+                kept[pointer] = directory
+        kept.tobytes()
+    except Exception:      # a damaged directory: the photograph is read without it, not refused
+        return Image.Exif()
     return kept
 
 
