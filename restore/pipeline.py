@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
+from PIL import Image
 import torch
 
 from .data import is_colour, to_channels
@@ -121,6 +122,10 @@ class SolverSettings:
         return shared_prior(self.prior, device)
 
 
+#: The Pillow modes whose arrays restore cannot take, and the mode each is restored in.
+PILLOW_MODES = {"P": "RGB", "1": "L", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB"}
+
+
 def restore(image, task: Task, *, companion: Any = None, settings: SolverSettings = SolverSettings(),
             channel_axis: int = -1, progress: Callable[[int, int], None] | None = None, return_std: bool = False):
     """Restore ``image`` under ``task`` (a :class:`~restore.tasks.base.Task` with its options).
@@ -148,6 +153,12 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     -------
     The restored image, in the input's type, layout and dtype (and the standard deviation).
     """
+    if isinstance(image, Image.Image):
+        # A Pillow image is restored as its array and given back as a Pillow image (of that array's
+        # mode: a palette or CMYK image comes back RGB, a bilevel one grey).
+        array = np.asarray(image.convert(PILLOW_MODES.get(image.mode, image.mode)))
+        out = restore(array, task, companion=companion, settings=settings, progress=progress, return_std=return_std)
+        return (Image.fromarray(out[0]), out[1]) if return_std else Image.fromarray(out)
     if return_std and settings.samples < 2:
         raise ValueError("return_std needs samples of 2 or more")
     if progress is not None and not callable(progress):

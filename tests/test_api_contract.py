@@ -253,3 +253,17 @@ def test_the_reconstructor_refuses_tensors_it_cannot_take_whole_with_the_fix(x, 
     with pytest.raises(ValueError, match=needle):
         Reconstructor("digits", steps=0)(x, Denoising())
     assert Reconstructor("digits", steps=0)(torch.rand(2, 1, 28, 28), Denoising()).x.shape == (2, 1, 28, 28)
+
+
+@pytest.mark.parametrize("mode,back", [("RGB", "RGB"), ("L", "L"), ("P", "RGB"), ("1", "L")])
+def test_a_pillow_image_comes_back_as_a_pillow_image(mode, back):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    image = Image.fromarray((rng.random((28, 28, 3)) * 255).astype(np.uint8)).convert(mode)
+    out = denoise(image, sigma=10, prior="digits", steps=0)
+    assert isinstance(out, Image.Image) and out.mode == back and out.size == image.size
+    mask = np.zeros((28, 28), bool)
+    mask[5:9, 5:9] = True
+    kept = np.asarray(image.convert(back))
+    filled = np.asarray(inpaint(image, mask, prior="digits", steps=0))
+    assert np.array_equal(filled[~mask], kept[~mask])
