@@ -324,32 +324,32 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
                  second_look=detect, filtered=task.filters_whole)
     common = dict(overwrite=options.overwrite, skip_existing=options.skip_existing, max_pixels=max_pixels,
                   progress=bars)
-    if on_ray:
-        import logging
+    try:
+        if on_ray:
+            import logging
 
-        from .ray_runner import FileRestorer, run_on_ray
-        logging.getLogger("ray").setLevel(logging.ERROR)    # its start-up notices would break the bars
-        model = options.model if options.model in SHIPPED else str(Path(options.model).resolve())
-        try:
-            on = run_on_ray(todo, FileRestorer(task, replace(settings, prior=model), max_pixels),
-                            address=options.ray_address, device=options.device,
-                            threads_per_worker=options.threads_per_worker, **common)
-        except RayError as e:
-            bars.close()
-            fail(str(e), UNAVAILABLE)
-        results, dev = on.results, on.device
-        arithmetic = on.precision or options.precision     # as the workers resolved it
-        where = f"Ray {dev} workers, {arithmetic}"
-    else:
-        try:
+            from .ray_runner import FileRestorer, run_on_ray
+            logging.getLogger("ray").setLevel(logging.ERROR)    # its start-up notices would break the bars
+            model = options.model if options.model in SHIPPED else str(Path(options.model).resolve())
+            try:
+                on = run_on_ray(todo, FileRestorer(task, replace(settings, prior=model), max_pixels),
+                                address=options.ray_address, device=options.device,
+                                threads_per_worker=options.threads_per_worker, **common)
+            except RayError as e:
+                bars.close()
+                fail(str(e), UNAVAILABLE)
+            results, dev = on.results, on.device
+            arithmetic = on.precision or options.precision     # as the workers resolved it
+            where = f"Ray {dev} workers, {arithmetic}"
+        else:
             results = run(todo, file_restorer(task, settings, max_pixels=max_pixels), **common)
-        except Interrupted as stop:
-            bars.close()
-            # What was finished is kept and reported; the file under way was not written.
-            _report(stop.results, jobs.batch, where, options.json, dev, arithmetic, options.model, task.name)
-            typer.echo(f"interrupted: {len(stop.results)} of {len(todo)} files done; run the same command with "
-                       "--skip-existing to restore the rest", err=True)
-            raise typer.Exit(INTERRUPTED) from None
+    except Interrupted as stop:
+        bars.close()
+        # What was finished is kept and reported; a file under way was not written.
+        _report(stop.results, jobs.batch, where, options.json, dev, arithmetic, options.model, task.name)
+        typer.echo(f"interrupted: {len(stop.results)} of {len(todo)} files done; run the same command with "
+                   "--skip-existing to restore the rest", err=True)
+        raise typer.Exit(INTERRUPTED) from None
     bars.close()
     _report(results, jobs.batch, where, options.json, dev, arithmetic, options.model, task.name)
     failed = [r for r in results if r.status == "failed"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from .batch import Job, Progress, Result, RestoreFn, file_restorer, process
+from .batch import Interrupted, Job, Progress, Result, RestoreFn, file_restorer, process
 
 #: Times a file is handed to another worker after the one restoring it died.
 RETRIES = 2
@@ -254,6 +254,8 @@ def _run(ray, jobs, make_restore_fn, device, threads, options, progress, start) 
                 progress.note(message)
             results[i] = result
             progress.finish(jobs[i], result)
+    except KeyboardInterrupt:        # the workers under way are stopped below; their outputs are atomic
+        raise Interrupted([r for r in results if r is not None]) from None
     finally:
         for worker in created:
             ray.kill(worker)

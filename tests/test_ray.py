@@ -158,3 +158,24 @@ def test_found_masks_on_ray_are_those_of_the_local_batch(local_ray, tiny_prior, 
         assert np.array_equal(*masks) and masks[0].any()
         assert np.array_equal(read_image(tmp_path / "local" / f"s{i}.png").pixels,
                               read_image(tmp_path / "ray" / f"s{i}.png").pixels)
+
+
+def test_ctrl_c_on_ray_hands_back_what_was_finished(local_ray, photos, tiny_prior, tmp_path):
+    from restore.batch import Interrupted, Progress
+    _, model = tiny_prior
+    task = TASKS["denoise"](sigma=20.0)
+
+    class StopAfterTwo(Progress):
+        finished = 0
+
+        def finish(self, job, result):
+            self.finished += 1
+            if self.finished == 2:
+                raise KeyboardInterrupt          # Ctrl-C reaches the driver here
+
+    jobs = plan(photos, tmp_path / "out", "denoise").jobs
+    make = lambda device: file_restorer(task, SolverSettings(prior=load_prior(str(model)), steps=1),  # noqa: E731
+                                        max_pixels=10**6)
+    with pytest.raises(Interrupted) as stop:
+        run_on_ray(jobs, make, max_pixels=10**6, progress=StopAfterTwo())
+    assert len(stop.value.results) == 2 and all(r.output for r in stop.value.results)
