@@ -64,7 +64,7 @@ def default_output(source: Path, suffix: str, extension: str | None = None) -> P
 _KEYS = (lambda rel: str(rel), lambda rel: str(rel.with_suffix("")), lambda rel: rel.name, lambda rel: rel.stem)
 
 
-def _by_stem(folder: Path) -> list[dict[str, list[Path]]]:
+def _by_name(folder: Path) -> list[dict[str, list[Path]]]:
     """The images below ``folder`` indexed by each of :data:`_KEYS`."""
     found: list[dict[str, list[Path]]] = [{} for _ in _KEYS]
     for f in find_images(folder, recursive=True):
@@ -117,8 +117,8 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
     for kind, given in ((companion_name, companion), ("ref", reference)):
         if given is not None and not given.exists():
             raise PlanError(f"{given}: no such file or folder for --{kind}; check the path")
-    companions = _by_stem(companion) if companion is not None and companion.is_dir() else None
-    references = _by_stem(reference) if reference is not None and reference.is_dir() else None
+    companions = _by_name(companion) if companion is not None and companion.is_dir() else None
+    references = _by_name(reference) if reference is not None and reference.is_dir() else None
 
     if source.is_file():
         if output is None:

@@ -91,8 +91,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Pict
     pixels = _orient(np.ascontiguousarray(np.clip(colour, 0, 1)), orientation)
     alpha = None if alpha is None else np.ascontiguousarray(_orient(alpha, orientation))
     return Picture(pixels=pixels, alpha=alpha, bit_depth=bit_depth, floating=array.dtype.kind == "f",
-                   read_notes=header.notes(), icc_profile=header.icc_profile, exif=header.exif,
-                   dpi=header.dpi if header.dpi is None or orientation < 5 else header.dpi[::-1])
+                   read_notes=header.notes(), icc_profile=header.icc_profile, exif=header.exif, dpi=header.dpi)
 
 
 def stored_pixels(path: str | os.PathLike, data: bytes | None = None, *,
@@ -199,7 +198,7 @@ class _Header:
     frames: int = 1
     icc_profile: bytes | None = None
     exif: bytes | None = None
-    dpi: tuple[float, float] | None = None
+    dpi: tuple[float, float] | None = None      # across and down, upright
 
     def notes(self) -> tuple[str, ...]:
         """What :func:`read_image` leaves out of the file or changes, in words."""
@@ -219,6 +218,8 @@ def _header(path: Path) -> _Header:
             kept = _descriptive(exif)
             dpi = im.info.get("dpi")
             dpi = tuple(float(d) for d in dpi) if dpi and len(dpi) == 2 and min(dpi) > 0 else None
+            if dpi is not None and orientation >= 5:     # turned a quarter: across and down swap
+                dpi = dpi[::-1]
             return _Header(im.size, orientation, im.mode, int(getattr(im, "n_frames", 1)),
                            im.info.get("icc_profile") or None, kept.tobytes() if len(kept) else None, dpi)
     except Exception:

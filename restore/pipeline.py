@@ -70,14 +70,13 @@ class SolverSettings:
             if (value is None and name in REQUIRED) or (
                     value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral))):
                 raise ValueError(f"{name} must be a whole number, got {value!r}")
-        for name, low in (("lr", 0), ("gamma", 0), ("prior_weight", -1)):
+        for name, zero_allowed in (("lr", False), ("gamma", False), ("prior_weight", True)):
             value = getattr(self, name)
-            if (value is not None or name == "lr") and not (isinstance(value, numbers.Real) and not isinstance(
-                    value, bool) and math.isfinite(value) and value > low):
-                least = "above 0" if low == 0 else "0 or more"
-                raise ValueError(f"{name} must be a number {least}, got {value!r}")
-        if self.prior_weight is not None and self.prior_weight < 0:
-            raise ValueError(f"prior_weight must be a number 0 or more, got {self.prior_weight!r}")
+            if value is None and name != "lr":
+                continue
+            number = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            if not (number and (value >= 0 if zero_allowed else value > 0)):
+                raise ValueError(f"{name} must be a number {'0 or more' if zero_allowed else 'above 0'}, got {value!r}")
         try:                        # whether it names a device; whether this machine has it is for later
             torch.device(self.device)
         except (RuntimeError, TypeError):
