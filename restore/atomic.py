@@ -46,6 +46,8 @@ def check_output(path: str | os.PathLike, *, overwrite: bool, skip_existing: boo
     path = Path(path)
     if overwrite and skip_existing:
         raise OutputError("--overwrite and --skip-existing contradict each other; pick one")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; give the name of a file to write")
     if path.exists():
         if skip_existing:
             return False

@@ -466,6 +466,9 @@ def train_command(
         fail(f"{folder}: no images found; put PNG/JPEG/TIFF/WebP/BMP files in it")
     try:
         check_output(out, overwrite=overwrite or resume, hint="pass --resume to continue it or --overwrite to start again")
+        check_writable(out.parent, output=out, hint="choose another --out")
+        if init is not None and not resume and out.resolve() == init.resolve():
+            raise OutputError(f"{out}: is the --init checkpoint, which training reads; choose another --out")
         state = None
         if resume:
             model, settings, state = resume_from(out, steps)
@@ -695,17 +698,23 @@ def interpolate_command(
                 check_image_size(vae, *pixels.shape[:2])
             except ValueError as e:
                 fail(f"{path}: {e}")
+        if a.shape[:2] != b.shape[:2]:
+            fail(f"{end}: {b.shape[1]}x{b.shape[0]} pixels, {start} {a.shape[1]}x{a.shape[0]}; give two images of "
+                 "one size")
         return grid(interpolate(vae, a, b, frames), columns=frames)
 
-    _write_generated(output, model, device, overwrite, draw)
+    _write_generated(output, model, device, overwrite, draw, inputs=(start, end))
     typer.echo(f"wrote {frames} frames to {output}")
 
 
-def _write_generated(output: Path, model: str, device: str, overwrite: bool, draw) -> None:
-    """Load the prior, draw an image from it (``draw(vae) -> pixels``) and write it to ``output``;
-    a problem with any of them is a one-line error."""
+def _write_generated(output: Path, model: str, device: str, overwrite: bool, draw, inputs=()) -> None:
+    """Load the prior, draw an image from it (``draw(vae) -> pixels``) and write it to ``output``
+    (never one of ``inputs``); a problem with any of them is a one-line error."""
     try:
-        check_output(output, overwrite=overwrite)
+        check_output(output, overwrite=overwrite, hint="pass --overwrite to replace it or choose another -o")
+        if output.resolve() in {Path(p).resolve() for p in inputs}:
+            raise OutputError(f"{output}: is an input; choose another -o (inputs are never overwritten)")
+        check_writable(output.parent, output=output, hint="choose another -o")
         write_image(output, Picture(draw(load_prior(model, _device_or_fail(device)))))
     except OptionError as e:
         fail(f"{'-n' if e.option == 'n' else '--' + e.option}: {e.reason}")

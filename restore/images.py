@@ -115,6 +115,8 @@ def stored_pixels(path: str | os.PathLike, data: bytes | None = None, *,
 
 def _read(path: Path, max_pixels: int) -> tuple[np.ndarray, "_Header"]:
     """The file's bytes and its :class:`_Header`; a file over ``max_pixels`` is refused before decoding."""
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder; give an image file")
     if not path.is_file():
         raise ImageError(f"{path}: no such file; check the path")
     header = _header(path)
@@ -326,8 +328,8 @@ def with_metadata(data: bytes, suffix: str, picture: Picture) -> bytes:
         return data[:end_of_header] + chunks + data[end_of_header:]
     segments = b""
     if picture.exif is not None:
-        exif = picture.exif if picture.exif.startswith(b"Exif\0\0") else b"Exif\0\0" + picture.exif
-        if len(exif) <= _JPEG_SEGMENT:
+        exif = _jpeg_exif(picture.exif)
+        if len(exif) <= _JPEG_SEGMENT:          # else dropped (dropped_by says so): no segment holds it
             segments += b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif
     if picture.icc_profile is not None:
         size = _JPEG_SEGMENT - 14
@@ -346,6 +348,11 @@ def with_metadata(data: bytes, suffix: str, picture: Picture) -> bytes:
 
 #: A JPEG segment's most bytes after its marker and length.
 _JPEG_SEGMENT = 65533
+
+
+def _jpeg_exif(exif: bytes) -> bytes:
+    """The body of a JPEG's EXIF segment (APP1): ``exif`` after its ``Exif`` header."""
+    return exif if exif.startswith(b"Exif\0\0") else b"Exif\0\0" + exif
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
@@ -375,6 +382,8 @@ def dropped_by(picture: Picture, suffix: str) -> list[str]:
     kept = {"colour profile (ICC)": picture.icc_profile, "EXIF data (camera, date, copyright)": picture.exif,
             "resolution (DPI)": picture.dpi}
     lost += [what for what, value in kept.items() if value is not None and suffix not in _METADATA]
+    if suffix in (".jpg", ".jpeg") and picture.exif is not None and len(_jpeg_exif(picture.exif)) > _JPEG_SEGMENT:
+        lost.append("EXIF data (over the 64 KB a JPEG's EXIF segment holds)")
     return lost
 
 

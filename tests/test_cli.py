@@ -302,6 +302,32 @@ def test_train_refuses_bad_options_before_any_work(images, monkeypatch, options,
     assert not (images / "p.pt").exists() and not (images / "p.txt").exists()
 
 
+@pytest.mark.parametrize("out, extra, needle", [
+    ("{tmp}/folder.pt", ["--overwrite"], "folder.pt: is a folder; give the name of a file to write"),
+    ("/proc/p.pt", [], "/proc/p.pt: cannot write in /proc"),
+    ("{tmp}/first.pt", ["--init", "{tmp}/first.pt", "--overwrite"], "first.pt: is the --init checkpoint"),
+])
+def test_train_refuses_an_output_it_cannot_write_before_any_work(images, monkeypatch, out, extra, needle):
+    """Training checkpoints every few hundred steps: an --out that cannot take them (a folder, a
+    place not writable, the checkpoint it starts from) is refused before the first step, not at
+    the first checkpoint."""
+    from restore import train as training
+
+    common = ["--width", "8", "--latent", "2", "--crop", "16", "--batch-size", "2", "--steps", "1", "-q"]
+    assert invoke("train", images / "clean", "--out", images / "first.pt", *common).exit_code == 0
+    (images / "folder.pt").mkdir()
+    before = (images / "first.pt").read_bytes()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started")
+    monkeypatch.setattr(training, "train", refuse)
+    result = invoke("train", images / "clean", "--out", out.format(tmp=images), *common,
+                    *[e.format(tmp=images) for e in extra])
+    errors = _error_lines(result)
+    assert result.exit_code == 2 and len(errors) == 1 and needle in errors[0], result.output
+    assert (images / "first.pt").read_bytes() == before
+
+
 def test_train_names_the_images_it_cannot_read_and_counts_only_the_rest(images):
     mixed, unreadable = images / "mixed", images / "unreadable"
     for folder in (mixed, unreadable):

@@ -70,6 +70,20 @@ def test_sample_and_interpolate_commands(tmp_path, tiny_prior):
     missing = runner.invoke(app, ["interpolate", str(tmp_path / "a.png"), str(tmp_path / "nope.png"),
                                   "--model", str(model), "-o", str(tmp_path / "w2.png")])
     assert missing.exit_code == 2 and "nope.png" in missing.output
+    # Its inputs are never written over, --overwrite or not; a folder or a pair of sizes is named.
+    before = (tmp_path / "b.png").read_bytes()
+    onto = runner.invoke(app, ["interpolate", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--model", str(model),
+                               "-o", str(tmp_path / "b.png"), "--overwrite"])
+    assert onto.exit_code == 2 and "b.png: is an input" in onto.output and (tmp_path / "b.png").read_bytes() == before
+    folder = runner.invoke(app, ["interpolate", str(tmp_path), str(tmp_path / "b.png"), "--model", str(model),
+                                 "-o", str(tmp_path / "w3.png")])
+    assert folder.exit_code == 2 and "is a folder; give an image file" in folder.output, folder.output
+    write_image(tmp_path / "c.png", Picture(smooth_images(1, 24, seed=3)[0]))
+    sizes = runner.invoke(app, ["interpolate", str(tmp_path / "a.png"), str(tmp_path / "c.png"), "--model", str(model),
+                                "-o", str(tmp_path / "w4.png")])
+    assert sizes.exit_code == 2 and "c.png: 24x24 pixels" in sizes.output and "a.png 16x16" in sizes.output, sizes.output
+    onto_folder = runner.invoke(app, ["sample", "--model", str(model), "-o", str(tmp_path), "--overwrite"])
+    assert onto_folder.exit_code == 2 and "is a folder; give the name of a file" in onto_folder.output
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from restore.images import ImageError, Picture, encode_image, read_image, write_image
+from restore.images import ImageError, Picture, dropped_by, encode_image, read_image, write_image
 
 
 def _gradient(h=12, w=16, c=3):
@@ -218,6 +218,13 @@ def test_a_large_profile_is_split_over_jpeg_segments(tmp_path):
     path.write_bytes(encode_image(picture, ".jpg"))
     with Image.open(path) as out:
         assert out.info["icc_profile"] == picture.icc_profile
+
+
+def test_an_exif_no_jpeg_segment_holds_is_said_to_be_dropped():
+    small, large = (Picture(_gradient(), exif=b"Exif\0\0" + bytes(n)) for n in (1000, 70000))
+    assert dropped_by(small, ".jpg") == [] and dropped_by(large, ".png") == []
+    assert dropped_by(large, ".jpg") == ["EXIF data (over the 64 KB a JPEG's EXIF segment holds)"]
+    assert b"\xff\xe1" not in encode_image(large, ".jpg")[:100]      # and no broken segment is written
 
 
 def test_a_files_pages_are_counted(tmp_path):
