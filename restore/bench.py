@@ -275,6 +275,10 @@ def write_report(folder, rows, shown, meta) -> list[str]:
 PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "moon")
 
 
+#: The smallest side of an image (after its crop) every condition can be measured on.
+MIN_SIDE = 24
+
+
 def centre_crop(pixels: np.ndarray, size: int, multiple: int = 8) -> np.ndarray:
     """The centred ``size`` x ``size`` crop (0: whole image), sides cut to a multiple of 8."""
     h, w = pixels.shape[:2]
@@ -325,4 +329,12 @@ def image_sets(folder: Path | None, *, prior, digits_prior=None, size: int = 256
     files = find_images(folder)[:2 if quick else None]
     if not files:
         raise ValueError(f"{folder}: no images found; put PNG/JPEG/TIFF/WebP/BMP files in it")
-    return [ImageSet(folder.name, [(f.stem, centre_crop(read_image(f).pixels, size)) for f in files], prior)]
+    images = []
+    for f in files:
+        pixels = centre_crop(read_image(f).pixels, size)
+        if min(pixels.shape[:2]) < MIN_SIDE:
+            h, w = read_image(f).pixels.shape[:2]
+            raise ValueError(f"{f}: {w}x{h} pixels; bench measures on images of at least {MIN_SIDE}x{MIN_SIDE} "
+                             "(an SSIM window and a x4 reduction must fit): leave it out of the folder")
+        images.append((f.stem, pixels))
+    return [ImageSet(folder.name, images, prior)]

@@ -532,6 +532,7 @@ def _with_task_encoder(model, task: str, init: Path | None):
 
 @app.command("bench")
 def bench_command(
+    ctx: typer.Context,
     folder: Optional[Path] = typer.Argument(None, help="Folder of clean images (default: scikit-image's photographs and the digits test split)."),
     output: Path = typer.Option(Path("bench-report"), "--output", "-o", help="Report folder: results.md/.json/.csv and comparison sheets."),
     task_list: str = typer.Option(",".join(TASKS), "--tasks", help="Comma-separated tasks to measure."),
@@ -558,15 +559,29 @@ def bench_command(
 
     from . import bench
 
+    from .pipeline import MAX_STEPS
+
     wanted = {t.strip() for t in task_list.split(",") if t.strip()}
     if not wanted or wanted - set(TASKS):
         fail(f"--tasks {task_list}: choose from {', '.join(TASKS)}")
     if not 0 <= digits <= 1000:
         fail("--digits must be between 0 and 1000")
-    if size < 0:
-        fail("--size must be 0 or more")
-    if steps is not None and steps < 0:
-        fail("--steps must be 0 or more")
+    if size != 0 and not bench.MIN_SIDE <= size:
+        fail(f"--size must be 0 (whole images) or at least {bench.MIN_SIDE}")
+    if steps is not None and not 0 <= steps <= MAX_STEPS:
+        fail(f"--steps must be 0 to {MAX_STEPS}")
+    if seed < 0:
+        fail("--seed must be 0 or more")
+    # Options of the other mode are refused, not passed over: a run measures what its options say.
+    other_mode = SPEED_IGNORES if speed else ("sizes",)
+    ignored = [p.name.upper() if p.param_type_name == "argument" else p.opts[0] for p in ctx.command.params
+               if p.name in other_mode and ctx.get_parameter_source(p.name).name == "COMMANDLINE"]
+    if ignored:
+        why = "by --speed, which times generated photographs at each task's defaults" if speed else "without --speed"
+        fail(f"{', '.join(ignored)}: not used {why}; leave {'it' if len(ignored) == 1 else 'them'} out")
+    if folder is not None and output.resolve().is_relative_to(folder.resolve()):
+        fail(f"-o {output}: inside the folder measured, whose images the report's sheets would join; choose "
+             "another -o")
     if precision not in ("auto", "fp32", "bf16"):
         fail(f"--precision {precision}: use auto, fp32 or bf16")
     if samples < 1:
@@ -594,14 +609,24 @@ def bench_command(
         fail(str(e))
     if ensemble > 1 and not any(getattr(s.prior, "symmetric", False) for s in sets):
         fail(f"--ensemble: the {model} prior's images are not alike turned; leave --ensemble out")
-    output.mkdir(parents=True, exist_ok=True)
 
     bar = _bar(total=bench.total_runs(sets, conditions, samples, ensemble), desc="bench", unit="runs", quiet=quiet)
-    start = time.perf_counter()
-    rows, shown, notes = bench.run_benchmark(
-        sets, conditions, device=dev, steps=steps, precision=precision, seed=seed, samples=samples, ensemble=ensemble,
-        progress=lambda what: (bar.set_postfix_str(what), bar.update(1)))
+    start, done = time.perf_counter(), []
+
+    def ran(what: str) -> None:
+        done.append(what)
+        bar.set_postfix_str(what)
+        bar.update(1)
+    try:
+        rows, shown, notes = bench.run_benchmark(sets, conditions, device=dev, steps=steps, precision=precision,
+                                                 seed=seed, samples=samples, ensemble=ensemble, progress=ran)
+    except KeyboardInterrupt:
+        bar.close()
+        typer.echo(f"interrupted after {len(done)} of {bar.total} runs; no report was written", err=True)
+        raise typer.Exit(INTERRUPTED) from None
     bar.close()
+    output.mkdir(parents=True, exist_ok=True)
+    earlier = sorted(p.name for p in output.glob("sheet_*.png"))
     for note in notes:
         typer.echo(note, err=True)
     meta = {"seconds": round(time.perf_counter() - start, 1), "device": str(dev), "model": model,
@@ -612,6 +637,14 @@ def bench_command(
     written = bench.write_report(output, rows, shown, meta)
     typer.echo((output / "results.md").read_text())
     typer.echo(f"wrote {len(written)} files to {output} in {meta['seconds']:.0f} s")
+    stale = [name for name in earlier if name not in written]
+    if stale:
+        typer.echo(f"note: {output} still holds {len(stale)} sheet{'s' if len(stale) > 1 else ''} of an earlier run "
+                   f"({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''}), not of this report", err=True)
+
+
+#: What ``bench --speed`` does not read: it times generated photographs, one run per size.
+SPEED_IGNORES = ("folder", "quick", "size", "digits", "seed", "samples")
 
 
 def _check_report_folder(report: Path, overwrite: bool) -> None:
@@ -635,8 +668,8 @@ def _speed(output: Path, tasks: set[str], sizes: str, *, model: str, steps: Opti
         megapixels = [float(s) for s in sizes.split(",") if s.strip()]
     except ValueError:
         fail(f"--sizes {sizes}: give megapixels separated by commas, e.g. 0.25,1,4")
-    if not megapixels or min(megapixels) <= 0:
-        fail(f"--sizes {sizes}: give positive megapixels")
+    if not megapixels or not all(speed.SMALLEST <= m <= MAX_PIXELS / 1e6 for m in megapixels):
+        fail(f"--sizes {sizes}: give megapixels from {speed.SMALLEST:g} to {MAX_PIXELS / 1e6:g}")
     _check_report_folder(output / "speed.json", overwrite)
     dev = _device_or_fail(device)
     try:

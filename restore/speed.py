@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from .conditions import Baseline, Condition
 
 SIZES = (0.25, 1.0, 4.0, 12.0)       # megapixels, 4:3
+SMALLEST = 0.001                     # megapixels: 24 x 32 pixels, the least every task's timing runs on
 
 
 @dataclass

@@ -1,6 +1,8 @@
 """Shared fixtures: small smooth test images and a tiny prior trained on them in the test session."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -21,7 +23,8 @@ def smooth_images(n: int, size: int, seed: int, channels: int = 3) -> np.ndarray
 
 
 def write_smooth_folder(folder, n: int = 2, size: int = 48, seed: int = 4):
-    """``n`` smooth ``size`` x ``size`` images written to ``folder`` as im0.png, im1.png, ..."""
+    """``n`` smooth ``size`` x ``size`` images written to ``folder`` (made if new) as im0.png, im1.png, ..."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
     for i, im in enumerate(smooth_images(n, size, seed=seed)):
         write_image(folder / f"im{i}.png", Picture(im))
 

@@ -1,10 +1,12 @@
 import json
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from restore import bench
 from restore.cli import app
+from restore.images import Picture, write_image
 from restore.masks import holes
 from tests.conftest import smooth_images, write_smooth_folder
 
@@ -42,14 +44,15 @@ def test_digits_test_split_is_balanced():
 
 def test_quick_bench_on_a_folder_writes_every_report(tmp_path, tiny_prior):
     _, model = tiny_prior
-    write_smooth_folder(tmp_path)
+    folder = tmp_path / "photos"
+    write_smooth_folder(folder)
     out = tmp_path / "report"
-    result = CliRunner().invoke(app, ["bench", str(tmp_path), "-o", str(out), "--quick", "--model", str(model),
+    result = CliRunner().invoke(app, ["bench", str(folder), "-o", str(out), "--quick", "--model", str(model),
                                       "--steps", "3", "--samples", "2", "-q"])
     assert result.exit_code == 0, result.output
     names = {p.name for p in out.iterdir()}
     assert {"results.md", "results.json", "results.csv"} <= names
-    assert {f"sheet_{tmp_path.name}_{c}.png" for c in bench.QUICK_CONDITIONS} <= names
+    assert {f"sheet_photos_{c}.png" for c in bench.QUICK_CONDITIONS} <= names
     report = json.loads((out / "results.json").read_text())
     methods = {r["method"] for r in report["results"]}
     assert {"restore", "restore, mean of 2", "OpenCV NLM", "skimage TV", "bicubic", "Lanczos", "OpenCV Telea",
@@ -57,7 +60,7 @@ def test_quick_bench_on_a_folder_writes_every_report(tmp_path, tiny_prior):
     assert all(r["hole_psnr"] is not None for r in report["results"] if r["condition"] == "inpaint-box")
     assert "**" in (out / "results.md").read_text()
     # A second run refuses to overwrite the report.
-    again = CliRunner().invoke(app, ["bench", str(tmp_path), "-o", str(out), "--quick", "--model", str(model)])
+    again = CliRunner().invoke(app, ["bench", str(folder), "-o", str(out), "--quick", "--model", str(model)])
     assert again.exit_code == 2 and "--overwrite" in again.output
 
 
@@ -71,8 +74,8 @@ def test_a_report_folder_that_is_a_file_is_refused_before_any_work(tmp_path, tin
     _, model = tiny_prior
     report = tmp_path / "report.txt"
     report.write_text("precious")
-    for output, extra in ((report, []), (report, ["--speed"]), (report / "inside", [])):
-        result = CliRunner().invoke(app, ["bench", "--quick", "-o", str(output), "--model", str(model), *extra])
+    for output, extra in ((report, ["--quick"]), (report, ["--speed"]), (report / "inside", ["--quick"])):
+        result = CliRunner().invoke(app, ["bench", "-o", str(output), "--model", str(model), *extra])
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
         errors = [line for line in result.output.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and "report.txt is a file, not a folder" in errors[0], result.output
@@ -173,3 +176,65 @@ def test_bm3d_baseline_of_a_grey_image_stored_as_rgb_is_finite(monkeypatch):
     monkeypatch.setitem(sys.modules, "bm3d", types.SimpleNamespace(bm3d_rgb=rgb, bm3d=grey))
     colour = np.random.default_rng(1).random((16, 16, 3)).astype(np.float32)
     assert np.array_equal(baselines.bm3d(colour, 10), colour) and calls == ["rgb"]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--seed", "-1"], "--seed must be 0 or more"),
+    (["--steps", "100000"], "--steps must be 0 to 10000"),
+    (["--size", "8"], "--size must be 0 (whole images) or at least 24"),
+    (["--speed", "--sizes", "nan"], "--sizes nan: give megapixels from 0.001 to 100"),
+    (["--speed", "--sizes", "inf"], "--sizes inf: give megapixels from 0.001 to 100"),
+    (["--speed", "--sizes", "1e9"], "--sizes 1e9: give megapixels from 0.001 to 100"),
+    (["--speed", "--sizes", "1e-7"], "--sizes 1e-7: give megapixels from 0.001 to 100"),
+    (["--speed", "--samples", "4", "--digits", "7"], "--digits, --samples: not used by --speed"),
+    (["--speed", "{folder}"], "FOLDER: not used by --speed"),
+    (["--sizes", "1"], "--sizes: not used without --speed"),
+    (["{folder}", "-o", "{folder}/report"], "inside the folder measured"),
+    (["{small}"], "t.png: 16x16 pixels; bench measures on images of at least 24x24"),
+])
+def test_bench_refuses_what_it_cannot_run_before_any_work(tmp_path, tiny_prior, monkeypatch, args, needle):
+    """Each in one line, exit status 2, before a single run and with no report folder made."""
+    from restore import speed
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the benchmark started")
+    monkeypatch.setattr(bench, "run_benchmark", refuse)
+    monkeypatch.setattr(speed, "run_speed", refuse)
+    _, model = tiny_prior
+    folder, small = tmp_path / "photos", tmp_path / "small"
+    write_smooth_folder(folder)
+    small.mkdir()
+    write_image(small / "t.png", Picture(np.full((16, 16, 3), 0.5, np.float32)))
+    args = [a.format(folder=folder, small=small) for a in args]
+    output = [] if "-o" in args else ["-o", str(tmp_path / "report")]
+    result = CliRunner().invoke(app, ["bench", *args, *output, "--model", str(model), "--tasks", "denoise"])
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2 and len(errors) == 1 and needle in errors[0], result.output
+    assert not (tmp_path / "report").exists() and not (folder / "report").exists()
+
+
+def test_an_interrupted_bench_says_so_and_leaves_no_empty_report(tmp_path, tiny_prior, monkeypatch):
+    def interrupted(*args, progress, **kwargs):
+        progress("one run")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(bench, "run_benchmark", interrupted)
+    _, model = tiny_prior
+    write_smooth_folder(tmp_path / "photos")
+    result = CliRunner().invoke(app, ["bench", str(tmp_path / "photos"), "-o", str(tmp_path / "report"), "--quick",
+                                      "--model", str(model), "-q"])
+    assert result.exit_code == 130 and "interrupted after 1 of" in result.output, result.output
+    assert "no report was written" in result.output and not (tmp_path / "report").exists()
+
+
+def test_a_rewritten_report_names_the_sheets_of_an_earlier_run(tmp_path, tiny_prior):
+    _, model = tiny_prior
+    write_smooth_folder(tmp_path / "photos")
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "sheet_old_jpeg20.png").write_bytes(b"an earlier run's")
+    (report / "results.json").write_text("{}")
+    result = CliRunner().invoke(app, ["bench", str(tmp_path / "photos"), "-o", str(report), "--quick", "--overwrite",
+                                      "--tasks", "denoise", "--steps", "1", "--model", str(model), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "still holds 1 sheet of an earlier run (sheet_old_jpeg20.png)" in result.output, result.output
+    assert (report / "sheet_old_jpeg20.png").read_bytes() == b"an earlier run's"      # not the report's to delete
