@@ -30,9 +30,11 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
         os.chmod(tmp, 0o666 & ~_umask())     # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:              # Ctrl-C too: no temporary file is left behind
         Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write ({e.strerror}); choose a writable output") from None
+        if isinstance(e, OSError):
+            raise OutputError(f"{path}: cannot write ({e.strerror}); choose a writable output") from None
+        raise
 
 
 def check_output(path: str | os.PathLike, *, overwrite: bool, skip_existing: bool = False,

@@ -451,7 +451,8 @@ def train_command(
     """Train a VAE prior on a folder of clean images."""
     import torch
 
-    from .train import TrainError, TrainSettings, build_model, check_crop, model_from, resume_from, sampler_for, train
+    from .train import (TrainError, TrainInterrupted, TrainSettings, build_model, check_crop, model_from, resume_from,
+                        sampler_for, train)
 
     if out.suffix.lower() != ".pt":      # (so it can replace no training image)
         fail(f"{out}: --out writes a checkpoint; give a name ending in .pt")
@@ -506,15 +507,20 @@ def train_command(
     except ValueError as e:
         fail(f"{folder}: none of its {len(files)} image files could be read; replace them with readable images"
              if len(unreadable) == len(files) else f"{folder}: {e}; lower --crop or add larger images")
+    for path, (h, w) in sampler.too_small:
+        typer.echo(f"note: skipping {path}: {w}x{h} pixels, smaller than --crop {settings.crop}", err=True)
     torch.manual_seed(seed)
     source = f"{len(sampler)} crops from {folder}" if folder.suffix == ".npz" else \
-        f"{len(files) - len(unreadable)} images ({len(sampler)} at all scales)"
+        f"{sampler.files} images ({len(sampler)} at all scales)"
     typer.echo(f"training on {source}, "
                f"{sum(p.numel() for p in model.parameters()):,} parameters, device {dev}")
     try:
         meta = train(model, sampler, settings, out, device=dev, resume=state, progress=not quiet)
     except TrainError as e:
         fail(str(e))
+    except TrainInterrupted as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(INTERRUPTED) from None
     typer.echo(f"wrote {out} after {meta['steps']} steps in {meta['seconds']:.0f} s")
 
 

@@ -82,8 +82,9 @@ class CropSampler:
     """Random ``crop x crop`` patches from a set of images, at several scales, flipped at random.
 
     Each image is held in memory at every scale of ``scales`` (relative to the
-    image capped to ``max_side``) at which it still fits a crop. A file that cannot be read is
-    left out, listed in :attr:`unreadable` and told to ``note`` (its :class:`ImageError`).
+    image capped to ``max_side``) at which it still fits a crop; one that fits none is left out and
+    listed in :attr:`too_small`. A file that cannot be read is left out, listed in :attr:`unreadable`
+    and told to ``note`` (its :class:`ImageError`). :attr:`files` counts the images used.
     """
 
     def __init__(self, files: list[Path], *, channels: int, crop: int, scales=(1.0, 0.5),
@@ -93,6 +94,7 @@ class CropSampler:
         self.rng = np.random.default_rng(seed)
         self.images: list[np.ndarray] = []
         self.unreadable: list[Path] = []
+        self.too_small: list[tuple[Path, tuple[int, int]]] = []       # each with its (height, width)
         given = len(files)
         if len(files) == 1 and Path(files[0]).suffix == ".npz":
             self.images = [im.reshape(*im.shape[:2], -1) for im in read_crop_pack(files[0], channels)
@@ -107,6 +109,7 @@ class CropSampler:
                     note(e)
                 continue
             cap = min(1.0, max_side / max(pixels.shape[:2]))
+            held = len(self.images)
             for s in scales:
                 f = s * cap
                 h, w = round(pixels.shape[0] * f), round(pixels.shape[1] * f)
@@ -114,6 +117,10 @@ class CropSampler:
                     continue
                 small = pixels if f == 1 else cv2.resize(pixels, (w, h), interpolation=cv2.INTER_AREA)
                 self.images.append(small.reshape(h, w, channels))
+            if len(self.images) == held:
+                self.too_small.append((Path(path), pixels.shape[:2]))
+        # (a pack of crops counts its crops: they are its images)
+        self.files = len(self.images) if not files else given - len(self.unreadable) - len(self.too_small)
         if given and len(self.unreadable) == given:
             raise ValueError(f"none of the {given} image files could be read")
         if not self.images:

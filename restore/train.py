@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -93,9 +95,14 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
         step, seconds = resume["meta"]["steps"], resume["meta"]["seconds"]
     torch_rng = torch.Generator(device=device).manual_seed(settings.seed + step)
     n_bad = int(round(settings.batch_size * settings.degraded_fraction))
-    bar = tqdm(total=settings.steps, initial=step, disable=not progress, desc="training", unit="step")
     start = time.perf_counter() - seconds
     budget = None if settings.minutes is None else seconds + 60 * settings.minutes
+    if budget is None:
+        bar = tqdm(total=settings.steps, initial=step, disable=not progress, desc="training", unit="step")
+    else:                 # the time budget is what ends the run (or the steps, if they end first)
+        bar = tqdm(total=round(budget), initial=round(seconds), disable=not progress, desc="training",
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s of --minutes "
+                              "[{elapsed}<{remaining}{postfix}]")
 
     def progress_made() -> float:
         """How far along the run is, 0 to 1: in steps, or in time under a budget of minutes."""
@@ -111,7 +118,7 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
 
     def meta():
         return {"steps": step, "seconds": round(time.perf_counter() - start, 1), "device": str(device),
-                "images": len(sampler), "settings": asdict(settings), "skipped_steps": skipped_in_all}
+                "images": sampler.files, "at_all_scales": len(sampler), "settings": asdict(settings), "skipped_steps": skipped_in_all}
 
     def batch(at: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The clean crops of step ``at``, what the encoder sees of them and what it is told
@@ -131,42 +138,54 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
     loader = ThreadPoolExecutor(max_workers=settings.loaders)
     upcoming = deque(loader.submit(batch, at) for at in range(step, min(step + settings.loaders, settings.steps)))
     skipped = 0                      # non-finite steps in a row
+    saved = step if resume is not None else None     # the step the checkpoint at ``out`` holds
     skipped_in_all = (resume or {}).get("meta", {}).get("skipped_steps", 0)
-    while step < settings.steps and progress_made() < 1:
-        set_learning_rate()
-        clean, seen, context = upcoming.popleft().result()
-        if step + settings.loaders < settings.steps:
-            upcoming.append(loader.submit(batch, step + settings.loaders))
-        loss, stats = vae_loss(learner, seen.to(device), clean.to(device), torch_rng, autocast=dtype,
-                               context=context.to(device))
-        optimizer.zero_grad(set_to_none=True)
-        # A non-finite loss or gradient skips the update, so the weights (and every checkpoint)
-        # stay finite; a run that keeps producing them has diverged and stops with a way out.
-        finite = bool(torch.isfinite(loss))
-        if finite:
-            loss.backward()
-            finite = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(trained, 5.0)))
-        if finite:
-            optimizer.step()
-            skipped = 0
-        else:
-            skipped += 1
-            skipped_in_all += 1
-            if skipped >= MAX_SKIPPED_STEPS:
-                loader.shutdown(cancel_futures=True)
-                bar.close()
-                raise TrainError(f"{out}: training diverged at step {step + 1} (the loss was not finite "
-                                 f"{skipped} steps running); lower --lr, or train without --pixel-scale first "
-                                 "and add it with --init")
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", psnr=f"{-10 * np.log10(max(stats['mse'], 1e-10)):.1f}",
-                        gamma=f"{stats['gamma']:.3f}")
-        if step % settings.checkpoint_every == 0 or step == settings.steps or progress_made() >= 1:
-            save_checkpoint(out, model, optimizer=optimizer.state_dict(), meta=meta())
+    # Ctrl-C: the step under way ends, its checkpoint is written, and the run stops (a second one
+    # stops at once, the last checkpoint kept).
+    with _Stop() as stop:
+        while step < settings.steps and progress_made() < 1 and not stop.asked:
+            set_learning_rate()
+            clean, seen, context = upcoming.popleft().result()
+            if step + settings.loaders < settings.steps:
+                upcoming.append(loader.submit(batch, step + settings.loaders))
+            loss, stats = vae_loss(learner, seen.to(device), clean.to(device), torch_rng, autocast=dtype,
+                                   context=context.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            # A non-finite loss or gradient skips the update, so the weights (and every checkpoint)
+            # stay finite; a run that keeps producing them has diverged and stops with a way out.
+            finite = bool(torch.isfinite(loss))
+            if finite:
+                loss.backward()
+                finite = bool(torch.isfinite(torch.nn.utils.clip_grad_norm_(trained, 5.0)))
+            if finite:
+                optimizer.step()
+                skipped = 0
+            else:
+                skipped += 1
+                skipped_in_all += 1
+                if skipped >= MAX_SKIPPED_STEPS:
+                    loader.shutdown(cancel_futures=True)
+                    bar.close()
+                    raise TrainError(f"{out}: training diverged at step {step + 1} (the loss was not finite "
+                                     f"{skipped} steps running); lower --lr, or train without --pixel-scale first "
+                                     "and add it with --init")
+            step += 1
+            if budget is None:
+                bar.update(1)
+            else:
+                bar.n = min(round(budget), round(time.perf_counter() - start))
+            bar.set_postfix(**({} if budget is None else {"step": step}), loss=f"{loss.item():.3f}",
+                            psnr=f"{-10 * np.log10(max(stats['mse'], 1e-10)):.1f}", gamma=f"{stats['gamma']:.3f}")
+            if (step % settings.checkpoint_every == 0 or step == settings.steps or progress_made() >= 1
+                    or stop.asked):
+                save_checkpoint(out, model, optimizer=optimizer.state_dict(), meta=meta())
+                saved = step
     loader.shutdown(cancel_futures=True)
     bar.close()
     model.eval()
+    if stop.asked:
+        raise TrainInterrupted(f"interrupted at step {step}: {out} holds it; run the same command with --resume "
+                               "to go on" if saved is not None else "interrupted before the first step; nothing written")
     return meta()
 
 
@@ -176,6 +195,33 @@ MAX_SKIPPED_STEPS = 20
 
 class TrainError(ValueError):
     """A training run that cannot start; the message names the file and the fix."""
+
+
+class TrainInterrupted(Exception):
+    """Training stopped by Ctrl-C after its checkpoint was written; the message says how to go on."""
+
+
+class _Stop:
+    """While entered, Ctrl-C asks (:attr:`asked`) rather than interrupts, so that the training step
+    under way ends and is saved; a second Ctrl-C interrupts at once. Only the main thread receives
+    signals: elsewhere Ctrl-C is left as it is."""
+
+    def __init__(self):
+        self.asked, self.previous = False, None
+
+    def _ask(self, signum, frame):
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._ask)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 def build_model(arch: str, *, width: int = 64, latent: int | None = None, levels: int = 2, blocks: int = 1,

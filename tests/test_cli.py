@@ -336,14 +336,19 @@ def test_train_names_the_images_it_cannot_read_and_counts_only_the_rest(images):
         (folder / "empty.png").write_bytes(b"")
     for name in ("im0.png", "im1.png"):
         (mixed / name).write_bytes((images / "clean" / name).read_bytes())
+    write_image(mixed / "tiny.png", Picture(np.full((8, 12, 3), 0.5, np.float32)))
     common = ["--width", "8", "--latent", "2", "--crop", "16", "--batch-size", "2", "--steps", "1", "-q"]
     result = invoke("train", mixed, "--out", images / "m.pt", *common)
     assert result.exit_code == 0, result.output
     notes = [line for line in result.output.splitlines() if line.startswith("note:")]
     assert sorted(notes) == [f"note: skipping {mixed / 'empty.png'}: not a readable image (the file is empty); "
                              "use PNG, JPEG, TIFF, WebP or BMP",
-                             f"note: skipping {mixed / 'text.png'}: not a readable image; use PNG, JPEG, TIFF, WebP or BMP"]
+                             f"note: skipping {mixed / 'text.png'}: not a readable image; use PNG, JPEG, TIFF, WebP or BMP",
+                             f"note: skipping {mixed / 'tiny.png'}: 12x8 pixels, smaller than --crop 16"]
     assert "training on 2 images (4 at all scales)" in result.output, result.output
+    from restore.model import load_checkpoint
+    meta = load_checkpoint(images / "m.pt")[1]["meta"]
+    assert (meta["images"], meta["at_all_scales"]) == (2, 4)
     result = invoke("train", unreadable, "--out", images / "u.pt", *common)
     assert result.exit_code == 2 and _error_lines(result) == [
         f"error: {unreadable}: none of its 2 image files could be read; replace them with readable images"], result.output
@@ -401,6 +406,42 @@ def test_deblur_a_folder_with_a_kernel_image(images, tiny_prior):
         rows = json.loads(report.read_text())
         assert len(rows) == 2 and all(r["psnr"] > r["input_psnr"] for r in rows), rows
         assert rows[0]["task"] == "deblur" and rows[0]["sigma"] == 1
+
+
+def test_ctrl_c_in_training_saves_the_step_and_says_how_to_go_on(images, monkeypatch):
+    """Ctrl-C ends the step under way, writes its checkpoint, says so and exits 130; --resume then
+    goes on from that step."""
+    import signal
+
+    from restore import train as training
+    from restore.model import load_checkpoint
+    real, calls = training.vae_loss, {"n": 0}
+
+    def interrupted_at_the_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            signal.raise_signal(signal.SIGINT)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(training, "vae_loss", interrupted_at_the_third)
+    out = images / "stopped.pt"
+    args = ["train", images / "clean", "--out", out, "--width", "8", "--latent", "2", "--crop", "16",
+            "--batch-size", "2", "--steps", "50", "--checkpoint-every", "100"]
+    result = invoke(*args, "-q")
+    assert result.exit_code == 130, result.output
+    assert f"interrupted at step 3: {out} holds it; run the same command with --resume" in result.output
+    assert load_checkpoint(out)[1]["meta"]["steps"] == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler         # Ctrl-C is Ctrl-C again
+    assert not [p for p in images.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.setattr(training, "vae_loss", real)
+    result = invoke(*args, "--resume", "--steps", "5", "-q")
+    assert result.exit_code == 0 and load_checkpoint(out)[1]["meta"]["steps"] == 5, result.output
+
+
+def test_a_time_budget_s_progress_bar_counts_its_seconds(images):
+    result = invoke("train", images / "clean", "--out", images / "timed.pt", "--width", "8", "--latent", "2",
+                    "--crop", "16", "--batch-size", "2", "--minutes", "0.02")
+    assert result.exit_code == 0, result.output
+    assert "/1 s of --minutes" in result.output and "step=" in result.output, result.output
 
 
 def test_training_skips_non_finite_steps_and_stops_when_it_diverges(images, monkeypatch):

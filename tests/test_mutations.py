@@ -404,6 +404,19 @@ def test_a_failed_rename_keeps_the_old_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
 
 
+def test_ctrl_c_during_a_write_leaves_the_old_file_and_no_temporary_one(tmp_path, monkeypatch):
+    path = tmp_path / "out.pt"
+    path.write_bytes(b"old content")
+
+    def interrupted(*_):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(path, b"new content")
+    assert path.read_bytes() == b"old content"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.pt"]
+
+
 def test_a_successful_write_replaces_the_whole_file(tmp_path):
     """A write that succeeds leaves exactly the new bytes (shorter than the old ones) and nothing else."""
     path = tmp_path / "out.png"
