@@ -197,7 +197,8 @@ def markdown_table(summary: list[dict]) -> str:
     task_of = {c.name: name for name, bench in BENCHMARKS.items() for c in bench.conditions}
     for set_name in dict.fromkeys(s["set"] for s in summary):
         entries = [s for s in summary if s["set"] == set_name]
-        lines += [f"### {set_name} ({entries[0]['images']} images)", ""]
+        count = entries[0]['images']
+        lines += [f"### {set_name} ({count} image{'' if count == 1 else 's'})", ""]
         for name, bench in BENCHMARKS.items():
             rows = [s for s in entries if task_of[s["condition"]] == name]
             if not rows:
@@ -310,6 +311,15 @@ def digits_test(limit: int) -> list[tuple[str, np.ndarray]]:
     return [(f"digit{labels[i]}_{i:04d}", digits[i][:, :, None].copy()) for i in sorted(order)]
 
 
+#: The crop side of ``--quick``'s photographs.
+QUICK_SIZE = 128
+
+
+def effective_size(size: int, quick: bool) -> int:
+    """The crop side photographs are measured at: ``--size``, or :data:`QUICK_SIZE` with ``--quick``."""
+    return QUICK_SIZE if quick else size
+
+
 def image_sets(folder: Path | None, *, prior, digits_prior=None, size: int = 256, digits: int = 100,
                quick: bool = False) -> list[ImageSet]:
     """What ``restore bench`` measures on: scikit-image's photographs and the digits test split
@@ -319,7 +329,7 @@ def image_sets(folder: Path | None, *, prior, digits_prior=None, size: int = 256
     """
     from .images import find_images, read_image
 
-    size = 128 if quick else size
+    size = effective_size(size, quick)
     if folder is None:
         sets = [ImageSet("photos", skimage_photos(size, PHOTOS[:2] if quick else PHOTOS), prior)]
         n_digits = min(digits, 10) if quick else digits
@@ -336,5 +346,5 @@ def image_sets(folder: Path | None, *, prior, digits_prior=None, size: int = 256
             h, w = read_image(f).pixels.shape[:2]
             raise ValueError(f"{f}: {w}x{h} pixels; bench measures on images of at least {MIN_SIDE}x{MIN_SIDE} "
                              "(an SSIM window and a x4 reduction must fit): leave it out of the folder")
-        images.append((f.stem, pixels))
+        images.append((f.relative_to(folder).with_suffix("").as_posix(), pixels))     # sub/x and x apart
     return [ImageSet(folder.name, images, prior)]

@@ -20,7 +20,7 @@ import typer
 # the commands import the rest (torch among it) when they run.
 from .atomic import OutputError, check_output, check_writable, write_atomic
 from .batch import Interrupted, PlanError, Progress, Result, file_restorer, parse_shard, plan, run, shard
-from .images import MAX_PIXELS, ImageError, Picture, find_images, read_image, write_image
+from .images import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, Picture, find_images, read_image, write_image
 from .metrics import strict_json
 from .priors import SHIPPED, PriorError, load_prior
 from .tasks import TASKS, OptionError, Task
@@ -406,7 +406,9 @@ def _print_summary(results: list[Result], device: str) -> None:
 
 #: The train command's options whose names differ from the settings they set (restore.train.TrainSettings).
 #: What ``train --resume`` takes from the command line; the rest comes from the checkpoint.
-RESUME_TAKES = ("folder", "out", "steps", "loaders", "seed", "resume", "overwrite", "device", "quiet")
+RESUME_TAKES = ("folder", "out", "steps", "loaders", "seed", "resume", "device", "quiet")
+#: What a checkpoint given to ``train --init`` decides itself: its architecture.
+INIT_DECIDES = ("arch", "width", "levels", "blocks")
 TRAIN_FLAGS = {"degraded_fraction": "degraded", "gray_fraction": "gray", "colour_fraction": "colour"}
 
 
@@ -465,6 +467,9 @@ def train_command(
         files = find_images(folder)
     if not files:
         fail(f"{folder}: no images found; put PNG/JPEG/TIFF/WebP/BMP files in it")
+    if resume and overwrite:
+        fail(f"--resume goes on with {out}, --overwrite starts it again; pick one")
+    given = [p for p in ctx.command.params if ctx.get_parameter_source(p.name).name == "COMMANDLINE"]
     try:
         check_output(out, overwrite=overwrite or resume, hint="pass --resume to continue it or --overwrite to start again")
         check_writable(out.parent, output=out, hint="choose another --out")
@@ -474,12 +479,15 @@ def train_command(
         if resume:
             model, settings, state = resume_from(out, steps)
             settings.loaders = loaders
-            unused = [p.opts[0] for p in ctx.command.params if p.name not in RESUME_TAKES
-                      and ctx.get_parameter_source(p.name).name == "COMMANDLINE"]
+            unused = [p.opts[0] for p in given if p.name not in RESUME_TAKES]
             if unused:
                 typer.echo(f"note: --resume goes on with {out}'s own model and settings; {', '.join(unused)} "
                            "not used (--overwrite starts it again with them)", err=True)
         else:
+            decided = [p.opts[0] for p in given if p.name in INIT_DECIDES]
+            if init is not None and decided:
+                typer.echo(f"note: --init starts from {init}'s own architecture; {', '.join(decided)} not used",
+                           err=True)
             model = (model_from(init, pixel_scale=pixel_scale, latent=latent, seed=seed, context=context)
                      if init is not None else
                      build_model(arch.value, width=width, latent=latent, levels=levels, blocks=blocks,
@@ -639,7 +647,7 @@ def bench_command(
             "precision": _arithmetic(precision, dev),
             "steps": steps if steps is not None else "task defaults", "machine": platform.platform(),
             "processor": platform.machine(), "cpus": os.cpu_count(), "quick": quick,
-            "size": size, "seed": seed, "samples": samples, "ensemble": ensemble}
+            "size": bench.effective_size(size, quick), "seed": seed, "samples": samples, "ensemble": ensemble}
     written = bench.write_report(output, rows, shown, meta)
     typer.echo((output / "results.md").read_text())
     typer.echo(f"wrote {len(written)} files to {output} in {meta['seconds']:.0f} s")
@@ -731,7 +739,13 @@ def interpolate_command(
     from .generate import check_image_size, grid, interpolate
 
     def draw(vae):
-        a, b = read_image(start).pixels, read_image(end).pixels
+        pictures = read_image(start), read_image(end)
+        for path, picture in zip((start, end), pictures):
+            lost = [what for what, lost in (("its transparency", picture.alpha is not None),
+                                            ("its 16 bits", picture.bit_depth == 16)) if lost]
+            if lost:
+                typer.echo(f"note: {path}: {' and '.join(lost)} not carried: the frames are 8-bit and opaque", err=True)
+        a, b = (picture.pixels for picture in pictures)
         for path, pixels in ((start, a), (end, b)):
             try:
                 check_image_size(vae, *pixels.shape[:2])
@@ -749,6 +763,8 @@ def interpolate_command(
 def _write_generated(output: Path, model: str, device: str, overwrite: bool, draw, inputs=()) -> None:
     """Load the prior, draw an image from it (``draw(vae) -> pixels``) and write it to ``output``
     (never one of ``inputs``); a problem with any of them is a one-line error."""
+    if output.suffix.lower() not in IMAGE_SUFFIXES:
+        fail(f"-o {output}: not a name of an image file restore writes; end it in one of {', '.join(IMAGE_SUFFIXES)}")
     try:
         check_output(output, overwrite=overwrite, hint="pass --overwrite to replace it or choose another -o")
         if output.resolve() in {Path(p).resolve() for p in inputs}:

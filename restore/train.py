@@ -252,7 +252,10 @@ def model_from(path: Path, *, pixel_scale: bool = False, latent: int | None = No
     encoders told the context if ``context`` (photo priors)."""
 
     from .model import ConvVAE
-    from .priors import load_prior
+    from .priors import SHIPPED, load_prior
+    if str(path) not in SHIPPED and not Path(path).is_file():
+        raise TrainError(f"{path}: no such checkpoint; give --init a .pt checkpoint or a shipped prior "
+                         f"({', '.join(SHIPPED)})")
     model = load_prior(str(path))       # a copy of its own, which training may change
     if latent is not None and latent != getattr(model.config, "latent_channels", None):
         if not isinstance(model, ConvVAE):

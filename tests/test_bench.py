@@ -58,7 +58,8 @@ def test_quick_bench_on_a_folder_writes_every_report(tmp_path, tiny_prior):
     assert {"restore", "restore, mean of 2", "OpenCV NLM", "skimage TV", "bicubic", "Lanczos", "OpenCV Telea",
             "skimage biharmonic"} <= methods
     assert all(r["hole_psnr"] is not None for r in report["results"] if r["condition"] == "inpaint-box")
-    assert "**" in (out / "results.md").read_text()
+    assert "**" in (out / "results.md").read_text() and "(2 images)" in (out / "results.md").read_text()
+    assert report["meta"]["size"] == bench.QUICK_SIZE          # what was measured, not --size's default
     # A second run refuses to overwrite the report.
     again = CliRunner().invoke(app, ["bench", str(folder), "-o", str(out), "--quick", "--model", str(model)])
     assert again.exit_code == 2 and "--overwrite" in again.output
@@ -238,3 +239,14 @@ def test_a_rewritten_report_names_the_sheets_of_an_earlier_run(tmp_path, tiny_pr
     assert result.exit_code == 0, result.output
     assert "still holds 1 sheet of an earlier run (sheet_old_jpeg20.png)" in result.output, result.output
     assert (report / "sheet_old_jpeg20.png").read_bytes() == b"an earlier run's"      # not the report's to delete
+
+
+def test_images_of_one_name_in_two_folders_are_told_apart(tmp_path, tiny_prior):
+    _, model = tiny_prior
+    write_smooth_folder(tmp_path / "photos", n=1)
+    write_smooth_folder(tmp_path / "photos" / "sub", n=1, seed=5)
+    result = CliRunner().invoke(app, ["bench", str(tmp_path / "photos"), "-o", str(tmp_path / "report"), "--tasks",
+                                      "denoise", "--steps", "1", "--size", "0", "--model", str(model), "-q"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "report" / "results.json").read_text())["results"]
+    assert {r["image"] for r in rows} == {"im0", "sub/im0"}

@@ -222,6 +222,10 @@ def test_train_then_resume(images):
         assert result.exit_code == 2 and _error_lines(result) == [
             f"error: {out}: has trained 5 steps already; give --steps more than 5 to go on"], result.output
     assert out.read_bytes() == before
+    result = invoke(*args, "--steps", "9", "--resume", "--overwrite")      # two meanings: neither is guessed
+    assert result.exit_code == 2 and _error_lines(result) == [
+        f"error: --resume goes on with {out}, --overwrite starts it again; pick one"], result.output
+    assert out.read_bytes() == before
     # A file that is no checkpoint: one line, no traceback, the file left as it was.
     for name, data in (("text.pt", b"hello"), ("zip.pt", b"PK\x03\x04" + bytes(40))):
         (images / name).write_bytes(data)
@@ -239,7 +243,9 @@ def test_train_from_a_checkpoint_adds_a_per_pixel_scale(images):
     first, second = images / "first.pt", images / "second.pt"
     common = [images / "clean", "--crop", "16", "--batch-size", "4", "--steps", "2"]
     assert invoke("train", *common, "--out", first, "--width", "8", "--latent", "2").exit_code == 0
-    result = invoke("train", *common, "--out", second, "--init", first, "--pixel-scale", "--gray", "0.5")
+    result = invoke("train", *common, "--out", second, "--init", first, "--pixel-scale", "--gray", "0.5",
+                    "--arch", "digits", "--width", "32")
+    assert f"note: --init starts from {first}'s own architecture; --arch, --width not used" in result.output
     assert result.exit_code == 0, result.output
     from restore.model import load_checkpoint
     model, state = load_checkpoint(second)
@@ -306,6 +312,7 @@ def test_train_refuses_bad_options_before_any_work(images, monkeypatch, options,
     ("{tmp}/folder.pt", ["--overwrite"], "folder.pt: is a folder; give the name of a file to write"),
     ("/proc/p.pt", [], "/proc/p.pt: cannot write in /proc"),
     ("{tmp}/first.pt", ["--init", "{tmp}/first.pt", "--overwrite"], "first.pt: is the --init checkpoint"),
+    ("{tmp}/new.pt", ["--init", "{tmp}/nope.pt"], "nope.pt: no such checkpoint; give --init a .pt checkpoint"),
 ])
 def test_train_refuses_an_output_it_cannot_write_before_any_work(images, monkeypatch, out, extra, needle):
     """Training checkpoints every few hundred steps: an --out that cannot take them (a folder, a

@@ -78,11 +78,21 @@ def test_sample_and_interpolate_commands(tmp_path, tiny_prior):
     folder = runner.invoke(app, ["interpolate", str(tmp_path), str(tmp_path / "b.png"), "--model", str(model),
                                  "-o", str(tmp_path / "w3.png")])
     assert folder.exit_code == 2 and "is a folder; give an image file" in folder.output, folder.output
+    write_image(tmp_path / "rgba.png", Picture(b, alpha=np.full(b.shape[:2], 0.5, np.float32), bit_depth=16))
+    said = runner.invoke(app, ["interpolate", str(tmp_path / "a.png"), str(tmp_path / "rgba.png"), "--model",
+                               str(model), "--frames", "2", "-o", str(tmp_path / "w5.png")])
+    assert said.exit_code == 0 and (f"note: {tmp_path / 'rgba.png'}: its transparency and its 16 bits not carried"
+                                    in said.output), said.output
     write_image(tmp_path / "c.png", Picture(smooth_images(1, 24, seed=3)[0]))
     sizes = runner.invoke(app, ["interpolate", str(tmp_path / "a.png"), str(tmp_path / "c.png"), "--model", str(model),
                                 "-o", str(tmp_path / "w4.png")])
     assert sizes.exit_code == 2 and "c.png: 24x24 pixels" in sizes.output and "a.png 16x16" in sizes.output, sizes.output
-    onto_folder = runner.invoke(app, ["sample", "--model", str(model), "-o", str(tmp_path), "--overwrite"])
+    for name in ("grid.txt", "grid"):
+        wrong = runner.invoke(app, ["sample", "--model", str(model), "-o", str(tmp_path / name)])
+        assert wrong.exit_code == 2 and f"-o {tmp_path / name}: not a name of an image file" in wrong.output
+    (tmp_path / "folder.png").mkdir()
+    onto_folder = runner.invoke(app, ["sample", "--model", str(model), "-o", str(tmp_path / "folder.png"),
+                                      "--overwrite"])
     assert onto_folder.exit_code == 2 and "is a folder; give the name of a file" in onto_folder.output
 
 
