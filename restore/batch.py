@@ -338,7 +338,11 @@ class Progress:
         """A job begins."""
 
     def step(self, done: int, total: int) -> None:
-        """The solver's progress on the current job."""
+        """The progress of the current stage of the current job (the prior's solver steps, a pass of
+        the data's filter): ``done`` of ``total``."""
+
+    def stage(self, name: str, unit: str | None) -> None:
+        """A stage of the current job begins, counting ``unit`` (None: the solver's steps)."""
 
     def note(self, message: str) -> None:
         """Something the user should read."""
@@ -528,12 +532,12 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
         advice = task.advice(job.source)
         if advice:
             progress.note(advice)
-        resolved = resolve(picture.pixels, task, companion, settings=settings, progress=progress.step)
+        resolved = resolve(picture.pixels, task, companion, settings=settings, progress=progress)
         said = resolved.describe_noise() if task.estimates_noise else None
         if said:
             progress.note(f"{job.source}: estimated {said}")
         try:
-            pixels = restore(picture.pixels, resolved, companion=companion, settings=settings, progress=progress.step,
+            pixels = restore(picture.pixels, resolved, companion=companion, settings=settings, progress=progress,
                              return_std=sampled)
         except CompanionError as e:
             raise ImageError(f"{job.companion}: {e} ({job.source})") from None

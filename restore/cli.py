@@ -186,32 +186,41 @@ class _Bars(Progress):
     notes and results between them (printed with ``-q`` too: it hides only the bars)."""
 
     def __init__(self, jobs: int, *, batch: bool, quiet: bool, name: str, device: str, steps: int, turns: int = 1,
-                 second_look: bool = False, filtered: bool = False):
+                 second_look: bool = False):
         import time
 
         from tqdm import tqdm
         self.tqdm, self.clock, self.quiet, self.batch, self.device = tqdm, time.time, quiet, batch, device
         self.files = _bar(total=jobs, desc=name, unit="images", quiet=quiet or not batch)
-        # What the pipeline's progress(done, total) counts: each batch of tiles takes `steps` solver
-        # steps for each of its `turns`, or one pass of the encoder (per turn) with 0 steps. With a
-        # mask found in the image (`second_look`), the fill the second look reads comes first, one
-        # encoder pass per batch (restore.damage.LOOK_STEPS), then the kept fill. Where the data's last
-        # filter runs on the whole image (`filtered`: denoise, dejpeg), one step more for each of its tiles.
+        # What the prior's stage counts: each batch of tiles takes `steps` solver steps for each of
+        # its `turns`, or one pass of the encoder (per turn) with 0 steps. With a mask found in the
+        # image (`second_look`), the fill the second look reads comes first, one encoder pass per
+        # batch (restore.damage.LOOK_STEPS), then the kept fill. The data's filter (denoise, dejpeg)
+        # names its own stages and what they count.
         per_batch = f"{steps} x {turns} turns per batch of tiles" if turns > 1 else f"{steps} per batch of tiles"
         if second_look:
             from .damage import LOOK_STEPS
             per_batch += f"; {LOOK_STEPS or 1} per batch for the second look"
-        then = "; then one per tile of the data's filter" if filtered else ""
-        self.unit = f"batches of tiles{then.replace(';', ',', 1)}" if steps == 0 else f"solver steps ({per_batch}{then})"
+        self.unit = "batches of tiles" if steps == 0 else f"solver steps ({per_batch})"
         self.steps = None
 
     def start(self, job):
         self.job, self.steps, self.started = job, None, self.clock()
+        self.desc, self.counted = job.source.name, self.unit
+
+    def stage(self, name, unit):
+        # Each stage its own bar, so that its time left is its own pace's: the filter's passes over
+        # a photograph take longer than the prior's steps on it.
+        if self.steps is not None:
+            self.steps.close()
+            self.steps, self.started = None, self.clock()
+        self.desc = self.job.source.name if unit is None else f"{self.job.source.name}, {name}"
+        self.counted = unit or self.unit
 
     def step(self, done, total):
         if self.steps is None:      # opened on the first step, so notes before it print alone ...
-            self.steps = _bar(total=total, desc=self.job.source.name, unit=self.unit, quiet=self.quiet, leave=False)
-            self.steps.start_t = self.started       # ... but timed from the image's start
+            self.steps = _bar(total=total, desc=self.desc, unit=self.counted, quiet=self.quiet, leave=False)
+            self.steps.start_t = self.started       # ... but timed from the stage's start
         self.steps.total, self.steps.n = total, done
         self.steps.refresh()
 
@@ -321,7 +330,7 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
     where = f"{'Ray workers' if on_ray else dev}, {arithmetic}"
     bars = _Bars(len(todo), batch=jobs.batch, quiet=options.quiet, name=task.name, device=where,
                  steps=task.defaults.steps if options.steps is None else options.steps, turns=options.ensemble or 1,
-                 second_look=detect, filtered=task.filters_whole)
+                 second_look=detect)
     common = dict(overwrite=options.overwrite, skip_existing=options.skip_existing, max_pixels=max_pixels,
                   progress=bars)
     try:

@@ -10,6 +10,7 @@ the same for both) of 1 or 3 channels: integers (uint8, uint16) or floats in
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -29,7 +30,8 @@ from .priors import shared_prior
 from .reconstructor import MODES, Reconstructor, check_ensemble
 from .solver import ANCHORS, SAMPLERS, SolverResult
 from .tasks.base import DETECT, Task
-from .tiling import run_tiled, tile_layout
+from . import wiener
+from .tiling import run_tiled
 
 
 #: The most solver steps a restoration takes (the defaults are 0 to 30; 30 steps of a 12 MP
@@ -142,8 +144,13 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
         Prior, solver and tiling.
     channel_axis : int
         The axis of colour channels of a 3-D image.
-    progress : callable, optional
-        ``progress(done, total)`` in solver steps.
+    progress : callable or Progress, optional
+        ``progress(done, total)``: the work done of the current stage, which starts again at 0 with
+        each: the prior's solver steps (over its batches of tiles), then, where the data's last
+        filter runs on the whole image (denoising, JPEG), each of its passes in bands of rows. An
+        object with ``step(done, total)`` and ``stage(name, unit)`` methods
+        (:class:`restore.batch.Progress`) is also told each stage first: its name, and what it
+        counts (None for the solver's steps, which the caller knows best).
     return_std : bool
         Also return the posterior standard deviation per pixel (needs ``settings.samples``
         of 2 or more): ``(H, W)`` float32 in [0, 1] units, a numpy array or a tensor as the image.
@@ -160,8 +167,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
         return (Image.fromarray(out[0]), out[1]) if return_std else Image.fromarray(out)
     if return_std and settings.samples < 2:
         raise ValueError("return_std needs samples of 2 or more")
-    if progress is not None and not callable(progress):
-        raise TypeError(f"progress must be a function progress(done, total) or None, got {progress!r}")
+    step, stage = _reporters(progress)
     if not isinstance(task, Task):
         raise TypeError(f"task must be a task object such as Denoise(sigma=25) from restore.tasks, got {task!r}")
     if not isinstance(settings, SolverSettings):
@@ -169,7 +175,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     settings.check(task)
     pixels, back = to_pixels(image, channel_axis)
     if isinstance(companion, str) and companion.strip().lower() == DETECT:
-        repaired = task.detect(pixels, settings=settings, progress=progress, return_std=return_std)
+        repaired = task.detect(pixels, settings=settings, progress=step, return_std=return_std)
         out = keep_pixels(back(repaired.pixels), image, ~repaired.mask, channel_axis)
         return (out, _like(repaired.std, image)) if return_std else out
     values = task.companion_values(companion, pixels.shape[:2])     # checked before any work
@@ -193,20 +199,29 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
 
     y = torch.from_numpy(to_channels(task.to_stored(pixels), channels)).permute(2, 0, 1)[None].to(device)
     aux = None if values is None else torch.from_numpy(task.to_stored(values))[None, None].to(device)
-    count = {"done": 0, "total": 0, "tiles": 0}
+    count = {"done": 0, "total": 0, "tiles": 0, "filter tiles": 0, "filter tile": 0, "passes": 0}
 
     def count_tiles(n):
-        # The prior's work on its batches of tiles, then one unit for each of the filter's tiles.
-        count["total"] = -(-n // tiles_per_call) * (steps * ensemble or 1) + count["filter"]
-
-    def count_filter_tiles(n):
-        count["total"] += n - count["filter"]
-        count["filter"] = n
+        # The prior's work: its solver's steps on each batch of tiles (or one encoding of each).
+        count["total"] = -(-n // tiles_per_call) * (steps * ensemble or 1)
 
     def tick(_step=None):
         count["done"] += 1
-        if progress is not None:
-            progress(count["done"], count["total"])
+        if step is not None:
+            step(count["done"], count["total"])
+
+    def count_filter_tiles(n):
+        count["filter tiles"] = n
+
+    def filter_bands(done, total):
+        # Each pass of the data's filter is a stage of its own, counted in its bands of rows.
+        if done == 0:
+            count["passes"] += 1
+            where = (f", tile {count['filter tile']} of {count['filter tiles']}" if count["filter tiles"] > 1
+                     else "")
+            if stage is not None:
+                stage(f"the data's filter{where}, pass {count['passes']}", "bands of rows")
+        step(done, total)
 
     def generators(n):
         # The samples' own generators, one per tile seeded by (seed, the tile's place in the image):
@@ -229,8 +244,6 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     whole = (task.filters_whole and values is None and task.scale == 1 and not task.margin
              and getattr(vae, "data_filter", False) and not (colour and _grey_parts(y, tile_size)))
     regions = filter_tiles(*y.shape[-2:], overlap=settings.overlap, grid=task.grid) if whole else None
-    count["filter"] = len(tile_layout(*y.shape[-2:], tile=regions, overlap=settings.overlap, multiple=1,
-                                       grid=task.grid).windows) if whole else 0
 
     def restore_tiles(tiles, aux_tiles):
         shape = (tiles.shape[-2] * task.scale + 2 * task.margin, tiles.shape[-1] * task.scale + 2 * task.margin)
@@ -247,11 +260,15 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     def finish_tiles(tiles, estimates):
         result = SolverResult(x=estimates[:, :channels], z=None,
                               variance=estimates[:, channels:] if estimates.shape[1] > channels else None)
-        finished = reconstructor.finish(result, tiles, task.physics(tiles.shape[-2:], None).to(device), data=data,
-                                        colour=colour)
-        tick()
+        count["filter tile"] += 1
+        count["passes"] = 0
+        with wiener.reporting(filter_bands) if step is not None else contextlib.nullcontext():
+            finished = reconstructor.finish(result, tiles, task.physics(tiles.shape[-2:], None).to(device), data=data,
+                                            colour=colour)
         return _stacked(finished)
 
+    if stage is not None:
+        stage("the prior", None)
     x = run_tiled(y, restore_tiles, tile=tile_size, overlap=settings.overlap, multiple=multiple, grid=task.grid,
                   scale=task.scale, margin=task.margin, batch=tiles_per_call, aux=aux, on_tiles=count_tiles,
                   skip=task.skips_tile if task.scale == 1 and not task.margin else None)
@@ -292,6 +309,19 @@ def filter_tiles(h: int, w: int, *, overlap: int, grid: int = 1) -> tuple[int, i
         count = max(1, math.ceil((length - overlap) / (FILTER_TILE - overlap)))
         return math.ceil(((length - overlap) / count + overlap) / grid) * grid
     return side(h), side(w)
+
+
+def _reporters(progress) -> tuple[Callable[[int, int], None] | None, Callable[[str, str | None], None] | None]:
+    """``(step, stage)`` of :func:`restore`'s ``progress``: a function is the first (the second None),
+    an object with ``step`` and ``stage`` methods gives both; anything else is a TypeError."""
+    if progress is None:
+        return None, None
+    if callable(progress):
+        return progress, None
+    if callable(getattr(progress, "step", None)) and callable(getattr(progress, "stage", None)):
+        return progress.step, progress.stage
+    raise TypeError(f"progress must be a function progress(done, total), an object with step(done, total) and "
+                    f"stage(name, unit) methods, or None, got {progress!r}")
 
 
 def _grey_parts(y: torch.Tensor, side: int) -> bool:

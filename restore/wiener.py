@@ -31,8 +31,11 @@ patches alike lie. Pure functions over ``(N, C, H, W)`` tensors in [0, 1] units.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+from contextvars import ContextVar
+from typing import Callable, Iterator
 
 import torch
 from torch.nn import functional as F
@@ -131,6 +134,36 @@ HARD_GROUP = 64
 HARD_STRIDE = 8
 
 
+#: Who hears of each filter call's progress (:func:`reporting`).
+_listener: ContextVar[Callable[[int, int], None] | None] = ContextVar("restore_wiener_listener", default=None)
+
+
+@contextlib.contextmanager
+def reporting(report: Callable[[int, int], None]) -> Iterator[None]:
+    """Within it, every filter call of this module (:func:`empirical_wiener`, :func:`hard_thresholded`,
+    :func:`windowed_wiener`) tells ``report(done, total)`` its bands of work: ``(0, total)`` as it
+    starts, then each band as it ends. A call's bands are of like size, so their count paces it."""
+    token = _listener.set(report)
+    try:
+        yield
+    finally:
+        _listener.reset(token)
+
+
+class _Bands:
+    """One filter call's count of bands done, told to the listener of :func:`reporting`."""
+
+    def __init__(self, total: int):
+        self.done, self.total, self.report = 0, total, _listener.get()
+        if self.report is not None:
+            self.report(0, total)
+
+    def __call__(self) -> None:
+        self.done += 1
+        if self.report is not None:
+            self.report(self.done, self.total)
+
+
 @functools.lru_cache(maxsize=8)
 def _dct_matrix(n: int, device: torch.device) -> torch.Tensor:
     """The orthonormal DCT-II of length ``n`` as a matrix (rows: frequencies)."""
@@ -187,7 +220,10 @@ def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tenso
     if search < 0 or group < 1:
         raise ValueError(f"search must be 0 or more and group 1 or more, got {search} and {group}")
     if group == 1 and search == 0:
-        return _in_opponent(y, pilot, variance, lambda *t: torch.div(*_windows(*t, patch, stride)))
+        def windows(y, pilot, variance):
+            bands = _Bands(y.shape[0] * len(_window_bands(*y.shape[-2:], patch, stride)))
+            return torch.div(*_windows(y, pilot, variance, patch, stride, bands))
+        return _in_opponent(y, pilot, variance, windows)
     return _in_opponent(y, pilot, variance,
                         lambda *t: _groups_or_windows(*t, patch, stride, search, group, select))
 
@@ -258,12 +294,15 @@ def _groups_or_windows(y, pilot, variance, patch, stride, search, group, select,
     extra_h, extra_w = max(0, patch - h), max(0, patch - w)
     padded, padded_pilot, padded_variance = (F.pad(t, (0, extra_w, 0, extra_h), mode="replicate")
                                              for t in (y, pilot, variance))
-    sums = [_groups(padded[i], padded_pilot[i], padded_variance[i, 0], patch, stride, search, group, shrink,
-                    reads_pilot=reads_pilot) for i in range(n)]
+    plan = _GroupPlan(*padded.shape[1:], patch, stride, search, group)
+    bands = _Bands(n * (sum(len(parts) for _, parts in plan.bands())
+                        + (len(_window_bands(h, w, WINDOW, WINDOW_STRIDE)) if select else 0)))
+    sums = [_groups(padded[i], padded_pilot[i], padded_variance[i, 0], plan, shrink, reads_pilot=reads_pilot,
+                    bands=bands) for i in range(n)]
     groups = (torch.stack([s[0] for s in sums]) / torch.stack([s[1] for s in sums]))[..., :h, :w]
     if not select:
         return groups
-    total, norm = _windows(y, pilot, variance, WINDOW, WINDOW_STRIDE)
+    total, norm = _windows(y, pilot, variance, WINDOW, WINDOW_STRIDE, bands)
     windows = total / norm
     # Each pixel's share of the risk (up to what both have alike), averaged over each block.
     risk_groups, risk_windows = (
@@ -279,27 +318,40 @@ def _blended(choice: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return F.interpolate(choice, scale_factor=SELECT_BLOCK, mode="bilinear", align_corners=False)[..., :h, :w]
 
 
-def _windows(y, pilot, variance, patch, stride):
+def _window_padding(h: int, w: int, patch: int, stride: int) -> tuple[int, int]:
+    """The pixels :func:`_windows` repeats below and right of an ``h x w`` image: windows from the
+    first pixel, and the edges repeated only as far as the last window needs (repeated pixels carry
+    repeated noise, which the filter would take for signal)."""
+    return max(patch - h, -(h - patch) % stride), max(patch - w, -(w - patch) % stride)
+
+
+def _window_bands(h: int, w: int, patch: int, stride: int) -> list[tuple[int, int]]:
+    """The bands of window rows :func:`_windows` filters an ``h x w`` image in, ``(first, last)``
+    rows of windows: bands whose windows stay in the processor's cache (the work is a few passes
+    over each window, and unfolding the whole image at once spends more time copying than filtering)."""
+    extra_h, extra_w = _window_padding(h, w, patch, stride)
+    rows, columns = ((side + extra - patch) // stride + 1 for side, extra in ((h, extra_h), (w, extra_w)))
+    band = max(1, WINDOW_CHUNK // columns)
+    return [(first, min(rows, first + band)) for first in range(0, rows, band)]
+
+
+def _windows(y, pilot, variance, patch, stride, bands: _Bands):
     """The filter without groups, every window filtered alone, of ``(N, C, H, W)`` in the opponent
     space and ``variance (N, 1, H, W)``, around ``pilot`` of C channels or of a divisor of C, repeated:
-    the sums of the windows' weighted estimates and of their weights, ``(N, C, H, W)`` each."""
+    the sums of the windows' weighted estimates and of their weights, ``(N, C, H, W)`` each. Each band
+    done is told to ``bands``."""
     n, c, h, w = y.shape
     device = y.device
-    # Windows from the first pixel, and the edges repeated only as far as the last window needs
-    # (repeated pixels carry repeated noise, which the filter would take for signal).
-    extra_h, extra_w = (max(patch - side, -(side - patch) % stride) for side in (h, w))
+    extra_h, extra_w = _window_padding(h, w, patch, stride)
+    window_bands = _window_bands(h, w, patch, stride)
     y, pilot, variance = (F.pad(t, (0, extra_w, 0, extra_h), mode="replicate") for t in (y, pilot, variance))
     noise = F.avg_pool2d(variance, patch, stride=stride)              # (N, 1, rows, columns) of windows
-    rows, columns = noise.shape[-2:]
+    columns = noise.shape[-1]
     dct = _dct_matrix(patch, device)
     ones = torch.ones(1, 1, patch, patch, device=device)
     total, norm = torch.zeros_like(y), torch.zeros_like(y)
-    # In bands of window rows whose windows stay in the processor's cache: the work is a few passes
-    # over each window, and unfolding the whole image at once spends more time copying than filtering.
-    band = max(1, WINDOW_CHUNK // columns)
     for i in range(n):
-        for first in range(0, rows, band):
-            last = min(rows, first + band)
+        for first, last in window_bands:
             top, bottom = first * stride, (last - 1) * stride + patch
             cy, cp = (_dct2(F.unfold(t[i, :, None, top:bottom], patch, stride=stride), dct) for t in (y, pilot))
             cy, weight = _shrink(cy, cp, noise[i, :, first:last].reshape(1, -1), dc=(slice(None), 0), summed=1)
@@ -308,36 +360,55 @@ def _windows(y, pilot, variance, patch, stride):
             total[i, :, top:bottom] += F.fold(estimate, (bottom - top, y.shape[-1]), patch, stride=stride)[:, 0]
             norm[i, :, top:bottom] += F.conv_transpose2d(weight.reshape(c, 1, last - first, columns), ones,
                                                          stride=stride)[:, 0]
+            bands()
     return total[..., :h, :w], norm[..., :h, :w]
 
 
-def _groups(y, pilot, variance, patch, stride, search, group, shrink=None, *, reads_pilot=True):
+class _GroupPlan:
+    """How :func:`_groups` goes over an image of ``c x h x w`` (the observation's channels, a probe's
+    included): its patches' first pixels, the reference patches, the group size it can hold, and
+    the bands of reference rows it matches (all candidates' distances at once) and filters (in
+    smaller ones), sized to hold about :data:`MATCH_CHUNK` distances and :data:`CHUNK` coefficients."""
+
+    def __init__(self, c: int, h: int, w: int, patch: int, stride: int, search: int, group: int):
+        self.patch, self.search = patch, search
+        self.rows, self.columns = h - patch + 1, w - patch + 1          # patches' first pixels
+        # Every reference has at least this many candidates, however near an edge it lies.
+        self.group = min(group, min(self.rows, search + 1) * min(self.columns, search + 1))
+        self.first_rows, self.first_columns = _references(self.rows, stride), _references(self.columns, stride)
+        self.rows_matched = max(1, MATCH_CHUNK // ((2 * search + 1) ** 2 * len(self.first_columns)))
+        self.rows_filtered = max(1, CHUNK // (len(self.first_columns) * self.group * c * patch * patch))
+
+    def bands(self) -> list[tuple[int, list[int]]]:
+        """Each band matched, ``(first reference row's index, [first indices of its bands filtered])``."""
+        matched = range(0, len(self.first_rows), self.rows_matched)
+        return [(start, list(range(0, min(self.rows_matched, len(self.first_rows) - start), self.rows_filtered)))
+                for start in matched]
+
+
+def _groups(y, pilot, variance, plan: _GroupPlan, shrink=None, *, reads_pilot=True, bands: _Bands):
     """The filter in groups of one image's channels ``(C, H, W)``, ``variance (H, W)``, around ``pilot``
-    of C channels or of a divisor of C, repeated (matched on its first): the sums of the patches'
-    weighted estimates and of their weights, ``(C, H, W)`` each. ``reads_pilot`` false: ``shrink``
-    takes no pilot's coefficients (None), which are then not computed (the groups are still the
-    pilot's)."""
+    of C channels or of a divisor of C, repeated (matched on its first), as ``plan`` goes: the sums
+    of the patches' weighted estimates and of their weights, ``(C, H, W)`` each. ``reads_pilot``
+    false: ``shrink`` takes no pilot's coefficients (None), which are then not computed (the groups
+    are still the pilot's). Each band filtered is told to ``bands``."""
     c, h, w = y.shape
     device = y.device
-    rows, columns = h - patch + 1, w - patch + 1                        # patches' first pixels
-    # Every reference has at least this many candidates, however near an edge it lies.
-    group = min(group, min(rows, search + 1) * min(columns, search + 1))
-    first_rows, first_columns = _references(rows, stride).to(device), _references(columns, stride).to(device)
+    patch, search = plan.patch, plan.search
+    first_rows, first_columns = plan.first_rows.to(device), plan.first_columns.to(device)
     noise = F.avg_pool2d(variance[None, None], patch, stride=1)[0, 0]   # (rows, columns): each patch's mean
     total = torch.zeros(c, h, w, device=device)
     # Each patch's weight is added once, at its first pixel, and spread over its pixels at the end.
     weights = torch.zeros(pilot.shape[0], h, w, device=device)
-    # Matched in bands of reference rows (all candidates' distances at once), filtered in smaller ones.
-    rows_matched = max(1, MATCH_CHUNK // ((2 * search + 1) ** 2 * len(first_columns)))
-    rows_filtered = max(1, CHUNK // (len(first_columns) * group * c * patch * patch))
-    for start in range(0, len(first_rows), rows_matched):
-        refs = first_rows[start:start + rows_matched]
-        top, bottom = max(0, int(refs[0]) - search), min(rows, int(refs[-1]) + search + 1)
-        matches = _match(pilot[0, top:bottom + patch - 1], refs - top, first_columns, search, patch, group)
+    for start, parts in plan.bands():
+        refs = first_rows[start:start + plan.rows_matched]
+        top, bottom = max(0, int(refs[0]) - search), min(plan.rows, int(refs[-1]) + search + 1)
+        matches = _match(pilot[0, top:bottom + patch - 1], refs - top, first_columns, search, patch, plan.group)
         matches[..., 0] += top                                           # (refs, columns, group, 2)
-        for part in range(0, len(refs), rows_filtered):
-            _filter_groups(y, pilot if reads_pilot else None, noise, matches[part:part + rows_filtered], patch,
+        for part in parts:
+            _filter_groups(y, pilot if reads_pilot else None, noise, matches[part:part + plan.rows_filtered], patch,
                            total, weights, shrink or _shrink)
+            bands()
     # Every pixel's weight: the sum over the patch x patch window that ends there (10x faster as a
     # box mean than as a transposed convolution).
     norm = F.avg_pool2d(F.pad(weights[:, None], (patch - 1, 0, patch - 1, 0)), patch, stride=1)[:, 0] * patch**2

@@ -567,10 +567,12 @@ def test_progress_bars_name_their_unit_and_show_no_rate(images, tiny_prior):
     single = invoke("denoise", images / "noisy" / "im0.png", "--model", model, "--steps", "3", "--sigma", "25",
                     "-o", images / "p.png")
     assert single.exit_code == 0, single.output
-    assert "solver steps (3 per batch of tiles; then one per tile of the data's filter)" in single.output, single.output
+    assert "solver steps (3 per batch of tiles)" in single.output, single.output
+    # The data's filter: a bar for each of its passes, named, in its own unit.
+    assert "im0.png, the data's filter, pass 2: 100%" in single.output and "bands of rows" in single.output
     fast = invoke("denoise", images / "noisy" / "im0.png", "--model", model, "--steps", "0", "--sigma", "25",
                   "-o", images / "p0.png")
-    assert "batches of tiles, then one per tile of the data's filter" in fast.output, fast.output
+    assert "batches of tiles" in fast.output, fast.output
     batch = invoke("denoise", images / "noisy", "--model", model, "--steps", "1", "--sigma", "25",
                    "-o", images / "pb")
     assert "/3 images" in batch.output, batch.output

@@ -132,17 +132,38 @@ def test_the_filters_tiles_take_any_overlap():
         assert 0 < th <= FILTER_TILE and tw == 700
 
 
-def test_the_progress_counts_the_filters_tiles_and_ends_at_its_total():
+def test_the_progress_names_each_stage_and_counts_it_to_its_total():
+    """The prior's steps, then each pass of the data's filter over each of its tiles: a stage each,
+    named, each counted from its start to its total; a function hears the same counts."""
     import numpy as np
 
     import restore
-    seen = []
+    from restore.batch import Progress
+
+    class Heard(Progress):
+        def __init__(self):
+            self.stages = []
+
+        def stage(self, name, unit):
+            self.stages.append((name, unit, []))
+
+        def step(self, done, total):
+            self.stages[-1][2].append((done, total))
+    heard, plain = Heard(), []
     noisy = np.random.default_rng(4).random((300, 1200, 3)).astype(np.float32)
-    restore.denoise(noisy, sigma=25, quick=True, progress=lambda done, total: seen.append((done, total)))
-    # One encoder pass for each batch of the prior's tiles (at most 4 here), then the filter's two tiles.
-    totals = {total for _, total in seen}
-    assert len(totals) == 1 and seen[-1][0] == seen[-1][1] == totals.pop()
-    assert [done for done, _ in seen] == list(range(1, len(seen) + 1)) and len(seen) > 2
+    restore.denoise(noisy, sigma=25, quick=True, progress=heard)
+    restore.denoise(noisy, sigma=25, quick=True, progress=lambda done, total: plain.append((done, total)))
+    # One encoder pass for each batch of the prior's tiles, then the filter's one pass (quick) on each
+    # of its two tiles (1200 columns: two of at most FILTER_TILE).
+    assert [(name, unit) for name, unit, _ in heard.stages] == [
+        ("the prior", None), ("the data's filter, tile 1 of 2, pass 1", "bands of rows"),
+        ("the data's filter, tile 2 of 2, pass 1", "bands of rows")]
+    prior, *passes = [counts for _, _, counts in heard.stages]
+    assert [done for done, _ in prior] == list(range(1, len(prior) + 1)) and {t for _, t in prior} == {len(prior)}
+    for counts in passes:
+        total = counts[0][1]
+        assert counts == [(done, total) for done in range(total + 1)] and total > 1
+    assert plain == [c for _, _, counts in heard.stages for c in counts]
 
 
 def test_a_grey_scan_with_a_colour_stamp_keeps_its_grey_parts_grey():

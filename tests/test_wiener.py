@@ -532,3 +532,19 @@ def test_a_grey_sensor_observation_takes_the_first_stage_a_colour_one_takes_it_w
     y = (estimate + 0.05 * torch.randn(estimate.shape, generator=torch.Generator().manual_seed(2))).clamp(0, 1)
     assert term.pilot(estimate, y, Denoising()) is estimate
     assert not torch.equal(term.pilot(estimate, y[:, :1].expand(-1, 3, -1, -1), Denoising()), estimate)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 70, 90), (1, 1, 5, 7), (1, 3, 33, 8)])
+def test_each_filter_call_counts_its_bands_from_0_to_its_total(shape, monkeypatch):
+    """What the progress bar of each of the data's filter passes shows: every band once, ending at
+    the total the call announced before its first, also where bands are small and the image tiny."""
+    monkeypatch.setattr(wiener_module, "CHUNK", 2**16)
+    monkeypatch.setattr(wiener_module, "MATCH_CHUNK", 2**18)
+    monkeypatch.setattr(wiener_module, "WINDOW_CHUNK", 64)
+    y = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
+    for call in (wiener_module.empirical_wiener, wiener_module.hard_thresholded, wiener_module.windowed_wiener):
+        heard = []
+        with wiener_module.reporting(lambda done, total: heard.append((done, total))):
+            call(y, y, 0.01)
+        total = heard[0][1]
+        assert heard == [(done, total) for done in range(total + 1)] and total > 0, call.__name__

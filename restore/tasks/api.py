@@ -26,7 +26,10 @@ SHARED = [
     ("precision", "auto", "{\"auto\", \"fp32\", \"bf16\"}", "The networks' arithmetic; ``auto`` is bf16 where "
      "the hardware has units for it (a CUDA GPU, a CPU with AMX or AVX512-BF16), else fp32."),
     ("channel_axis", -1, "int", "The colour axis of a 3-D image."),
-    ("progress", None, "callable, optional", "``progress(done, total)`` in solver steps."),
+    ("progress", None, "callable or Progress, optional", "``progress(done, total)``: the current stage's work, "
+     "from 0 again at each (the prior's solver steps; each pass of the data's filter in bands of rows); an "
+     "object with ``step(done, total)`` and ``stage(name, unit)`` (restore.batch.Progress) also hears each "
+     "stage's name first."),
     ("ensemble", None, "int, optional", "The mean of the restorations of the image turned and flipped this many "
      "ways (1, 2, 4 or 8; default 1): better, and that many times the work."),
     ("quick", False, "bool", "Denoising's last filter of the data in windows alone, once: about five times "
