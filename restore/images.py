@@ -26,6 +26,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 _SIXTEEN_BIT = (".png", ".tif", ".tiff")
 _ALPHA = (".png", ".tif", ".tiff", ".webp")
 MAX_PIXELS = 100_000_000
+#: How far outside [0, 1] a float image may stray (rounding, resampling overshoot) before it is
+#: taken for an image in other units; values inside the margin are clipped to [0, 1].
+FLOAT_MARGIN = 0.01
 
 
 class ImageError(ValueError):
@@ -85,6 +88,11 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Pict
     else:
         bit_depth, scale = 16, 1.0           # floats: no format restore writes keeps them
     colour, alpha = _colour_and_alpha(array.astype(np.float32) / scale)
+    if array.dtype.kind == "f" and np.isfinite(colour).all():
+        low, high = float(colour.min()), float(colour.max())
+        if low < -FLOAT_MARGIN or high > 1 + FLOAT_MARGIN:   # never clipped into range: the pixels would be lost
+            raise ImageError(f"{path}: floating-point pixels from {low:g} to {high:g}, outside [0, 1]; save it "
+                             "with values in [0, 1], or as 8- or 16-bit integers")
     if mode in GREY_WITH_ALPHA and colour.shape[2] == 3 and np.array_equal(colour[:, :, :1], colour[:, :, 1:2]) \
             and np.array_equal(colour[:, :, :1], colour[:, :, 2:]):
         colour = colour[:, :, :1]        # OpenCV decodes grey with alpha as BGRA: grey it stays
@@ -294,6 +302,13 @@ def encode_image(picture: Picture, suffix: str) -> bytes:
             array = np.repeat(array, 3, axis=2)
         array = np.concatenate([array, picture.alpha[:, :, None]], axis=2)
     array = to_integer(array, bits)
+    if suffix == ".webp" and array.shape[2] == 4:
+        # Lossless, and exact: OpenCV's encoder drops the colour under fully transparent pixels
+        # (libwebp's default), which are pixels of the image like any other.
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(array[:, :, [2, 1, 0, 3]]), "RGBA").save(buffer, "WEBP", lossless=True,
+                                                                                      exact=True)
+        return buffer.getvalue()
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix in (".jpg", ".jpeg") else []
     if suffix == ".webp":
         params = [cv2.IMWRITE_WEBP_QUALITY, 101]        # > 100 means lossless

@@ -27,6 +27,13 @@ def missing_pixels(mask: Picture) -> np.ndarray:
     return values >= 0.5
 
 
+def is_zero_one_mask(mask: Picture) -> bool:
+    """Whether a mask image holds black and the first level above it alone (0 and 1 of 255, or of
+    65535): a mask of 0 and 1 saved as an image, whose holes (:func:`missing_pixels`) are none."""
+    levels = np.unique(mask.pixels)
+    return len(levels) == 2 and levels[0] == 0 and levels[1] * 255 <= 1 + 1e-6
+
+
 def dilate(missing: np.ndarray, pixels: int) -> np.ndarray:
     """Grow the holes by ``pixels`` (a disc), to cover halos around scratches or text."""
     if pixels < 0:

@@ -23,14 +23,15 @@ import numpy as np
 from PIL import Image
 import torch
 
+from . import wiener
 from .data import is_colour, to_channels
 from .devices import PRECISIONS, Autocast, resolve_precision, tile_batch
+from .images import FLOAT_MARGIN
 from .model import VAE
 from .priors import shared_prior
 from .reconstructor import MODES, Reconstructor, check_ensemble
 from .solver import ANCHORS, SAMPLERS, SolverResult
 from .tasks.base import DETECT, Task
-from . import wiener
 from .tiling import run_tiled
 
 
@@ -397,9 +398,6 @@ def keep_pixels(out, image, kept: np.ndarray | None, channel_axis: int = -1):
     return np.where(where, np.asarray(image), out)
 
 
-#: How far outside [0, 1] a float image may stray (rounding, resampling overshoot) before it is
-#: taken for an image in other units; values inside the margin are clipped to [0, 1].
-FLOAT_MARGIN = 0.01
 
 
 def _layout_hint(shape: tuple[int, ...], channel_axis: int) -> str:

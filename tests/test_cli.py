@@ -150,6 +150,25 @@ def test_inpaint_mask_of_wrong_size_is_one_line_error(images, tiny_prior):
     assert not (images / "x.png").exists()
 
 
+def test_a_mask_of_0_and_1_is_refused_not_read_as_no_hole(images, tiny_prior):
+    """A mask array saved as it is (0 and 1, not 0 and 255) would fill nothing and say nothing."""
+    _, model = tiny_prior
+    h, w = read_image(images / "clean" / "im0.png").pixels.shape[:2]
+    mask = np.zeros((h, w), np.uint8)
+    mask[10:20, 10:20] = 1
+    cv2.imwrite(str(images / "ones.png"), mask)
+    result = invoke("inpaint", images / "clean" / "im0.png", "--mask", images / "ones.png",
+                    "--model", model, "-o", images / "x.png")
+    errors = _error_lines(result)
+    assert result.exit_code == 2 and len(errors) == 1 and errors[0].endswith(
+        f"{images / 'ones.png'}: a mask of 0 and 1, which marks no hole (holes are white); save it with 255 "
+        "(white) where to fill, e.g. as mask * 255"), result.output
+    assert not (images / "x.png").exists()
+    cv2.imwrite(str(images / "none.png"), mask * 0)            # no hole at all: nothing to fill, not an error
+    assert invoke("inpaint", images / "clean" / "im0.png", "--mask", images / "none.png", "--model", model,
+                  "-o", images / "y.png", "-q").exit_code == 0
+
+
 def test_superres_doubles_size_and_keeps_alpha(images, tiny_prior):
     _, model = tiny_prior
     small = smooth_images(1, 16, seed=3)[0]

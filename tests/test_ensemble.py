@@ -143,19 +143,20 @@ def test_the_command_line_refuses_an_ensemble_it_cannot_run_in_one_line(tmp_path
 
 def test_the_bench_measures_the_ensemble_beside_restore(tmp_path, tiny_prior):
     _, model = tiny_prior
-    write_smooth_folder(tmp_path)
+    photos = tmp_path / "photos"
+    write_smooth_folder(photos)
     out = tmp_path / "report"
-    result = CliRunner().invoke(app, ["bench", str(tmp_path), "-o", str(out), "--quick", "--model", str(model),
+    result = CliRunner().invoke(app, ["bench", str(photos), "-o", str(out), "--quick", "--model", str(model),
                                       "--tasks", "denoise,superres", "--steps", "2", "--ensemble", "2", "-q"])
     assert result.exit_code == 0, result.output
     rows = json.loads((out / "results.json").read_text())["results"]
     plain = {r["condition"] for r in rows if r["method"] == "restore"}
     assert plain and {r["condition"] for r in rows if r["method"] == "restore, 2 turns"} == plain
-    for args, says in ((["--ensemble", "3"], "--ensemble must be one of"),
-                       (["--ensemble", "2", "--model", "digits"], "not alike turned"),
+    on_photos = [str(photos), "--quick"]
+    for args, says in ((on_photos + ["--ensemble", "3"], "--ensemble must be one of"),
+                       (on_photos + ["--ensemble", "2", "--model", "digits"], "not alike turned"),
                        (["--ensemble", "2", "--speed", "--sizes", "0.01"], "leave --ensemble out")):
-        bad = CliRunner().invoke(app, ["bench", str(tmp_path), "-o", str(tmp_path / "r2"), "--quick", "--tasks", "denoise",
-                                       *args, "-q"])
+        bad = CliRunner().invoke(app, ["bench", "-o", str(tmp_path / "r2"), "--tasks", "denoise", *args, "-q"])
         assert bad.exit_code == 2 and says in bad.output, bad.output
     assert not (tmp_path / "r2").exists()
 

@@ -266,3 +266,25 @@ def test_a_cameras_own_directories_go_with_the_pixels_but_not_its_makers_note(tm
         camera = out.getexif().get_ifd(0x8769)
         assert out.getexif()[0x010F] == "Acme" and camera[0x829A] == (1, 125)
         assert 0x927C not in camera and 0xA002 not in camera
+
+
+def test_a_webp_keeps_the_colour_under_transparent_pixels(tmp_path):
+    """Lossless WebP is lossless for every pixel: libwebp's default drops the colour where alpha is 0."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (48, 40, 3)).astype(np.float32) / 255
+    alpha = np.ones((48, 40), np.float32)
+    alpha[:10] = 0
+    write_image(tmp_path / "x.webp", Picture(pixels, alpha=alpha))
+    back = read_image(tmp_path / "x.webp")
+    assert np.array_equal(back.pixels, pixels) and np.array_equal(back.alpha, alpha)
+
+
+def test_a_float_file_in_other_units_is_refused_not_clipped(tmp_path):
+    """A float TIFF of 0..255 clipped into [0, 1] would be white nearly everywhere, its kept pixels
+    lost: refused, naming its range and the fix; one within the margin of [0, 1] is read."""
+    values = np.random.default_rng(0).random((12, 10)).astype(np.float32)
+    Image.fromarray(values * 255, "F").save(tmp_path / "levels.tif")
+    with pytest.raises(ImageError, match=r"levels.tif: floating-point pixels from .* to 25\d.*, outside \[0, 1\]"):
+        read_image(tmp_path / "levels.tif")
+    Image.fromarray(values * 1.005, "F").save(tmp_path / "unit.tif")
+    assert np.allclose(read_image(tmp_path / "unit.tif").pixels[:, :, 0], np.clip(values * 1.005, 0, 1))

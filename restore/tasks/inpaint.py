@@ -80,9 +80,13 @@ class Inpaint(Task):
         return variance * (1 + distance)
 
     def read_companion(self, path, *, max_pixels):
-        from ..images import read_image
-        from ..masks import missing_pixels
-        return missing_pixels(read_image(path, max_pixels=max_pixels))
+        from ..images import ImageError, read_image
+        from ..masks import missing_pixels, is_zero_one_mask
+        mask = read_image(path, max_pixels=max_pixels)
+        if is_zero_one_mask(mask):
+            raise ImageError(f"{path}: a mask of 0 and 1, which marks no hole (holes are white); save it with 255 "
+                             "(white) where to fill, e.g. as mask * 255")
+        return missing_pixels(mask)
 
     def kept_pixels(self, companion):
         # Every pixel outside the (dilated) holes was given as it is: the output copies it.
