@@ -413,9 +413,13 @@ class JPEGConstraint(DataTerm):
 
     def bins(self, y: torch.Tensor) -> list[torch.Tensor]:
         """The stored coefficients (in steps) of the file ``y`` was decoded from; computed once per
-        observation (the solver asks at every step with the same ``y``)."""
+        observation (the solver asks at every step with the same ``y``).
+
+        Where the decoder clipped pixels to [0, 1] (the coefficients make a colour beyond it: a
+        saturated one, ringing below black), ``y``'s own coefficients are not the file's; there the
+        pixels are first found as the coefficients made them (:func:`unclipped`)."""
         if self._bins is None or self._bins[0] is not y:
-            self._bins = (y, [c.round() for c in self.planes.coefficients(self._padded(y))])
+            self._bins = (y, [c.round() for c in self.planes.coefficients(unclipped(self._padded(y), self.planes))])
         return self._bins[1]
 
     def value(self, ax, y):
@@ -564,6 +568,33 @@ CHROMA_GUIDE_EPS = 1e-4
 #: 128x128 ones, +0.11 / +0.14 / +0.15 dB at quality 10 and +0.31 / +0.38 / +0.42 at 90; on the
 #: 256x256 ones 1.0 / 1.3 / 1.6 gave +0.06 / +0.04 / +0.01 at 20), a level of 14 at quality 10, 3.4 at 90.
 SELF_FILTER = 1.0
+
+
+#: Rounds of :func:`unclipped`'s alternation.
+UNCLIP_ROUNDS = 20
+
+
+def unclipped(y: torch.Tensor, planes: Planes, *, rounds: int = UNCLIP_ROUNDS) -> torch.Tensor:
+    """The decoded JPEG ``y`` as its coefficients made it, before the decoder's clip to [0, 1].
+
+    A pixel the decoder left inside (0, 1) is the coefficients' image to within half a level of
+    rounding; one at 0 or 1 was at or beyond it. Alternately moving the image's coefficients to the
+    nearest whole steps (the file holds whole steps) and its pixels into what the decoder's output
+    allows (within half a level where it is inside, at or beyond the bound where it is clipped)
+    finds an image that both are true of. Without a clipped pixel ``y`` itself is returned.
+    """
+    clipped_low, clipped_high = y <= 0, y >= 1
+    if not bool((clipped_low | clipped_high).any()):
+        return y
+    half = 0.5 / 255
+    low = torch.where(clipped_low, -torch.inf, torch.where(clipped_high, 1.0, y - half))
+    high = torch.where(clipped_high, torch.inf, torch.where(clipped_low, 0.0, y + half))
+    z = y
+    for _ in range(rounds):
+        coefficients = planes.coefficients(z)
+        z = planes.move(z, [c.round() - c for c in coefficients])
+        z = torch.maximum(torch.minimum(z, high), low)
+    return z
 
 
 def prior_share(quantisation: Quantisation) -> float:
