@@ -1,6 +1,7 @@
 """Posterior samples: their mean as the estimate and their spread as a map of where restore is unsure."""
 import json
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -105,8 +106,8 @@ def test_cli_writes_maps_single_and_batch(tiny_prior, clean_image, tmp_path):
     single = runner.invoke(app, ["denoise", str(folder / "a0.png"), "-o", str(tmp_path / "o.png"),
                                  "--uncertainty", str(tmp_path / "std.tif"), *common])
     assert single.exit_code == 0, single.output
-    raw = read_image(tmp_path / "std.tif")
-    assert raw.pixels.shape[:2] == clean_image.shape[:2] and "mean std" in single.output
+    raw = cv2.imread(str(tmp_path / "std.tif"), cv2.IMREAD_UNCHANGED)      # raw values, 0..255 units: no image
+    assert raw.shape[:2] == clean_image.shape[:2] and raw.dtype == np.float32 and "mean std" in single.output
 
     batch = runner.invoke(app, ["denoise", str(folder), "-o", str(tmp_path / "out"), "--uncertainty",
                                 str(tmp_path / "maps"), "--json", str(tmp_path / "r.json"), *common])
