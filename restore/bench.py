@@ -341,10 +341,11 @@ def image_sets(folder: Path | None, *, prior, digits_prior=None, size: int = 256
         raise ValueError(f"{folder}: no images found; put PNG/JPEG/TIFF/WebP/BMP files in it")
     images = []
     for f in files:
-        pixels = centre_crop(read_image(f).pixels, size)
+        whole = read_image(f).pixels
+        pixels = centre_crop(whole, size)
         if min(pixels.shape[:2]) < MIN_SIDE:
-            h, w = read_image(f).pixels.shape[:2]
+            h, w = whole.shape[:2]
             raise ValueError(f"{f}: {w}x{h} pixels; bench measures on images of at least {MIN_SIDE}x{MIN_SIDE} "
                              "(an SSIM window and a x4 reduction must fit): leave it out of the folder")
         images.append((f.relative_to(folder).with_suffix("").as_posix(), pixels))     # sub/x and x apart
-    return [ImageSet(folder.name, images, prior)]
+    return [ImageSet(folder.resolve().name, images, prior)]

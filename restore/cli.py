@@ -214,7 +214,7 @@ class _Bars(Progress):
         if self.steps is not None:
             self.steps.close()
             self.steps, self.started = None, self.clock()
-        self.desc = self.job.source.name if unit is None else f"{self.job.source.name}, {name}"
+        self.desc = f"{self.job.source.name}, {name}"
         self.counted = unit or self.unit
 
     def step(self, done, total):
@@ -525,10 +525,11 @@ def train_command(
         fail(f"{folder}: none of its {len(files)} image files could be read; replace them with readable images"
              if len(unreadable) == len(files) else f"{folder}: {e}; lower --crop or add larger images")
     for path, (h, w) in sampler.too_small:
-        typer.echo(f"note: skipping {path}: {w}x{h} pixels, smaller than --crop {settings.crop}", err=True)
+        typer.echo(f"note: skipping {path}: {w}x{h} pixels, under --crop {settings.crop} at every scale it is "
+                   "trained at (its long side at most 1024)", err=True)
     torch.manual_seed(seed)
     source = f"{len(sampler)} crops from {folder}" if folder.suffix == ".npz" else \
-        f"{sampler.files} images ({len(sampler)} at all scales)"
+        f"{sampler.image_count} images ({len(sampler)} at all scales)"
     typer.echo(f"training on {source}, "
                f"{sum(p.numel() for p in model.parameters()):,} parameters, device {dev}")
     try:
@@ -537,6 +538,9 @@ def train_command(
         fail(str(e))
     except TrainInterrupted as e:
         typer.echo(str(e), err=True)
+        raise typer.Exit(INTERRUPTED) from None
+    except KeyboardInterrupt:           # a second Ctrl-C: stopped at once, the last checkpoint kept
+        typer.echo(f"interrupted: {out} holds the last checkpoint written, if any", err=True)
         raise typer.Exit(INTERRUPTED) from None
     typer.echo(f"wrote {out} after {meta['steps']} steps in {meta['seconds']:.0f} s")
 
@@ -584,6 +588,17 @@ def bench_command(
 
     from .pipeline import MAX_STEPS
 
+    given = {p.name for p in ctx.command.params if ctx.get_parameter_source(p.name).name == "COMMANDLINE"}
+    # Options the run would not read are refused, not passed over: a run measures what its options say.
+    other_mode = SPEED_IGNORES if speed else ("sizes",)
+    ignored = [p.name.upper() if p.param_type_name == "argument" else p.opts[0] for p in ctx.command.params
+               if p.name in other_mode and p.name in given]
+    if ignored:
+        why = ("by --speed, which times generated photographs at each task's defaults (and --steps)" if speed
+               else "without --speed")
+        fail(f"{', '.join(ignored)}: not used {why}; leave {'it' if len(ignored) == 1 else 'them'} out")
+    if quick and "size" in given:
+        fail(f"--size: --quick measures at {bench.QUICK_SIZE} pixels; leave one of them out")
     wanted = {t.strip() for t in task_list.split(",") if t.strip()}
     if not wanted or wanted - set(TASKS):
         fail(f"--tasks {task_list}: choose from {', '.join(TASKS)}")
@@ -595,16 +610,10 @@ def bench_command(
         fail(f"--steps must be 0 to {MAX_STEPS}")
     if seed < 0:
         fail("--seed must be 0 or more")
-    # Options of the other mode are refused, not passed over: a run measures what its options say.
-    other_mode = SPEED_IGNORES if speed else ("sizes",)
-    ignored = [p.name.upper() if p.param_type_name == "argument" else p.opts[0] for p in ctx.command.params
-               if p.name in other_mode and ctx.get_parameter_source(p.name).name == "COMMANDLINE"]
-    if ignored:
-        why = "by --speed, which times generated photographs at each task's defaults" if speed else "without --speed"
-        fail(f"{', '.join(ignored)}: not used {why}; leave {'it' if len(ignored) == 1 else 'them'} out")
     if folder is not None and output.resolve().is_relative_to(folder.resolve()):
-        fail(f"-o {output}: inside the folder measured, whose images the report's sheets would join; choose "
-             "another -o")
+        default = "" if "output" in given else " (the default)"
+        fail(f"-o {output}{default}: inside the folder measured, whose images the report's sheets would join; "
+             "give -o a folder outside it")
     if precision not in ("auto", "fp32", "bf16"):
         fail(f"--precision {precision}: use auto, fp32 or bf16")
     if samples < 1:
@@ -615,7 +624,7 @@ def bench_command(
     except ValueError as e:
         fail(f"--{e}")
     if speed and ensemble > 1:
-        fail("--ensemble: --speed times each task's defaults; leave --ensemble out")
+        fail("--ensemble: --speed times each task's defaults (and --steps); leave --ensemble out")
     if speed:
         return _speed(output, wanted, sizes, model=model, steps=steps, device=device, precision=precision,
                       overwrite=overwrite, quiet=quiet)

@@ -84,7 +84,7 @@ class CropSampler:
     Each image is held in memory at every scale of ``scales`` (relative to the
     image capped to ``max_side``) at which it still fits a crop; one that fits none is left out and
     listed in :attr:`too_small`. A file that cannot be read is left out, listed in :attr:`unreadable`
-    and told to ``note`` (its :class:`ImageError`). :attr:`files` counts the images used.
+    and told to ``note`` (its :class:`ImageError`). :attr:`image_count` counts the images used.
     """
 
     def __init__(self, files: list[Path], *, channels: int, crop: int, scales=(1.0, 0.5),
@@ -120,7 +120,7 @@ class CropSampler:
             if len(self.images) == held:
                 self.too_small.append((Path(path), pixels.shape[:2]))
         # (a pack of crops counts its crops: they are its images)
-        self.files = len(self.images) if not files else given - len(self.unreadable) - len(self.too_small)
+        self.image_count = len(self.images) if not files else given - len(self.unreadable) - len(self.too_small)
         if given and len(self.unreadable) == given:
             raise ValueError(f"none of the {given} image files could be read")
         if not self.images:

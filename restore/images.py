@@ -31,6 +31,13 @@ MAX_PIXELS = 100_000_000
 FLOAT_MARGIN = 0.01
 
 
+def out_of_range(pixels: np.ndarray) -> tuple[float, float] | None:
+    """``(lowest, highest)`` of finite float ``pixels`` that stray beyond [0, 1] by more than
+    :data:`FLOAT_MARGIN` (an image in other units, never clipped into range), else None."""
+    low, high = float(pixels.min()), float(pixels.max())
+    return (low, high) if low < -FLOAT_MARGIN or high > 1 + FLOAT_MARGIN else None
+
+
 class ImageError(ValueError):
     """A file that cannot be read or written as an image; the message says why and what to do."""
 
@@ -88,11 +95,10 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Pict
     else:
         bit_depth, scale = 16, 1.0           # floats: no format restore writes keeps them
     colour, alpha = _colour_and_alpha(array.astype(np.float32) / scale)
-    if array.dtype.kind == "f" and np.isfinite(colour).all():
-        low, high = float(colour.min()), float(colour.max())
-        if low < -FLOAT_MARGIN or high > 1 + FLOAT_MARGIN:   # never clipped into range: the pixels would be lost
-            raise ImageError(f"{path}: floating-point pixels from {low:g} to {high:g}, outside [0, 1]; save it "
-                             "with values in [0, 1], or as 8- or 16-bit integers")
+    strays = out_of_range(colour) if array.dtype.kind == "f" and np.isfinite(colour).all() else None
+    if strays:
+        raise ImageError(f"{path}: floating-point pixels from {strays[0]:g} to {strays[1]:g}, outside [0, 1]; save "
+                         "it with values in [0, 1], or as 8- or 16-bit integers")
     if mode in GREY_WITH_ALPHA and colour.shape[2] == 3 and np.array_equal(colour[:, :, :1], colour[:, :, 1:2]) \
             and np.array_equal(colour[:, :, :1], colour[:, :, 2:]):
         colour = colour[:, :, :1]        # OpenCV decodes grey with alpha as BGRA: grey it stays

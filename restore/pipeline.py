@@ -17,7 +17,7 @@ import math
 import numbers
 import os
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 from PIL import Image
@@ -26,13 +26,16 @@ import torch
 from . import wiener
 from .data import is_colour, to_channels
 from .devices import PRECISIONS, Autocast, resolve_precision, tile_batch
-from .images import FLOAT_MARGIN
+from .images import out_of_range
 from .model import VAE
 from .priors import shared_prior
 from .reconstructor import MODES, Reconstructor, check_ensemble
 from .solver import ANCHORS, SAMPLERS, SolverResult
 from .tasks.base import DETECT, Task
 from .tiling import run_tiled
+
+if TYPE_CHECKING:
+    from .batch import Progress
 
 
 #: The most solver steps a restoration takes (the defaults are 0 to 30; 30 steps of a 12 MP
@@ -129,7 +132,8 @@ PILLOW_MODES = {"P": "RGB", "1": "L", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB
 
 
 def restore(image, task: Task, *, companion: Any = None, settings: SolverSettings = SolverSettings(),
-            channel_axis: int = -1, progress: Callable[[int, int], None] | None = None, return_std: bool = False):
+            channel_axis: int = -1, progress: Callable[[int, int], None] | Progress | None = None,
+            return_std: bool = False):
     """Restore ``image`` under ``task`` (a :class:`~restore.tasks.base.Task` with its options).
 
     Parameters
@@ -200,7 +204,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
 
     y = torch.from_numpy(to_channels(task.to_stored(pixels), channels)).permute(2, 0, 1)[None].to(device)
     aux = None if values is None else torch.from_numpy(task.to_stored(values))[None, None].to(device)
-    count = {"done": 0, "total": 0, "tiles": 0, "filter tiles": 0, "filter tile": 0, "passes": 0}
+    count = {"done": 0, "total": 0, "tiles": 0, "filter tile count": 0, "filter tile now": 0, "passes": 0}
 
     def count_tiles(n):
         # The prior's work: its solver's steps on each batch of tiles (or one encoding of each).
@@ -212,13 +216,13 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
             step(count["done"], count["total"])
 
     def count_filter_tiles(n):
-        count["filter tiles"] = n
+        count["filter tile count"] = n
 
     def filter_bands(done, total):
         # Each pass of the data's filter is a stage of its own, counted in its bands of rows.
         if done == 0:
             count["passes"] += 1
-            where = (f", tile {count['filter tile']} of {count['filter tiles']}" if count["filter tiles"] > 1
+            where = (f", tile {count['filter tile now']} of {count['filter tile count']}" if count["filter tile count"] > 1
                      else "")
             if stage is not None:
                 stage(f"the data's filter{where}, pass {count['passes']}", "bands of rows")
@@ -261,7 +265,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     def finish_tiles(tiles, estimates):
         result = SolverResult(x=estimates[:, :channels], z=None,
                               variance=estimates[:, channels:] if estimates.shape[1] > channels else None)
-        count["filter tile"] += 1
+        count["filter tile now"] += 1
         count["passes"] = 0
         with wiener.reporting(filter_bands) if step is not None else contextlib.nullcontext():
             finished = reconstructor.finish(result, tiles, task.physics(tiles.shape[-2:], None).to(device), data=data,
@@ -312,6 +316,17 @@ def filter_tiles(h: int, w: int, *, overlap: int, grid: int = 1) -> tuple[int, i
     return side(h), side(w)
 
 
+#: What the stages of :func:`resolve`'s first restoration are named after.
+FIRST_LOOK = "estimating the noise: "
+
+
+@dataclass(frozen=True)
+class _Named:
+    """A progress object of ``step`` and ``stage`` functions (:func:`restore`'s protocol)."""
+    step: Callable[[int, int], None]
+    stage: Callable[[str, str | None], None]
+
+
 def _reporters(progress) -> tuple[Callable[[int, int], None] | None, Callable[[str, str | None], None] | None]:
     """``(step, stage)`` of :func:`restore`'s ``progress``: a function is the first (the second None),
     an object with ``step`` and ``stage`` methods gives both; anything else is a TypeError."""
@@ -344,7 +359,7 @@ PILOT_CROP = 256
 
 
 def resolve(pixels: np.ndarray, task: Task, companion: Any = None, *, settings: SolverSettings = SolverSettings(),
-            progress: Callable[[int, int], None] | None = None) -> Task:
+            progress: Callable[[int, int], None] | Progress | None = None) -> Task:
     """``task`` made definite for ``pixels`` (``(H, W, C)`` in [0, 1]; :meth:`Task.resolve`), and
     estimated again from a first restoration of (a sample of) them where that is better
     (:meth:`Task.refined_by`: a sensor's noise estimated for denoising), which reports to
@@ -353,6 +368,9 @@ def resolve(pixels: np.ndarray, task: Task, companion: Any = None, *, settings: 
     if not resolved.refined_by(task):
         return resolved
     sample = pilot_sample(pixels)
+    step, stage = _reporters(progress)
+    if stage is not None:          # its stages named apart from the restoration's own
+        progress = _Named(step, lambda name, unit: stage(f"{FIRST_LOOK}{name}", unit))
     first = restore(sample, resolved, settings=dataclasses.replace(settings, ensemble=None, samples=1),
                     progress=progress)
     return resolved.refined(task, sample, first)
@@ -398,8 +416,6 @@ def keep_pixels(out, image, kept: np.ndarray | None, channel_axis: int = -1):
     return np.where(where, np.asarray(image), out)
 
 
-
-
 def _layout_hint(shape: tuple[int, ...], channel_axis: int) -> str:
     """How to give an image of ``shape`` that the API refused, where a usual layout explains it."""
     if len(shape) == 3 and shape[-1] in (1, 3) and channel_axis % 3 != 2:
@@ -419,7 +435,7 @@ def to_pixels(image, channel_axis: int = -1) -> tuple[np.ndarray, Callable[[np.n
     """``(H, W, C)`` float32 pixels in [0, 1], and the function that converts a result back.
 
     The input contract of the Python API: ``(H, W)`` or 1 or 3 channels on ``channel_axis``,
-    at least one pixel; uint8, uint16, or finite floats in [0, 1] (within :data:`FLOAT_MARGIN`).
+    at least one pixel; uint8, uint16, or finite floats in [0, 1] (within :data:`restore.images.FLOAT_MARGIN`).
     Anything else is a ``ValueError`` that says what to do, never silently clipped or rescaled.
     """
     if isinstance(image, (str, bytes, os.PathLike)) or image is None:
@@ -451,9 +467,9 @@ def to_pixels(image, channel_axis: int = -1) -> tuple[np.ndarray, Callable[[np.n
         pixels = array.astype(np.float32)
         if not np.isfinite(pixels).all():
             raise ValueError("the image holds NaN or infinite values; replace them (e.g. np.nan_to_num) first")
-        low, high = float(pixels.min()), float(pixels.max())
-        if low < -FLOAT_MARGIN or high > 1 + FLOAT_MARGIN:
-            raise ValueError(f"float images must be in [0, 1], got values in [{low:.4g}, {high:.4g}]; "
+        strays = out_of_range(pixels)
+        if strays:
+            raise ValueError(f"float images must be in [0, 1], got values in [{strays[0]:.4g}, {strays[1]:.4g}]; "
                              "divide by 255 for 8-bit values or by 65535 for 16-bit ones (or clip)")
     elif dtype.kind in "uib":
         raise ValueError(f"images of dtype {dtype} are not supported; give uint8 (0..255), uint16 (0..65535) "

@@ -1,6 +1,7 @@
 """Training a VAE prior by maximising the ELBO on random crops."""
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import threading
@@ -118,7 +119,7 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
 
     def meta():
         return {"steps": step, "seconds": round(time.perf_counter() - start, 1), "device": str(device),
-                "images": sampler.files, "at_all_scales": len(sampler), "settings": asdict(settings), "skipped_steps": skipped_in_all}
+                "images": sampler.image_count, "at_all_scales": len(sampler), "settings": asdict(settings), "skipped_steps": skipped_in_all}
 
     def batch(at: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The clean crops of step ``at``, what the encoder sees of them and what it is told
@@ -138,11 +139,10 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
     loader = ThreadPoolExecutor(max_workers=settings.loaders)
     upcoming = deque(loader.submit(batch, at) for at in range(step, min(step + settings.loaders, settings.steps)))
     skipped = 0                      # non-finite steps in a row
-    saved = step if resume is not None else None     # the step the checkpoint at ``out`` holds
     skipped_in_all = (resume or {}).get("meta", {}).get("skipped_steps", 0)
     # Ctrl-C: the step under way ends, its checkpoint is written, and the run stops (a second one
     # stops at once, the last checkpoint kept).
-    with _Stop() as stop:
+    with _Stop() as stop, _closing(loader, bar):
         while step < settings.steps and progress_made() < 1 and not stop.asked:
             set_learning_rate()
             clean, seen, context = upcoming.popleft().result()
@@ -164,8 +164,6 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
                 skipped += 1
                 skipped_in_all += 1
                 if skipped >= MAX_SKIPPED_STEPS:
-                    loader.shutdown(cancel_futures=True)
-                    bar.close()
                     raise TrainError(f"{out}: training diverged at step {step + 1} (the loss was not finite "
                                      f"{skipped} steps running); lower --lr, or train without --pixel-scale first "
                                      "and add it with --init")
@@ -179,13 +177,11 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
             if (step % settings.checkpoint_every == 0 or step == settings.steps or progress_made() >= 1
                     or stop.asked):
                 save_checkpoint(out, model, optimizer=optimizer.state_dict(), meta=meta())
-                saved = step
-    loader.shutdown(cancel_futures=True)
-    bar.close()
     model.eval()
-    if stop.asked:
-        raise TrainInterrupted(f"interrupted at step {step}: {out} holds it; run the same command with --resume "
-                               "to go on" if saved is not None else "interrupted before the first step; nothing written")
+    # (asked during the last step, the run has ended as it would have: nothing is left to go on with)
+    if stop.asked and step < settings.steps and progress_made() < 1:
+        raise TrainInterrupted(f"interrupted at step {step}: {out} holds it; to go on, run the command again with "
+                               "--resume (and without --overwrite)")
     return meta()
 
 
@@ -197,6 +193,16 @@ class TrainError(ValueError):
     """A training run that cannot start; the message names the file and the fix."""
 
 
+@contextlib.contextmanager
+def _closing(loader: ThreadPoolExecutor, bar: tqdm):
+    """The batch makers stopped and the bar closed, however training ends (a second Ctrl-C too)."""
+    try:
+        yield
+    finally:
+        loader.shutdown(cancel_futures=True)
+        bar.close()
+
+
 class TrainInterrupted(Exception):
     """Training stopped by Ctrl-C after its checkpoint was written; the message says how to go on."""
 
@@ -204,10 +210,11 @@ class TrainInterrupted(Exception):
 class _Stop:
     """While entered, Ctrl-C asks (:attr:`asked`) rather than interrupts, so that the training step
     under way ends and is saved; a second Ctrl-C interrupts at once. Only the main thread receives
-    signals: elsewhere Ctrl-C is left as it is."""
+    signals, and a process told to ignore Ctrl-C (started in the background) goes on ignoring it:
+    there Ctrl-C is left as it is."""
 
     def __init__(self):
-        self.asked, self.previous = False, None
+        self.asked, self.installed, self.previous = False, False, None
 
     def _ask(self, signum, frame):
         if self.asked:
@@ -215,13 +222,13 @@ class _Stop:
         self.asked = True
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._ask)
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            self.previous, self.installed = signal.signal(signal.SIGINT, self._ask), True
         return self
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        if self.installed:       # (None: a handler not set from Python, which Python's default stands for)
+            signal.signal(signal.SIGINT, self.previous if self.previous is not None else signal.default_int_handler)
 
 
 def build_model(arch: str, *, width: int = 64, latent: int | None = None, levels: int = 2, blocks: int = 1,

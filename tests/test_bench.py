@@ -190,7 +190,9 @@ def test_bm3d_baseline_of_a_grey_image_stored_as_rgb_is_finite(monkeypatch):
     (["--speed", "--samples", "4", "--digits", "7"], "--digits, --samples: not used by --speed"),
     (["--speed", "{folder}"], "FOLDER: not used by --speed"),
     (["--sizes", "1"], "--sizes: not used without --speed"),
-    (["{folder}", "-o", "{folder}/report"], "inside the folder measured"),
+    (["--quick", "--size", "64"], "--size: --quick measures at 128 pixels"),
+    (["--speed", "--size", "16"], "--size: not used by --speed"),
+    (["{folder}", "-o", "{folder}/report"], "report: inside the folder measured"),
     (["{small}"], "t.png: 16x16 pixels; bench measures on images of at least 24x24"),
 ])
 def test_bench_refuses_what_it_cannot_run_before_any_work(tmp_path, tiny_prior, monkeypatch, args, needle):
@@ -250,3 +252,13 @@ def test_images_of_one_name_in_two_folders_are_told_apart(tmp_path, tiny_prior):
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "report" / "results.json").read_text())["results"]
     assert {r["image"] for r in rows} == {"im0", "sub/im0"}
+
+
+def test_the_default_report_folder_inside_the_folder_measured_is_named_as_the_default(tmp_path, tiny_prior,
+                                                                                       monkeypatch):
+    _, model = tiny_prior
+    write_smooth_folder(tmp_path / "photos")
+    monkeypatch.chdir(tmp_path / "photos")
+    result = CliRunner().invoke(app, ["bench", ".", "--model", str(model), "--tasks", "denoise"])
+    assert result.exit_code == 2 and "-o bench-report (the default): inside the folder measured" in result.output
+    assert not (tmp_path / "photos" / "bench-report").exists()

@@ -370,7 +370,8 @@ def test_train_names_the_images_it_cannot_read_and_counts_only_the_rest(images):
     assert sorted(notes) == [f"note: skipping {mixed / 'empty.png'}: not a readable image (the file is empty); "
                              "use PNG, JPEG, TIFF, WebP or BMP",
                              f"note: skipping {mixed / 'text.png'}: not a readable image; use PNG, JPEG, TIFF, WebP or BMP",
-                             f"note: skipping {mixed / 'tiny.png'}: 12x8 pixels, smaller than --crop 16"]
+                             f"note: skipping {mixed / 'tiny.png'}: 12x8 pixels, under --crop 16 at every scale it "
+                             "is trained at (its long side at most 1024)"]
     assert "training on 2 images (4 at all scales)" in result.output, result.output
     from restore.model import load_checkpoint
     meta = load_checkpoint(images / "m.pt")[1]["meta"]
@@ -454,13 +455,18 @@ def test_ctrl_c_in_training_saves_the_step_and_says_how_to_go_on(images, monkeyp
             "--batch-size", "2", "--steps", "50", "--checkpoint-every", "100"]
     result = invoke(*args, "-q")
     assert result.exit_code == 130, result.output
-    assert f"interrupted at step 3: {out} holds it; run the same command with --resume" in result.output
+    assert f"interrupted at step 3: {out} holds it; to go on, run the command again with --resume" in result.output
     assert load_checkpoint(out)[1]["meta"]["steps"] == 3
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler         # Ctrl-C is Ctrl-C again
     assert not [p for p in images.iterdir() if p.name.endswith(".tmp")]
     monkeypatch.setattr(training, "vae_loss", real)
     result = invoke(*args, "--resume", "--steps", "5", "-q")
     assert result.exit_code == 0 and load_checkpoint(out)[1]["meta"]["steps"] == 5, result.output
+    # Asked during the last step, the run ends as it would have: nothing is left to go on with.
+    calls["n"] = 0
+    monkeypatch.setattr(training, "vae_loss", interrupted_at_the_third)
+    result = invoke(*args, "--out", images / "whole.pt", "--steps", "3", "-q")
+    assert result.exit_code == 0 and "wrote" in result.output and "interrupted" not in result.output, result.output
 
 
 def test_a_time_budget_s_progress_bar_counts_its_seconds(images):

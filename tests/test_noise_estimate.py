@@ -242,6 +242,17 @@ def test_the_first_restoration_reports_its_progress():
     restore.denoise(noisy, noise="poisson-gaussian", progress=lambda done, total: heard["estimated"].append(done))
     restore.denoise(noisy, noise=f"poisson-gaussian:{a},0.0004", progress=lambda done, total: heard["given"].append(done))
     assert len(heard["estimated"]) == 2 * len(heard["given"]) > 0
+    # Told the stages' names, the first restoration's are named for what it is for.
+    from restore.batch import Progress
+
+    class Stages(Progress):
+        names = []
+
+        def stage(self, name, unit):
+            self.names.append(name)
+    restore.denoise(noisy, noise="poisson-gaussian", progress=Stages())
+    first, own = Stages.names[:len(Stages.names) // 2], Stages.names[len(Stages.names) // 2:]
+    assert first == [f"estimating the noise: {name}" for name in own] and own[0] == "the prior", Stages.names
 
 
 @pytest.mark.parametrize("side", [2, 64])

@@ -81,7 +81,7 @@ class Inpaint(Task):
 
     def read_companion(self, path, *, max_pixels):
         from ..images import ImageError, read_image
-        from ..masks import missing_pixels, is_zero_one_mask
+        from ..masks import is_zero_one_mask, missing_pixels
         mask = read_image(path, max_pixels=max_pixels)
         if is_zero_one_mask(mask):
             raise ImageError(f"{path}: a mask of 0 and 1, which marks no hole (holes are white); save it with 255 "
