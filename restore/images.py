@@ -236,10 +236,17 @@ def _header(path: Path) -> _Header:
             dpi = tuple(float(d) for d in dpi) if dpi and len(dpi) == 2 and min(dpi) > 0 else None
             if dpi is not None and orientation >= 5:     # turned a quarter: across and down swap
                 dpi = dpi[::-1]
-            return _Header(im.size, orientation, im.mode, int(getattr(im, "n_frames", 1)),
+            mode = "LA" if im.format == "PNG" and _png_colour_type(path) == 4 else im.mode   # Pillow: 16-bit LA as RGBA
+            return _Header(im.size, orientation, mode, int(getattr(im, "n_frames", 1)),
                            im.info.get("icc_profile") or None, kept.tobytes() if len(kept) else None, dpi)
     except Exception:
         return _Header()
+
+
+def _png_colour_type(path: Path) -> int:
+    """A PNG file's colour type (4: grey with alpha), from its header."""
+    with open(path, "rb") as f:
+        return f.read(26)[25]
 
 
 #: The EXIF tag of the orientation.
@@ -302,8 +309,9 @@ def encode_image(picture: Picture, suffix: str) -> bytes:
     if array.shape[2] == 3:
         array = array[:, :, ::-1]
     if picture.alpha is not None and suffix in _ALPHA:
-        if array.shape[2] == 1 and suffix == ".png" and bits == 8:
-            return _grey_with_alpha_png(to_integer(np.concatenate([array, picture.alpha[:, :, None]], axis=2), 8))
+        if array.shape[2] == 1 and suffix == ".png":
+            grey_alpha = to_integer(np.concatenate([array, picture.alpha[:, :, None]], axis=2), bits)
+            return with_metadata(_grey_with_alpha_png(grey_alpha), suffix, picture)
         if array.shape[2] == 1:       # OpenCV writes no grey with alpha: three equal channels
             array = np.repeat(array, 3, axis=2)
         array = np.concatenate([array, picture.alpha[:, :, None]], axis=2)
@@ -381,10 +389,15 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
 
 
 def _grey_with_alpha_png(array: np.ndarray) -> bytes:
-    """An 8-bit ``(H, W, 2)`` grey and alpha array as a PNG of that mode (Pillow's "LA")."""
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array), "LA").save(buffer, "PNG")
-    return buffer.getvalue()
+    """A ``(H, W, 2)`` grey and alpha array, uint8 or uint16, as a PNG of that colour type (4) and
+    depth: neither OpenCV nor Pillow writes one of 16 bits, so it is written here (rows unfiltered)."""
+    h, w, _ = array.shape
+    depth = 16 if array.dtype == np.uint16 else 8
+    rows = np.ascontiguousarray(array, dtype=">u2" if depth == 16 else np.uint8).view(np.uint8).reshape(h, -1)
+    raw = np.concatenate([np.zeros((h, 1), np.uint8), rows], axis=1).tobytes()      # filter type 0 for each row
+    header = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([depth, 4, 0, 0, 0])
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(raw, 6))
+            + _png_chunk(b"IEND", b""))
 
 
 def written_bits(picture: Picture, suffix: str) -> int:

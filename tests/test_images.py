@@ -184,6 +184,19 @@ def test_grey_with_alpha_stays_grey_with_alpha(tmp_path):
     assert np.array_equal(again.pixels, np.repeat(picture.pixels, 3, axis=2)) and again.alpha is not None
 
 
+def test_sixteen_bit_grey_with_alpha_stays_so_with_its_profile(tmp_path):
+    """Neither OpenCV nor Pillow writes a PNG of 16-bit grey with alpha (it came back 16-bit RGBA),
+    and Pillow reads one as RGBA: written and read as what it is, its colour profile kept."""
+    rng = np.random.default_rng(1)
+    grey, alpha = (rng.integers(0, 65536, shape).astype(np.float32) / 65535 for shape in ((10, 6, 1), (10, 6)))
+    write_image(tmp_path / "la16.png", Picture(grey, alpha=alpha, bit_depth=16, icc_profile=b"a profile"))
+    with open(tmp_path / "la16.png", "rb") as f:
+        assert f.read(26)[24:26] == bytes([16, 4])               # depth 16, colour type 4: grey and alpha
+    back = read_image(tmp_path / "la16.png")
+    assert back.pixels.shape == (10, 6, 1) and back.bit_depth == 16 and back.icc_profile == b"a profile"
+    assert np.array_equal(back.pixels, grey) and np.array_equal(back.alpha, alpha)
+
+
 def _profiled(tmp_path, suffix, orientation=6):
     """A file with a colour profile and EXIF (maker, copyright, an orientation), as a camera writes one."""
     from PIL import ImageCms
