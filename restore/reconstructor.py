@@ -221,13 +221,15 @@ class Reconstructor(nn.Module):
         physics, data = _terms(physics, data)
         stable = self._stabilised(y, physics, data, colour)
         if stable is None:
-            return self._filtered(result, y, physics, data, passes=data.wiener_passes(y))
-        inner = self.finish(result, stable.forward(y), physics, data=stable.data)
-        variance = inner.variance
-        if variance is not None:
-            variance = variance * stable.slope(inner.x).square().mean(1, keepdim=True)
-        result = replace(inner, x=stable.inverse(inner.x).clamp(0, 1), variance=variance)
-        return self._filtered(result, y, physics, data, passes=1)
+            result = self._filtered(result, y, physics, data, passes=data.wiener_passes(y))
+        else:
+            inner = self.finish(result, stable.forward(y), physics, data=stable.data)
+            variance = inner.variance
+            if variance is not None:
+                variance = variance * stable.slope(inner.x).square().mean(1, keepdim=True)
+            result = replace(inner, x=stable.inverse(inner.x).clamp(0, 1), variance=variance)
+            result = self._filtered(result, y, physics, data, passes=1)
+        return replace(result, x=data.bounded(result.x, y, physics))
 
     def _stabilised(self, y, physics, data, colour=None):
         """The transform under which this observation is restored (a colour one whose noise it makes

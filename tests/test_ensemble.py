@@ -190,6 +190,6 @@ def test_the_ensembles_variance_is_the_mixtures(tiny_prior, monkeypatch):
         return SolverResult(x=means[i], z=torch.zeros(1), variance=variances[i])
     monkeypatch.setattr(Reconstructor, "_solve", solve)
     without_data_filter(monkeypatch)
-    out = Reconstructor(model, steps=0, samples=2, ensemble=2)(torch.zeros(1, 3, 4, 4), Denoising())
+    out = Reconstructor(model, steps=0, samples=2, ensemble=2)(torch.full((1, 3, 4, 4), 0.3), Denoising())
     assert torch.allclose(out.x, torch.full_like(out.x, 0.3))
     assert torch.allclose(out.variance, torch.full_like(out.variance, 0.02 + 0.01))

@@ -74,6 +74,31 @@ def test_a_clean_photograph_at_a_small_sigma_comes_back_nearly_unchanged():
     assert psnr(clean, restore.denoise(clean, sigma=3)) >= 40
 
 
+@pytest.mark.parametrize("noise", ["sigma", "sensor"])
+def test_no_denoised_pixel_stands_farther_from_its_observation_than_the_noise_reaches(noise):
+    """Thin lines of red and cyan on white, clean, given noise it does not have: the prior and the
+    filter took the lone pixel where the lines cross for noise, and moved it by 200 levels at sigma 10
+    (20 sigma). Every pixel now keeps within 5 levels of the noise of its observation. (Under a
+    sensor's noise, two black lines on a grey image crossing at a white pixel: a grey image is
+    restored in its own terms.)"""
+    clean = np.full((64, 64, 3), 255, np.uint8)
+    clean[32, :] = (0, 255, 255)
+    clean[:, 20] = (255, 0, 0)
+    if noise == "sensor":
+        clean = np.full((64, 64, 1), 128, np.uint8)
+        clean[32, :] = clean[:, 20] = 0
+        clean[32, 20] = 255
+    if noise == "sigma":
+        out, reach = restore.denoise(clean, sigma=10), np.full(clean.shape, 5 * 10.0)
+    else:
+        a, b = 1 / 40, 0.02**2
+        out = restore.denoise(clean, noise=f"poisson-gaussian:{a},{b}")
+        level = fidelity.PoissonGaussian(a, b).gaussian(torch.from_numpy(clean / 255.0).permute(2, 0, 1)[None]).sigma
+        reach = 5 * 255 * level[0].permute(1, 2, 0).numpy()
+    moved = np.abs(out.astype(float) - clean)
+    assert (moved <= reach + 0.5).all() and moved[32, 20].max() > 0.5 * reach[32, 20].max(), moved[32, 20]
+
+
 def test_the_decoder_scale_grows_only_where_the_data_say_it_is_wrong():
     torch.manual_seed(0)
     y = torch.rand(1, 3, 32, 32)
