@@ -19,7 +19,7 @@ import typer
 # Only torch-free modules here, so that --help and argument errors answer at once;
 # the commands import the rest (torch among it) when they run.
 from .atomic import OutputError, check_output, check_writable, write_atomic
-from .batch import Interrupted, PlanError, Progress, Result, file_restorer, parse_shard, plan, run, shard
+from .batch import Interrupted, PlanError, Progress, Result, file_restorer, parse_shard, plan, run, same_file, shard
 from .images import IMAGE_SUFFIXES, MAX_PIXELS, ImageError, Picture, find_images, read_image, write_image
 from .metrics import strict_json
 from .priors import SHIPPED, PriorError, load_prior
@@ -415,6 +415,11 @@ def _print_summary(results: list[Result], device: str) -> None:
 
 #: The train command's options whose names differ from the settings they set (restore.train.TrainSettings).
 #: What ``train --resume`` takes from the command line; the rest comes from the checkpoint.
+def _typed(ctx: typer.Context) -> list:
+    """The command's parameters given on the command line (not left at their defaults)."""
+    return [p for p in ctx.command.params if ctx.get_parameter_source(p.name).name == "COMMANDLINE"]
+
+
 RESUME_TAKES = ("folder", "out", "steps", "loaders", "seed", "resume", "device", "quiet")
 #: What a checkpoint given to ``train --init`` decides itself: its architecture.
 INIT_DECIDES = ("arch", "width", "levels", "blocks")
@@ -478,7 +483,7 @@ def train_command(
         fail(f"{folder}: no images found; put PNG/JPEG/TIFF/WebP/BMP files in it")
     if resume and overwrite:
         fail(f"--resume goes on with {out}, --overwrite starts it again; pick one")
-    given = [p for p in ctx.command.params if ctx.get_parameter_source(p.name).name == "COMMANDLINE"]
+    given = _typed(ctx)
     try:
         check_output(out, overwrite=overwrite or resume, hint="pass --resume to continue it or --overwrite to start again")
         check_writable(out.parent, output=out, hint="choose another --out")
@@ -588,11 +593,11 @@ def bench_command(
 
     from .pipeline import MAX_STEPS
 
-    given = {p.name for p in ctx.command.params if ctx.get_parameter_source(p.name).name == "COMMANDLINE"}
+    typed = _typed(ctx)
+    given = {p.name for p in typed}
     # Options the run would not read are refused, not passed over: a run measures what its options say.
     other_mode = SPEED_IGNORES if speed else ("sizes",)
-    ignored = [p.name.upper() if p.param_type_name == "argument" else p.opts[0] for p in ctx.command.params
-               if p.name in other_mode and p.name in given]
+    ignored = [p.name.upper() if p.param_type_name == "argument" else p.opts[0] for p in typed if p.name in other_mode]
     if ignored:
         why = ("by --speed, which times generated photographs at each task's defaults (and --steps)" if speed
                else "without --speed")
@@ -785,7 +790,7 @@ def _write_generated(output: Path, model: str, device: str, overwrite: bool, dra
         fail(f"-o {output}: not a name of an image file restore writes; end it in one of {', '.join(IMAGE_SUFFIXES)}")
     try:
         check_output(output, overwrite=overwrite, hint="pass --overwrite to replace it or choose another -o")
-        if output.resolve() in {Path(p).resolve() for p in inputs}:
+        if any(same_file(output, Path(p)) for p in inputs):
             raise OutputError(f"{output}: is an input; choose another -o (inputs are never overwritten)")
         check_writable(output.parent, output=output, hint="choose another -o")
         write_image(output, Picture(draw(load_prior(model, _device_or_fail(device)))))

@@ -603,9 +603,10 @@ def unclipped(y: torch.Tensor, planes: Planes, *, rounds: int = UNCLIP_ROUNDS) -
     bound (the rounding allows half a level inside it too; held that tight, held-out crops scored
     0.00 to +0.06 dB better at quality 10 / 40 / 90, made vivid or not). Alternately moving the
     image's coefficients to the nearest whole steps (the file holds whole steps) and its pixels
-    into what the decoded pixels so allow finds an image that both are true of. Without a clipped pixel ``y`` itself is returned (a
-    pixel at 0 or 1 anywhere, common in photographs, costs 20 rounds of the planes' transform, once
-    for each observation: nothing measurable against a restoration).
+    into what the decoded pixels so allow finds an image that both are true of. Without a clipped
+    pixel ``y`` itself is returned (a pixel at 0 or 1 anywhere, common in photographs, costs 20
+    rounds of the planes' transform, once for each observation: nothing measurable against a
+    restoration).
     """
     clipped_low, clipped_high = y <= 0, y >= 1
     if not bool((clipped_low | clipped_high).any()):

@@ -295,8 +295,7 @@ def _groups_or_windows(y, pilot, variance, patch, stride, search, group, select,
     padded, padded_pilot, padded_variance = (F.pad(t, (0, extra_w, 0, extra_h), mode="replicate")
                                              for t in (y, pilot, variance))
     plan = _GroupPlan(*padded.shape[1:], patch, stride, search, group)
-    bands = _Bands(n * (sum(len(parts) for _, parts in plan.bands())
-                        + (len(_window_bands(h, w, WINDOW, WINDOW_STRIDE)) if select else 0)))
+    bands = _Bands(n * (plan.filtered + (len(_window_bands(h, w, WINDOW, WINDOW_STRIDE)) if select else 0)))
     sums = [_groups(padded[i], padded_pilot[i], padded_variance[i, 0], plan, shrink, reads_pilot=reads_pilot,
                     bands=bands) for i in range(n)]
     groups = (torch.stack([s[0] for s in sums]) / torch.stack([s[1] for s in sums]))[..., :h, :w]
@@ -378,12 +377,10 @@ class _GroupPlan:
         self.first_rows, self.first_columns = _references(self.rows, stride), _references(self.columns, stride)
         self.rows_matched = max(1, MATCH_CHUNK // ((2 * search + 1) ** 2 * len(self.first_columns)))
         self.rows_filtered = max(1, CHUNK // (len(self.first_columns) * self.group * c * patch * patch))
-
-    def bands(self) -> list[tuple[int, list[int]]]:
-        """Each band matched, ``(first reference row's index, [first indices of its bands filtered])``."""
-        matched = range(0, len(self.first_rows), self.rows_matched)
-        return [(start, list(range(0, min(self.rows_matched, len(self.first_rows) - start), self.rows_filtered)))
-                for start in matched]
+        # Each band matched: (first reference row's index, [first indices of its bands filtered]).
+        self.bands = [(start, list(range(0, min(self.rows_matched, len(self.first_rows) - start), self.rows_filtered)))
+                      for start in range(0, len(self.first_rows), self.rows_matched)]
+        self.filtered = sum(len(parts) for _, parts in self.bands)     # bands filtered in all
 
 
 def _groups(y, pilot, variance, plan: _GroupPlan, shrink=None, *, reads_pilot=True, bands: _Bands):
@@ -400,7 +397,7 @@ def _groups(y, pilot, variance, plan: _GroupPlan, shrink=None, *, reads_pilot=Tr
     total = torch.zeros(c, h, w, device=device)
     # Each patch's weight is added once, at its first pixel, and spread over its pixels at the end.
     weights = torch.zeros(pilot.shape[0], h, w, device=device)
-    for start, parts in plan.bands():
+    for start, parts in plan.bands:
         refs = first_rows[start:start + plan.rows_matched]
         top, bottom = max(0, int(refs[0]) - search), min(plan.rows, int(refs[-1]) + search + 1)
         matches = _match(pilot[0, top:bottom + patch - 1], refs - top, first_columns, search, patch, plan.group)
