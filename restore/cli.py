@@ -221,6 +221,8 @@ class _Bars(Progress):
         if self.steps is None:      # opened on the first step, so notes before it print alone ...
             self.steps = _bar(total=total, desc=self.desc, unit=self.counted, quiet=self.quiet, leave=False)
             self.steps.start_t = self.started       # ... but timed from the stage's start
+            if done == 0:                           # its opening line already said 0/total
+                return
         self.steps.total, self.steps.n = total, done
         self.steps.refresh()
 

@@ -607,6 +607,8 @@ def test_progress_bars_name_their_unit_and_show_no_rate(images, tiny_prior):
         bars = [line.strip() for line in re.split(r"[\r\n]", plain) if "%|" in line]
         # every bar shows [elapsed<left] with nothing after "left": no rate (stdout may follow on the line)
         assert bars and all(re.search(r"\[[\d:]+<[\d:?]+\]", bar) for bar in bars), bars
+        # a stage's bar opens once: no line of it drawn twice in a row (its 0/total was)
+        assert all(a != b for a, b in zip(bars, bars[1:])), bars
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".png"])
