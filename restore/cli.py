@@ -459,6 +459,7 @@ def train_command(
     task_encoder: Optional[str] = typer.Option(None, "--task-encoder", help="photo, with --init: train only an encoder of its own for this task (used by it alone), on its damage alone, against the prior's frozen decoder."),
     context: bool = typer.Option(False, "--context", help="photo: the encoder also reads what the solver knows of each pixel (the noise's level, the holes); with --init, the checkpoint's encoders grow to read it."),
     encoder_only: bool = typer.Option(False, "--encoder-only", help="Train only the encoder, against the frozen decoder (the prior itself does not change)."),
+    prior_from_clean: bool = typer.Option(False, "--prior-from-clean", help="The prior (decoder) learns from the undamaged crops alone; the damaged ones (--degraded) teach only the encoder."),
     resume: bool = typer.Option(False, "--resume", help="Continue training from the checkpoint at --out."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out instead of refusing."),
     device: str = DEVICE,
@@ -515,7 +516,8 @@ def train_command(
                                      crop=crop if crop is not None else (28 if arch is Architecture.digits else 64),
                                      checkpoint_every=checkpoint_every, seed=seed, init=str(init) if init else None,
                                      tasks=tuple(t.strip() for t in task_list.split(",") if t.strip()),
-                                     precision=precision, task_encoder=task_encoder, encoder_only=encoder_only)
+                                     precision=precision, task_encoder=task_encoder, encoder_only=encoder_only,
+                                     prior_from_clean=prior_from_clean)
         check_crop(model, settings.crop)
     except OptionError as e:
         fail(f"--{TRAIN_FLAGS.get(e.option, e.option.replace('_', '-'))}: {e.reason}")

@@ -42,6 +42,10 @@ class TrainSettings:
                                      # at its end (or after ``steps``, whichever comes first)
     task_encoder: str | None = None  # train only this task's own encoder (ConvVAE.for_task), all else frozen
     encoder_only: bool = False       # train only the shared encoder, against the frozen decoder
+    # The prior (decoder, its scales) learns from the undamaged crops alone, the textbook ELBO; the
+    # damaged ones teach only the encoder. Else every crop teaches both, and the decoder learns to
+    # draw from the vaguer codes of damaged images: a blurrier prior with a larger scale.
+    prior_from_clean: bool = False
 
     def __post_init__(self):
         """Refuse settings a run cannot take, before any work: an :class:`OptionError` naming the
@@ -66,6 +70,11 @@ class TrainSettings:
             raise OptionError("minutes", f"must be a positive number, got {self.minutes}")
         if self.encoder_only and self.task_encoder is not None:
             raise ValueError("a task encoder is trained alone already; leave out encoder_only")
+        if self.prior_from_clean and (self.encoder_only or self.task_encoder is not None):
+            raise OptionError("prior_from_clean", "trains the prior on clean crops; an encoder trained alone "
+                              "leaves the prior as it is")
+        if self.prior_from_clean and self.degraded_fraction == 1:
+            raise OptionError("prior_from_clean", "needs clean crops: lower degraded_fraction below 1")
         if self.task_encoder is not None and self.tasks != (self.task_encoder,):
             raise ValueError(f"a task encoder learns its own task's damage alone: tasks must be {self.task_encoder!r}")
 
@@ -90,6 +99,8 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
     for parameter in trained:
         parameter.requires_grad_(True)
     optimizer = torch.optim.Adam(trained, lr=settings.lr)
+    encoder = {id(p) for p in learner.encoder.parameters()}
+    prior = [p for p in trained if id(p) not in encoder] if settings.prior_from_clean else []
     step, seconds = 0, 0.0
     if resume is not None:
         optimizer.load_state_dict(resume["optimizer"])
@@ -148,8 +159,8 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
             clean, seen, context = upcoming.popleft().result()
             if step + settings.loaders < settings.steps:
                 upcoming.append(loader.submit(batch, step + settings.loaders))
-            loss, stats = vae_loss(learner, seen.to(device), clean.to(device), torch_rng, autocast=dtype,
-                                   context=context.to(device))
+            loss, stats = step_loss(learner, seen.to(device), clean.to(device), context.to(device), torch_rng,
+                                    autocast=dtype, damaged=n_bad, prior=prior)
             optimizer.zero_grad(set_to_none=True)
             # A non-finite loss or gradient skips the update, so the weights (and every checkpoint)
             # stay finite; a run that keeps producing them has diverged and stops with a way out.
@@ -183,6 +194,27 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
         raise TrainInterrupted(f"interrupted at step {step}: {out} holds it; to go on, run the command again with "
                                "--resume (and without --overwrite)")
     return meta()
+
+
+def step_loss(model: VAE, seen: torch.Tensor, clean: torch.Tensor, context: torch.Tensor,
+              generator: torch.Generator, *, autocast: torch.dtype, damaged: int = 0,
+              prior: list[torch.nn.Parameter] = ()) -> tuple[torch.Tensor, dict]:
+    """A batch's loss (:func:`restore.model.vae_loss`), its first ``damaged`` crops seen damaged.
+    With ``prior`` (the decoder's parameters) those crops' loss reaches the encoder alone: the
+    prior's parameters are constants in their graph. The statistics are then the clean crops'."""
+    if not prior or damaged == 0:
+        return vae_loss(model, seen, clean, generator, autocast=autocast, context=context)
+    loss, stats = vae_loss(model, seen[damaged:], clean[damaged:], generator, autocast=autocast,
+                           context=context[damaged:])
+    for parameter in prior:
+        parameter.requires_grad_(False)
+    try:
+        encoder_loss, _ = vae_loss(model, seen[:damaged], clean[:damaged], generator, autocast=autocast,
+                                   context=context[:damaged])
+    finally:
+        for parameter in prior:
+            parameter.requires_grad_(True)
+    return torch.lerp(loss, encoder_loss, damaged / len(seen)), stats
 
 
 #: Non-finite losses in a row after which a run counts as diverged.
@@ -302,6 +334,7 @@ def resume_from(out: Path, steps: int) -> tuple[VAE, TrainSettings, dict]:
     saved.setdefault("minutes", None)
     saved.setdefault("task_encoder", None)
     saved.setdefault("encoder_only", False)
+    saved.setdefault("prior_from_clean", False)
     return model, TrainSettings(**{**saved, "steps": steps}), state
 
 

@@ -309,6 +309,7 @@ def test_train_from_a_checkpoint_adds_a_per_pixel_scale(images):
     (["--minutes", "0"], "--minutes: must be a positive number"),
     (["--seed", "-1"], "--seed: must be 0 or more, got -1"),
     (["--tasks", "sharpen"], "--tasks: must be some of"),
+    (["--prior-from-clean", "--degraded", "1"], "--prior-from-clean: needs clean crops"),
     (["--out", "{tmp}/p.txt"], "p.txt: --out writes a checkpoint; give a name ending in .pt"),
 ])
 def test_train_refuses_bad_options_before_any_work(images, monkeypatch, options, needle):

@@ -170,3 +170,31 @@ def test_a_grown_latent_starts_the_same_for_the_same_seed(tmp_path):
     other = model_from(path, latent=4, seed=4).state_dict()
     assert all(torch.equal(first[k], second[k]) for k in first)
     assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
+def test_a_prior_from_clean_crops_learns_nothing_from_the_damaged_ones():
+    """``step_loss`` with the prior's parameters: what the damaged crops look like moves the
+    encoder's gradient but not the decoder's (nor its scales'), which are the clean crops' alone;
+    without them, the damaged crops teach the decoder too."""
+    from restore.train import step_loss
+    torch.manual_seed(0)
+    model = ConvVAE(ConvVAEConfig(width=8, latent_channels=2, pixel_scale=True))
+    clean = torch.rand(4, 3, 16, 16)
+    prior = [p for name, p in model.named_parameters() if not name.startswith("encoder.")]
+    context = torch.zeros(4, 2, 16, 16)
+
+    def gradients(damage, prior):
+        seen = clean.clone()
+        seen[:2] = (seen[:2] + damage).clamp(0, 1)
+        model.zero_grad()
+        step_loss(model, seen, clean, context, torch.Generator().manual_seed(1), autocast=torch.float32,
+                  damaged=2, prior=prior)[0].backward()
+        return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+    a, b = gradients(0.3 * torch.randn(2, 3, 16, 16), prior), gradients(0.3 * torch.randn(2, 3, 16, 16), prior)
+    decoder = [name for name in a if not name.startswith("encoder.")]
+    assert decoder and all(torch.equal(a[name], b[name]) for name in decoder)
+    assert not torch.allclose(a["encoder.0.weight"], b["encoder.0.weight"])
+    assert all(p.requires_grad for p in model.parameters())       # handed back trainable
+    c, d = gradients(0.3 * torch.randn(2, 3, 16, 16), []), gradients(0.3 * torch.randn(2, 3, 16, 16), [])
+    assert not torch.allclose(c["decoder.0.weight"], d["decoder.0.weight"])
