@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -198,7 +199,7 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
 
 def step_loss(model: VAE, seen: torch.Tensor, clean: torch.Tensor, context: torch.Tensor,
               generator: torch.Generator, *, autocast: torch.dtype, damaged: int = 0,
-              prior: list[torch.nn.Parameter] = ()) -> tuple[torch.Tensor, dict]:
+              prior: Sequence[torch.nn.Parameter] = ()) -> tuple[torch.Tensor, dict]:
     """A batch's loss (:func:`restore.model.vae_loss`), its first ``damaged`` crops seen damaged.
     With ``prior`` (the decoder's parameters) those crops' loss reaches the encoder alone: the
     prior's parameters are constants in their graph. The statistics are then the clean crops'."""
