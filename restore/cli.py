@@ -48,6 +48,31 @@ UNAVAILABLE = 3      # this machine cannot run it: no such GPU, Ray missing or u
 INTERRUPTED = 130    # Ctrl-C, as a shell reports it: the files finished are kept and reported
 
 
+def run(args: list[str] | None = None) -> None:
+    """The ``restore`` console script: :data:`app`, with click's usage errors (an unknown option,
+    a missing argument, a value of the wrong type) on one line like every other error, rather
+    than in a box under the usage."""
+    args = sys.argv[1:] if args is None else list(args)
+    command = typer.main.get_command(app)
+    if not args:        # 'restore' alone: the help
+        command.main(args=args, prog_name="restore")
+    # click's exceptions, from the click typer uses (its own copy since typer 0.2x)
+    usage_error = typer.BadParameter.__base__
+    click_exception = usage_error.__base__
+    try:
+        status = command.main(args=args, prog_name="restore", standalone_mode=False)
+    except typer.Abort:     # Ctrl-C before a restoration began (one reports what it kept itself)
+        typer.echo("stopped", err=True)
+        sys.exit(INTERRUPTED)
+    except click_exception as e:
+        hint = ""
+        if isinstance(e, usage_error):
+            hint = f" (see '{e.ctx.command_path if e.ctx is not None else 'restore'} --help')"
+        typer.echo(f"error: {e.format_message()}{hint}", err=True)
+        sys.exit(e.exit_code)
+    sys.exit(status if isinstance(status, int) else 0)
+
+
 def fail(message: str, status: int = BAD_USAGE) -> None:
     """Print a one-line error and exit with ``status``."""
     typer.echo(f"error: {message}", err=True)
@@ -128,7 +153,7 @@ class RestoreOptions:
 def _task_command(task_type: type[Task]):
     """The command of one task: its options, its companion file, then the shared ones."""
     params = [inspect.Parameter("source", inspect.Parameter.KEYWORD_ONLY, annotation=Path,
-                                default=typer.Argument(..., help="Damaged image, or a folder of them."))]
+                                default=typer.Argument(..., metavar="SOURCE", help="Damaged image, or a folder of them."))]
     task_options = option_fields(task_type)
     for f in task_options:
         meta = f.metadata
@@ -436,7 +461,7 @@ class Architecture(str, Enum):
 @app.command("train")
 def train_command(
     ctx: typer.Context,
-    folder: Path = typer.Argument(..., help="Folder of clean training images (searched recursively), or a .npz file of crops from pretrained/pack_crops.py."),
+    folder: Path = typer.Argument(..., metavar="FOLDER", help="Folder of clean training images (searched recursively), or a .npz file of crops from pretrained/pack_crops.py."),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint file to write (.pt)."),
     arch: Architecture = typer.Option(Architecture.photo, help="photo: convolutional VAE, spatial latent; digits: 28x28 global-latent VAE."),
     steps: int = typer.Option(20000, help="Training steps (batches)."),
@@ -569,7 +594,7 @@ def _with_task_encoder(model, task: str, init: Path | None):
 @app.command("bench")
 def bench_command(
     ctx: typer.Context,
-    folder: Optional[Path] = typer.Argument(None, help="Folder of clean images (default: scikit-image's photographs and the digits test split)."),
+    folder: Optional[Path] = typer.Argument(None, metavar="FOLDER", help="Folder of clean images (default: scikit-image's photographs and the digits test split)."),
     output: Path = typer.Option(Path("bench-report"), "--output", "-o", help="Report folder: results.md/.json/.csv and comparison sheets."),
     task_list: str = typer.Option(",".join(TASKS), "--tasks", help="Comma-separated tasks to measure."),
     quick: bool = typer.Option(False, "--quick", help="A small subset (one condition per task, 2 small images, 10 digits) for smoke tests."),
@@ -754,8 +779,8 @@ def sample_command(
 
 @app.command("interpolate")
 def interpolate_command(
-    start: Path = typer.Argument(..., help="First image."),
-    end: Path = typer.Argument(..., help="Second image, of the same size."),
+    start: Path = typer.Argument(..., metavar="START", help="First image."),
+    end: Path = typer.Argument(..., metavar="END", help="Second image, of the same size."),
     output: Path = typer.Option(..., "--output", "-o", help="Image to write: the frames side by side."),
     model: str = MODEL,
     frames: int = typer.Option(8, help="Number of frames, both ends included."),

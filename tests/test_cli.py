@@ -811,3 +811,44 @@ def test_an_upscaled_scan_keeps_its_size_on_paper(images, tiny_prior):
     assert result.exit_code == 0, result.output
     with Image.open(images / "big.png") as out:
         assert out.size == (64, 64) and np.allclose(out.info["dpi"], (600, 600), atol=0.01)
+
+
+@pytest.mark.parametrize("args, named", [
+    (["denoise"], "'SOURCE'"),
+    (["denoise", "x.png", "--bogus"], "--bogus"),
+    (["denoise", "x.png", "--steps", "abc"], "--steps"),
+    (["inpaint", "x.png"], "--mask"),
+    (["frobnicate"], "frobnicate"),
+    (["denoise", "x.png", "--sigma"], "--sigma"),
+])
+def test_usage_errors_take_one_line(args, named, capsys):
+    """The console script (restore.cli.run) puts click's own usage errors on one line naming the
+    argument, like every other error, and exits 2 before any work."""
+    from restore.cli import run
+    with pytest.raises(SystemExit) as stopped:
+        run(args)
+    out, err = capsys.readouterr()
+    assert stopped.value.code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], err
+    assert "╭" not in err and "Traceback" not in err
+
+
+def test_console_script_passes_statuses_on(tmp_path, capsys):
+    """run() exits with what the command said: 0 for help, 2 for a missing input (restore's own
+    one-line error)."""
+    from restore.cli import run
+    with pytest.raises(SystemExit) as stopped:
+        run(["denoise", "--help"])
+    assert stopped.value.code == 0 and "SOURCE" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as stopped:
+        run(["denoise", str(tmp_path / "missing.png")])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'missing.png'}: no such file or folder; check the path"
+
+
+def test_python_dash_m_runs_the_command(tmp_path):
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-m", "restore", "denoise"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip() == "error: Missing argument 'SOURCE'. (see 'restore denoise --help')"

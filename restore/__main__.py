@@ -1,0 +1,4 @@
+"""``python -m restore``: the ``restore`` command."""
+from .cli import run
+
+run()
