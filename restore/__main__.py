@@ -1,4 +1,4 @@
 """``python -m restore``: the ``restore`` command."""
-from .cli import run
+from .cli import command_line
 
-run()
+command_line()

@@ -48,7 +48,7 @@ UNAVAILABLE = 3      # this machine cannot run it: no such GPU, Ray missing or u
 INTERRUPTED = 130    # Ctrl-C, as a shell reports it: the files finished are kept and reported
 
 
-def run(args: list[str] | None = None) -> None:
+def command_line(args: list[str] | None = None) -> None:
     """The ``restore`` console script: :data:`app`, with click's usage errors (an unknown option,
     a missing argument, a value of the wrong type) on one line like every other error, rather
     than in a box under the usage."""

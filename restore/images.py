@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import threading
 import zlib
 from dataclasses import dataclass, replace
@@ -52,6 +53,8 @@ class Picture:
     icc_profile: bytes | None = None  # the file's colour profile, which the pixels are in
     exif: bytes | None = None        # the file's EXIF (camera, date, copyright), its orientation upright
     dpi: tuple[float, float] | None = None   # the file's resolution, pixels per inch across and down
+    xmp: bytes | None = None         # the file's XMP (captions, keywords, rights), its orientation and sizes out
+    text: tuple[tuple[str, str], ...] = ()   # a PNG's text (title, author, description), keyword and text
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -105,7 +108,8 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Pict
     pixels = _orient(np.ascontiguousarray(np.clip(colour, 0, 1)), orientation)
     alpha = None if alpha is None else np.ascontiguousarray(_orient(alpha, orientation))
     return Picture(pixels=pixels, alpha=alpha, bit_depth=bit_depth, floating=array.dtype.kind == "f",
-                   read_notes=header.notes(), icc_profile=header.icc_profile, exif=header.exif, dpi=header.dpi)
+                   read_notes=header.notes(), icc_profile=header.icc_profile, exif=header.exif, dpi=header.dpi,
+                   xmp=header.xmp, text=header.text)
 
 
 def stored_pixels(path: str | os.PathLike, data: bytes | None = None, *,
@@ -215,6 +219,8 @@ class _Header:
     icc_profile: bytes | None = None
     exif: bytes | None = None
     dpi: tuple[float, float] | None = None      # across and down, upright
+    xmp: bytes | None = None
+    text: tuple[tuple[str, str], ...] = ()
 
     def notes(self) -> tuple[str, ...]:
         """What :func:`read_image` leaves out of the file or changes, in words."""
@@ -237,8 +243,12 @@ def _header(path: Path) -> _Header:
             if dpi is not None and orientation >= 5:     # turned a quarter: across and down swap
                 dpi = dpi[::-1]
             mode = "LA" if im.format == "PNG" and _png_colour_type(path) == 4 else im.mode   # Pillow: 16-bit LA as RGBA
+            xmp = im.info.get("xmp") or im.info.get(_PNG_XMP)     # Pillow < 10 names a PNG's by its keyword
+            text = tuple((k, str(v)) for k, v in getattr(im, "text", {}).items() if k != _PNG_XMP) \
+                if im.format == "PNG" else ()
             return _Header(im.size, orientation, mode, int(getattr(im, "n_frames", 1)),
-                           im.info.get("icc_profile") or None, kept.tobytes() if len(kept) else None, dpi)
+                           im.info.get("icc_profile") or None, kept.tobytes() if len(kept) else None, dpi,
+                           _upright_xmp(xmp), text)
     except Exception:
         return _Header()
 
@@ -259,6 +269,29 @@ ORIENTATION = 0x0112
 _DESCRIPTIVE = (0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x013C, 0x8298)
 _CAMERA, _GPS = 0x8769, 0x8825
 _NOT_CARRIED = (0x927C, 0xA005, 0xA002, 0xA003)
+
+
+#: The PNG text keyword of an XMP packet, and the header of a JPEG's XMP segment (APP1).
+_PNG_XMP = "XML:com.adobe.xmp"
+_JPEG_XMP = b"http://ns.adobe.com/xap/1.0/\0"
+#: What an XMP packet says of the pixels' layout, which the restored file may no longer have: the
+#: orientation (the pixels are read upright), the sizes and the resolution (an upscale changes
+#: them; the file's own resolution goes with it as :attr:`Picture.dpi`).
+_XMP_LAYOUT = ("tiff:Orientation", "tiff:ImageWidth", "tiff:ImageLength", "exif:PixelXDimension",
+               "exif:PixelYDimension", "tiff:XResolution", "tiff:YResolution", "tiff:ResolutionUnit")
+
+
+def _upright_xmp(xmp: bytes | str | None) -> bytes | None:
+    """``xmp`` (a packet's UTF-8 text) without the properties :data:`_XMP_LAYOUT` names, written as
+    attributes or as elements with their usual prefixes; None for none."""
+    if not xmp:
+        return None
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    for name in (n.encode() for n in _XMP_LAYOUT):
+        xmp = re.sub(rb"\s" + name + rb"\s*=\s*(\"[^\"]*\"|'[^']*')", b"", xmp)
+        xmp = re.sub(rb"<" + name + rb"(\s[^>]*)?(/>|>.*?</" + name + rb"\s*>)", b"", xmp, flags=re.DOTALL)
+    return xmp
 
 
 def _descriptive(exif: Image.Exif) -> Image.Exif:
@@ -332,17 +365,18 @@ def encode_image(picture: Picture, suffix: str) -> bytes:
     return with_metadata(buffer.tobytes(), suffix, picture)
 
 
-#: The formats whose files restore writes with the input's colour profile and EXIF.
+#: The formats whose files restore writes with the input's colour profile, EXIF, resolution and XMP.
 _METADATA = (".png", ".jpg", ".jpeg")
 
 
 def with_metadata(data: bytes, suffix: str, picture: Picture) -> bytes:
-    """The encoded file ``data`` with ``picture``'s colour profile, EXIF and resolution added, for a
-    PNG (``iCCP``, ``eXIf`` and ``pHYs`` chunks after the header) or a JPEG (APP1 and APP2 segments
-    after the first, the JFIF header's density): the pixels are unchanged in colour space, so the
-    profile still says what they mean."""
+    """The encoded file ``data`` with ``picture``'s colour profile, EXIF, resolution and XMP added,
+    for a PNG (``pHYs``, ``iCCP``, ``eXIf`` and ``iTXt`` chunks after the header, its text too) or a
+    JPEG (APP1 and APP2 segments after the first, the JFIF header's density): the pixels are
+    unchanged in colour space, so the profile still says what they mean."""
     suffix = suffix.lower()
-    if suffix not in _METADATA or (picture.icc_profile is None and picture.exif is None and picture.dpi is None):
+    if suffix not in _METADATA or (picture.icc_profile is None and picture.exif is None and picture.dpi is None
+                                   and picture.xmp is None and not picture.text):
         return data
     if suffix == ".png":
         chunks = b""
@@ -353,6 +387,11 @@ def with_metadata(data: bytes, suffix: str, picture: Picture) -> bytes:
             chunks += _png_chunk(b"iCCP", b"ICC profile\0\0" + zlib.compress(picture.icc_profile))
         if picture.exif is not None:
             chunks += _png_chunk(b"eXIf", picture.exif.removeprefix(b"Exif\0\0"))
+        # iTXt: a keyword, no compression, no language, then UTF-8 text
+        for keyword, text in picture.text + (((_PNG_XMP, picture.xmp.decode("utf-8", "replace")),)
+                                             if picture.xmp is not None else ()):
+            chunks += _png_chunk(b"iTXt", keyword.encode("latin-1", "replace")[:79] + b"\0\0\0\0\0"
+                                 + text.encode("utf-8"))
         end_of_header = 8 + 8 + 13 + 4                      # signature, IHDR's length, type, data, CRC
         return data[:end_of_header] + chunks + data[end_of_header:]
     segments = b""
@@ -360,6 +399,8 @@ def with_metadata(data: bytes, suffix: str, picture: Picture) -> bytes:
         exif = _jpeg_exif(picture.exif)
         if len(exif) <= _JPEG_SEGMENT:          # else dropped (dropped_by says so): no segment holds it
             segments += b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif
+    if picture.xmp is not None and len(_JPEG_XMP + picture.xmp) <= _JPEG_SEGMENT:   # else dropped, said so
+        segments += b"\xff\xe1" + (len(_JPEG_XMP + picture.xmp) + 2).to_bytes(2, "big") + _JPEG_XMP + picture.xmp
     if picture.icc_profile is not None:
         size = _JPEG_SEGMENT - 14
         parts = [picture.icc_profile[i:i + size] for i in range(0, len(picture.icc_profile), size)]
@@ -418,10 +459,14 @@ def dropped_by(picture: Picture, suffix: str) -> list[str]:
     if picture.alpha is not None and suffix not in _ALPHA:
         lost.append("transparency (the alpha channel is left out)")
     kept = {"colour profile (ICC)": picture.icc_profile, "EXIF data (camera, date, copyright)": picture.exif,
-            "resolution (DPI)": picture.dpi}
+            "resolution (DPI)": picture.dpi, "XMP data (captions, keywords, rights)": picture.xmp}
     lost += [what for what, value in kept.items() if value is not None and suffix not in _METADATA]
+    if picture.text and suffix != ".png":
+        lost.append(f"PNG text ({', '.join(k for k, _ in picture.text)})")
     if suffix in (".jpg", ".jpeg") and picture.exif is not None and len(_jpeg_exif(picture.exif)) > _JPEG_SEGMENT:
         lost.append("EXIF data (over the 64 KB a JPEG's EXIF segment holds)")
+    if suffix in (".jpg", ".jpeg") and picture.xmp is not None and len(_JPEG_XMP + picture.xmp) > _JPEG_SEGMENT:
+        lost.append("XMP data (over the 64 KB a JPEG's XMP segment holds)")
     return lost
 
 

@@ -822,11 +822,11 @@ def test_an_upscaled_scan_keeps_its_size_on_paper(images, tiny_prior):
     (["denoise", "x.png", "--sigma"], "--sigma"),
 ])
 def test_usage_errors_take_one_line(args, named, capsys):
-    """The console script (restore.cli.run) puts click's own usage errors on one line naming the
+    """The console script (restore.cli.command_line) puts click's own usage errors on one line naming the
     argument, like every other error, and exits 2 before any work."""
-    from restore.cli import run
+    from restore.cli import command_line
     with pytest.raises(SystemExit) as stopped:
-        run(args)
+        command_line(args)
     out, err = capsys.readouterr()
     assert stopped.value.code == 2 and out == ""
     lines = err.strip().splitlines()
@@ -835,14 +835,14 @@ def test_usage_errors_take_one_line(args, named, capsys):
 
 
 def test_console_script_passes_statuses_on(tmp_path, capsys):
-    """run() exits with what the command said: 0 for help, 2 for a missing input (restore's own
+    """command_line() exits with what the command said: 0 for help, 2 for a missing input (restore's own
     one-line error)."""
-    from restore.cli import run
+    from restore.cli import command_line
     with pytest.raises(SystemExit) as stopped:
-        run(["denoise", "--help"])
+        command_line(["denoise", "--help"])
     assert stopped.value.code == 0 and "SOURCE" in capsys.readouterr().out
     with pytest.raises(SystemExit) as stopped:
-        run(["denoise", str(tmp_path / "missing.png")])
+        command_line(["denoise", str(tmp_path / "missing.png")])
     assert stopped.value.code == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'missing.png'}: no such file or folder; check the path"
 
@@ -852,3 +852,25 @@ def test_python_dash_m_runs_the_command(tmp_path):
     import sys
     done = subprocess.run([sys.executable, "-m", "restore", "denoise"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.strip() == "error: Missing argument 'SOURCE'. (see 'restore denoise --help')"
+
+
+def test_captions_survive_an_upscale(images, tiny_prior):
+    """A photograph's XMP caption and PNG text come through `superres` into its output; what the
+    packet said of the old size does not."""
+    from PIL import Image, PngImagePlugin
+    _, model = tiny_prior
+    xmp = ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/" '
+           'xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:PixelXDimension="32"><dc:rights><rdf:Alt>'
+           '<rdf:li xml:lang="x-default">(c) Town archive</rdf:li></rdf:Alt></dc:rights></rdf:Description>'
+           '</rdf:RDF></x:xmpmeta>')
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", xmp)
+    info.add_text("Author", "Town archive")
+    Image.open(images / "clean" / "im0.png").save(images / "scan.png", pnginfo=info)
+    result = invoke("superres", images / "scan.png", "--scale", "2", "-o", images / "big.png", "--model", model,
+                    "--steps", "0")
+    assert result.exit_code == 0, result.output
+    with Image.open(images / "big.png") as out:
+        assert out.size == (64, 64) and out.text["Author"] == "Town archive"
+        assert "(c) Town archive" in out.text["XML:com.adobe.xmp"] and "PixelXDimension" not in out.text["XML:com.adobe.xmp"]

@@ -301,3 +301,63 @@ def test_a_float_file_in_other_units_is_refused_not_clipped(tmp_path):
         read_image(tmp_path / "levels.tif")
     Image.fromarray(values * 1.005, "F").save(tmp_path / "unit.tif")
     assert np.allclose(read_image(tmp_path / "unit.tif").pixels[:, :, 0], np.clip(values * 1.005, 0, 1))
+
+
+#: An XMP packet as a photo manager writes one: a caption with an accent, keywords, and the
+#: layout of a camera file turned a quarter (an orientation attribute, a width element).
+_XMP = ('<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+        '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" '
+        'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
+        'xmlns:exif="http://ns.adobe.com/exif/1.0/" tiff:Orientation="6" exif:PixelXDimension = \'40\'>'
+        '<tiff:ImageWidth>40</tiff:ImageWidth><exif:PixelYDimension\n>24</exif:PixelYDimension><tiff:XResolution/>'
+        '<dc:title><rdf:Alt><rdf:li xml:lang="x-default">Grandmother at the café, 1952</rdf:li></rdf:Alt>'
+        '</dc:title><dc:subject><rdf:Bag><rdf:li>family</rdf:li></rdf:Bag></dc:subject>'
+        '</rdf:Description></rdf:RDF></x:xmpmeta><?xpacket end="w"?>')
+
+
+def _captioned(tmp_path, suffix):
+    from PIL import PngImagePlugin
+    path = tmp_path / f"captioned{suffix}"
+    image = Image.fromarray((_gradient(24, 40) * 255).astype(np.uint8))
+    if suffix == ".png":
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", _XMP)
+        info.add_text("Title", "Grandmother")
+        info.add_itxt("Description", "at the café, 1952")
+        image.save(path, pnginfo=info)
+    else:
+        image.save(path, xmp=_XMP.encode())
+    return path
+
+
+@pytest.mark.parametrize("source", [".png", ".jpg"])
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_xmp_and_png_text_go_with_the_pixels(tmp_path, source, suffix):
+    """Captions, keywords and rights (XMP) are written into PNG and JPEG outputs, without what the
+    packet said of the layout (the orientation, the sizes); a PNG's text goes into a PNG."""
+    picture = read_image(_captioned(tmp_path, source))
+    (tmp_path / f"out{suffix}").write_bytes(encode_image(picture, suffix))
+    with Image.open(tmp_path / f"out{suffix}") as out:
+        xmp = out.info["xmp"].decode("utf-8")
+        text = dict(out.text) if suffix == ".png" else {}
+    assert "Grandmother at the café, 1952" in xmp and "<rdf:li>family</rdf:li>" in xmp
+    for layout in ("Orientation", "ImageWidth", "PixelXDimension", "PixelYDimension", "XResolution"):
+        assert layout not in xmp
+    assert xmp.startswith("<?xpacket") and xmp.endswith('<?xpacket end="w"?>')
+    if source == suffix == ".png":
+        assert text["Title"] == "Grandmother" and text["Description"] == "at the café, 1952"
+    # A PNG's text a JPEG cannot hold is said to be dropped; the XMP is not.
+    assert dropped_by(picture, suffix) == (["PNG text (Title, Description)"] if source == ".png" and suffix == ".jpg"
+                                           else [])
+    assert dropped_by(picture, ".tif") == ["XMP data (captions, keywords, rights)"] + (
+        ["PNG text (Title, Description)"] if source == ".png" else [])
+
+
+def test_an_xmp_no_jpeg_segment_holds_is_said_to_be_dropped(tmp_path):
+    large = Picture(_gradient(), xmp=b"<x:xmpmeta>" + b" " * 70000 + b"</x:xmpmeta>")
+    assert dropped_by(large, ".png") == []
+    assert dropped_by(large, ".jpg") == ["XMP data (over the 64 KB a JPEG's XMP segment holds)"]
+    (tmp_path / "big.jpg").write_bytes(encode_image(large, ".jpg"))
+    with Image.open(tmp_path / "big.jpg") as out:
+        assert "xmp" not in out.info
+    assert read_image(tmp_path / "big.jpg").pixels.shape == large.pixels.shape
