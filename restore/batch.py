@@ -128,6 +128,9 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
         elif not output.parent.is_dir():
             why = "is a file, not a folder;" if output.parent.exists() else "does not exist; create it or"
             raise PlanError(f"{output}: {output.parent} {why} choose another -o")
+        if not output.suffix:     # 'new/' reaches here as 'new': a folder meant, not there yet
+            raise PlanError(f"{output}: no such folder, and no suffix to name a file; create the folder first, or "
+                            f"give -o a file name ending in {', '.join(IMAGE_SUFFIXES)}")
         if output.suffix.lower() not in IMAGE_SUFFIXES:
             raise PlanError(f"{output}: cannot write '{output.suffix}' files; give -o a name ending in "
                             f"{', '.join(IMAGE_SUFFIXES)}, or an existing folder")
@@ -178,8 +181,12 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
     outputs_among_inputs = _inside(out_dir, source)
     jobs, skipped = [], []
     targets: dict[Path, Path] = {}
+    left_out = 0
     for f in entries:
-        if not f.is_file() or (outputs_among_inputs and _inside(f, out_dir)):
+        if outputs_among_inputs and _inside(f, out_dir):
+            left_out += f.is_file() and is_image_file(f) and not is_hidden(f.relative_to(source))
+            continue
+        if not f.is_file():
             continue
         rel = f.relative_to(source)
         if is_hidden(rel):     # .DS_Store, macOS's ._a.png, .thumbnails/: a system's files, not the user's
@@ -210,6 +217,9 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
         _check_maps(jobs)
     if save_found is not None:
         _check_found(jobs, companion_name)
+    if left_out:
+        skipped.append(f"leaving out the {left_out} image{'s' if left_out > 1 else ''} in {out_dir}: the output "
+                       f"folder's files are outputs, never inputs; choose an -o outside {source} to restore them")
     return Plan(jobs, skipped, batch=True)
 
 
@@ -523,7 +533,11 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
                           + (f" (mask: {job.found})" if job.found else ""))
             return Restored(repaired.pixels, task, picture.pixels, repaired.std, repaired.mask)
         if job.companion is not None:
-            companion = task.read_companion(job.companion, max_pixels=max_pixels)
+            try:
+                companion = task.read_companion(job.companion, max_pixels=max_pixels)
+            except ImageError as e:       # said as the option's file, not the image's
+                kind = task.companion.name if task.companion else "companion"
+                raise ImageError(f"{job.source}: its --{kind} {e}") from None
         else:
             try:
                 companion = task.companion_from_source(job.source)

@@ -818,9 +818,9 @@ def _write_generated(output: Path, model: str, device: str, overwrite: bool, dra
     if output.suffix.lower() not in IMAGE_SUFFIXES:
         fail(f"-o {output}: not a name of an image file restore writes; end it in one of {', '.join(IMAGE_SUFFIXES)}")
     try:
-        check_output(output, overwrite=overwrite, hint="pass --overwrite to replace it or choose another -o")
         if any(same_file(output, Path(p)) for p in inputs):
             raise OutputError(f"{output}: is an input; choose another -o (inputs are never overwritten)")
+        check_output(output, overwrite=overwrite, hint="pass --overwrite to replace it or choose another -o")
         check_writable(output.parent, output=output, hint="choose another -o")
         write_image(output, Picture(draw(load_prior(model, _device_or_fail(device)))))
     except OptionError as e:

@@ -78,8 +78,8 @@ def _load(path: Path, device: str) -> VAE:
         # of torch's random numbers, so that loading a prior leaves the caller's sequence alone.
         with torch.random.fork_rng(devices=[]):
             model, _ = load_checkpoint(path, map_location="cpu")
-    except Exception as e:
-        raise PriorError(f"{path}: not a restore prior ({type(e).__name__}); give a checkpoint written by 'restore train'") from None
+    except Exception:
+        raise PriorError(f"{path}: not a restore prior; give a checkpoint written by 'restore train'") from None
     return model.to(device)
 
 

@@ -233,7 +233,14 @@ def test_an_output_folder_inside_the_inputs_is_never_read_and_one_around_them_is
     sits inside the output folder (restore denoise photos/new -o photos) still has its images."""
     src = tmp_path / "in"
     _touch(src / "a.png"), _touch(src / "out" / "a.png")
-    assert [j.source for j in plan(src, src / "out", "denoise", recursive=True).jobs] == [src / "a.png"]
+    found = plan(src, src / "out", "denoise", recursive=True)
+    assert [j.source for j in found.jobs] == [src / "a.png"]
+    # ... and says so: a user's own images there are not restored without a word.
+    _touch(src / "out" / "b.png"), _touch(src / "out" / ".hidden.png"), _touch(src / "out" / "notes.txt")
+    said = plan(src, src / "out", "denoise", recursive=True).skipped
+    assert said == [f"leaving out the 2 images in {src / 'out'}: the output folder's files are outputs, never "
+                    f"inputs; choose an -o outside {src} to restore them"]
+    assert plan(src, tmp_path / "elsewhere", "denoise", recursive=True).skipped == [f"skipping {src / 'out' / 'notes.txt'}: not an image file"]
     inner = tmp_path / "photos" / "new"
     _touch(inner / "b.png")
     jobs = plan(inner, tmp_path / "photos", "denoise").jobs

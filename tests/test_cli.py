@@ -163,6 +163,7 @@ def test_a_mask_of_0_and_1_is_refused_not_read_as_no_hole(images, tiny_prior):
     assert result.exit_code == 2 and len(errors) == 1 and errors[0].endswith(
         f"{images / 'ones.png'}: a mask of 0 and 1, which marks no hole (holes are white); save it with 255 "
         "(white) where to fill, e.g. as mask * 255"), result.output
+    assert f"im0.png: its --mask {images / 'ones.png'}" in errors[0]      # the option's file, named as such
     assert not (images / "x.png").exists()
     cv2.imwrite(str(images / "none.png"), mask * 0)            # no hole at all: nothing to fill, not an error
     assert invoke("inpaint", images / "clean" / "im0.png", "--mask", images / "none.png", "--model", model,
@@ -509,7 +510,8 @@ def no_restoration(monkeypatch):
 
 
 @pytest.mark.parametrize("output,needle", [("{tmp}/out.txt", "cannot write '.txt' files"),
-                                           ("{tmp}/out", "cannot write '' files"),
+                                           ("{tmp}/out", "no such folder, and no suffix to name a file; create"),
+                                           ("{tmp}/out/", "no such folder, and no suffix to name a file; create"),
                                            ("/proc/x.png", "cannot write in /proc")])
 def test_an_output_that_cannot_be_written_is_refused_before_restoring(images, tiny_prior, no_restoration,
                                                                       output, needle):
@@ -519,7 +521,7 @@ def test_an_output_that_cannot_be_written_is_refused_before_restoring(images, ti
     output = output.format(tmp=images)
     result = invoke("denoise", images / "noisy" / "im0.png", "-o", output, "--model", model, "--sigma", "25")
     assert result.exit_code == 2 and len(_error_lines(result)) == 1, result.output
-    assert output in _error_lines(result)[0] and needle in result.output, result.output
+    assert output.rstrip("/") in _error_lines(result)[0] and needle in result.output, result.output
     assert not (images / "out.txt").exists() and not (images / "out").exists()
 
 

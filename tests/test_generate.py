@@ -72,9 +72,11 @@ def test_sample_and_interpolate_commands(tmp_path, tiny_prior):
     assert missing.exit_code == 2 and "nope.png" in missing.output
     # Its inputs are never written over, --overwrite or not; a folder or a pair of sizes is named.
     before = (tmp_path / "b.png").read_bytes()
-    onto = runner.invoke(app, ["interpolate", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--model", str(model),
-                               "-o", str(tmp_path / "b.png"), "--overwrite"])
-    assert onto.exit_code == 2 and "b.png: is an input" in onto.output and (tmp_path / "b.png").read_bytes() == before
+    for overwrite in ([], ["--overwrite"]):     # without it, too, the message says why (not "pass --overwrite")
+        onto = runner.invoke(app, ["interpolate", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--model",
+                                   str(model), "-o", str(tmp_path / "b.png"), *overwrite])
+        assert onto.exit_code == 2 and "b.png: is an input" in onto.output, onto.output
+        assert "--overwrite" not in onto.output and (tmp_path / "b.png").read_bytes() == before
     folder = runner.invoke(app, ["interpolate", str(tmp_path), str(tmp_path / "b.png"), "--model", str(model),
                                  "-o", str(tmp_path / "w3.png")])
     assert folder.exit_code == 2 and "is a folder; give an image file" in folder.output, folder.output

@@ -266,3 +266,136 @@ def test_a_pattern_of_the_finest_pixels_reads_as_at_most_all_noise(side):
     if side >= 4:                     # the estimate is one denoise takes
         out = restore.denoise(board, prior="digits", steps=0)
         assert out.dtype == np.uint8 and out.shape == board.shape
+
+
+def _camera_jpeg(clean, quality, *, sigma=None, sensor=None, seed=0, orientation=1):
+    """``clean`` with Gaussian noise of ``sigma`` (0..255) or a sensor's ``(a, b)``, written as a
+    JPEG of ``quality`` as a camera writes one (its EXIF orientation: the stored pixels turned so):
+    the decoded pixels, upright, and the file's quantisation."""
+    import io
+
+    from PIL import Image
+
+    from restore.jpeg import Quantisation, to_stored
+    rng = np.random.default_rng(seed)
+    if sensor is not None:
+        a, b = sensor
+        noisy = rng.poisson(clean / a) * a + rng.normal(0, b ** 0.5, clean.shape)
+    else:
+        noisy = clean + rng.normal(0, (sigma or 0) / 255, clean.shape)
+    stored = to_stored(np.round(np.clip(noisy, 0, 1) * 255).astype(np.uint8), orientation)
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(np.ascontiguousarray(stored)).save(buffer, "JPEG", quality=quality, exif=exif)
+    buffer.seek(0)
+    quantisation = Quantisation.from_file(buffer)
+    buffer.seek(0)
+    from PIL import ImageOps
+    with Image.open(buffer) as im:
+        decoded = np.asarray(ImageOps.exif_transpose(im).convert("RGB"), np.float32) / 255
+    return decoded, quantisation
+
+
+@pytest.mark.parametrize("quality", [75, 90])
+def test_a_cameras_jpeg_gives_its_noise_back(quality):
+    """Noise of 15 written into a JPEG: the file's rounding hides most of it from the finest detail
+    (the estimate without the file's tables reads under four fifths of it), the file's own
+    coefficients give it back within 15 %; a clean image's JPEG reads as nearly clean."""
+    from restore.noise import estimate_noise
+    clean = _ramp()
+    decoded, quantisation = _camera_jpeg(clean, quality, sigma=15)
+    assert estimate_noise(decoded) < 15 * 0.8
+    assert abs(estimate_noise(decoded, quantisation=quantisation) - 15) < 15 * 0.15
+    decoded, quantisation = _camera_jpeg(clean, quality, sigma=0)
+    assert estimate_noise(decoded, quantisation=quantisation) < 2
+
+
+def test_the_jpeg_estimate_reads_the_blocks_as_the_file_stores_them():
+    """A camera's JPEG stored turned (EXIF orientation 6, sides not multiples of 8): the blocks lie on
+    the stored pixels, and the estimate from the upright pixels finds the level as for the file
+    stored upright (each file rounded on its own grid, so not to the digit)."""
+    from restore.noise import estimate_noise
+    clean = _ramp(203)[:, :117]
+    upright, q1 = _camera_jpeg(clean, 85, sigma=12, seed=3)
+    turned, q6 = _camera_jpeg(clean, 85, sigma=12, seed=3, orientation=6)
+    assert turned.shape == upright.shape == (203, 117, 3) and q6.orientation == 6
+    for pixels, quantisation in ((upright, q1), (turned, q6)):
+        assert abs(estimate_noise(pixels, quantisation=quantisation) - 12) < 12 * 0.1
+    # The turned file's upright pixels are read as its stored pixels are: to the digit.
+    from dataclasses import replace
+
+    from restore.jpeg import to_stored
+    assert estimate_noise(turned, quantisation=q6) == estimate_noise(to_stored(turned, 6),
+                                                                     quantisation=replace(q6, orientation=1))
+
+
+def test_a_cameras_jpeg_gives_its_sensor_back():
+    """A small sensor's noise (gain 1/40, read noise 0.02) written into a JPEG of quality 90: the gain
+    within 25 % from the file's coefficients, where the estimate without them reads under half."""
+    a, b = 1 / 40, 0.02**2
+    decoded, quantisation = _camera_jpeg(_ramp(), 90, sensor=(a, b))
+    assert estimate_poisson_gaussian(decoded)[0] < a / 2
+    est_a, est_b = estimate_poisson_gaussian(decoded, quantisation=quantisation)
+    assert abs(est_a - a) < 0.25 * a and est_b < 4 * b
+
+
+def test_denoise_reads_a_jpeg_files_tables(tmp_path, tiny_prior):
+    """On the command line a JPEG's noise is estimated from the file (said so), and the restoration
+    is better than with the estimate from its pixels alone (the same pixels as a PNG)."""
+    from typer.testing import CliRunner
+
+    from restore.cli import app
+    from restore.images import Picture, write_image
+    _, model = tiny_prior
+    from tests.conftest import smooth_images
+    clean = smooth_images(1, 64, seed=5)[0]
+    decoded, _ = _camera_jpeg(clean, 85, sigma=15)
+
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    noisy = np.round(np.clip(clean + rng.normal(0, 15 / 255, clean.shape), 0, 1) * 255).astype(np.uint8)
+    Image.fromarray(noisy).save(tmp_path / "cam.jpg", quality=85)
+    Image.open(tmp_path / "cam.jpg").save(tmp_path / "same.png")
+    write_image(tmp_path / "ref.png", Picture(clean))
+    said = {}
+    for name in ("cam.jpg", "same.png"):
+        result = CliRunner().invoke(app, ["denoise", str(tmp_path / name), "-o", str(tmp_path / f"{name}.out.png"),
+                                          "--model", str(model), "--ref", str(tmp_path / "ref.png")])
+        assert result.exit_code == 0, result.output
+        line = next(l for l in result.output.splitlines() if "estimated noise sigma" in l)
+        said[name] = (float(line.split("sigma ")[1].split(",")[0]), line,
+                      float(result.output.split("PSNR ")[1].split(" dB")[0]))
+    assert "before the JPEG's rounding" in said["cam.jpg"][1] and "JPEG" not in said["same.png"][1]
+    assert abs(said["cam.jpg"][0] - 15) < 3 and said["same.png"][0] < 12
+    assert said["cam.jpg"][2] > said["same.png"][2]
+    # The same for a sensor's noise: its level at mid-grey read from the file.
+    import json
+    level = {}
+    for name in ("cam.jpg", "same.png"):
+        result = CliRunner().invoke(app, ["denoise", str(tmp_path / name), "-o", str(tmp_path / f"{name}.pg.png"),
+                                          "--model", str(model), "--noise", "poisson-gaussian", "--steps", "0",
+                                          "--json", str(tmp_path / f"{name}.json")])
+        assert result.exit_code == 0, result.output
+        a, b = json.loads((tmp_path / f"{name}.json").read_text())[0]["sensor"]
+        level[name] = (a * 0.5 + b) ** 0.5 * 255
+    assert abs(level["cam.jpg"] - 15) < 15 * 0.25 and level["same.png"] < 12
+
+
+def test_a_jpegs_sensor_is_not_fitted_again_on_the_finest_detail():
+    """The fit on a first restoration's smooth blocks reads the finest detail, which the file's
+    rounding wiped out: for a JPEG it would pull the estimate back down (held-out crops, sensor noise
+    then quality 85: 31.23 dB with the file's estimate, 27.16 fitted again), so it is skipped."""
+    from restore.tasks.denoise import Denoise
+    a, b = 1 / 40, 0.02**2
+    decoded, quantisation = _camera_jpeg(_ramp(64), 90, sensor=(a, b))
+    for given, refitted in ((None, True), (quantisation, False)):
+        task = Denoise(noise="poisson-gaussian", quantisation=given)
+        assert task.resolve(decoded).refined_by(task) is refitted
+
+
+def test_a_fits_leftovers_are_no_gain():
+    """A fit that leaves a gain of 2.3e-17 (printed so to the user once) means none."""
+    from restore.tasks.denoise import Denoise
+    task = Denoise(noise="poisson-gaussian")._with_sensor(2.262e-17, 4e-4)
+    assert task.sensor == (0.0, 4e-4) and task.describe_noise() == "Poisson-Gaussian noise A 0, B 0.0004"

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 #: Noise assumed in an image that is not noisy, only damaged otherwise (holes, low resolution).
 CLEAN_SIGMA = 1.0
+#: A sensor's gain or floor below this ([0, 1] units) is taken as 0 (a level's hundredth, squared,
+#: is 1.5e-9).
+NEGLIGIBLE_VARIANCE = 1e-9
 
 
 class CompanionError(ValueError):
@@ -56,7 +59,7 @@ def parse_sigma(text: str) -> float | None:
     try:
         return float(text)
     except ValueError:
-        raise OptionError("sigma", f"{text!r}: give a number in 0..255 units or 'auto'") from None
+        raise OptionError("sigma", f"{text!r}: give a number above 0 and at most 255 (0..255 units), or 'auto'") from None
 
 
 def parse_noise(text: str) -> tuple[str, tuple[float, float] | None]:
@@ -97,10 +100,22 @@ class NoiseModel:
     its ``noise`` field (:func:`noise_field`) says which, and the data term follows it."""
 
     noise: str
+    #: The quantisation of the JPEG file the observation was decoded from (a
+    #: :class:`restore.jpeg.Quantisation`), or None: where given, the noise is estimated as it was
+    #: before the file's rounding, from the coefficients the file kept (:mod:`restore.noise`).
+    quantisation = None
 
     def __post_init__(self):
         super().__post_init__()
         parse_noise(self.noise)
+
+    def with_noise_level(self, pixels):
+        if self.sigma is not None or self.quantisation is None:
+            return super().with_noise_level(pixels)
+        from dataclasses import replace
+
+        from ..noise import estimate_noise
+        return replace(self, sigma=max(estimate_noise(pixels, quantisation=self.quantisation), CLEAN_SIGMA))
 
     @classmethod
     def from_options(cls, **options):
@@ -120,7 +135,7 @@ class NoiseModel:
         if kind == "gaussian":
             return self.with_noise_level(pixels)
         if params is None:
-            a, b = estimate_poisson_gaussian(pixels)
+            a, b = estimate_poisson_gaussian(pixels, quantisation=self.quantisation)
             if kind == "auto" and not signal_dependent(a, b):
                 return replace(self, noise="gaussian").with_noise_level(pixels)
             params = (a, b)
@@ -132,7 +147,8 @@ class NoiseModel:
     def refined_by(self, unresolved):
         """An estimated sensor's noise, where a restoration is the observation's mean: the blocks
         it shows smooth hold the noise alone (:func:`restore.noise.estimate_poisson_gaussian`)."""
-        return self.observes_image and self.sensor is not None and parse_noise(unresolved.noise)[1] is None
+        return (self.observes_image and self.sensor is not None and parse_noise(unresolved.noise)[1] is None
+                and self.quantisation is None)     # the smooth blocks' fit reads the detail a JPEG rounds away
 
     def refined(self, unresolved, pixels, restoration):
         """``auto`` chooses again on the refitted estimate: texture had pushed the first one up."""
@@ -147,6 +163,8 @@ class NoiseModel:
     def _with_sensor(self, a, b):
         """This task with a sensor's noise ``a, b`` and ``sigma`` its level at mid-grey."""
         from dataclasses import replace
+        # A fit's leftovers far below a level's hundredth (2.3e-17 printed as the gain) are none.
+        a, b = (0.0 if v < NEGLIGIBLE_VARIANCE else float(v) for v in (a, b))
         if a + b <= 0:      # an image without noise (a flat one): the floor of a clean photograph's
             b = (CLEAN_SIGMA / 255) ** 2
         level = min(255.0, max(CLEAN_SIGMA, (a * 0.5 + b) ** 0.5 * 255))
@@ -172,8 +190,10 @@ class NoiseModel:
 
     def describe_noise(self):
         if self.sensor is not None:
-            return "Poisson-Gaussian noise A {:.4g}, B {:.4g}".format(*self.sensor)
-        return super().describe_noise()
+            said = "Poisson-Gaussian noise A {:.4g}, B {:.4g}".format(*self.sensor)
+        else:
+            said = super().describe_noise()
+        return f"{said}, before the JPEG's rounding" if said and self.quantisation is not None else said
 
 
 def option_fields(task_type: type[Task]):

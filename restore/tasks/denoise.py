@@ -1,7 +1,9 @@
 """Denoising: ``A = I``, white Gaussian noise of level sigma or a sensor's Poisson-Gaussian noise."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 from .api import api_function
 from .base import NoiseModel, SolverDefaults, Task, noise_field, option, parse_sigma
@@ -27,6 +29,26 @@ class Denoise(NoiseModel, Task):
     sigma: float | None = field(default=None, metadata=option(
         "Noise standard deviation in 0..255 units, or 'auto' to estimate it per image.", parse=parse_sigma))
     noise: str = noise_field()
+    #: The JPEG file's quantisation where the image is one (read from the file in batch mode): the
+    #: noise is then estimated as it was before the file's rounding (restore.noise).
+    quantisation: Any = field(default=None, repr=False)
+
+    def companion_from_source(self, path: Path):
+        """A JPEG file's quantisation, for the noise estimate; None for other files."""
+        from ..jpeg import Quantisation
+        try:
+            return Quantisation.from_file(path)
+        except Exception:       # not a JPEG (or tables it cannot read): its pixels are all there is
+            return None
+
+    def companion_values(self, value, shape):
+        from ..jpeg import Quantisation
+        return None if isinstance(value, Quantisation) else super().companion_values(value, shape)
+
+    def resolve(self, pixels, companion=None):
+        from ..jpeg import Quantisation
+        task = replace(self, quantisation=companion) if isinstance(companion, Quantisation) else self
+        return super(Denoise, task).resolve(pixels, companion)
 
     def physics(self, shape, companion):
         from ..physics import Denoising
@@ -49,8 +71,10 @@ class Denoise(NoiseModel, Task):
 denoise = api_function(Denoise, "Remove noise: white Gaussian of one level, or a camera's Poisson-Gaussian (``noise``).")
 
 
-def estimate_noise(image, *, channel_axis: int = -1) -> float:
-    """Gaussian noise standard deviation of ``image`` in 0..255 units (see :func:`restore.noise.estimate_noise`)."""
+def estimate_noise(image, *, channel_axis: int = -1, quantisation=None) -> float:
+    """Gaussian noise standard deviation of ``image`` in 0..255 units (see :func:`restore.noise.estimate_noise`);
+    with ``quantisation`` (the JPEG file's, ``restore.jpeg.Quantisation.from_file(path)``), before the file's
+    rounding."""
     from ..noise import estimate_noise as estimate
     from ..pipeline import to_pixels
-    return estimate(to_pixels(image, channel_axis)[0])
+    return estimate(to_pixels(image, channel_axis)[0], quantisation=quantisation)
