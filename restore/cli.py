@@ -421,14 +421,22 @@ def _scores(r: Result) -> str:
             f"SSIM {r.ssim:.4f} (input {r.input_ssim:.4f})" + spread)
 
 
+def _short_names(paths: list[Path]) -> list[str]:
+    """Each path below the folder all of them share (a batch's ``a.png`` and ``sub/a.png`` stay apart)."""
+    import os
+    common = os.path.commonpath([str(p.parent) for p in paths])
+    return [os.path.relpath(p, common) for p in paths]
+
+
 def _print_summary(results: list[Result], device: str) -> None:
     done = [r for r in results if r.status == "ok"]
     scored = [r for r in done if r.psnr is not None]
     if scored:
-        width = max(len(Path(r.source).name) for r in scored)
+        names = _short_names([Path(r.source) for r in scored])
+        width = max(len(name) for name in names)
         typer.echo(f"{'file':<{width}}  PSNR in  PSNR out  SSIM in  SSIM out  seconds")
-        for r in scored:
-            typer.echo(f"{Path(r.source).name:<{width}}  {r.input_psnr:7.2f}  {r.psnr:8.2f}  "
+        for r, name in zip(scored, names):
+            typer.echo(f"{name:<{width}}  {r.input_psnr:7.2f}  {r.psnr:8.2f}  "
                        f"{r.input_ssim:7.4f}  {r.ssim:8.4f}  {r.seconds:7.1f}")
         mean = lambda key: sum(getattr(r, key) for r in scored) / len(scored)
         typer.echo(f"{'mean':<{width}}  {mean('input_psnr'):7.2f}  {mean('psnr'):8.2f}  "

@@ -876,3 +876,10 @@ def test_captions_survive_an_upscale(images, tiny_prior):
     with Image.open(images / "big.png") as out:
         assert out.size == (64, 64) and out.text["Author"] == "Town archive"
         assert "(c) Town archive" in out.text["XML:com.adobe.xmp"] and "PixelXDimension" not in out.text["XML:com.adobe.xmp"]
+
+
+def test_a_batch_table_names_files_below_their_shared_folder():
+    """`a.png` and `sub/a.png` of one batch are told apart in the table of scores."""
+    from restore.cli import _short_names
+    assert _short_names([Path("in/a.png"), Path("in/sub/a.png")]) == ["a.png", str(Path("sub/a.png"))]
+    assert _short_names([Path("/tmp/x/photo.png")]) == ["photo.png"]

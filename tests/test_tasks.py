@@ -68,6 +68,11 @@ def test_kernel_specs(tmp_path):
     write_image(tmp_path / "k.png", Picture(square))
     weights = Deblur(kernel=str(tmp_path / "k.png"), sigma=1).weights
     assert weights.shape == (5, 7) and abs(weights.sum() - 1) < 1e-6          # padded to odd sides
+    big = np.zeros((66, 40, 1), np.float32)
+    big[30:34, 10:30] = 1
+    write_image(tmp_path / "big.png", Picture(big))
+    with pytest.raises(OptionError, match=r"big\.png: 40x66 is over the limit of 65x65"):   # as the file has it
+        Deblur(kernel=str(tmp_path / "big.png"), sigma=1)
     for bad, needle in [("gaussian:x", "STD must be a number"), ("blob", "not gaussian"), ("", "is needed"),
                         ("gaussian:20", "over the limit")]:
         with pytest.raises(OptionError, match=needle):

@@ -28,8 +28,8 @@ def parse_kernel(spec: str) -> np.ndarray:
             length, _, angle = args.partition(",")
             kernel = motion_kernel(_number(length, "LENGTH"), _number(angle or "0", "ANGLE"),
                                    max_side=MAX_KERNEL).numpy()
-        else:
-            kernel = _kernel_file(Path(spec))
+        else:       # its size checked as the file has it, before an even side gains a row
+            kernel = _centred(_within_limit(_kernel_file(Path(spec)), f"{spec}: "))
     except ValueError as e:
         raise OptionError("kernel", f"{spec}: {e}") from None
     return _within_limit(kernel, f"{spec}: ")
@@ -78,7 +78,7 @@ def _kernel_file(path: Path) -> np.ndarray:
         raise ValueError(str(e).partition(": ")[2]) from None
     if kernel.sum() <= 0:
         raise ValueError("the kernel image is black; white pixels are the kernel's weights")
-    return _centred(kernel)
+    return kernel
 
 
 @dataclass(frozen=True)
