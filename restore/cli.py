@@ -197,6 +197,13 @@ for _task in TASKS.values():
     app.command(_task.name)(_task_command(_task))
 
 
+def _on_terminal() -> bool:
+    """Whether the standard error is a terminal. A bar redraws itself there; in a log file or a pipe
+    (a cluster's job) each redraw would be one more carriage return on one endless line, so there
+    the bars are left out, as with -q, and each file's line stands alone."""
+    return sys.stderr.isatty()
+
+
 def _bar(*, total: int | None, desc: str, unit: str, quiet: bool, leave: bool = True):
     """A progress bar that names what it counts (``unit``, plural) and shows no rate: a rate over
     the first ticks is noise (an image's first step once read 167772 it/s). The time left is
@@ -355,7 +362,7 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
     max_pixels = int(options.max_megapixels * 1e6)
     arithmetic = _arithmetic(options.precision, dev)
     where = f"{'Ray workers' if on_ray else dev}, {arithmetic}"
-    bars = _Bars(len(todo), batch=jobs.batch, quiet=options.quiet, name=task.name, device=where,
+    bars = _Bars(len(todo), batch=jobs.batch, quiet=options.quiet or not _on_terminal(), name=task.name, device=where,
                  steps=task.defaults.steps if options.steps is None else options.steps, turns=options.ensemble or 1,
                  second_look=detect)
     common = dict(overwrite=options.overwrite, skip_existing=options.skip_existing, max_pixels=max_pixels,
@@ -575,7 +582,7 @@ def train_command(
     typer.echo(f"training on {source}, "
                f"{sum(p.numel() for p in model.parameters()):,} parameters, device {dev}")
     try:
-        meta = train(model, sampler, settings, out, device=dev, resume=state, progress=not quiet)
+        meta = train(model, sampler, settings, out, device=dev, resume=state, progress=not quiet and _on_terminal())
     except TrainError as e:
         fail(str(e))
     except TrainInterrupted as e:

@@ -62,3 +62,10 @@ def without_data_filter(patch) -> None:
     from restore.fidelity import Gaussian
     patch.setattr(Gaussian, "wiener", lambda self, pilot, y, physics, **options: pilot)
     patch.setattr(Gaussian, "pilot", lambda self, estimate, y, physics: estimate)
+
+
+@pytest.fixture(autouse=True)
+def on_a_terminal(monkeypatch):
+    """The command line as on a terminal, where it draws its progress bars (restore.cli._on_terminal);
+    a test of a log file's output turns it off."""
+    monkeypatch.setattr("restore.cli._on_terminal", lambda: True)

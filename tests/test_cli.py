@@ -883,3 +883,16 @@ def test_a_batch_table_names_files_below_their_shared_folder():
     from restore.cli import _short_names
     assert _short_names([Path("in/a.png"), Path("in/sub/a.png")]) == ["a.png", str(Path("sub/a.png"))]
     assert _short_names([Path("/tmp/x/photo.png")]) == ["photo.png"]
+
+
+def test_a_log_file_gets_each_files_line_and_no_bars(images, tiny_prior, monkeypatch):
+    """Written to a log file or a pipe (a cluster's job), a batch draws no bars (each redraw would be
+    one more carriage return on one line) and says each file it wrote on a line of its own."""
+    _, model = tiny_prior
+    monkeypatch.setattr("restore.cli._on_terminal", lambda: False)
+    result = invoke("denoise", images / "noisy", "-o", images / "out", "--model", model, "--sigma", "25",
+                    "--steps", "1")
+    assert result.exit_code == 0, result.output
+    assert "%|" not in result.output and "\r" not in result.output, result.output
+    wrote = [line for line in result.output.splitlines() if line.startswith("wrote ")]
+    assert sorted(Path(line.split()[1]).name for line in wrote) == ["im0.png", "im1.png", "im2.png"]
