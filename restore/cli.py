@@ -582,7 +582,7 @@ def train_command(
     typer.echo(f"training on {source}, "
                f"{sum(p.numel() for p in model.parameters()):,} parameters, device {dev}")
     try:
-        meta = train(model, sampler, settings, out, device=dev, resume=state, progress=not quiet and _on_terminal())
+        meta = train(model, sampler, settings, out, device=dev, resume=state, progress=not quiet)
     except TrainError as e:
         fail(str(e))
     except TrainInterrupted as e:
