@@ -538,6 +538,9 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
             except ImageError as e:       # said as the option's file, not the image's
                 kind = task.companion.name if task.companion else "companion"
                 raise ImageError(f"{job.source}: its --{kind} {e}") from None
+            said = task.companion_note(companion)
+            if said:
+                progress.note(f"{job.source}: {said}")
         else:
             try:
                 companion = task.companion_from_source(job.source)

@@ -166,8 +166,17 @@ def test_a_mask_of_0_and_1_is_refused_not_read_as_no_hole(images, tiny_prior):
     assert f"im0.png: its --mask {images / 'ones.png'}" in errors[0]      # the option's file, named as such
     assert not (images / "x.png").exists()
     cv2.imwrite(str(images / "none.png"), mask * 0)            # no hole at all: nothing to fill, not an error
-    assert invoke("inpaint", images / "clean" / "im0.png", "--mask", images / "none.png", "--model", model,
-                  "-o", images / "y.png", "-q").exit_code == 0
+    none = invoke("inpaint", images / "clean" / "im0.png", "--mask", images / "none.png", "--model", model,
+                  "-o", images / "y.png", "-q")
+    assert none.exit_code == 0 and "its mask marks no pixel (holes are white)" in none.output, none.output
+    cv2.imwrite(str(images / "all.png"), mask * 0 + 255)       # every pixel a hole: said, not refused
+    every = invoke("inpaint", images / "clean" / "im0.png", "--mask", images / "all.png", "--model", model,
+                   "-o", images / "z.png", "-q")
+    assert every.exit_code == 0 and "its mask marks every pixel" in every.output, every.output
+    cv2.imwrite(str(images / "some.png"), mask * 255)
+    some = invoke("inpaint", images / "clean" / "im0.png", "--mask", images / "some.png", "--model", model,
+                  "-o", images / "w.png", "-q")
+    assert some.exit_code == 0 and "its mask marks" not in some.output, some.output
 
 
 def test_superres_doubles_size_and_keeps_alpha(images, tiny_prior):

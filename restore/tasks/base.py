@@ -389,6 +389,11 @@ class Task(ABC):
         raise CompanionError(f"{self.name} cannot find its {self.companion.name if self.companion else 'companion'} "
                              "in the image; give it")
 
+    def companion_note(self, companion: Any) -> str | None:
+        """A note for the user about a companion read from its file (:meth:`read_companion`) that
+        asks for something they may not mean (a mask that marks nothing), or None."""
+        return None
+
     def read_companion(self, path: Path, *, max_pixels: int) -> Any:
         """The companion file at ``path``, in the form :meth:`companion_values` takes."""
         raise CompanionError(f"{path}: {self.name} takes no companion file")

@@ -88,6 +88,13 @@ class Inpaint(Task):
                              "(white) where to fill, e.g. as mask * 255")
         return missing_pixels(mask)
 
+    def companion_note(self, companion):
+        if not companion.any():
+            return "its mask marks no pixel (holes are white): nothing to fill, the image is written as it is"
+        if companion.all():
+            return "its mask marks every pixel: nothing of the image is kept, the output is the prior's own drawing"
+        return None
+
     def kept_pixels(self, companion):
         # Every pixel outside the (dilated) holes was given as it is: the output copies it.
         return companion == 0
