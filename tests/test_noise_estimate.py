@@ -399,3 +399,28 @@ def test_a_fits_leftovers_are_no_gain():
     from restore.tasks.denoise import Denoise
     task = Denoise(noise="poisson-gaussian")._with_sensor(2.262e-17, 4e-4)
     assert task.sensor == (0.0, 4e-4) and task.describe_noise() == "Poisson-Gaussian noise A 0, B 0.0004"
+
+
+def test_deblur_reads_a_jpeg_files_tables_too(tmp_path, tiny_prior):
+    """A blurred photograph's JPEG: its noise read from the file (said so), near what was put in,
+    where its pixels alone read far less (held-out crops: 30.40 against 26.94 dB deblurred)."""
+    from PIL import Image
+    from scipy.ndimage import gaussian_filter
+    from typer.testing import CliRunner
+
+    from restore.cli import app
+    _, model = tiny_prior
+    clean = _ramp(64)
+    blurred = np.stack([gaussian_filter(clean[..., i], 2.0) for i in range(3)], -1)
+    noisy = blurred + np.random.default_rng(0).normal(0, 10 / 255, clean.shape)
+    Image.fromarray(np.round(np.clip(noisy, 0, 1) * 255).astype(np.uint8)).save(tmp_path / "b.jpg", quality=90)
+    Image.open(tmp_path / "b.jpg").save(tmp_path / "b.png")
+    level = {}
+    for name in ("b.jpg", "b.png"):
+        result = CliRunner().invoke(app, ["deblur", str(tmp_path / name), "--kernel", "gaussian:2", "--steps", "1",
+                                          "--model", str(model), "-o", str(tmp_path / f"{name}.out.png")])
+        assert result.exit_code == 0, result.output
+        line = next(l for l in result.output.splitlines() if "estimated noise sigma" in l)
+        level[name] = (float(line.split("sigma ")[1].split(",")[0]), "before the JPEG's rounding" in line)
+    assert level["b.jpg"][1] and not level["b.png"][1]
+    assert abs(level["b.jpg"][0] - 10) < 2 and level["b.png"][0] < 8, level

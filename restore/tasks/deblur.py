@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -96,6 +97,7 @@ class Deblur(NoiseModel, Task):
         "Noise of the blurred pixels in 0..255 units, or 'auto' to estimate it per image (at least 1).",
         parse=parse_sigma))
     noise: str = noise_field()
+    quantisation: Any = field(default=None, repr=False)     # a JPEG file's (NoiseModel.quantisation)
 
     def __post_init__(self):
         super().__post_init__()

@@ -1,8 +1,7 @@
 """Denoising: ``A = I``, white Gaussian noise of level sigma or a sensor's Poisson-Gaussian noise."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 from .api import api_function
@@ -29,26 +28,7 @@ class Denoise(NoiseModel, Task):
     sigma: float | None = field(default=None, metadata=option(
         "Noise standard deviation in 0..255 units, or 'auto' to estimate it per image.", parse=parse_sigma))
     noise: str = noise_field()
-    #: The JPEG file's quantisation where the image is one (read from the file in batch mode): the
-    #: noise is then estimated as it was before the file's rounding (restore.noise).
-    quantisation: Any = field(default=None, repr=False)
-
-    def companion_from_source(self, path: Path):
-        """A JPEG file's quantisation, for the noise estimate; None for other files."""
-        from ..jpeg import Quantisation
-        try:
-            return Quantisation.from_file(path)
-        except Exception:       # not a JPEG (or tables it cannot read): its pixels are all there is
-            return None
-
-    def companion_values(self, value, shape):
-        from ..jpeg import Quantisation
-        return None if isinstance(value, Quantisation) else super().companion_values(value, shape)
-
-    def resolve(self, pixels, companion=None):
-        from ..jpeg import Quantisation
-        task = replace(self, quantisation=companion) if isinstance(companion, Quantisation) else self
-        return super(Denoise, task).resolve(pixels, companion)
+    quantisation: Any = field(default=None, repr=False)     # a JPEG file's (NoiseModel.quantisation)
 
     def physics(self, shape, companion):
         from ..physics import Denoising
