@@ -255,3 +255,12 @@ def test_noise_estimate_leaves_clipped_blocks_out():
     clean = np.concatenate([np.full((64, 128, 3), 0.5), np.full((64, 128, 3), 0.97)])
     noisy = np.clip(clean + np.random.default_rng(1).normal(0, 25 / 255, clean.shape), 0, 1)
     assert estimate_noise(noisy) == pytest.approx(25, rel=0.1)
+
+
+def test_noise_estimate_reads_a_dark_photographs_clipped_blocks():
+    """A dark photograph (a night scene) under heavy noise has most blocks clipped at black: the few
+    left unclipped are its brightest, not its smooth parts, and read 17 at sigma 25 on held-out crops
+    darkened to 10 %. Read with clipping's share of the variance, it comes back within 10 %."""
+    dark = smooth_images(1, 128, seed=8)[0].astype(np.float64) * 0.1
+    noisy = np.round(np.clip(dark + np.random.default_rng(2).normal(0, 25 / 255, dark.shape), 0, 1) * 255) / 255
+    assert estimate_noise(noisy) == pytest.approx(25, rel=0.1)
