@@ -399,8 +399,9 @@ def with_metadata(data: bytes, suffix: str, picture: Picture) -> bytes:
         exif = _jpeg_exif(picture.exif)
         if len(exif) <= _JPEG_SEGMENT:          # else dropped (dropped_by says so): no segment holds it
             segments += b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif
-    if picture.xmp is not None and len(_JPEG_XMP + picture.xmp) <= _JPEG_SEGMENT:   # else dropped, said so
-        segments += b"\xff\xe1" + (len(_JPEG_XMP + picture.xmp) + 2).to_bytes(2, "big") + _JPEG_XMP + picture.xmp
+    xmp = None if picture.xmp is None else _jpeg_xmp(picture.xmp)
+    if xmp is not None and len(xmp) <= _JPEG_SEGMENT:          # else dropped (dropped_by says so)
+        segments += b"\xff\xe1" + (len(xmp) + 2).to_bytes(2, "big") + xmp
     if picture.icc_profile is not None:
         size = _JPEG_SEGMENT - 14
         parts = [picture.icc_profile[i:i + size] for i in range(0, len(picture.icc_profile), size)]
@@ -423,6 +424,11 @@ _JPEG_SEGMENT = 65533
 def _jpeg_exif(exif: bytes) -> bytes:
     """The body of a JPEG's EXIF segment (APP1): ``exif`` after its ``Exif`` header."""
     return exif if exif.startswith(b"Exif\0\0") else b"Exif\0\0" + exif
+
+
+def _jpeg_xmp(xmp: bytes) -> bytes:
+    """The body of a JPEG's XMP segment (APP1): its namespace header, then the packet."""
+    return _JPEG_XMP + xmp
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
@@ -465,7 +471,7 @@ def dropped_by(picture: Picture, suffix: str) -> list[str]:
         lost.append(f"PNG text ({', '.join(k for k, _ in picture.text)})")
     if suffix in (".jpg", ".jpeg") and picture.exif is not None and len(_jpeg_exif(picture.exif)) > _JPEG_SEGMENT:
         lost.append("EXIF data (over the 64 KB a JPEG's EXIF segment holds)")
-    if suffix in (".jpg", ".jpeg") and picture.xmp is not None and len(_JPEG_XMP + picture.xmp) > _JPEG_SEGMENT:
+    if suffix in (".jpg", ".jpeg") and picture.xmp is not None and len(_jpeg_xmp(picture.xmp)) > _JPEG_SEGMENT:
         lost.append("XMP data (over the 64 KB a JPEG's XMP segment holds)")
     return lost
 

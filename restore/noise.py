@@ -42,7 +42,8 @@ def estimate_noise(pixels: np.ndarray, *, quantisation=None) -> float:
     from scipy.stats import chi2
     pixels = pixels if pixels.ndim == 3 else pixels[:, :, None]
     if quantisation is not None and min(pixels.shape[:2]) >= 8:     # a whole block of the file to read
-        return min(_jpeg_level(*_jpeg_blocks(pixels, quantisation)), MAX_LEVEL)
+        _, kept, steps, luma_share = _jpeg_blocks(pixels, quantisation)
+        return min(_jpeg_level(kept, steps, luma_share), MAX_LEVEL)
     h, w = pixels.shape[0] // 2 * 2, pixels.shape[1] // 2 * 2
     if h == 0 or w == 0:
         raise ImageError(f"an image of {pixels.shape[1]}x{pixels.shape[0]} pixels is too small to estimate its noise; "
@@ -137,10 +138,8 @@ def estimate_poisson_gaussian(pixels: np.ndarray, *, bins: int = 16, pilot: np.n
     bins = min(bins, block_mean.size // 8)
     if bins < 3:                       # too few blocks for a line: one level
         return 0.0, float(np.quantile(block_square, QUANTILE) / unbias)
-    edges = np.quantile(block_mean, np.linspace(0, 1, bins + 1))
     centres, variances, counts = [], [], []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        chosen = (block_mean >= lo) & (block_mean <= hi)
+    for chosen in _brightness_bins(block_mean, bins):
         centres.append(block_mean[chosen].mean())
         variances.append(np.quantile(block_square[chosen], QUANTILE) / unbias)
         counts.append(chosen.sum())
@@ -149,6 +148,13 @@ def estimate_poisson_gaussian(pixels: np.ndarray, *, bins: int = 16, pilot: np.n
     if pilot is None:
         return a, b
     return _smooth_fit(block_mean, block_square, _structure_blocks(_like(pilot, pixels)), a, b, bins)
+
+
+def _brightness_bins(level: np.ndarray, bins: int):
+    """``bins`` masks of the blocks, by their ``level``, each holding as many blocks (its quantiles)."""
+    edges = np.quantile(level, np.linspace(0, 1, bins + 1))
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        yield (level >= lo) & (level <= hi)
 
 
 def _like(pilot: np.ndarray, pixels: np.ndarray) -> np.ndarray:
@@ -203,10 +209,8 @@ def _smooth_fit(block_mean, block_square, pilot_blocks, a, b, bins) -> tuple[flo
         return a, b
     mean, square, level = block_mean[smooth], block_square[smooth], pilot_mean[smooth]
     bins = min(bins, len(level) // 8)
-    edges = np.quantile(level, np.linspace(0, 1, bins + 1))
     x, v, n = [], [], []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        chosen = (level >= lo) & (level <= hi)
+    for chosen in _brightness_bins(level, bins):
         if chosen.sum() >= 4:
             x.append(mean[chosen].mean()), v.append(square[chosen].mean()), n.append(chosen.sum())
     if len(x) < 3:
@@ -368,7 +372,7 @@ def _jpeg_blocks(pixels: np.ndarray, quantisation) -> tuple[np.ndarray, np.ndarr
     return blocks.mean((1, 2)) / 255, kept, steps, float(np.linalg.norm(weights)) if colour else 1.0
 
 
-def _jpeg_level(means: np.ndarray, kept: np.ndarray, steps: np.ndarray, luma_share: float) -> float:
+def _jpeg_level(kept: np.ndarray, steps: np.ndarray, luma_share: float) -> float:
     """The noise level (0..255, of each channel) before the file's rounding, from its blocks
     (:func:`_jpeg_blocks`): see the section's comment."""
     target = np.quantile((kept ** 2).mean(1), LEVEL_QUANTILE)
@@ -391,12 +395,10 @@ def _jpeg_sensor(means, kept, steps, luma_share, bins) -> tuple[float, float]:
     ``bins`` of the blocks by brightness, the line through them (:func:`_line_fit`)."""
     bins = min(bins, len(means) // 8)
     if bins < 3:
-        return 0.0, (_jpeg_level(means, kept, steps, luma_share) / 255) ** 2
-    edges = np.quantile(means, np.linspace(0, 1, bins + 1))
+        return 0.0, (_jpeg_level(kept, steps, luma_share) / 255) ** 2
     x, v, n = [], [], []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        chosen = (means >= lo) & (means <= hi)
+    for chosen in _brightness_bins(means, bins):
         x.append(means[chosen].mean())
-        v.append((_jpeg_level(means[chosen], kept[chosen], steps, luma_share) / 255) ** 2)
+        v.append((_jpeg_level(kept[chosen], steps, luma_share) / 255) ** 2)
         n.append(chosen.sum())
     return _line_fit(np.array(x), np.array(v), np.array(n, np.float64))
