@@ -17,7 +17,8 @@ FILL_LENGTH = 2.0
 FLAT_SHARE = 0.125
 
 
-def fill_holes(y: torch.Tensor, observed: torch.Tensor, *, length: float = FILL_LENGTH) -> torch.Tensor:
+def fill_holes(y: torch.Tensor, observed: torch.Tensor, *, length: float = FILL_LENGTH,
+               unseen: float | None = 0.5) -> torch.Tensor:
     """Fill unobserved pixels smoothly from their surroundings (a tension spline).
 
     The fill minimises ``|Laplacian(x)|^2 + |grad(x)|^2 / length^2`` over the
@@ -35,6 +36,10 @@ def fill_holes(y: torch.Tensor, observed: torch.Tensor, *, length: float = FILL_
         1 where a pixel is observed, 0 where it is missing.
     length : float
         Tension length in pixels (> 0); larger is closer to the biharmonic fill.
+    unseen : float or None
+        The value of an image none of whose pixels is observed (default mid-grey; 0 for the fill
+        of an error), or None to keep the values it holds (a tile inside a large hole, given the
+        whole image's fill by :func:`coarse_fill`).
     """
     from scipy.sparse.linalg import splu   # deferred: scipy's import is slow
 
@@ -50,7 +55,8 @@ def fill_holes(y: torch.Tensor, observed: torch.Tensor, *, length: float = FILL_
               .permute(0, 3, 1, 2).reshape(masks, h * w, per_mask * c).numpy().copy())
     for image, hole in zip(values, missing):
         if hole.all():
-            image[:] = 0.5         # nothing observed: no better guess than mid-gray
+            if unseen is not None:
+                image[:] = unseen      # nothing observed: no better guess
         elif hole.any():
             # Zero gradient of the energy at the missing pixels: Q_mm x_m = -Q_mo x_o.
             rows = energy[hole]
@@ -58,6 +64,31 @@ def fill_holes(y: torch.Tensor, observed: torch.Tensor, *, length: float = FILL_
     filled = (torch.from_numpy(values).reshape(masks, h * w, per_mask, c).permute(0, 2, 3, 1)
               .reshape(n, c, h, w).to(y))
     return torch.where(observed >= 0.5, y, filled)
+
+
+#: The longest side of the grid :func:`coarse_fill` solves on.
+COARSE_SIDE = 256
+
+
+def coarse_fill(y: torch.Tensor, observed: torch.Tensor, *, side: int = COARSE_SIDE) -> torch.Tensor:
+    """``y`` (N, C, H, W) with its unobserved pixels filled smoothly from the whole image: the fill
+    of :func:`fill_holes` on a grid of at most ``side`` pixels a side (the observed pixels' mean in
+    each cell), upscaled. Where a hole is larger than a tile, the tiles inside it see no pixel of
+    the image: they start from this rather than from mid-grey (a grey square in a dark photograph)."""
+    import math
+
+    import torch.nn.functional as F
+    h, w = y.shape[-2:]
+    factor = math.ceil(max(h, w) / side)
+    if factor <= 1:
+        return fill_holes(y, observed)
+    pad = (0, -w % factor, 0, -h % factor)
+    seen = F.pad((observed >= 0.5).to(y.dtype), pad)
+    share = F.avg_pool2d(seen, factor)
+    means = F.avg_pool2d(F.pad(y, pad, mode="replicate") * seen, factor) / share.clamp_min(1e-12)
+    filled = fill_holes(means, (share > 0).to(y.dtype))
+    upscaled = F.interpolate(filled, size=(h + pad[3], w + pad[1]), mode="bilinear", align_corners=False)
+    return torch.where(observed >= 0.5, y, upscaled[..., :h, :w])
 
 
 @lru_cache(maxsize=8)

@@ -95,6 +95,10 @@ class _VAE(nn.Module):
     pixel) when the config asks for ``pixel_scale``.
     """
 
+    #: Whether it takes images of one size only (tiles of it), so that tiles cannot follow a JPEG's
+    #: block grid (restore.tasks.base.Task.outer_task).
+    fixed_size = False
+
     config: ConvVAEConfig | DigitsVAEConfig
     decoder: nn.Sequential
     scale_head: nn.Module | None
@@ -294,6 +298,7 @@ class DigitsVAE(_VAE):
     data_filter = False
     #: Its small world is black and white: under a square-root tone curve no digit is drawn.
     stabilise = False
+    fixed_size = True
 
     def __init__(self, config: DigitsVAEConfig):
         super().__init__()

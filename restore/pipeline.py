@@ -108,7 +108,7 @@ class SolverSettings:
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be 'encoder' or 'langevin', got {self.sampler!r}")
         if self.samples > 1 and self.mode != "joint":
-            raise ValueError("samples: posterior samples need --mode joint")
+            raise ValueError(f"samples: posterior samples need mode 'joint', not {self.mode!r}")
         if self.ensemble is not None:
             check_ensemble(self.ensemble)
 
@@ -164,12 +164,17 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     -------
     The restored image, in the input's type, layout and dtype (and the standard deviation).
     """
+    if isinstance(image, Image.Image) and image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        raise ValueError(f"a Pillow image with alpha ({image.mode}): restore image.convert('RGB') (or 'L'), then "
+                         "put the alpha back with putalpha(image.getchannel('A'))")
     if isinstance(image, Image.Image):
         # A Pillow image is restored as its array and given back as a Pillow image (of that array's
         # mode: a palette or CMYK image comes back RGB, a bilevel one grey).
         array = np.asarray(image.convert(PILLOW_MODES.get(image.mode, image.mode)))
         out = restore(array, task, companion=companion, settings=settings, progress=progress, return_std=return_std)
         return (Image.fromarray(out[0]), out[1]) if return_std else Image.fromarray(out)
+    if not isinstance(return_std, (bool, np.bool_)):
+        raise TypeError(f"return_std must be True or False, got {return_std!r}")
     if return_std and settings.samples < 2:
         raise ValueError("return_std needs samples of 2 or more")
     step, stage = _reporters(progress)
@@ -186,6 +191,11 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     values = task.companion_values(companion, pixels.shape[:2])     # checked before any work
     task = resolve(pixels, task, companion, settings=settings, progress=progress)
     vae = settings.load().for_task(task.name)
+    outer = task.outer_task()
+    if outer is not None and not vae.fixed_size:       # a prior of one size: no tiles on the file's blocks
+        # Its own solver's defaults and tiles: the settings' steps, mode and tile are this task's.
+        pixels = restore(pixels, outer, progress=_prefixed(progress, f"{outer.name} first: ", outer.defaults.steps),
+                         settings=dataclasses.replace(settings, steps=None, mode="joint", tile=None, samples=1))
     device = next(vae.parameters()).device
     channels, tile_size, multiple = vae.channels, settings.tile or vae.tile_size, vae.size_multiple
     dtype = resolve_precision(settings.precision, device)
@@ -204,6 +214,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
 
     y = torch.from_numpy(to_channels(task.to_stored(pixels), channels)).permute(2, 0, 1)[None].to(device)
     aux = None if values is None else torch.from_numpy(task.to_stored(values))[None, None].to(device)
+    y = task.with_unseen_guessed(y, aux)
     count = {"done": 0, "total": 0, "tiles": 0, "filter tile count": 0, "filter tile now": 0, "passes": 0}
 
     def count_tiles(n):
@@ -327,6 +338,16 @@ class _Named:
     stage: Callable[[str, str | None], None]
 
 
+def _prefixed(progress, prefix: str, steps: int | None = None):
+    """``progress`` for a restoration within another, its stages' names after ``prefix``; ``steps``:
+    its solver's steps, where they are not the caller's (which it counts otherwise)."""
+    step, stage = _reporters(progress)
+    if stage is None:
+        return progress
+    counted = None if steps is None else "batches of tiles" if steps == 0 else f"solver steps ({steps} per batch of tiles)"
+    return _Named(step, lambda name, unit: stage(f"{prefix}{name}", unit or counted))
+
+
 def _reporters(progress) -> tuple[Callable[[int, int], None] | None, Callable[[str, str | None], None] | None]:
     """``(step, stage)`` of :func:`restore`'s ``progress``: a function is the first (the second None),
     an object with ``step`` and ``stage`` methods gives both; anything else is a TypeError."""
@@ -368,11 +389,8 @@ def resolve(pixels: np.ndarray, task: Task, companion: Any = None, *, settings: 
     if not resolved.refined_by(task):
         return resolved
     sample = pilot_sample(pixels)
-    step, stage = _reporters(progress)
-    if stage is not None:          # its stages named apart from the restoration's own
-        progress = _Named(step, lambda name, unit: stage(f"{FIRST_LOOK}{name}", unit))
     first = restore(sample, resolved, settings=dataclasses.replace(settings, ensemble=None, samples=1),
-                    progress=progress)
+                    progress=_prefixed(progress, FIRST_LOOK))
     return resolved.refined(task, sample, first)
 
 
@@ -442,6 +460,10 @@ def to_pixels(image, channel_axis: int = -1) -> tuple[np.ndarray, Callable[[np.n
         raise TypeError(f"images are arrays or tensors, got {type(image).__name__}"
                         + (" (a file: restore.images.read_image(path).pixels, or the command line)"
                            if image is not None else ""))
+    if isinstance(channel_axis, bool) or not isinstance(channel_axis, numbers.Integral):
+        raise TypeError(f"channel_axis must be the number of the colour axis (-1 or 0), got {channel_axis!r}")
+    if isinstance(image, Image.Image):       # its pixels, not a palette's indices
+        image = np.asarray(image.convert(PILLOW_MODES.get(image.mode, image.mode)))
     is_tensor = torch.is_tensor(image)
     if is_tensor:
         # numpy has no bfloat16: a bf16 tensor is read as float32, and comes back as bf16.

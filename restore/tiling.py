@@ -8,6 +8,7 @@ falls off linearly across the overlap, which hides the seams.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -75,8 +76,8 @@ def tile_layout(h: int, w: int, *, tile: int | tuple[int, int], overlap: int, mu
         """The largest tile side up to ``side`` that fits, else the smallest above (the core; a margin
         comes on top)."""
         largest = max(1, side // scale)
-        return next(t for t in itertools.chain(range(largest, 0, -1), range(largest + 1, largest + multiple + 1))
-                    if fits(t))
+        above = range(largest + 1, largest + math.lcm(multiple, grid) + 1)     # one fits: the grid's too
+        return next(t for t in itertools.chain(range(largest, 0, -1), above) if fits(t))
 
     t_h, t_w = fitting(tiles[0]), fitting(tiles[1])
     step = min(overlap // scale, min(t_h, t_w) // 2) // grid * grid

@@ -8,7 +8,8 @@ import torch
 from restore import deblur, denoise, inpaint, superres
 from restore import restore as run
 from restore.pipeline import SolverSettings
-from restore.tasks import Denoise
+from restore import estimate_noise
+from restore.tasks import Denoise, Inpaint, Superres
 from restore.devices import DeviceError
 from restore.priors import PriorError
 
@@ -214,6 +215,11 @@ def test_a_loaded_prior_is_the_callers_own_and_loading_leaves_torchs_random_numb
     assert np.array_equal(denoise(_digit(), sigma=25, steps=0, prior="digits"), before)
 
 
+def _pillow(image, mode):
+    from PIL import Image
+    return Image.fromarray(np.round(image * 255).astype(np.uint8)).convert(mode)
+
+
 @pytest.mark.parametrize("call,needle", [
     (lambda im: denoise(im, sigma=25, seed=None), "seed must be a whole number"),
     (lambda im: denoise(im, sigma=25, device="bogus"), "unknown device"),
@@ -224,6 +230,17 @@ def test_a_loaded_prior_is_the_callers_own_and_loading_leaves_torchs_random_numb
     (lambda im: run(im, Denoise(sigma=25), settings=SolverSettings(gamma=float("nan"))), "gamma must"),
     (lambda im: run(im, Denoise(sigma=25), settings=SolverSettings(prior_weight=-1)), "prior_weight must"),
     (lambda im: run(im, Denoise(sigma="25")), "sigma must be a number"),
+    (lambda im: run(im, Denoise(sigma=5, noise=5)), "noise must be text"),
+    (lambda im: run(im, Superres(factor=4.0)), "scale must be 2, 3, 4 or 8, got 4.0"),
+    (lambda im: run(im, Superres(factor="4")), "scale must be 2, 3, 4 or 8, got '4'"),
+    (lambda im: run(im, Inpaint(mask_dilate=2.0), companion=np.zeros(im.shape)), "mask_dilate must be a whole"),
+    (lambda im: run(im, Inpaint(sensitivity="x"), companion=np.zeros(im.shape)), "sensitivity must be above 0"),
+    (lambda im: denoise(im, sigma=25, channel_axis="0"), "channel_axis must be the number"),
+    (lambda im: denoise(im, sigma=25, channel_axis=None), "channel_axis must be the number"),
+    (lambda im: denoise(im, sigma=25, samples=2, return_std="yes"), "return_std must be True or False"),
+    (lambda im: denoise(im, sigma=25, samples=2, mode="latent"), "need mode 'joint', not 'latent'"),
+    (lambda im: denoise(_pillow(im, "RGBA"), sigma=25), "with alpha \\(RGBA\\).*convert\\('RGB'\\)"),
+    (lambda im: estimate_noise(im, quantisation=5), "quantisation must be the JPEG file's"),
 ])
 def test_settings_and_tasks_built_by_hand_are_refused_by_name_before_any_work(call, needle, monkeypatch):
     import restore.pipeline
@@ -267,3 +284,12 @@ def test_a_pillow_image_comes_back_as_a_pillow_image(mode, back):
     kept = np.asarray(image.convert(back))
     filled = np.asarray(inpaint(image, mask, prior="digits", steps=0))
     assert np.array_equal(filled[~mask], kept[~mask])
+
+
+def test_a_palette_image_is_read_as_its_colours_not_its_indices():
+    """A palette (P) Pillow image holds indices into its palette: the noise estimate reads the colours."""
+    from PIL import Image
+    rng = np.random.default_rng(1)
+    noisy = np.clip(0.5 + rng.normal(0, 20 / 255, (64, 64, 3)), 0, 1)
+    palette = Image.fromarray(np.round(noisy * 255).astype(np.uint8)).convert("P")
+    assert estimate_noise(palette) == estimate_noise(np.asarray(palette.convert("RGB")))

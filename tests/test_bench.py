@@ -26,9 +26,9 @@ def test_damage_is_8bit_and_reproducible():
         elif condition.task.name == "inpaint":
             assert mask_a.any() and (a[mask_a] == 1.0).all()                 # holes painted white
             assert made_a.region is mask_a                                   # scored inside the holes
-        elif condition.task.name == "dejpeg":                                # the file's tables
+        elif condition.task.name == "dejpeg" or "jpeg" in condition.name:     # the file's tables
             assert mask_a.tables[0][0, 0] == mask_b.tables[0][0, 0] > 1
-            assert np.abs(a - clean).mean() > 0.002
+            assert np.abs(a - clean[::scale, ::scale]).mean() > 0.002
         else:
             assert mask_a is None and np.abs(a - clean[::scale, ::scale]).mean() > 0.002   # damaged
     pixels = holes("pixels", 64, 64, np.random.default_rng(0))

@@ -264,3 +264,34 @@ def test_noise_estimate_reads_a_dark_photographs_clipped_blocks():
     dark = smooth_images(1, 128, seed=8)[0].astype(np.float64) * 0.1
     noisy = np.round(np.clip(dark + np.random.default_rng(2).normal(0, 25 / 255, dark.shape), 0, 1) * 255) / 255
     assert estimate_noise(noisy) == pytest.approx(25, rel=0.1)
+
+
+def test_a_tile_inside_a_large_hole_starts_from_the_whole_images_fill():
+    """A hole larger than a tile leaves tiles that see no pixel of the image. They start from the
+    smooth fill of the whole image: a dark photograph's hole came back as a mid-grey square, and
+    with the decoder's error carried in as mid-grey too, white."""
+    from restore import inpaint
+    from restore.images import read_image
+    image = (read_image("samples/lake.png").pixels[:64, :64] * 0.25 * 255).round().astype(np.uint8)   # dark
+    mask = np.zeros((64, 64))
+    mask[8:56, 8:56] = 1
+    image[mask > 0] = 255                                   # the hole painted white
+    out = inpaint(image, mask, tile=16, steps=1)
+    inside = out[24:40, 24:40].astype(float)              # a tile's whole core, all hole
+    around = image[mask == 0].astype(float)
+    assert abs(inside.mean() - around.mean()) < 8 and inside.max() < around.max() + 10
+    assert np.array_equal(out[mask == 0], image[mask == 0])
+
+
+def test_the_coarse_fill_of_a_large_image_follows_its_surroundings():
+    """On a grid coarser than the image the fill still keeps every seen pixel and, inside a hole,
+    follows what surrounds it (a ramp comes back a ramp)."""
+    from restore.fill import coarse_fill
+    h, w = 300, 700
+    ramp = torch.linspace(0, 1, w).expand(h, w)[None, None].repeat(1, 3, 1, 1).contiguous()
+    observed = torch.ones(1, 1, h, w)
+    observed[..., 50:250, 100:600] = 0
+    painted = torch.where(observed > 0, ramp, torch.ones_like(ramp))
+    filled = coarse_fill(painted, observed, side=64)
+    assert torch.equal(filled[observed.expand_as(filled) > 0], ramp[observed.expand_as(ramp) > 0])
+    assert float((filled - ramp)[..., 50:250, 100:600].abs().max()) < 0.03

@@ -209,3 +209,12 @@ def test_the_layout_is_the_tiles_run_tiled_restores(h, w, tile, overlap, multipl
     assert counted == [len(layout.windows)] == [len(seen)]
     assert set(seen) == {layout.size}
     assert all((side + p) % grid == 0 for side, p in zip((h, w), layout.pad))
+
+
+def test_tiles_on_a_grid_that_no_size_up_to_the_tile_fits_take_the_smallest_that_does():
+    """A prior of one size (28: the digits prior) on a 4:2:0 JPEG's blocks (16): no tile up to 28
+    fits both, so the tile is the smallest that does (112, which that prior then refuses by size)."""
+    layout = tile_layout(64, 64, tile=28, overlap=8, multiple=28, grid=16)
+    assert layout.size == (112, 112) and layout.windows == [(0, 0)]
+    image = torch.rand(1, 3, 64, 64)
+    assert torch.equal(run_tiled(image, lambda t, a: t, tile=28, overlap=8, multiple=28, grid=16), image)

@@ -64,6 +64,8 @@ def parse_sigma(text: str) -> float | None:
 
 def parse_noise(text: str) -> tuple[str, tuple[float, float] | None]:
     """``--noise``: ``("gaussian" | "poisson-gaussian" | "auto", (A, B) or None)``."""
+    if not isinstance(text, str):
+        raise OptionError("noise", f"must be text: gaussian, poisson-gaussian, poisson-gaussian:A,B or auto, got {text!r}")
     kind, _, args = text.strip().lower().partition(":")
     if kind in ("gaussian", "auto") and not args:
         return kind, None
@@ -95,24 +97,16 @@ def noise_field():
     return field(default="gaussian", metadata=option(NOISE_HELP, parse=lambda text: text))
 
 
-class NoiseModel:
-    """What a task whose observation is noisy adds to take a sensor's noise as well as one sigma:
-    its ``noise`` field (:func:`noise_field`) says which, and the data term follows it."""
+class JPEGSource:
+    """What a task adds to take, beside a JPEG file's pixels, the file's quantisation (a
+    :class:`restore.jpeg.Quantisation`; the task declares ``quantisation`` as a field): read from the
+    file in batch mode (:meth:`companion_from_source`), or given to :func:`restore.pipeline.restore` as
+    the companion."""
 
-    noise: str
-    #: The quantisation of the JPEG file the observation was decoded from (a
-    #: :class:`restore.jpeg.Quantisation`; a task declares it as a field, read from the file in batch
-    #: mode), or None: where given, the noise is estimated as it was before the file's rounding, from
-    #: the coefficients the file kept (:mod:`restore.noise`). Deblurring held-out crops (Gaussian 2,
-    #: noise 3 / 10, quality 90): 30.40 / 28.51 dB with it against 26.94 / 27.69 from the pixels.
     quantisation = None
 
-    def __post_init__(self):
-        super().__post_init__()
-        parse_noise(self.noise)
-
     def companion_from_source(self, path):
-        """A JPEG file's quantisation, for the noise estimate; None for other files."""
+        """A JPEG file's quantisation; None for other files."""
         from ..jpeg import Quantisation
         try:
             return Quantisation.from_file(path)
@@ -122,6 +116,29 @@ class NoiseModel:
     def companion_values(self, value, shape):
         from ..jpeg import Quantisation
         return None if isinstance(value, Quantisation) else super().companion_values(value, shape)
+
+    def with_source(self, companion):
+        """This task with the file's quantisation, where ``companion`` is one."""
+        from dataclasses import replace
+
+        from ..jpeg import Quantisation
+        return replace(self, quantisation=companion) if isinstance(companion, Quantisation) else self
+
+
+class NoiseModel(JPEGSource):
+    """What a task whose observation is noisy adds to take a sensor's noise as well as one sigma:
+    its ``noise`` field (:func:`noise_field`) says which, and the data term follows it.
+
+    Its ``quantisation``, where the observation was decoded from a JPEG file, says how to estimate
+    the noise: as it was before the file's rounding, from the coefficients the file kept
+    (:mod:`restore.noise`). Deblurring held-out crops (Gaussian 2, noise 3 / 10, quality 90): 30.40 /
+    28.51 dB with it against 26.94 / 27.69 from the pixels."""
+
+    noise: str
+
+    def __post_init__(self):
+        super().__post_init__()
+        parse_noise(self.noise)
 
     def with_noise_level(self, pixels):
         if self.sigma is not None or self.quantisation is None:
@@ -148,7 +165,7 @@ class NoiseModel:
         from ..jpeg import Quantisation
         from ..noise import estimate_poisson_gaussian
         if isinstance(companion, Quantisation):
-            return replace(self, quantisation=companion).resolve(pixels)
+            return self.with_source(companion).resolve(pixels)
         kind, params = parse_noise(self.noise)
         if kind == "gaussian":
             return self.with_noise_level(pixels)
@@ -312,6 +329,12 @@ class Task(ABC):
         by default the noise level estimated where it was left to that."""
         return self.with_noise_level(pixels)
 
+    def outer_task(self) -> Task | None:
+        """The task of damage done after this one's (a small image's JPEG rounding, done after the
+        downsampling), whose restoration the observation goes through first, at its own size; None
+        by default."""
+        return None
+
     def refined_by(self, unresolved: Task) -> bool:
         """Whether this task, resolved from ``unresolved`` (:meth:`resolve`), estimated what a first
         restoration of the image estimates better (then :meth:`refined`); by default nothing."""
@@ -367,6 +390,12 @@ class Task(ABC):
     @abstractmethod
     def physics(self, shape: tuple[int, int], companion: torch.Tensor | None) -> LinearPhysics:
         """The forward model for tiles of ``shape`` (restored pixels, margin included), with their companion tiles."""
+
+    def with_unseen_guessed(self, y: torch.Tensor, companion: torch.Tensor | None) -> torch.Tensor:
+        """The observation ``y`` (1, C, H, W) with a guess from the whole image at the pixels it does
+        not see (given its companion, (1, 1, H, W)), for tiles that see none of the image; by
+        default ``y``."""
+        return y
 
     def first_guess(self, physics: LinearPhysics, y: torch.Tensor) -> torch.Tensor:
         """A first image from the observation, for the encoder to start from (default ``A^T y``)."""

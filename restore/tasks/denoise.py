@@ -55,6 +55,10 @@ def estimate_noise(image, *, channel_axis: int = -1, quantisation=None) -> float
     """Gaussian noise standard deviation of ``image`` in 0..255 units (see :func:`restore.noise.estimate_noise`);
     with ``quantisation`` (the JPEG file's, ``restore.jpeg.Quantisation.from_file(path)``), before the file's
     rounding."""
+    from ..jpeg import Quantisation
     from ..noise import estimate_noise as estimate
     from ..pipeline import to_pixels
+    if quantisation is not None and not isinstance(quantisation, Quantisation):
+        raise TypeError(f"quantisation must be the JPEG file's, restore.jpeg.Quantisation.from_file(path), "
+                        f"got {quantisation!r}")
     return estimate(to_pixels(image, channel_axis)[0], quantisation=quantisation)

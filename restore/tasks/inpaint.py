@@ -1,6 +1,7 @@
 """Inpainting: ``A = diag(m)``, only the pixels outside the mask's holes are observed."""
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass, field
 
@@ -37,10 +38,13 @@ class Inpaint(Task):
 
     def __post_init__(self):
         super().__post_init__()
+        if isinstance(self.mask_dilate, bool) or not isinstance(self.mask_dilate, numbers.Integral):
+            raise OptionError("mask_dilate", f"must be a whole number of pixels, got {self.mask_dilate!r}")
         if not 0 <= self.mask_dilate <= MAX_DILATE:
             raise OptionError("mask_dilate", f"must be 0 to {MAX_DILATE} pixels, got {self.mask_dilate}")
-        if not 0 < self.sensitivity <= 100:
-            raise OptionError("sensitivity", f"must be above 0 and at most 100 (1 is the default), got {self.sensitivity}")
+        number = isinstance(self.sensitivity, numbers.Real) and not isinstance(self.sensitivity, bool)
+        if not number or not 0 < self.sensitivity <= 100:
+            raise OptionError("sensitivity", f"must be above 0 and at most 100 (1 is the default), got {self.sensitivity!r}")
 
     def detect(self, pixels, *, settings, progress=None, return_std=False):
         from ..damage import repair
@@ -107,9 +111,13 @@ class Inpaint(Task):
         from ..physics import Inpainting
         return Inpainting(companion)
 
+    def with_unseen_guessed(self, y, companion):
+        from ..fill import coarse_fill
+        return coarse_fill(y, 1 - companion)
+
     def first_guess(self, physics, y):
         from ..fill import fill_holes
-        return fill_holes(y, physics.observed)
+        return fill_holes(y, physics.observed, unseen=None)     # a tile inside a hole: the coarse fill
 
     def refine(self, physics, y, first):
         import torch
@@ -125,7 +133,8 @@ class Inpaint(Task):
             # under the fill's Gaussian model): a smooth fill of y plus the detail of D(z)
             # that a smooth fill of D(z) itself would miss.
             # Amid one colour the smooth fill is that colour, which a prior may not know.
-            carried = x + (1 - observed) * fill_holes((x - d) * observed, observed)
+            # A tile with no observed pixel (inside a large hole) has no error to carry.
+            carried = x + (1 - observed) * fill_holes((x - d) * observed, observed, unseen=0.0)
             return carried if flat_fill is None else torch.where(flat, flat_fill.to(x), carried)
         return carry_error_into_holes
 
