@@ -7,10 +7,16 @@ from pathlib import Path
 import torch
 
 PRECISIONS = ("auto", "fp32", "bf16")
+#: The kinds of torch device restore runs on: its tile batches, arithmetic and memory checks know
+#: these two (an Apple GPU, 'mps', or the shapes-only 'meta' failed deep inside torch).
+DEVICE_TYPES = ("cpu", "cuda")
+#: What a device may be called, for the messages.
+DEVICE_NAMES = "auto, cpu, cuda or cuda:N"
 
 
 class DeviceError(ValueError):
-    """A device this machine does not have (no GPU, no such GPU); the message says which to use."""
+    """A device this machine does not have (no GPU, no such GPU), or one restore does not run on
+    ('mps', 'meta'); the message says which to use."""
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -27,18 +33,27 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "cuda" or name.startswith("cuda:"):
         index = name.partition(":")[2]
         if index and not index.isdigit():
-            raise ValueError(f"device {name}: unknown device; use auto, cpu, cuda or cuda:N")
+            raise ValueError(f"device {name}: unknown device; use {DEVICE_NAMES}")
         return check_device(name)
-    raise ValueError(f"device {name}: unknown device; use auto, cpu, cuda or cuda:N")
+    raise ValueError(f"device {name}: unknown device; use {DEVICE_NAMES}")
 
 
 def check_device(device: str | torch.device) -> torch.device:
     """``device`` as a ``torch.device``, checked to exist here before anything is put on it
-    (else torch's own error surfaces later, far from its cause)."""
+    (else torch's own error surfaces later, far from its cause).
+
+    ``"auto"`` is a GPU when there is one, else the CPU, as on the command line. A name torch does
+    not know is a ``ValueError``; a device restore does not run on (only ``cpu`` and ``cuda`` ones)
+    or this machine lacks, a :class:`DeviceError`.
+    """
+    if isinstance(device, str) and device.strip().lower() == "auto":
+        return resolve_device("auto")
     try:
         device = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"device {device}: unknown device; use cpu, cuda or cuda:N") from None
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {device}: unknown device; use {DEVICE_NAMES}") from None
+    if device.type not in DEVICE_TYPES:
+        raise DeviceError(f"device {device}: restore runs on CPUs and CUDA GPUs only; use {DEVICE_NAMES}")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise DeviceError(f"device {device}: no CUDA GPU is available here; use cpu")

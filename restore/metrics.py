@@ -9,7 +9,8 @@
   float64 copies of whole images took over a gigabyte for a 12 MP photograph,
   and its filters four times as long.
 * ``R`` (the data range) follows the dtype: 255 for uint8, 65535 for uint16,
-  1.0 for floats (taken to be in [0, 1]).
+  1.0 for floats, which must be in [0, 1] (a ``ValueError`` beyond
+  [-0.01, 1.01], or for NaN: floats of 0..255 scored 0 dB in silence).
 * ``crop`` drops that many pixels at each border first; super-resolution is
   scored with ``crop = scale``.
 """
@@ -21,6 +22,9 @@ import numpy as np
 #: SSIM's Gaussian window: sigma 1.5 truncated at 3.5 sigma, as scikit-image's ``gaussian_weights``.
 SSIM_SIGMA = 1.5
 SSIM_RADIUS = int(3.5 * SSIM_SIGMA + 0.5)
+#: How far float images may stray outside [0, 1]: as far as restore.restore takes them (a restoration
+#: is clipped; a noisy image rounded to float32 may pass by a hair).
+FLOAT_SLACK = 0.01
 
 
 def _prepare(reference: np.ndarray, image: np.ndarray, crop: int):
@@ -29,12 +33,34 @@ def _prepare(reference: np.ndarray, image: np.ndarray, crop: int):
         raise ValueError(f"reference shape {reference.shape} differs from image shape {image.shape}")
     if reference.dtype != image.dtype:
         raise ValueError(f"reference dtype {reference.dtype} differs from image dtype {image.dtype}")
+    if reference.dtype.kind == "f":
+        for name, array in (("reference", reference), ("image", image)):
+            _check_floats(name, array)
     if crop < 0 or 2 * crop >= min(reference.shape[:2]):
-        raise ValueError(f"crop {crop} does not fit an image of shape {reference.shape}")
+        raise ValueError(f"crop {crop} does not fit an image of shape {reference.shape}{_layout_hint(reference)}")
     if crop:
         reference, image = reference[crop:-crop, crop:-crop], image[crop:-crop, crop:-crop]
     data_range = float(np.iinfo(reference.dtype).max) if reference.dtype.kind in "ui" else 1.0
     return reference, image, data_range
+
+
+def _check_floats(name: str, array: np.ndarray) -> None:
+    """A ``ValueError`` for float pixels outside [0, 1] (beyond :data:`FLOAT_SLACK`) or not finite."""
+    if not array.size:
+        return
+    low, high = float(np.min(array)), float(np.max(array))      # NaN in either: NaN
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError(f"{name} has NaN or infinite values; float images must hold finite values in [0, 1]")
+    if low < -FLOAT_SLACK or high > 1 + FLOAT_SLACK:
+        raise ValueError(f"{name} holds floats from {low:.4g} to {high:.4g}; float images are scored as [0, 1]: "
+                         "divide 8-bit values by 255 (or pass them as uint8)")
+
+
+def _layout_hint(array: np.ndarray) -> str:
+    """For what looks like a channels-first array ``(C, H, W)``: the layout the metrics take."""
+    if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[-1] not in (1, 3):
+        return "; images are (H, W, C), this looks like (C, H, W): pass np.moveaxis(a, 0, -1)"
+    return ""
 
 
 def _channels(image: np.ndarray) -> list[np.ndarray]:
@@ -61,7 +87,8 @@ def ssim(reference: np.ndarray, image: np.ndarray, *, crop: int = 0) -> float:
     reference, image, data_range = _prepare(reference, image, crop)
     side = 2 * SSIM_RADIUS + 1
     if min(reference.shape[:2]) < side:
-        raise ValueError(f"SSIM needs images of at least {side}x{side} pixels, got {reference.shape[:2]}")
+        raise ValueError(f"SSIM needs images of at least {side}x{side} pixels, got "
+                         f"{reference.shape[:2]}{_layout_hint(reference)}")
     return float(np.mean([_ssim_plane(r, i, data_range) for r, i in zip(_channels(reference), _channels(image))]))
 
 

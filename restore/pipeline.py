@@ -25,7 +25,7 @@ import torch
 
 from . import wiener
 from .data import is_colour, to_channels
-from .devices import PRECISIONS, Autocast, resolve_precision, tile_batch
+from .devices import DEVICE_NAMES, PRECISIONS, Autocast, check_device, resolve_precision, tile_batch
 from .images import out_of_range
 from .model import VAE
 from .priors import shared_prior
@@ -83,10 +83,11 @@ class SolverSettings:
             number = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
             if not (number and (value >= 0 if zero_allowed else value > 0)):
                 raise ValueError(f"{name} must be a number {'0 or more' if zero_allowed else 'above 0'}, got {value!r}")
+        auto = isinstance(self.device, str) and self.device.strip().lower() == "auto"
         try:                        # whether it names a device; whether this machine has it is for later
-            torch.device(self.device)
+            auto or torch.device(self.device)
         except (RuntimeError, TypeError):
-            raise ValueError(f"device {self.device!r}: unknown device; use cpu, cuda or cuda:N") from None
+            raise ValueError(f"device {self.device!r}: unknown device; use {DEVICE_NAMES}") from None
         if not isinstance(self.quick, (bool, np.bool_)):
             raise ValueError(f"quick must be True or False, got {self.quick!r}")
         if self.mode not in MODES:
@@ -120,7 +121,7 @@ class SolverSettings:
 
     def load(self) -> VAE:
         """The prior on the settings' device; a model given in ``prior`` is copied, never moved."""
-        device = torch.device(self.device)
+        device = check_device(self.device)
         if isinstance(self.prior, torch.nn.Module):
             on = next(self.prior.parameters()).device
             return self.prior if on == device else copy.deepcopy(self.prior).to(device)
@@ -494,8 +495,9 @@ def to_pixels(image, channel_axis: int = -1) -> tuple[np.ndarray, Callable[[np.n
             raise ValueError(f"float images must be in [0, 1], got values in [{strays[0]:.4g}, {strays[1]:.4g}]; "
                              "divide by 255 for 8-bit values or by 65535 for 16-bit ones (or clip)")
     elif dtype.kind in "uib":
+        convert = "image.to(torch.uint8)" if is_tensor else "image.astype(np.uint8)"
         raise ValueError(f"images of dtype {dtype} are not supported; give uint8 (0..255), uint16 (0..65535) "
-                         "or floats in [0, 1], e.g. image.astype(np.uint8) for 8-bit values")
+                         f"or floats in [0, 1], e.g. {convert} for 8-bit values")
     else:
         raise ValueError(f"images of dtype {dtype} are not supported; give uint8, uint16 or floats in [0, 1]")
     gray = array.ndim == 2

@@ -14,15 +14,17 @@ latent code and the variance beside the image.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import replace
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Callable
 
 import torch
 from torch import nn
 
 from .data import is_colour
-from .fidelity import DataTerm, Gaussian
+from .fidelity import DataTerm, Gaussian, PoissonGaussian
+from .model import _VAE
 from .physics import Physics
 from .solver import ANCHORS, SAMPLERS, SolverResult, csgm, joint_map
 
@@ -84,8 +86,91 @@ def _check_fits(x: torch.Tensor, prior) -> None:
                          "pad them (torch.nn.functional.pad, mode='reflect'), or use restore.restore, which tiles")
 
 
+def _shown(value) -> str:
+    """``value`` as an error message names it: its repr where short (None, 0.1, '3'), else its type's
+    name (a module's repr runs to pages)."""
+    text = repr(value)
+    return text if len(text) <= 40 else type(value).__name__
+
+
+def _check_whole(name: str, value, least: int, note: str = "") -> None:
+    """A ``ValueError`` unless ``value`` is a whole number of ``least`` or more (True and 2.0 are not)."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < least:
+        raise ValueError(f"{name} must be a whole number, {least} or more{note}, got {_shown(value)}")
+
+
+def _inner_vae(prior):
+    """The VAE under ``prior``: itself, or the one a wrapper passes everything else on to (its ``vae``:
+    :class:`Turned`, :class:`restore.devices.Autocast`); None for anything else."""
+    for _ in range(16):             # wrappers of wrappers, never a loop
+        if isinstance(prior, _VAE):
+            return prior
+        prior = getattr(prior, "vae", None)
+        if prior is None:
+            return None
+    return None
+
+
+def _check_prior(prior) -> None:
+    """A ``TypeError`` unless ``prior`` is restore's VAE or wraps one: anything else failed only at the
+    first call, deep in the solver."""
+    if _inner_vae(prior) is None:
+        raise TypeError(f"prior must be 'photo', 'photo-large', 'digits', a checkpoint path or a model from "
+                        f"restore.load_prior, got {_shown(prior)}")
+
+
+def _observation(y, prior, name: str = "y") -> torch.Tensor:
+    """``y`` checked to be a finite floating-point batch the prior can take, before any work: detached
+    (the solver follows no gradient back to it) and in the prior's dtype (a float64 ``y`` is restored
+    in the prior's float32 rather than refused)."""
+    if not torch.is_tensor(y) or y.dim() != 4:
+        raise ValueError(f"the Reconstructor takes a batch of images (N, C, H, W), got "
+                         f"{tuple(y.shape) if torch.is_tensor(y) else type(y).__name__}; x[None] makes one "
+                         "image a batch (restore.restore takes images of any layout)")
+    if not y.is_floating_point():
+        raise ValueError(f"{name} must hold floats in [0, 1], got {y.dtype}; pass {name}.float() / 255 "
+                         "for 8-bit values")
+    y = y.detach()
+    weights = next(_inner_vae(prior).parameters(), None)
+    if weights is not None:
+        if y.device != weights.device:
+            raise ValueError(f"{name} is on {y.device} and the prior on {weights.device}; "
+                             f"move {name} there ({name}.to('{weights.device}'))")
+        y = y.to(weights.dtype)
+    if not bool(torch.isfinite(y).all()):
+        raise ValueError(f"{name} has NaN or infinite values; replace them first (torch.nan_to_num)")
+    return y
+
+
+#: How far beyond [0, 1] an observation may reach (:func:`_check_range`): this much, and this many
+#: levels of its noise, counted up to the most a level can be in [0, 1] units (a level given in 8-bit
+#: units, beside a ``y`` in them, must not let 0..255 through).
+REACH, NOISE_REACH, MOST_NOISE = 0.5, 6, 0.25
+
+
+def _check_range(y: torch.Tensor, data: DataTerm, name: str = "y") -> None:
+    """A ``ValueError`` for an observation further outside [0, 1] than its noise explains: 8-bit values
+    given as floats (``y * 255``) were clamped to white in silence."""
+    level = 0.0
+    if isinstance(data, Gaussian):
+        level = float(torch.as_tensor(data.sigma).max())
+    elif isinstance(data, PoissonGaussian):
+        level = math.sqrt(data.a + data.b)           # the noise at white, its largest
+    if not y.numel():
+        return
+    reach = REACH + NOISE_REACH * min(level, MOST_NOISE)
+    low, high = (float(v) for v in torch.aminmax(y))
+    if low < -reach or high > 1 + reach:
+        raise ValueError(f"{name} must hold values in [0, 1] (plus its noise), got {low:.4g} to {high:.4g}; "
+                         "divide 8-bit values by 255")
+
+
 def _terms(physics, data):
     """restore's physics and data term for ``physics`` (restore's or DeepInverse's) and ``data``."""
+    if data is not None and not isinstance(data, DataTerm):
+        example = data if isinstance(data, Real) and not isinstance(data, bool) else "sigma"
+        raise TypeError(f"data must be a data term such as restore.fidelity.Gaussian({example}), "
+                        f"got {_shown(data)}")
     if not isinstance(physics, Physics):
         from .interop import from_deepinv
         physics, noise = from_deepinv(physics)
@@ -140,14 +225,18 @@ class Reconstructor(nn.Module):
             raise ValueError(f"mode must be 'joint' or 'latent', got {mode!r}")
         if anchor not in ANCHORS or sampler not in SAMPLERS:
             raise ValueError(f"anchor must be one of {ANCHORS} and sampler one of {SAMPLERS}")
-        if steps < 0 or samples < 1:
-            raise ValueError(f"steps must be 0 or more and samples 1 or more, got {steps}, {samples}")
+        _check_whole("steps", steps, 0, " (0: the encoder's estimate)")
+        _check_whole("samples", samples, 1)
+        # 0 is a step size too: the code stays where the encoder put it (the tests hold it there so).
+        if isinstance(lr, bool) or not isinstance(lr, Real) or not math.isfinite(lr) or lr < 0:
+            raise ValueError(f"lr must be a number, 0 or more (default 0.05), got {_shown(lr)}")
         if samples > 1 and mode != "joint":
             raise ValueError("posterior samples need the joint mode")
         check_ensemble(ensemble)
         if isinstance(prior, (str, bytes)) or hasattr(prior, "__fspath__"):
             from .priors import shared_prior
             prior = shared_prior(str(prior))
+        _check_prior(prior)
         if ensemble > 1 and not getattr(prior, "symmetric", False):
             raise ValueError(f"ensemble {ensemble} turns the image, and this prior's images are not alike turned "
                              "(a turned digit is no digit); leave the ensemble out")
@@ -165,8 +254,14 @@ class Reconstructor(nn.Module):
         with a Gaussian noise model: its ``sigma`` becomes the data term). ``data`` defaults to
         that noise, or to Gaussian noise of 1/255 for physics without one; ``x0`` to
         ``A^T y``. The result's ``x`` is ``(N, C, H, W)`` in [0, 1].
+
+        ``y`` holds finite floats in [0, 1] (plus its noise); it is restored in the prior's dtype (a
+        float64 ``y`` in float32) and no gradient is followed back to it. Anything else is refused
+        before any work, by a ``ValueError`` (a ``TypeError`` for ``data``) that says what to pass.
         """
+        y = _observation(y, self.prior)
         physics, data = _terms(physics, data)
+        _check_range(y, data)
         result = self.estimate(y, physics, data=data, x0=x0, refine=refine, callback=callback, generator=generator)
         return self.finish(result, y, physics, data=data)
 
@@ -181,17 +276,20 @@ class Reconstructor(nn.Module):
         estimate, which :meth:`finish` takes as it is. ``colour``: whether the image is a colour one
         (not three copies of one channel), which decides that; default ``y``'s. Parts of one image
         restored apart must be given the whole image's, in both calls."""
-        if not torch.is_tensor(y) or y.dim() != 4:
-            raise ValueError(f"the Reconstructor takes a batch of images (N, C, H, W), got "
-                             f"{tuple(y.shape) if torch.is_tensor(y) else type(y).__name__}; x[None] makes one "
-                             "image a batch (restore.restore takes images of any layout)")
+        y = _observation(y, self.prior)
         physics, data = _terms(physics, data)
-        x0 = physics.A_adjoint(y) if x0 is None else x0
+        _check_range(y, data)
+        x0 = physics.A_adjoint(y) if x0 is None else _observation(x0, self.prior, "x0")
+        return self._estimate(y, physics, data=data, x0=x0, refine=refine, callback=callback, generator=generator,
+                              colour=colour)
+
+    def _estimate(self, y, physics, *, data, x0, refine, callback, generator, colour=None) -> SolverResult:
+        """:meth:`estimate` of a checked ``y``, or of its transform (which may leave [0, 1])."""
         _check_fits(x0, self.prior)
         stable = self._stabilised(y, physics, data, colour)
         if stable is not None:
-            return self.estimate(stable.forward(y), physics, data=stable.data, x0=stable.forward(x0), refine=refine,
-                                 callback=callback, generator=generator)
+            return self._estimate(stable.forward(y), physics, data=stable.data, x0=stable.forward(x0),
+                                  refine=refine, callback=callback, generator=generator)
         results = [self._solve(Turned(self.prior, *turn) if turn != SYMMETRIES[0] else self.prior, y, physics,
                                data=data, x0=x0, refine=refine, callback=callback, generator=generator)
                    for turn in SYMMETRIES[:self.ensemble]]
@@ -218,12 +316,18 @@ class Reconstructor(nn.Module):
         terms can only average; a grey one has one, and there the transform only bends the image
         (held-out grey crops: -0.04 dB), so grey images are not transformed (``colour`` as
         :meth:`estimate` takes it)."""
+        y = _observation(y, self.prior)
         physics, data = _terms(physics, data)
+        _check_range(y, data)
+        return self._finish(result, y, physics, data=data, colour=colour)
+
+    def _finish(self, result, y, physics, *, data, colour=None) -> SolverResult:
+        """:meth:`finish` of a checked ``y``, or of its transform (which may leave [0, 1])."""
         stable = self._stabilised(y, physics, data, colour)
         if stable is None:
             result = self._filtered(result, y, physics, data, passes=data.wiener_passes(y))
         else:
-            inner = self.finish(result, stable.forward(y), physics, data=stable.data)
+            inner = self._finish(result, stable.forward(y), physics, data=stable.data)
             variance = inner.variance
             if variance is not None:
                 variance = variance * stable.slope(inner.x).square().mean(1, keepdim=True)

@@ -53,6 +53,8 @@ def test_floats_within_the_margin_are_clipped_and_accepted():
 def test_integer_dtypes_other_than_uint8_and_uint16_are_refused_by_name(dtype):
     with pytest.raises(ValueError, match=f"dtype {np.dtype(dtype).name}.*uint8.*uint16"):
         denoise(np.full((16, 16, 3), 1, dtype), sigma=10)
+    with pytest.raises(ValueError, match=r"e\.g\. image\.to\(torch\.uint8\)"):         # a tensor's own conversion
+        denoise(torch.from_numpy(np.full((16, 16, 3), 1, dtype)), sigma=10)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])

@@ -1,5 +1,7 @@
 """JPEG artefact removal: the quantisation read from files, the constraint's projection, the task end to end."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -422,3 +424,38 @@ def test_superres_of_a_jpeg_file_undoes_its_rounding_first(tmp_path, tiny_prior)
                                      "--steps", "1", "-o", str(tmp_path / "digit.png")])
     assert digit.exit_code == 0 and "dejpeg first" not in digit.output, digit.output
     assert Image.open(tmp_path / "digit.png").size == (28, 28)
+
+
+def test_a_blurred_jpeg_is_deblurred_after_its_rounding_is_undone():
+    """Deblurred as it is, a blurred photograph's JPEG has its blocks sharpened, below the file
+    itself at quality 30; its rounding undone first, well above (held-out crops: 27.28 dB against
+    23.78, the file 25.79)."""
+    from restore.conditions import blurred
+    from restore.images import read_image
+    from restore.metrics import psnr
+    from restore.pipeline import restore as run
+    from restore.tasks.deblur import Deblur
+    clean = read_image("samples/flower.png").pixels[:96, :96]
+    task = Deblur(kernel="gaussian:2", sigma=3)
+    decoded, quantisation = jpeg_round_trip(blurred(task)(clean, np.random.default_rng(0)).pixels, 30)
+    u8 = lambda a: np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)
+    score = lambda a: psnr(u8(clean), u8(a))
+    with_file = score(run(decoded, Deblur(kernel="gaussian:2"), companion=quantisation))
+    assert with_file > score(run(decoded, Deblur(kernel="gaussian:2"))) + 1 and with_file > score(decoded) + 0.5
+
+
+def test_a_noisy_jpeg_is_denoised_after_its_rounding_is_undone():
+    """A camera's JPEG holds noise and blocks: denoised as it was, the blocks stayed (held-out crops,
+    noise 5 at quality 30: 30.49 dB, the file 30.46); with the rounding undone first, 32.07."""
+    from restore.images import read_image
+    from restore.metrics import psnr
+    from restore.pipeline import restore as run
+    from restore.tasks.denoise import Denoise
+    clean = read_image("samples/flower.png").pixels[:96, :96]
+    noisy = clean + np.random.default_rng(0).normal(0, 5 / 255, clean.shape)
+    decoded, quantisation = jpeg_round_trip(noisy, 30)
+    task = Denoise().resolve(decoded, quantisation)
+    u8 = lambda a: np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)
+    score = lambda a: psnr(u8(clean), u8(a))
+    first = score(run(decoded, task))
+    assert first > score(run(decoded, replace(task, quantisation=None))) + 0.5 and first > score(decoded) + 1

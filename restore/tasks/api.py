@@ -20,7 +20,8 @@ SHARED = [
     ("prior", "photo", "str or VAE", "``\"photo\"``, ``\"photo-large\"``, ``\"digits\"``, a checkpoint path or a loaded model."),
     ("steps", None, "int, optional", "Solver steps per tile (default {steps}{zero})."),
     ("mode", "joint", "{\"joint\", \"latent\"}", "Joint MAP over image and code, or over the code alone."),
-    ("device", "cpu", "str or torch.device", "``\"cpu\"``, ``\"cuda\"`` or ``\"cuda:N\"``; a GPU this machine "
+    ("device", "cpu", "str or torch.device", "``\"cpu\"``, ``\"cuda\"``, ``\"cuda:N\"`` or ``\"auto\"`` (a GPU if "
+     "there is one, else the CPU); a GPU this machine "
      "lacks raises :class:`~restore.devices.DeviceError` (a ``ValueError``) before anything is loaded."),
     ("tile", None, "int, optional", "Tile size in output pixels (default the prior's)."),
     ("precision", "auto", "{\"auto\", \"fp32\", \"bf16\"}", "The networks' arithmetic; ``auto`` is bf16 where "

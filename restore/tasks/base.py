@@ -101,7 +101,7 @@ class JPEGSource:
     """What a task adds to take, beside a JPEG file's pixels, the file's quantisation (a
     :class:`restore.jpeg.Quantisation`; the task declares ``quantisation`` as a field): read from the
     file in batch mode (:meth:`companion_from_source`), or given to :func:`restore.pipeline.restore` as
-    the companion."""
+    the companion. The file's rounding is then undone first (:meth:`outer_task`)."""
 
     quantisation = None
 
@@ -116,6 +116,20 @@ class JPEGSource:
     def companion_values(self, value, shape):
         from ..jpeg import Quantisation
         return None if isinstance(value, Quantisation) else super().companion_values(value, shape)
+
+    def outer_task(self):
+        # The file's rounding came after the damage the task restores (a camera's noise, a blur, a
+        # downscale), which, restored as it is, takes the blocks for the image and sharpens or
+        # enlarges them. It is undone first, within the file's tables (the dejpeg task), where
+        # its blocks lie. On 12 held-out crops of 128px (256 / 384px for the upscale), PSNR dB as
+        # it was / with the rounding undone first: noise 15 at quality 50 / 90, 29.85 / 30.71 and
+        # 33.63 / 33.95; noise 5 at 30, 30.49 / 32.07; blur (Gaussian 2, noise 3) at 30 / 60 / 90,
+        # 23.78 / 27.28, 26.09 / 28.88, 30.30 / 30.71 (the file 25.79, 26.46, 26.53); an upscale
+        # x4 at 30 / 90, 22.16 / 23.67 and 25.43 / 25.88 (bicubic 22.33, 24.68).
+        if self.quantisation is None:
+            return super().outer_task()
+        from .dejpeg import Dejpeg
+        return Dejpeg(quantisation=self.quantisation)
 
     def with_source(self, companion):
         """This task with the file's quantisation, where ``companion`` is one."""

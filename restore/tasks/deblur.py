@@ -97,7 +97,7 @@ class Deblur(NoiseModel, Task):
         "Noise of the blurred pixels in 0..255 units, or 'auto' to estimate it per image (at least 1).",
         parse=parse_sigma))
     noise: str = noise_field()
-    quantisation: Any = field(default=None, repr=False)     # a JPEG file's (NoiseModel.quantisation)
+    quantisation: Any = field(default=None, repr=False)     # a JPEG file's (NoiseModel, JPEGSource)
 
     def __post_init__(self):
         super().__post_init__()

@@ -8,7 +8,8 @@ from .api import api_function
 from .base import NoiseModel, SolverDefaults, Task, noise_field, option, parse_sigma
 
 
-#: JPEG quality below which ``denoise`` points to ``dejpeg`` (blocks show at 8x8 from about here down).
+#: JPEG quality below which ``denoise`` says it removes the blocks first and points to ``dejpeg`` (blocks
+#: show at 8x8 from about here down).
 HEAVY_JPEG = 50
 
 
@@ -35,7 +36,9 @@ class Denoise(NoiseModel, Task):
         return Denoising()
 
     def advice(self, path):
-        """A heavily compressed JPEG's blocks are not Gaussian noise: point to ``dejpeg``."""
+        """A heavily compressed JPEG's blocks are not Gaussian noise: they are removed first, as
+        ``dejpeg`` does, which is all such a file needs where it holds no noise (held-out crops at
+        quality 10 / 30: 28.79 / 32.51 dB denoised, 28.79 / 32.49 by dejpeg alone)."""
         from ..jpeg import Quantisation
         try:
             quality = Quantisation.from_file(path).quality
@@ -43,8 +46,8 @@ class Denoise(NoiseModel, Task):
             return None
         if quality >= HEAVY_JPEG:
             return None
-        return (f"{path}: a JPEG of quality about {quality:.0f}; its block artefacts are not noise and denoise "
-                f"leaves them: 'restore dejpeg {path.name}' removes them")
+        return (f"{path}: a JPEG of quality about {quality:.0f}: its blocks are removed first, as 'restore dejpeg "
+                f"{path.name}' does, which is all it needs if it holds no noise (and faster)")
 
 
 

@@ -26,7 +26,7 @@ class Superres(JPEGSource, Task):
 
     sigma: float = field(default=CLEAN_SIGMA, metadata=option("Noise of the low-resolution pixels in 0..255 units."))
     factor: int = field(default=4, metadata=option("Upscaling factor: 2, 3, 4 or 8.", "--scale", "-s"))
-    quantisation: Any = field(default=None, repr=False)     # a JPEG file's (JPEGSource)
+    quantisation: Any = field(default=None, repr=False)     # a JPEG file's (JPEGSource.outer_task)
 
     def __post_init__(self):
         super().__post_init__()
@@ -39,16 +39,6 @@ class Superres(JPEGSource, Task):
 
     def resolve(self, pixels, companion=None):
         return super().resolve(pixels, companion).with_source(companion)
-
-    def outer_task(self):
-        # A small JPEG (a thumbnail, a web copy) was rounded after it was made small: upscaled as
-        # it is, the prior takes its blocks for detail and enlarges them (held-out crops at
-        # quality 30, x4: 0.2 dB below bicubic). Its rounding is undone first within the file's
-        # tables, at its own size, where the file's blocks lie.
-        if self.quantisation is None:
-            return None
-        from .dejpeg import Dejpeg
-        return Dejpeg(quantisation=self.quantisation)
 
     def physics(self, shape, companion):
         from ..physics import Downsampling
