@@ -69,6 +69,33 @@ def test_superres_of_a_saturated_photo_beats_bicubic():
                                            crop=2)
 
 
+def test_a_saturated_jpeg_is_never_restored_below_its_file():
+    """Flat magenta, cyan and neon green with an orange box (colours the prior may not know), written
+    as JPEGs of quality 30 the way each task meets them (small, blurred, as it is): each restoration,
+    its rounding undone first, is above the file (bicubic's upscale of it for superres)."""
+    from restore.baselines import bicubic
+    from restore.conditions import blurred
+    from restore.pipeline import restore as run
+    from restore.tasks import Deblur, Denoise, Superres
+    from restore.tasks.dejpeg import jpeg_round_trip
+    image = np.zeros((128, 128, 3), np.float32)
+    image[:, :43] = (253 / 255, 2 / 255, 253 / 255)
+    image[:, 43:86] = (0, 1, 1)
+    image[:, 86:] = (57 / 255, 1, 20 / 255)
+    image[40:90, 30:100] = (1, 0.4, 0)
+    u8 = lambda a: np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)
+    score = lambda a, crop=0: psnr(u8(image), u8(a), crop=crop)
+    upscale = Superres(factor=4)
+    small = upscale.physics(image.shape[:2], None).A(torch.from_numpy(image).permute(2, 0, 1)[None])[0]
+    decoded, quantisation = jpeg_round_trip(small.permute(1, 2, 0).numpy(), 30)
+    assert score(run(decoded, upscale, companion=quantisation), 4) > score(bicubic(decoded, 4), 4) + 0.3
+    decoded, quantisation = jpeg_round_trip(image, 30)
+    assert score(run(decoded, Denoise(), companion=quantisation)) > score(decoded) + 0.5
+    blur = Deblur(kernel="gaussian:2", sigma=3)
+    decoded, quantisation = jpeg_round_trip(np.clip(blurred(blur)(image, np.random.default_rng(0)).pixels, 0, 1), 30)
+    assert score(run(decoded, Deblur(kernel="gaussian:2"), companion=quantisation)) > score(decoded) + 0.5
+
+
 def test_a_clean_photograph_at_a_small_sigma_comes_back_nearly_unchanged():
     clean = np.round(read_image(f"{SAMPLES}/flower.png").pixels * 255).astype(np.uint8)
     assert psnr(clean, restore.denoise(clean, sigma=3)) >= 40
