@@ -199,6 +199,9 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
                          settings=dataclasses.replace(settings, steps=None, mode="joint", tile=None, samples=1))
     device = next(vae.parameters()).device
     channels, tile_size, multiple = vae.channels, settings.tile or vae.tile_size, vae.size_multiple
+    if vae.fixed_size and task.grid > 1 and multiple % task.grid and max(pixels.shape[:2]) > multiple:
+        raise ValueError(f"this prior restores tiles of {multiple} pixels, which cannot lie on the JPEG's blocks of "
+                         f"{task.grid}; use the photo prior")
     dtype = resolve_precision(settings.precision, device)
     tiles_per_call = settings.tile_batch or tile_batch(device, tile_size + 2 * task.margin)
     defaults = task.defaults

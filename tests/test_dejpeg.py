@@ -459,3 +459,12 @@ def test_a_noisy_jpeg_is_denoised_after_its_rounding_is_undone():
     score = lambda a: psnr(u8(clean), u8(a))
     first = score(run(decoded, task))
     assert first > score(run(decoded, replace(task, quantisation=None))) + 0.5 and first > score(decoded) + 1
+
+
+def test_a_prior_of_one_tile_size_off_the_blocks_is_refused_with_the_fix(tmp_path):
+    """The digits prior restores tiles of 28 pixels: they cannot lie on a JPEG's 8 or 16-pixel blocks
+    (it said 'unexpected StopIteration', then 'takes 28x28 images, got (112, 112)')."""
+    src = _jpeg(tmp_path / "photo.jpg", _photo(), 30)
+    result = CliRunner().invoke(app, ["dejpeg", str(src), "--model", "digits", "-q"])
+    assert result.exit_code == 1 and "tiles of 28 pixels, which cannot lie on the JPEG's blocks of 16" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "photo_dejpeg.png").exists()
