@@ -44,12 +44,22 @@ class DeepinvPhysics(LinearPhysics):
         self.well_posed = not isinstance(physics, blurs)
         # A mask or the identity sees each pixel alone: the clip to [0, 1] is all there is.
         self.pixelwise = isinstance(physics, (dinv.physics.Denoising, dinv.physics.Inpainting))
+        # A physics made in float64 (.double(), torch's default dtype set so) takes its own dtype
+        # only: the solver's tensors are the prior's float32.
+        own = [t.dtype for t in (*physics.parameters(), *physics.buffers()) if t.is_floating_point()]
+        self.dtype = own[0] if own else None
+
+    def _inner(self, method, *tensors, **options):
+        """``method`` of the DeepInverse physics on ``tensors`` in its dtype, the result in theirs."""
+        if self.dtype is None or tensors[0].dtype == self.dtype:
+            return method(*tensors, **options)
+        return method(*(t.to(self.dtype) for t in tensors), **options).to(tensors[0].dtype)
 
     def A(self, x):
-        return self.inner.A(x)
+        return self._inner(self.inner.A, x)
 
     def A_adjoint(self, y):
-        return self.inner.A_adjoint(y)
+        return self._inner(self.inner.A_adjoint, y)
 
     def gram_diagonal(self, x):
         """``A^T A 1``: the diagonal of ``A^T A`` where that is diagonal (a mask, the identity), an
@@ -58,7 +68,7 @@ class DeepinvPhysics(LinearPhysics):
 
     def prox_l2(self, z, y, gamma, *, x0=None, weight=None):
         if weight is None and not (torch.is_tensor(gamma) and gamma.numel() > 1):
-            return self.inner.prox_l2(z, y, float(gamma))
+            return self._inner(self.inner.prox_l2, z, y, gamma=float(gamma))
         return super().prox_l2(z, y, gamma, x0=x0, weight=weight)
 
 

@@ -98,3 +98,15 @@ def test_the_clip_of_deepinv_physics_keeps_what_it_sees(name):
         return
     before = float((ours.A(x.clamp(0, 1)) - ours.A(x)).abs().max())
     assert float((ours.A(out) - ours.A(x)).abs().max()) < before / 10
+
+
+def test_a_float64_physics_restores_as_its_float32_twin(tiny_prior):
+    """A physics made in float64 (``.double()``) takes float32 observations as its float32 twin does:
+    the solver's tensors are the prior's float32 (it raised "Input type ... and weight type ...")."""
+    model, _ = tiny_prior
+    x = _images(1)
+    single = dinv.physics.Downsampling(img_size=(3, 32, 32), factor=2, filter="bicubic")
+    double = dinv.physics.Downsampling(img_size=(3, 32, 32), factor=2, filter="bicubic").double()
+    y = single.A(x)
+    out = {name: Reconstructor(model, steps=2)(y, physics).x for name, physics in (("32", single), ("64", double))}
+    assert out["64"].dtype == torch.float32 and torch.allclose(out["64"], out["32"], atol=2e-3)
