@@ -154,7 +154,7 @@ def run_benchmark(sets: list[ImageSet], conditions: list[Condition], *, device: 
 #: damages images as the full run does and a new condition (added at the end) changes no other's damage.
 SEED_ORDER = ("noise15", "noise25", "noise50", "superres2", "superres4", "inpaint-pixels50", "inpaint-box",
               "inpaint-scribbles", "blur-gaussian2", "blur-motion15", "jpeg10", "jpeg20", "jpeg40", "sensor40",
-              "inpaint-unmasked", "superres4-jpeg30")
+              "inpaint-unmasked", "superres4-jpeg30", "sensor40-jpeg90")
 
 
 def _condition_index(condition: Condition) -> int:

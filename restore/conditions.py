@@ -76,6 +76,14 @@ def _sensor(a: float, floor: float):
     return damage
 
 
+def _camera_jpeg(a: float, floor: float, quality: int):
+    """A sensor's noise, then the camera's JPEG of ``quality``."""
+    def damage(clean, rng):
+        from .tasks.dejpeg import jpeg_round_trip
+        return Damage(*jpeg_round_trip(np.clip(poisson_gaussian(clean, a, floor, rng), 0, 1), quality))
+    return damage
+
+
 def poisson_gaussian(clean: np.ndarray, a: float, floor: float, rng: np.random.Generator) -> np.ndarray:
     """A sensor's noise: photon counts of gain ``a`` (variance ``a x``) plus a floor of variance ``floor``."""
     return rng.poisson(np.clip(clean, 0, 1) / a) * a + rng.normal(0, floor ** 0.5, clean.shape)
@@ -148,7 +156,12 @@ def _denoising() -> TaskBenchmark:
     sensor = Condition("sensor40", Denoise(noise=f"poisson-gaussian:{a:.6g},{floor:.6g}"), _sensor(a, floor), (
         Baseline("Anscombe + BM3D", "bm3d", lambda y, _: b.anscombe_bm3d(y, a, floor)),
         Baseline("BM3D (estimated sigma)", "bm3d", lambda y, _: b.bm3d(y, estimate_noise(y)))))
-    return TaskBenchmark([noise(15), noise(25), noise(50), sensor], references=("OpenCV NLM",), speed=("noise25",))
+    # The same sensor's photograph as a camera writes it, a JPEG of quality 90: restore reads the file's
+    # tables (its rounding undone first, Denoise.outer_task); the baselines take the decoded file.
+    camera = Condition("sensor40-jpeg90", Denoise(noise=f"poisson-gaussian:{a:.6g},{floor:.6g}"),
+                       _camera_jpeg(a, floor, 90), sensor.baselines)
+    return TaskBenchmark([noise(15), noise(25), noise(50), sensor, camera], references=("OpenCV NLM",),
+                         speed=("noise25",))
 
 
 def _super_resolution() -> TaskBenchmark:
