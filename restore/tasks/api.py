@@ -34,8 +34,8 @@ SHARED = [
     ("ensemble", None, "int, optional", "The mean of the restorations of the image turned and flipped this many "
      "ways (1, 2, 4 or 8; default 1): better, and that many times the work."),
     ("quick", False, "bool", "Denoising's last filter of the data in windows alone, once: about five times "
-     "faster on large photographs, 0.5-1.3 dB lower (dejpeg: its own last filter left out; other tasks: no "
-     "change)."),
+     "faster on large photographs, 0.5-1.3 dB lower (dejpeg, and the JPEG stage of a JPEG's deblur and superres: "
+     "its own last filter left out; otherwise no change)."),
     ("samples", 1, "int", "1: the solver's estimate. More: the mean of that many posterior samples around it."),
     ("seed", 0, "int", "The samples' random numbers: the same seed gives the same output."),
     ("return_std", False, "bool", "Also return the samples' standard deviation per pixel, ``(H, W)`` in "
