@@ -468,3 +468,19 @@ def test_a_prior_of_one_tile_size_off_the_blocks_is_refused_with_the_fix(tmp_pat
     result = CliRunner().invoke(app, ["dejpeg", str(src), "--model", "digits", "-q"])
     assert result.exit_code == 1 and "tiles of 28 pixels, which cannot lie on the JPEG's blocks of 16" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "photo_dejpeg.png").exists()
+
+
+def test_a_jpeg_whose_tables_cannot_be_used_is_said_to_be_restored_as_its_pixels(tmp_path, tiny_prior):
+    """A CMYK JPEG (or 4:1:1 chroma) is restored as its pixels, its rounding not undone: said so,
+    where it was silent; a PNG says nothing of the kind."""
+    _, model_path = tiny_prior
+    rgb = Image.fromarray(np.round(_photo() * 255).astype(np.uint8))
+    rgb.convert("CMYK").save(tmp_path / "inks.jpg", quality=40)
+    rgb.save(tmp_path / "plain.png")
+    said = {}
+    for name in ("inks.jpg", "plain.png"):
+        result = CliRunner().invoke(app, ["denoise", str(tmp_path / name), "--model", str(model_path), "--sigma", "5",
+                                          "--steps", "0", "-q", "-o", str(tmp_path / f"{name}.out.png")])
+        assert result.exit_code == 0, result.output
+        said[name] = "its JPEG rounding is not undone first" in result.output
+    assert said == {"inks.jpg": True, "plain.png": False}

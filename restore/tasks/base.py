@@ -117,6 +117,24 @@ class JPEGSource:
         from ..jpeg import Quantisation
         return None if isinstance(value, Quantisation) else super().companion_values(value, shape)
 
+    def advice(self, path):
+        """A JPEG whose tables cannot be used (4:1:1 chroma, CMYK) is restored as its pixels: said so."""
+        from PIL import Image
+
+        from ..jpeg import Quantisation
+        try:
+            Quantisation.from_file(path)
+        except Exception as e:
+            try:
+                with Image.open(path) as image:
+                    jpeg = image.format == "JPEG"
+            except Exception:        # advice only: a file it cannot read is the reader's to report
+                jpeg = False
+            if jpeg:
+                reason = str(e).removeprefix(f"{path}: ")
+                return f"{path}: its JPEG rounding is not undone first ({reason}); restored as its pixels"
+        return super().advice(path)
+
     def outer_task(self):
         # The file's rounding came after the damage the task restores (a camera's noise, a blur, a
         # downscale), which, restored as it is, takes the blocks for the image and sharpens or

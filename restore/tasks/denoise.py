@@ -42,8 +42,8 @@ class Denoise(NoiseModel, Task):
         from ..jpeg import Quantisation
         try:
             quality = Quantisation.from_file(path).quality
-        except Exception:            # advice only: a file it cannot read is the reader's to report
-            return None
+        except Exception:            # not a JPEG, or tables it cannot use (JPEGSource.advice says so)
+            return super().advice(path)
         if quality >= HEAVY_JPEG:
             return None
         return (f"{path}: a JPEG of quality about {quality:.0f}: its blocks are removed first, as 'restore dejpeg "
