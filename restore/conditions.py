@@ -76,14 +76,6 @@ def _sensor(a: float, floor: float):
     return damage
 
 
-def _camera_jpeg(a: float, floor: float, quality: int):
-    """A sensor's noise, then the camera's JPEG of ``quality``."""
-    def damage(clean, rng):
-        from .tasks.dejpeg import jpeg_round_trip
-        return Damage(*jpeg_round_trip(np.clip(poisson_gaussian(clean, a, floor, rng), 0, 1), quality))
-    return damage
-
-
 def poisson_gaussian(clean: np.ndarray, a: float, floor: float, rng: np.random.Generator) -> np.ndarray:
     """A sensor's noise: photon counts of gain ``a`` (variance ``a x``) plus a floor of variance ``floor``."""
     return rng.poisson(np.clip(clean, 0, 1) / a) * a + rng.normal(0, floor ** 0.5, clean.shape)
@@ -97,13 +89,11 @@ def _downsampled(task: Superres):
     return damage
 
 
-def _thumbnail(task: Superres, quality: int):
-    """Downsampled, then written as a JPEG of ``quality`` (a thumbnail, a web copy)."""
-    downsampled = _downsampled(task)
-
+def _then_jpeg(first, quality: int):
+    """The damage ``first``, then written as a JPEG of ``quality`` (a camera's file, a thumbnail)."""
     def damage(clean, rng):
         from .tasks.dejpeg import jpeg_round_trip
-        return Damage(*jpeg_round_trip(downsampled(clean, rng).pixels, quality))
+        return Damage(*jpeg_round_trip(first(clean, rng).pixels, quality))
     return damage
 
 
@@ -159,7 +149,7 @@ def _denoising() -> TaskBenchmark:
     # The same sensor's photograph as a camera writes it, a JPEG of quality 90: restore reads the file's
     # tables (its rounding undone first, Denoise.outer_task); the baselines take the decoded file.
     camera = Condition("sensor40-jpeg90", Denoise(noise=f"poisson-gaussian:{a:.6g},{floor:.6g}"),
-                       _camera_jpeg(a, floor, 90), sensor.baselines)
+                       _then_jpeg(_sensor(a, floor), 90), sensor.baselines)
     return TaskBenchmark([noise(15), noise(25), noise(50), sensor, camera], references=("OpenCV NLM",),
                          speed=("noise25",))
 
@@ -174,7 +164,7 @@ def _super_resolution() -> TaskBenchmark:
     # upscale the decoded file, or smooth its blocks first at the strength that did best of 5, 10,
     # 15, 20 and 30 on 12 held-out crops (never the benchmark's): BM3D 15, OpenCV NLM 5.
     task = Superres(factor=4)
-    thumbnail = Condition("superres4-jpeg30", task, _thumbnail(task, 30), (
+    thumbnail = Condition("superres4-jpeg30", task, _then_jpeg(_downsampled(task), 30), (
         Baseline("bicubic", None, lambda y, _: b.bicubic(y, 4)),
         Baseline("Lanczos", None, lambda y, _: b.lanczos(y, 4)),
         Baseline("BM3D + Lanczos", "bm3d", lambda y, _: b.lanczos(b.bm3d(y, 15), 4)),

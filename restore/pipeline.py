@@ -165,14 +165,10 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     -------
     The restored image, in the input's type, layout and dtype (and the standard deviation).
     """
-    if isinstance(image, Image.Image) and image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        raise ValueError(f"a Pillow image with alpha ({image.mode}): restore image.convert('RGB') (or 'L'), then "
-                         "put the alpha back with putalpha(image.getchannel('A'))")
     if isinstance(image, Image.Image):
         # A Pillow image is restored as its array and given back as a Pillow image (of that array's
         # mode: a palette or CMYK image comes back RGB, a bilevel one grey).
-        array = np.asarray(image.convert(PILLOW_MODES.get(image.mode, image.mode)))
-        out = restore(array, task, companion=companion, settings=settings, progress=progress, return_std=return_std)
+        out = restore(_pillow_array(image), task, companion=companion, settings=settings, progress=progress, return_std=return_std)
         return (Image.fromarray(out[0]), out[1]) if return_std else Image.fromarray(out)
     if not isinstance(return_std, (bool, np.bool_)):
         raise TypeError(f"return_std must be True or False, got {return_std!r}")
@@ -453,6 +449,14 @@ def _layout_hint(shape: tuple[int, ...], channel_axis: int) -> str:
     return ""
 
 
+def _pillow_array(image: Image.Image) -> np.ndarray:
+    """A Pillow image's pixels (a palette's colours, not its indices), in a mode restore takes."""
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        raise ValueError(f"a Pillow image with alpha ({image.mode}): restore image.convert('RGB') (or 'L'), then "
+                         "put the alpha back with putalpha(image.getchannel('A'))")
+    return np.asarray(image.convert(PILLOW_MODES.get(image.mode, image.mode)))
+
+
 def to_pixels(image, channel_axis: int = -1) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:
     """``(H, W, C)`` float32 pixels in [0, 1], and the function that converts a result back.
 
@@ -466,8 +470,8 @@ def to_pixels(image, channel_axis: int = -1) -> tuple[np.ndarray, Callable[[np.n
                            if image is not None else ""))
     if isinstance(channel_axis, bool) or not isinstance(channel_axis, numbers.Integral):
         raise TypeError(f"channel_axis must be the number of the colour axis (-1 or 0), got {channel_axis!r}")
-    if isinstance(image, Image.Image):       # its pixels, not a palette's indices
-        image = np.asarray(image.convert(PILLOW_MODES.get(image.mode, image.mode)))
+    if isinstance(image, Image.Image):
+        image = _pillow_array(image)
     is_tensor = torch.is_tensor(image)
     if is_tensor:
         # numpy has no bfloat16: a bf16 tensor is read as float32, and comes back as bf16.

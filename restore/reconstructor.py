@@ -259,11 +259,18 @@ class Reconstructor(nn.Module):
         float64 ``y`` in float32) and no gradient is followed back to it. Anything else is refused
         before any work, by a ``ValueError`` (a ``TypeError`` for ``data``) that says what to pass.
         """
+        y, physics, data = self._checked(y, physics, data)
+        x0 = physics.A_adjoint(y) if x0 is None else _observation(x0, self.prior, "x0")
+        result = self._estimate(y, physics, data=data, x0=x0, refine=refine, callback=callback, generator=generator)
+        return self._finish(result, y, physics, data=data)
+
+    def _checked(self, y, physics, data):
+        """``y`` checked (:func:`_observation`, :func:`_check_range`) and restore's physics and data
+        term for ``physics`` and ``data`` (:func:`_terms`), once per public call."""
         y = _observation(y, self.prior)
         physics, data = _terms(physics, data)
         _check_range(y, data)
-        result = self.estimate(y, physics, data=data, x0=x0, refine=refine, callback=callback, generator=generator)
-        return self.finish(result, y, physics, data=data)
+        return y, physics, data
 
     def estimate(self, y: torch.Tensor, physics: Physics, *, data: DataTerm | None = None,
                  x0: torch.Tensor | None = None,
@@ -276,9 +283,7 @@ class Reconstructor(nn.Module):
         estimate, which :meth:`finish` takes as it is. ``colour``: whether the image is a colour one
         (not three copies of one channel), which decides that; default ``y``'s. Parts of one image
         restored apart must be given the whole image's, in both calls."""
-        y = _observation(y, self.prior)
-        physics, data = _terms(physics, data)
-        _check_range(y, data)
+        y, physics, data = self._checked(y, physics, data)
         x0 = physics.A_adjoint(y) if x0 is None else _observation(x0, self.prior, "x0")
         return self._estimate(y, physics, data=data, x0=x0, refine=refine, callback=callback, generator=generator,
                               colour=colour)
@@ -316,9 +321,7 @@ class Reconstructor(nn.Module):
         terms can only average; a grey one has one, and there the transform only bends the image
         (held-out grey crops: -0.04 dB), so grey images are not transformed (``colour`` as
         :meth:`estimate` takes it)."""
-        y = _observation(y, self.prior)
-        physics, data = _terms(physics, data)
-        _check_range(y, data)
+        y, physics, data = self._checked(y, physics, data)
         return self._finish(result, y, physics, data=data, colour=colour)
 
     def _finish(self, result, y, physics, *, data, colour=None) -> SolverResult:
