@@ -497,11 +497,16 @@ def _score(result: Result, job: Job, written: bytes, restored: Restored, max_pix
 def _check_reference(job: Job, picture: Picture, scale: int, max_pixels: int) -> None:
     """A reference that cannot score the output (unreadable, or of another size) is refused
     before any work, so that no output is written for a run that must fail."""
+    from .metrics import SSIM_RADIUS
     h, w = picture.pixels.shape[:2]
     size = stored_pixels(job.reference, max_pixels=max_pixels)[0].shape[:2]
     if size != (h * scale, w * scale):
         raise ImageError(f"{job.reference}: reference is {size[1]}x{size[0]} but the output will be "
                          f"{w * scale}x{h * scale}; give the clean version of {job.source.name}")
+    side = 2 * SSIM_RADIUS + 1
+    if min(size) < side:
+        raise ImageError(f"{job.reference}: {size[1]}x{size[0]} pixels is too small to score (SSIM needs "
+                         f"{side}x{side}); leave out --ref for this image")
 
 
 def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:

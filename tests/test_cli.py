@@ -702,6 +702,19 @@ def test_a_reference_of_another_size_is_refused_before_restoring(images, tiny_pr
     assert not (images / "o.png").exists()
 
 
+def test_an_image_too_small_to_score_is_refused_before_restoring(images, tiny_prior, no_restoration):
+    """SSIM needs 11x11 pixels: an 8x8 image with --ref is refused with the fix, and nothing is
+    written (the score came after the output, which stayed)."""
+    _, model = tiny_prior
+    for name in ("dot.png", "dot_ref.png"):
+        write_image(images / name, Picture(smooth_images(1, 8, seed=2)[0]))
+    result = invoke("denoise", images / "dot.png", "--sigma", "10", "--ref", images / "dot_ref.png",
+                    "-o", images / "o.png", "--model", model)
+    assert result.exit_code == 2 and "too small to score" in result.output and "leave out --ref" in result.output, \
+        result.output
+    assert not (images / "o.png").exists()
+
+
 def test_a_failure_in_a_batch_names_its_file(images, tiny_prior):
     """A 1x1 image's noise cannot be estimated: the line says which of the batch's files it is."""
     _, model = tiny_prior
