@@ -501,27 +501,56 @@ def _check_side(radius: int, max_side: int | None) -> None:
 def wiener(y: torch.Tensor, kernel: torch.Tensor, *, sigma: float) -> torch.Tensor:
     """Wiener deconvolution of ``y`` (N, C, H, W) blurred by ``kernel``.
 
-    The image is mirrored to twice its size first, so that the Fourier
-    transform's periodic borders meet without a jump.
-
     ``X = conj(K) Y / (|K|^2 + lam |L|^2)`` in the Fourier domain, ``L`` the discrete
     Laplacian: a noise of level ``sigma`` (in [0, 1] units) against an image
     spectrum falling as 1 / frequency^2, with ``lam`` set by :data:`WIENER_WEIGHT`.
+
+    The transform's borders are periodic. A kernel symmetric under both flips (a Gaussian, a
+    horizontal or vertical motion) blurs the image mirrored to twice its size as it blurs the
+    image, and the mirrored borders meet without a jump. Any other kernel (a diagonal motion)
+    would blur the mirrored copies by its own mirror image, which the filter then undoes wrongly
+    everywhere; there the image is padded by :data:`TAPER_SIDES` times the kernel's side, and the
+    padding blended into its own circular blur (an edge taper), so that the borders that meet
+    are blurred alike. On 12 held-out crops of 128px with noise 1, the first guess against the
+    blurred crops' 23.60 / 23.29 / 24.37 dB under a 15-px motion at 30 / 60 / 120 degrees: 21.97 /
+    22.42 / 20.57 mirrored, 26.59 / 26.50 / 26.18 tapered; at 0 degrees, mirrored 29.18, tapered 27.64.
     """
     h, w = y.shape[-2:]
-    y = torch.cat([y, y.flip(-2)], dim=-2)
-    y = torch.cat([y, y.flip(-1)], dim=-1)
-
-    def transfer(k):
-        padded = torch.zeros(2 * h, 2 * w, dtype=y.dtype, device=y.device)
-        padded[:k.shape[0], :k.shape[1]] = k
-        return torch.fft.rfft2(padded.roll((-(k.shape[0] // 2), -(k.shape[1] // 2)), dims=(0, 1)))
-
-    k_hat = transfer(kernel.to(y))
+    kernel = kernel.to(y)
+    if torch.allclose(kernel, kernel.flip(0), atol=1e-6) and torch.allclose(kernel, kernel.flip(1), atol=1e-6):
+        pad = 0
+        y = torch.cat([y, y.flip(-2)], dim=-2)
+        y = torch.cat([y, y.flip(-1)], dim=-1)
+        k_hat = _transfer(kernel, y.shape[-2:])
+    else:
+        pad = TAPER_SIDES * max(kernel.shape)
+        y = torch.nn.functional.pad(y, (pad, pad, pad, pad), mode="replicate")
+        k_hat = _transfer(kernel, y.shape[-2:])
+        blurred = torch.fft.irfft2(torch.fft.rfft2(y) * k_hat, s=y.shape[-2:])
+        inside = _ramp(y.shape[-2], pad).to(y)[:, None] * _ramp(y.shape[-1], pad).to(y)[None, :]
+        y = inside * y + (1 - inside) * blurred
     laplacian = torch.tensor([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], dtype=y.dtype, device=y.device)
     lam = WIENER_WEIGHT * max(sigma, 1 / 255) ** 2
-    x_hat = k_hat.conj() * torch.fft.rfft2(y) / (k_hat.abs() ** 2 + lam * transfer(laplacian).abs() ** 2)
-    return torch.fft.irfft2(x_hat, s=(2 * h, 2 * w))[..., :h, :w]
+    x_hat = k_hat.conj() * torch.fft.rfft2(y) / (k_hat.abs() ** 2 + lam * _transfer(laplacian, y.shape[-2:]).abs() ** 2)
+    return torch.fft.irfft2(x_hat, s=y.shape[-2:])[..., pad:pad + h, pad:pad + w]
+
+
+def _transfer(kernel: torch.Tensor, shape) -> torch.Tensor:
+    """The Fourier transform (``rfft2``) of ``kernel`` centred at the origin of an image of ``shape``."""
+    padded = kernel.new_zeros(tuple(shape))
+    padded[:kernel.shape[0], :kernel.shape[1]] = kernel
+    return torch.fft.rfft2(padded.roll((-(kernel.shape[0] // 2), -(kernel.shape[1] // 2)), dims=(0, 1)))
+
+
+def _ramp(n: int, pad: int) -> torch.Tensor:
+    """A raised cosine from 0 at both ends of ``n`` samples to 1 at ``pad`` from them."""
+    i = torch.arange(n, dtype=torch.float64)
+    return (0.5 - 0.5 * torch.cos(torch.pi * torch.minimum(i, n - 1 - i).clamp(max=pad) / pad)).float()
+
+
+#: The padding of :func:`wiener`'s edge taper, in kernel sides (2 / 4 on the held-out crops: 26.43 /
+#: 26.59 dB at 30 degrees, 26.23 / 26.18 at 120).
+TAPER_SIDES = 4
 
 
 #: Weight of the Wiener filter's smoothness term per unit of noise variance. Chosen on 12 crops of

@@ -134,6 +134,19 @@ def test_wiener_undoes_a_blur_better_than_nothing():
     assert ((guess - x) ** 2).mean() < 0.5 * ((y - x) ** 2).mean()
 
 
+@pytest.mark.parametrize("angle", [0, 30, 45, 60, 90, 120, 150])
+def test_wiener_undoes_a_motion_blur_at_any_angle(angle):
+    """A diagonal motion blurs the image mirrored by its own mirror image: undone through the
+    mirrored image, a blur at 45 degrees came out worse than the blurred image (1.7 times its
+    squared error), at 30, 60 and 120 barely better (0.8 to 1.2)."""
+    from tests.conftest import smooth_images
+    x = torch.from_numpy(smooth_images(1, 64, seed=8)).permute(0, 3, 1, 2)
+    kernel = motion_kernel(15, angle)
+    y = Blur(kernel).blur_image(x)
+    guess = wiener(y, kernel, sigma=1 / 255)
+    assert ((guess - x) ** 2).mean() < 0.7 * ((y - x) ** 2).mean()
+
+
 def test_gaussian_noise_is_separate_and_seeded():
     y = torch.zeros(1, 3, 8, 8)
     a = GaussianNoise(0.1)(y, torch.Generator().manual_seed(1))
