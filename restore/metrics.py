@@ -28,7 +28,8 @@ FLOAT_SLACK = 0.01
 
 
 def _prepare(reference: np.ndarray, image: np.ndarray, crop: int):
-    reference, image = np.asarray(reference), np.asarray(image)
+    reference, image = (np.asarray(a) for a in (reference, image))
+    reference, image = (a.astype(a.dtype.newbyteorder("="), copy=False) for a in (reference, image))
     if reference.shape != image.shape:
         raise ValueError(f"reference shape {reference.shape} differs from image shape {image.shape}")
     if reference.dtype != image.dtype:
@@ -36,6 +37,10 @@ def _prepare(reference: np.ndarray, image: np.ndarray, crop: int):
     if reference.dtype.kind == "f":
         for name, array in (("reference", reference), ("image", image)):
             _check_floats(name, array)
+    elif not (reference.dtype.kind == "u" and reference.dtype.itemsize in (1, 2)):     # either byte order
+        # An integer's range is its dtype's: 0..255 held as int64 would be scored out of 2**63.
+        raise ValueError(f"images of dtype {reference.dtype} cannot be scored: give uint8 (0..255), uint16 "
+                         "(0..65535) or floats in [0, 1], e.g. image.astype(np.uint8) for 8-bit values")
     if crop < 0 or 2 * crop >= min(reference.shape[:2]):
         raise ValueError(f"crop {crop} does not fit an image of shape {reference.shape}{_layout_hint(reference)}")
     if crop:

@@ -490,7 +490,7 @@ def to_pixels(image, channel_axis: int = -1) -> tuple[np.ndarray, Callable[[np.n
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ValueError(f"the image is empty (shape {tuple(array.shape)}); give at least one pixel")
     dtype = array.dtype
-    if dtype in (np.uint8, np.uint16):
+    if dtype.kind == "u" and dtype.itemsize in (1, 2):       # uint8 or uint16, in either byte order
         top = np.iinfo(dtype).max
         pixels = array.astype(np.float32) / top
     elif dtype.kind == "f":

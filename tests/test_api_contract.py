@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from restore import deblur, denoise, inpaint, superres
+from restore import deblur, dejpeg, denoise, inpaint, superres
 from restore import restore as run
 from restore.pipeline import SolverSettings
 from restore import estimate_noise
@@ -61,6 +61,15 @@ def test_integer_dtypes_other_than_uint8_and_uint16_are_refused_by_name(dtype):
 def test_uint8_and_uint16_come_back_in_their_dtype(dtype):
     out = denoise(_digit(dtype), sigma=10, prior="digits", steps=0)
     assert out.dtype == dtype and out.shape == (28, 28)
+
+
+def test_big_endian_uint16_is_read_as_the_same_values():
+    """A byte-swapped uint16 array (as some TIFF and FITS readers give) holds 16-bit values: the
+    same output as the native array, where it was refused with advice to cast to uint8."""
+    native = _digit(np.uint16)
+    swapped = native.astype(">u2")
+    out = denoise(swapped, sigma=10, prior="digits", steps=0)
+    assert np.array_equal(out.astype(np.uint16), denoise(native, sigma=10, prior="digits", steps=0))
 
 
 def test_tensors_follow_the_same_contract():
@@ -243,6 +252,9 @@ def _pillow(image, mode):
     (lambda im: denoise(im, sigma=25, samples=2, mode="latent"), "need mode 'joint', not 'latent'"),
     (lambda im: denoise(_pillow(im, "RGBA"), sigma=25), "with alpha \\(RGBA\\).*convert\\('RGB'\\)"),
     (lambda im: estimate_noise(im, quantisation=5), "quantisation must be the JPEG file's"),
+    (lambda im: run(im, Denoise(quantisation="photo.jpg")), "quantisation must be a JPEG file's tables.*from_file"),
+    (lambda im: run(im, Superres(quantisation=3)), "quantisation must be a JPEG file's tables"),
+    (lambda im: dejpeg(im, quantisation="photo.jpg"), "quantisation must be a JPEG file's tables"),
 ])
 def test_settings_and_tasks_built_by_hand_are_refused_by_name_before_any_work(call, needle, monkeypatch):
     import restore.pipeline

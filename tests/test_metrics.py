@@ -19,6 +19,23 @@ def test_psnr_data_range_follows_dtype():
     assert psnr(f, f + 0.1) == pytest.approx(20.0, abs=1e-4)   # 10 log10(1 / 0.01)
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int16, np.uint32, np.bool_])
+def test_integers_other_than_uint8_and_uint16_are_refused(dtype):
+    """An integer image is scored out of its dtype's range: 0..255 held as int64 scored 363 dB."""
+    a = np.full((16, 16), 100, dtype)
+    for metric in (psnr, ssim):
+        with pytest.raises(ValueError, match=f"dtype {np.dtype(dtype).name} cannot be scored.*uint8"):
+            metric(a, a)
+
+
+def test_big_endian_uint16_is_scored_as_uint16():
+    a = np.arange(256, dtype=np.uint16).reshape(16, 16) * 200
+    b = a // 2
+    assert psnr(a.astype(">u2"), b.astype(">u2")) == psnr(a, b)
+    assert ssim(a.astype(">u2"), b.astype(">u2")) == ssim(a, b)
+    assert psnr(a.astype(">u2"), b) == psnr(a, b)          # a file's pixels against a native result
+
+
 def test_psnr_identical_is_infinite_and_crop_drops_border():
     a = np.zeros((10, 10), np.uint8)
     b = a.copy()

@@ -97,6 +97,14 @@ def noise_field():
     return field(default="gaussian", metadata=option(NOISE_HELP, parse=lambda text: text))
 
 
+def check_quantisation(value) -> None:
+    """An :class:`OptionError` unless ``value`` is None or a :class:`restore.jpeg.Quantisation`."""
+    from ..jpeg import Quantisation
+    if value is not None and not isinstance(value, Quantisation):
+        raise OptionError("quantisation", f"must be a JPEG file's tables, restore.jpeg.Quantisation.from_file(path), "
+                                          f"or None; got {value!r}")
+
+
 class JPEGSource:
     """What a task adds to take, beside a JPEG file's pixels, the file's quantisation (a
     :class:`restore.jpeg.Quantisation`; the task declares ``quantisation`` as a field): read from the
@@ -104,6 +112,10 @@ class JPEGSource:
     the companion. The file's rounding is then undone first (:meth:`outer_task`)."""
 
     quantisation = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_quantisation(self.quantisation)
 
     def companion_from_source(self, path):
         """A JPEG file's quantisation; None for other files."""

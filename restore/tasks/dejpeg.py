@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import CompanionError, SolverDefaults, Task
+from .base import CompanionError, SolverDefaults, Task, check_quantisation
 
 
 def jpeg_round_trip(clean: np.ndarray, quality: int, *, subsampling: int = 2) -> tuple[np.ndarray, Any]:
@@ -55,8 +55,8 @@ class Dejpeg(Task):
     sigma: float | None = None                      # no noise: the file's rounding is the data term
     quantisation: Any = field(default=None, repr=False)   # a restore.jpeg.Quantisation, from the file
 
-    def __post_init__(self):
-        pass                         # no noise level to check: sigma stays None
+    def __post_init__(self):         # no noise level to check: sigma stays None
+        check_quantisation(self.quantisation)
 
     @property
     def grid(self) -> int:
@@ -138,6 +138,6 @@ def dejpeg(image, *, quantisation=None, prior="photo", steps: int | None = None,
         image = read_image(Path(image)).pixels
     if quantisation is None:
         raise ValueError("quantisation: give Quantisation.from_file(path) with decoded pixels, or the file's path")
-    return restore(image, Dejpeg(), companion=quantisation, channel_axis=channel_axis, progress=progress,
+    return restore(image, Dejpeg(quantisation=quantisation), channel_axis=channel_axis, progress=progress,
                    settings=SolverSettings(prior=prior, steps=steps, device=device, tile=tile, precision=precision,
                                            ensemble=ensemble, quick=quick))
