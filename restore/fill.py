@@ -61,6 +61,9 @@ def fill_holes(y: torch.Tensor, observed: torch.Tensor, *, length: float = FILL_
             # Zero gradient of the energy at the missing pixels: Q_mm x_m = -Q_mo x_o.
             rows = energy[hole]
             image[hole] = splu(rows[:, hole].tocsc()).solve(-(rows[:, ~hole] @ image[~hole]))
+            # Within the observed values' range: the biharmonic part carries a border's slope on, and
+            # beside a sharp edge at a hole's border (a frame's line, a scan's rule) past black or white.
+            image[hole] = image[hole].clip(image[~hole].min(0), image[~hole].max(0))
     filled = (torch.from_numpy(values).reshape(masks, h * w, per_mask, c).permute(0, 2, 3, 1)
               .reshape(n, c, h, w).to(y))
     return torch.where(observed >= 0.5, y, filled)

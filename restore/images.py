@@ -162,7 +162,16 @@ def _decode(path: Path, data: np.ndarray, max_pixels: int) -> np.ndarray:
     _check_size(path, (array.shape[1], array.shape[0]), max_pixels)
     if array.dtype not in (np.uint8, np.uint16) and array.dtype.kind != "f":
         raise ImageError(f"{path}: unsupported pixel type {array.dtype}; save it as 8- or 16-bit")
+    if array.ndim == 3 and array.shape[2] == 4 and array.dtype == np.uint8 and bytes(data[:4]) in _TIFF_MAGIC:
+        # OpenCV reads an 8-bit TIFF with alpha through libtiff's RGBA reader, which multiplies
+        # the colour by the alpha: a transparent pixel's colour comes back black. Pillow does not.
+        with opened(io.BytesIO(data.tobytes())) as im:
+            array = np.asarray(im.convert("RGBA"))[:, :, [2, 1, 0, 3]]
     return array
+
+
+#: The first bytes of a TIFF file (little- and big-endian).
+_TIFF_MAGIC = (b"II*\0", b"MM\0*")
 
 
 #: Pillow's modes of grey images with an alpha channel.

@@ -55,6 +55,19 @@ def test_alpha_is_preserved(tmp_path):
     assert back.pixels.shape == (12, 16, 3)
 
 
+@pytest.mark.parametrize("compression", [None, "tiff_lzw"])
+def test_an_eight_bit_tiff_with_alpha_keeps_its_colours(tmp_path, compression):
+    """OpenCV reads such a file through libtiff's RGBA reader, which multiplies the colour by the
+    alpha: a transparent pixel's colour came back black, every half-transparent one darkened."""
+    rng = np.random.default_rng(0)
+    colour = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    alpha = np.tile(np.linspace(0, 255, 16).astype(np.uint8), (12, 1))
+    Image.fromarray(np.dstack([colour, alpha]), "RGBA").save(tmp_path / "a.tif", compression=compression)
+    back = read_image(tmp_path / "a.tif")
+    assert np.array_equal(np.round(back.pixels * 255).astype(np.uint8), colour)
+    assert np.array_equal(np.round(back.alpha * 255).astype(np.uint8), alpha)
+
+
 def test_exif_orientation_is_applied(tmp_path):
     # Stored landscape 16x12 with orientation 6 ("rotate 90 CW to display"): displays as 12x16.
     stored = np.zeros((12, 16, 3), np.uint8)

@@ -155,6 +155,31 @@ def test_gaussian_noise_is_separate_and_seeded():
     assert torch.equal(GaussianNoise(0)(y), y)
 
 
+def test_fill_holes_stays_within_the_observed_values():
+    """A hole at the border beside a sharp dark line (a frame, a scan's rule): the biharmonic fill
+    carried the line's slope on to -0.84, which the solver then refused as input out of range."""
+    x = torch.full((1, 3, 48, 48), 240 / 255)
+    x[..., 44] = 20 / 255
+    missing = torch.zeros(1, 1, 48, 48)
+    missing[..., 15:30, 45:] = 1
+    filled = fill_holes(x * (1 - missing), 1 - missing)
+    assert float(filled.min()) >= 20 / 255 - 1e-6 and float(filled.max()) <= 240 / 255 + 1e-6
+    error = x * 0
+    error[..., 44] = -0.3
+    carried = fill_holes(error * (1 - missing), 1 - missing, unseen=0.0)
+    assert float(carried.min()) >= -0.3 - 1e-6 and float(carried.max()) <= 1e-6
+
+
+def test_inpainting_a_hole_beside_a_line_at_the_border_is_filled(tiny_prior):
+    from restore import inpaint
+    image = np.full((48, 48, 3), 240, np.uint8)
+    image[:, 44] = 20
+    mask = np.zeros((48, 48), bool)
+    mask[15:30, 45:] = True
+    out = inpaint(image, mask=mask, prior=str(tiny_prior[1]), steps=2)
+    assert np.array_equal(out[~mask], image[~mask])
+
+
 def test_fill_holes_keeps_known_pixels_and_reproduces_planes():
     ramp = torch.linspace(0, 0.5, 32).view(1, 1, 1, 32) + torch.linspace(0, 0.3, 32).view(1, 1, 32, 1)
     x = ramp.expand(2, 3, 32, 32)
