@@ -543,6 +543,10 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
             except ImageError as e:       # said as the option's file, not the image's
                 kind = task.companion.name if task.companion else "companion"
                 raise ImageError(f"{job.source}: its --{kind} {e}") from None
+            try:                          # of the image's size: before saying what it marks
+                task.companion_values(companion, picture.pixels.shape[:2])
+            except CompanionError as e:
+                raise ImageError(f"{job.companion}: {e} ({job.source})") from None
             said = task.companion_note(companion)
             if said:
                 progress.note(f"{job.source}: {said}")

@@ -140,13 +140,17 @@ def test_inpaint_with_mask_and_alpha_only_mask(images, tiny_prior):
     assert np.allclose(read_image(images / "filled.png").pixels, read_image(images / "filled2.png").pixels)
 
 
-def test_inpaint_mask_of_wrong_size_is_one_line_error(images, tiny_prior):
+@pytest.mark.parametrize("value", [1.0, 0.0])
+def test_inpaint_mask_of_wrong_size_is_one_line_error(images, tiny_prior, value):
+    """A black one too: it said first that its mask marks no pixel and the image is written as it
+    is, then that the mask does not fit (and nothing was written)."""
     _, model = tiny_prior
-    write_image(images / "small_mask.png", Picture(np.ones((8, 8, 1), np.float32)))
+    write_image(images / "small_mask.png", Picture(np.full((8, 8, 1), value, np.float32)))
     result = invoke("inpaint", images / "clean" / "im0.png", "--mask", images / "small_mask.png",
                     "--model", model, "-o", images / "x.png")
     assert result.exit_code == 2
     assert len(_error_lines(result)) == 1 and "small_mask.png" in result.output
+    assert "marks no pixel" not in result.output, result.output
     assert not (images / "x.png").exists()
 
 
