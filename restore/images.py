@@ -97,8 +97,11 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Pict
         bit_depth, scale = 16, 65535.0
     else:
         bit_depth, scale = 16, 1.0           # floats: no format restore writes keeps them
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise ImageError(f"{path}: its floating-point pixels hold NaN or infinite values; save it with finite "
+                         "values in [0, 1]")
     colour, alpha = _colour_and_alpha(array.astype(np.float32) / scale)
-    strays = out_of_range(colour) if array.dtype.kind == "f" and np.isfinite(colour).all() else None
+    strays = out_of_range(colour) if array.dtype.kind == "f" else None
     if strays:
         raise ImageError(f"{path}: floating-point pixels from {strays[0]:g} to {strays[1]:g}, outside [0, 1]; save "
                          "it with values in [0, 1], or as 8- or 16-bit integers")

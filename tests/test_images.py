@@ -316,6 +316,17 @@ def test_a_float_file_in_other_units_is_refused_not_clipped(tmp_path):
     assert np.allclose(read_image(tmp_path / "unit.tif").pixels[:, :, 0], np.clip(values * 1.005, 0, 1))
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_float_file_with_a_non_finite_pixel_is_refused(tmp_path, bad):
+    """NaN came through to the restoration (which then failed on its way), infinity was clipped
+    to white without a word."""
+    values = np.full((12, 10), 0.5, np.float32)
+    values[3, 4] = bad
+    Image.fromarray(values, "F").save(tmp_path / "bad.tif")
+    with pytest.raises(ImageError, match=r"bad.tif: its floating-point pixels hold NaN or infinite values"):
+        read_image(tmp_path / "bad.tif")
+
+
 #: An XMP packet as a photo manager writes one: a caption with an accent, keywords, and the
 #: layout of a camera file turned a quarter (an orientation attribute, a width element).
 _XMP = ('<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
