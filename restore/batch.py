@@ -509,6 +509,27 @@ def _check_reference(job: Job, picture: Picture, scale: int, max_pixels: int) ->
                          f"{side}x{side}); leave out --ref for this image")
 
 
+def _companion(task, job: Job, picture: Picture, max_pixels: int):
+    """The job's companion: its file read and checked against the image's size (a mask), or what
+    the image's own file holds (a JPEG's quantisation); an :class:`ImageError` naming the file."""
+    from .tasks.base import CompanionError
+    if job.companion is None:
+        try:
+            return task.companion_from_source(job.source)
+        except ValueError as e:
+            raise ImageError(str(e)) from None
+    try:
+        companion = task.read_companion(job.companion, max_pixels=max_pixels)
+    except ImageError as e:       # said as the option's file, not the image's
+        kind = task.companion.name if task.companion else "companion"
+        raise ImageError(f"{job.source}: its --{kind} {e}") from None
+    try:
+        task.companion_values(companion, picture.pixels.shape[:2])
+    except CompanionError as e:
+        raise ImageError(f"{job.companion}: {e} ({job.source})") from None
+    return companion
+
+
 def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
     """The ``restore_fn`` that restores image files under ``task`` with ``settings``
     (:class:`~restore.pipeline.SolverSettings`), reading each job's companion file."""
@@ -523,6 +544,7 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
                              f"limit of {max_pixels / 1e6:g} megapixels; raise --max-megapixels or upscale less")
         if job.reference is not None:
             _check_reference(job, picture, task.scale, max_pixels)
+        companion = None if job.detect else _companion(task, job, picture, max_pixels)   # refused before any note
         if picture.floating:
             progress.note(f"{job.source}: its floating-point pixels are written as "
                           f"{written_bits(picture, job.output.suffix)}-bit integers (restore writes no floats)")
@@ -537,24 +559,9 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
             progress.note(f"{job.source}: found {repaired.mask.mean():.2%} of the pixels damaged"
                           + (f" (mask: {job.found})" if job.found else ""))
             return Restored(repaired.pixels, task, picture.pixels, repaired.std, repaired.mask)
-        if job.companion is not None:
-            try:
-                companion = task.read_companion(job.companion, max_pixels=max_pixels)
-            except ImageError as e:       # said as the option's file, not the image's
-                kind = task.companion.name if task.companion else "companion"
-                raise ImageError(f"{job.source}: its --{kind} {e}") from None
-            try:                          # of the image's size: before saying what it marks
-                task.companion_values(companion, picture.pixels.shape[:2])
-            except CompanionError as e:
-                raise ImageError(f"{job.companion}: {e} ({job.source})") from None
-            said = task.companion_note(companion)
-            if said:
-                progress.note(f"{job.source}: {said}")
-        else:
-            try:
-                companion = task.companion_from_source(job.source)
-            except ValueError as e:
-                raise ImageError(str(e)) from None
+        said = task.companion_note(companion) if job.companion is not None else None
+        if said:
+            progress.note(f"{job.source}: {said}")
         advice = task.advice(job.source)
         if advice:
             progress.note(advice)

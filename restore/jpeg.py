@@ -57,6 +57,21 @@ def to_stored(pixels: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(np.swapaxes(out, 0, 1) if transpose else out)
 
 
+def _starts_as_jpeg(path) -> bool:
+    """Whether the file (a path or a binary file object) begins with a JPEG's start-of-image marker."""
+    try:
+        if hasattr(path, "read"):
+            at = path.tell()
+            head = path.read(3)
+            path.seek(at)
+        else:
+            with open(path, "rb") as f:
+                head = f.read(3)
+    except OSError:
+        return True             # unreadable: the reader's own error says so
+    return head == b"\xff\xd8\xff"
+
+
 class NotJPEGError(ValueError):
     """A file that is not a JPEG where one is needed."""
 
@@ -106,6 +121,9 @@ class Quantisation:
         except FileNotFoundError:
             raise NotJPEGError(f"{path}: no such file; check the path") from None
         except (UnidentifiedImageError, OSError) as e:
+            if not _starts_as_jpeg(path):      # another format Pillow does not read (a float TIFF)
+                raise NotJPEGError(f"{path}: not a JPEG file; dejpeg restores JPEG files, use denoise for other "
+                                   "images") from None
             raise NotJPEGError(f"{path}: not a readable JPEG file ({type(e).__name__}); give a .jpg") from None
         if len(layers) not in (1, 3) or not tables:
             raise NotJPEGError(f"{path}: a JPEG of {len(layers)} planes (CMYK?); dejpeg restores gray or RGB JPEGs")

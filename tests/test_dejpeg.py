@@ -112,6 +112,13 @@ def test_dejpeg_command_writes_png_by_default_and_refuses_other_files(tmp_path, 
     bad = CliRunner().invoke(app, ["dejpeg", str(tmp_path / "flat.png"), "--model", str(model_path), "-q"])
     assert bad.exit_code == 2 and "not a JPEG" in bad.output and "Traceback" not in bad.output
     assert not (tmp_path / "flat_dejpeg.png").exists()
+    # A float TIFF, which Pillow cannot open: not a JPEG, said alone (no note on its floats first).
+    import cv2
+    cv2.imwrite(str(tmp_path / "float.tif"), np.full((16, 16, 3), 0.5, np.float32))
+    bad = CliRunner().invoke(app, ["dejpeg", str(tmp_path / "float.tif"), "--model", str(model_path), "-q"])
+    said = [line for line in bad.output.strip().splitlines() if not line.startswith("note: --model")]
+    assert bad.exit_code == 2 and said == [
+        f"error: {tmp_path / 'float.tif'}: not a JPEG file; dejpeg restores JPEG files, use denoise for other images"]
     # A folder: the JPEGs are restored into PNGs, the PNG is reported and does not stop the batch.
     folder = tmp_path / "batch"
     folder.mkdir()
