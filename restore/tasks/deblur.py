@@ -11,8 +11,9 @@ from .api import api_function
 from .base import NoiseModel, OptionError, SolverDefaults, Task, noise_field, option, parse_sigma
 
 KERNEL_HELP = ("Blur kernel: gaussian:STD (pixels), motion:LENGTH,ANGLE (pixels, degrees; without ANGLE, "
-               "horizontal), or an image file of the kernel (odd sides; normalised to sum 1); from Python also a "
-               "2-D array.")
+               "horizontal), or an image file of the kernel (normalised to sum 1; an even side gets a zero row or "
+               "column at the bottom or right); from Python also a 2-D array. Convolved, as "
+               "scipy.ndimage.convolve does (OpenCV's filter2D correlates: flip a kernel used with it).")
 #: Kernels wider than this are refused: the solver's tiles would be mostly margin.
 MAX_KERNEL = 65
 
