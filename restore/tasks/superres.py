@@ -58,7 +58,13 @@ class Superres(JPEGSource, Task):
         # So the plain upscale where the detail is below SMOOTH, fading to the prior's at ROUGH.
         import torch
         import torch.nn.functional as F
-        detail = (y - F.avg_pool2d(F.pad(y, (1, 1, 1, 1), mode="replicate"), 3, 1)).abs().amax(1, keepdim=True)
+        # Padded by extending each border's slope: a ramp is as smooth at the border as inside (the
+        # edge value repeated put a step of a third of the slope there, and a small input of a steep
+        # gradient, its border ring spread over it, went to the prior: 5-7 dB below bicubic at x4-x8).
+        padded = F.pad(y, (1, 1, 1, 1), mode="replicate")
+        if min(y.shape[-2:]) >= 2:
+            padded = 2 * padded - F.pad(y, (1, 1, 1, 1), mode="reflect")
+        detail = (y - F.avg_pool2d(padded, 3, 1)).abs().amax(1, keepdim=True)
         detail = F.max_pool2d(detail, 2 * DETAIL_RADIUS + 1, 1, DETAIL_RADIUS) * 255
         weight = ((ROUGH - detail) / (ROUGH - SMOOTH)).clamp(0, 1)
         if not bool(weight.any()):
