@@ -59,6 +59,15 @@ def test_deblur_of_a_tiled_image_matches_the_whole_blur(tiny_prior):
     assert np.abs(again - blurred).mean() < 0.01
 
 
+def test_a_task_with_a_kernel_array_is_a_value():
+    """Compared and hashed as the kernel's weights (an array field made both raise)."""
+    box = np.ones((3, 3))
+    task = Deblur(kernel=box, sigma=2)
+    assert task == Deblur(kernel=torch.ones(3, 3), sigma=2) and hash(task) == hash(Deblur(kernel=box, sigma=2))
+    assert task != Deblur(kernel=np.eye(3), sigma=2) and {task: 1}[Deblur(kernel=box, sigma=2)] == 1
+    assert np.allclose(task.weights, 1 / 9)
+
+
 def test_kernel_specs(tmp_path):
     from restore.images import Picture, write_image
     assert Deblur(kernel="gaussian:2", sigma=1).weights.shape == (13, 13)

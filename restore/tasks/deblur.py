@@ -93,7 +93,7 @@ class Deblur(NoiseModel, Task):
     defaults = SolverDefaults(steps=30)
     estimates_sigma = True
 
-    kernel: str | np.ndarray = field(default="", metadata=option(KERNEL_HELP, required=True))
+    kernel: str | np.ndarray | tuple = field(default="", metadata=option(KERNEL_HELP, required=True))
     sigma: float | None = field(default=None, metadata=option(
         "Noise of the blurred pixels in 0..255 units, or 'auto' to estimate it per image (at least 1).",
         parse=parse_sigma))
@@ -108,6 +108,9 @@ class Deblur(NoiseModel, Task):
             weights = parse_kernel(self.kernel)
         else:
             weights = kernel_weights(self.kernel)
+            # Held as nested tuples: a task is a value (compared, hashed, a key), which an array is not.
+            object.__setattr__(self, "kernel", tuple(map(tuple, np.asarray(
+                self.kernel.detach().cpu() if hasattr(self.kernel, "detach") else self.kernel, np.float64).tolist())))
         object.__setattr__(self, "weights", weights)
 
     @property
