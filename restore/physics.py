@@ -521,11 +521,11 @@ def wiener(y: torch.Tensor, kernel: torch.Tensor, *, sigma: float) -> torch.Tens
         pad = 0
         y = torch.cat([y, y.flip(-2)], dim=-2)
         y = torch.cat([y, y.flip(-1)], dim=-1)
-        k_hat = _transfer(kernel, y.shape[-2:])
     else:
         pad = TAPER_SIDES * max(kernel.shape)
         y = torch.nn.functional.pad(y, (pad, pad, pad, pad), mode="replicate")
-        k_hat = _transfer(kernel, y.shape[-2:])
+    k_hat = _transfer(kernel, y.shape[-2:])
+    if pad:
         blurred = torch.fft.irfft2(torch.fft.rfft2(y) * k_hat, s=y.shape[-2:])
         inside = _ramp(y.shape[-2], pad).to(y)[:, None] * _ramp(y.shape[-1], pad).to(y)[None, :]
         y = inside * y + (1 - inside) * blurred

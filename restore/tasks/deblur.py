@@ -51,11 +51,16 @@ def _within_limit(kernel: np.ndarray, given: str = "") -> np.ndarray:
     return kernel
 
 
+def kernel_array(kernel) -> np.ndarray:
+    """A kernel given as an array, a tensor or nested sequences, as float64 numbers."""
+    return np.asarray(kernel.detach().cpu() if hasattr(kernel, "detach") else kernel, dtype=np.float64)
+
+
 def kernel_weights(kernel) -> np.ndarray:
     """A kernel given as an array (the Python function's ``kernel``): 2-D, finite, not negative,
     not all zero, at most :data:`MAX_KERNEL` on a side; normalised to sum 1, an even side given a
     zero row or column so that it has a centre pixel."""
-    array = np.asarray(kernel.detach().cpu() if hasattr(kernel, "detach") else kernel, dtype=np.float64)
+    array = kernel_array(kernel)
     if array.ndim != 2 or not np.isfinite(array).all() or (array < 0).any() or array.sum() <= 0:
         raise OptionError("kernel", f"must be a 2-D array, finite, not negative and not all zero (or text: "
                                     f"gaussian:STD, motion:LENGTH,ANGLE, a file), got shape {array.shape}")
@@ -109,8 +114,7 @@ class Deblur(NoiseModel, Task):
         else:
             weights = kernel_weights(self.kernel)
             # Held as nested tuples: a task is a value (compared, hashed, a key), which an array is not.
-            object.__setattr__(self, "kernel", tuple(map(tuple, np.asarray(
-                self.kernel.detach().cpu() if hasattr(self.kernel, "detach") else self.kernel, np.float64).tolist())))
+            object.__setattr__(self, "kernel", tuple(map(tuple, kernel_array(self.kernel).tolist())))
         object.__setattr__(self, "weights", weights)
 
     @property
