@@ -103,6 +103,12 @@ class Quantisation:
         if self.chroma_cell not in ((1, 1), (1, 2), (2, 1), (2, 2)):
             raise ValueError(f"chroma cells of {self.chroma_cell} pixels are not supported")
 
+    def rounding_variance(self) -> float:
+        """The variance, in [0, 1] units, that rounding the luma plane's coefficients puts into each
+        pixel: the mean over its table of ``step^2 / 12`` (each coefficient's error uniform within
+        its bin, the DCT orthonormal), over 255^2."""
+        return float((np.asarray(self.tables[0], dtype=np.float64) ** 2).mean() / 12 / 255**2)
+
     @classmethod
     def from_file(cls, path) -> Quantisation:
         """The quantisation a JPEG file (a path or a binary file object) was written with;

@@ -344,7 +344,7 @@ class Blur(LinearPhysics):
         """
         work = x if x.dtype in (torch.float32, torch.float64) else x.float()    # no bf16 FFTs
         size = tuple(fast_length(n) for n in x.shape[-2:])
-        transfer = self._transfer(size, x.device, work.dtype)
+        transfer = self.transfer(size, x.device, work.dtype)
         spectrum = torch.fft.rfft2(work, s=size) * (transfer.conj() if adjoint else transfer)
         return torch.fft.irfft2(spectrum, s=size).to(x.dtype)
 
@@ -387,7 +387,7 @@ class Blur(LinearPhysics):
         inv = 1.0 / gamma
         m, (h, w) = self.margin, z.shape[-2:]
         size = tuple(fast_length(n) for n in (h, w))
-        transfer = self._transfer(size, z.device, z.dtype)
+        transfer = self.transfer(size, z.device, z.dtype)
         window = torch.zeros(size, device=z.device, dtype=z.dtype)
         window[m:h - m, m:w - m] = 1
         # Real signals' half spectra: Parseval's inner product counts the mirrored columns twice.
@@ -428,7 +428,7 @@ class Blur(LinearPhysics):
     pcg_iterations: int = 8
     well_posed = False
 
-    def _transfer(self, size, device, dtype) -> torch.Tensor:
+    def transfer(self, size, device, dtype) -> torch.Tensor:
         """The kernel's Fourier transform over a support of ``size`` (its centre at the origin)."""
         key = (tuple(size), device, dtype)
         cache = self.__dict__.setdefault("_transfers", {})
@@ -441,6 +441,16 @@ class Blur(LinearPhysics):
 
     def gram_norm(self, x):
         return 1.0          # non-negative weights summing to 1: no frequency gains more than 1
+
+    @property
+    def width(self) -> float:
+        """The kernel's spread in pixels: the root of its variance about its centroid, averaged over
+        the two axes (a Gaussian's standard deviation)."""
+        kernel = self.weight[0, 0].double()
+        rows, columns = (torch.arange(n, dtype=torch.float64, device=kernel.device) for n in kernel.shape)
+        variances = [(kernel.sum(axis) * (at - (kernel.sum(axis) * at).sum()) ** 2).sum()
+                     for axis, at in ((1, rows), (0, columns))]
+        return float(((variances[0] + variances[1]) / 2).sqrt())
 
     def blur_image(self, x: torch.Tensor) -> torch.Tensor:
         """The same-size blur of a whole image, its borders reflected."""
@@ -524,18 +534,22 @@ def wiener(y: torch.Tensor, kernel: torch.Tensor, *, sigma: float) -> torch.Tens
     else:
         pad = TAPER_SIDES * max(kernel.shape)
         y = torch.nn.functional.pad(y, (pad, pad, pad, pad), mode="replicate")
-    k_hat = _transfer(kernel, y.shape[-2:])
+    k_hat = kernel_transfer(kernel, y.shape[-2:])
     if pad:
         blurred = torch.fft.irfft2(torch.fft.rfft2(y) * k_hat, s=y.shape[-2:])
         inside = _ramp(y.shape[-2], pad).to(y)[:, None] * _ramp(y.shape[-1], pad).to(y)[None, :]
         y = inside * y + (1 - inside) * blurred
-    laplacian = torch.tensor([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], dtype=y.dtype, device=y.device)
     lam = WIENER_WEIGHT * max(sigma, 1 / 255) ** 2
-    x_hat = k_hat.conj() * torch.fft.rfft2(y) / (k_hat.abs() ** 2 + lam * _transfer(laplacian, y.shape[-2:]).abs() ** 2)
+    smoothness = lam * kernel_transfer(LAPLACIAN.to(y), y.shape[-2:]).abs() ** 2
+    x_hat = k_hat.conj() * torch.fft.rfft2(y) / (k_hat.abs() ** 2 + smoothness)
     return torch.fft.irfft2(x_hat, s=y.shape[-2:])[..., pad:pad + h, pad:pad + w]
 
 
-def _transfer(kernel: torch.Tensor, shape) -> torch.Tensor:
+#: The discrete Laplacian, whose transfer function weighs a Wiener filter's smoothness term.
+LAPLACIAN = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])
+
+
+def kernel_transfer(kernel: torch.Tensor, shape) -> torch.Tensor:
     """The Fourier transform (``rfft2``) of ``kernel`` centred at the origin of an image of ``shape``."""
     padded = kernel.new_zeros(tuple(shape))
     padded[:kernel.shape[0], :kernel.shape[1]] = kernel

@@ -207,7 +207,8 @@ class Reconstructor(nn.Module):
 
     The estimate ends with the data term's last filter around it
     (:meth:`~restore.fidelity.DataTerm.wiener`: where the observation is the image itself plus
-    noise, its empirical Wiener filter; for a JPEG, the colours following the luminance and the
+    noise, its empirical Wiener filter; where it is blurred, that filter of its Wiener deconvolution
+    around the estimate; for a JPEG, the colours following the luminance and the
     restoration's own filter) for a prior whose ``data_filter`` says so (the photo priors, not the
     digits).
     Colour images whose noise a transform makes white and of one level
@@ -328,7 +329,7 @@ class Reconstructor(nn.Module):
         """:meth:`finish` of a checked ``y``, or of its transform (which may leave [0, 1])."""
         stable = self._stabilised(y, physics, data, colour)
         if stable is None:
-            result = self._filtered(result, y, physics, data, passes=data.wiener_passes(y))
+            result = self._filtered(result, y, physics, data, passes=data.wiener_passes(y, physics))
         else:
             inner = self._finish(result, stable.forward(y), physics, data=stable.data)
             variance = inner.variance

@@ -190,7 +190,8 @@ def _references(length: int, stride: int) -> torch.Tensor:
 
 def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tensor | float, *,
                      patch: int = PATCH, stride: int = STRIDE, search: int = SEARCH,
-                     group: int = GROUP, select: bool = True) -> torch.Tensor:
+                     group: int = GROUP, select: bool = True,
+                     correlation: torch.Tensor | None = None) -> torch.Tensor:
     """The empirical Wiener estimate of ``x`` from ``y = x + n`` around ``pilot``.
 
     Parameters
@@ -210,6 +211,10 @@ def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tenso
         Whether each block of ``SELECT_BLOCK`` pixels of each channel takes the groups' estimate
         or that of windows of ``WINDOW`` every ``WINDOW_STRIDE`` pixels, whichever Stein's unbiased
         risk estimate says is nearer the image (else the groups' everywhere).
+    correlation : tensor (2q+1, 2q+1), optional
+        Where the noise is not white but stationary (a deconvolution's), its autocorrelation over
+        lags of -q..q pixels, 1 at the centre, q at least ``patch - 1`` and ``WINDOW - 1`` (see
+        :func:`coefficient_variances`); ``variance`` stays the noise's variance per pixel.
 
     Returns
     -------
@@ -222,10 +227,11 @@ def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tenso
     if group == 1 and search == 0:
         def windows(y, pilot, variance):
             bands = _Bands(y.shape[0] * len(_window_bands(*y.shape[-2:], patch, stride)))
-            return torch.div(*_windows(y, pilot, variance, patch, stride, bands))
+            return torch.div(*_windows(y, pilot, variance, patch, stride, bands, correlation))
         return _in_opponent(y, pilot, variance, windows)
     return _in_opponent(y, pilot, variance,
-                        lambda *t: _groups_or_windows(*t, patch, stride, search, group, select))
+                        lambda *t: _groups_or_windows(*t, patch, stride, search, group, select,
+                                                      correlation=correlation))
 
 
 def _in_opponent(y, pilot, variance, filter):
@@ -249,28 +255,30 @@ def _in_opponent(y, pilot, variance, filter):
 
 def hard_thresholded(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tensor | float, *,
                      threshold: float = HARD_THRESHOLD, group: int = HARD_GROUP,
-                     stride: int = HARD_STRIDE) -> torch.Tensor:
+                     stride: int = HARD_STRIDE, correlation: torch.Tensor | None = None) -> torch.Tensor:
     """BM3D's first stage (Dabov et al. 2007), its groups matched on ``pilot``: every channel of
     ``y`` in groups of ``group`` similar patches (as :func:`empirical_wiener`'s, in the opponent
     colours), each 3-D coefficient kept whole where it stands above ``threshold`` times the noise's
     level, else dropped. It owes nothing to the pilot's values, only to where the pilot says the
     patches alike lie: what recurs in the data stays as the data have it, texture a prior's estimate
     smoothed away included. Not linear in ``y``, so there are no windows to choose by SURE.
-    ``y``, ``pilot`` and ``variance`` as :func:`empirical_wiener`'s."""
+    ``y``, ``pilot``, ``variance`` and ``correlation`` as :func:`empirical_wiener`'s."""
     shrink = functools.partial(_hard, threshold=threshold)
     return _in_opponent(y, pilot, variance,
                         lambda *t: _groups_or_windows(*t, PATCH, stride, SEARCH, group, False, shrink,
-                                                      reads_pilot=False))
+                                                      reads_pilot=False, correlation=correlation))
 
 
-def windowed_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tensor | float) -> torch.Tensor:
+def windowed_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tensor | float, *,
+                    correlation: torch.Tensor | None = None) -> torch.Tensor:
     """:func:`empirical_wiener` in windows of ``WINDOW`` every ``WINDOW_STRIDE`` pixels alone, no
     groups: the filter's first form, a photograph denoised in a fifth of the time, 0.5-1.3 dB lower."""
-    return empirical_wiener(y, pilot, variance, patch=WINDOW, stride=WINDOW_STRIDE, search=0, group=1)
+    return empirical_wiener(y, pilot, variance, patch=WINDOW, stride=WINDOW_STRIDE, search=0, group=1,
+                            correlation=correlation)
 
 
 def _groups_or_windows(y, pilot, variance, patch, stride, search, group, select, shrink=None, *,
-                       reads_pilot=True):
+                       reads_pilot=True, correlation=None):
     """Every channel of ``(N, C, H, W)`` in groups matched on the first (the luminance), or, with
     ``select``, each block of each channel from the groups or the windows, by Stein's unbiased risk
     estimate (SURE) of each.
@@ -280,7 +288,9 @@ def _groups_or_windows(y, pilot, variance, patch, stride, search, group, select,
     which one random probe ``b`` of signs estimates without bias (``b * J b``), filtered beside ``y``
     (Ramani, Blu & Unser 2008). Groups repeat what recurs; windows see the slow swell of a smooth
     surface that 8x8 patches cut up, which at heavy noise is worth more (held-out crops at sigma
-    50: the windows alone 0.4-1.0 dB better on a flower's smooth petals).
+    50: the windows alone 0.4-1.0 dB better on a flower's smooth petals). Noise of covariance
+    ``S`` (``correlation``) adds ``2 tr(J S)`` instead, which the probe estimates as ``b * J S b``:
+    the probe filtered is ``S b``.
     """
     n, c, h, w = y.shape
     if select:
@@ -289,7 +299,7 @@ def _groups_or_windows(y, pilot, variance, patch, stride, search, group, select,
         generator = torch.Generator(device=y.device).manual_seed(0)
         probe = torch.randint(0, 2, (1, 1, h, w), generator=generator, device=y.device).float().mul_(2).sub_(1)
         probe = probe.expand(n, c, -1, -1)
-        y = torch.cat([y, probe], 1)
+        y = torch.cat([y, probe if correlation is None else _correlated(probe, correlation)], 1)
     # An image smaller than a patch is repeated at its edges as far as one patch needs.
     extra_h, extra_w = max(0, patch - h), max(0, patch - w)
     padded, padded_pilot, padded_variance = (F.pad(t, (0, extra_w, 0, extra_h), mode="replicate")
@@ -297,11 +307,11 @@ def _groups_or_windows(y, pilot, variance, patch, stride, search, group, select,
     plan = _GroupPlan(*padded.shape[1:], patch, stride, search, group)
     bands = _Bands(n * (plan.filtered + (len(_window_bands(h, w, WINDOW, WINDOW_STRIDE)) if select else 0)))
     sums = [_groups(padded[i], padded_pilot[i], padded_variance[i, 0], plan, shrink, reads_pilot=reads_pilot,
-                    bands=bands) for i in range(n)]
+                    bands=bands, correlation=correlation) for i in range(n)]
     groups = (torch.stack([s[0] for s in sums]) / torch.stack([s[1] for s in sums]))[..., :h, :w]
     if not select:
         return groups
-    total, norm = _windows(y, pilot, variance, WINDOW, WINDOW_STRIDE, bands)
+    total, norm = _windows(y, pilot, variance, WINDOW, WINDOW_STRIDE, bands, correlation)
     windows = total / norm
     # Each pixel's share of the risk (up to what both have alike), averaged over each block.
     risk_groups, risk_windows = (
@@ -334,11 +344,11 @@ def _window_bands(h: int, w: int, patch: int, stride: int) -> list[tuple[int, in
     return [(first, min(rows, first + band)) for first in range(0, rows, band)]
 
 
-def _windows(y, pilot, variance, patch, stride, bands: _Bands):
+def _windows(y, pilot, variance, patch, stride, bands: _Bands, correlation=None):
     """The filter without groups, every window filtered alone, of ``(N, C, H, W)`` in the opponent
     space and ``variance (N, 1, H, W)``, around ``pilot`` of C channels or of a divisor of C, repeated:
     the sums of the windows' weighted estimates and of their weights, ``(N, C, H, W)`` each. Each band
-    done is told to ``bands``."""
+    done is told to ``bands``; ``correlation`` as :func:`empirical_wiener` takes it."""
     n, c, h, w = y.shape
     device = y.device
     extra_h, extra_w = _window_padding(h, w, patch, stride)
@@ -346,6 +356,7 @@ def _windows(y, pilot, variance, patch, stride, bands: _Bands):
     y, pilot, variance = (F.pad(t, (0, extra_w, 0, extra_h), mode="replicate") for t in (y, pilot, variance))
     noise = F.avg_pool2d(variance, patch, stride=stride)              # (N, 1, rows, columns) of windows
     columns = noise.shape[-1]
+    coefficients = _coefficients(correlation, patch, device, 1)
     dct = _dct_matrix(patch, device)
     ones = torch.ones(1, 1, patch, patch, device=device)
     total, norm = torch.zeros_like(y), torch.zeros_like(y)
@@ -353,7 +364,8 @@ def _windows(y, pilot, variance, patch, stride, bands: _Bands):
         for first, last in window_bands:
             top, bottom = first * stride, (last - 1) * stride + patch
             cy, cp = (_dct2(F.unfold(t[i, :, None, top:bottom], patch, stride=stride), dct) for t in (y, pilot))
-            cy, weight = _shrink(cy, cp, noise[i, :, first:last].reshape(1, -1), dc=(slice(None), 0), summed=1)
+            cy, weight = _shrink(cy, cp, noise[i, :, first:last].reshape(1, -1) * coefficients, dc=(slice(None), 0),
+                                 summed=1)
             weight = weight[:, 0].expand(c // weight.shape[0], -1, -1).reshape(c, -1)      # (C, L)
             estimate = _dct2(cy, dct.T)
             total[i, :, top:bottom] += F.fold(estimate, (bottom - top, y.shape[-1]), patch, stride=stride)[:, 0]
@@ -383,7 +395,8 @@ class _GroupPlan:
         self.filtered = sum(len(parts) for _, parts in self.bands)     # bands filtered in all
 
 
-def _groups(y, pilot, variance, plan: _GroupPlan, shrink=None, *, reads_pilot=True, bands: _Bands):
+def _groups(y, pilot, variance, plan: _GroupPlan, shrink=None, *, reads_pilot=True, bands: _Bands,
+            correlation=None):
     """The filter in groups of one image's channels ``(C, H, W)``, ``variance (H, W)``, around ``pilot``
     of C channels or of a divisor of C, repeated (matched on its first), as ``plan`` goes: the sums
     of the patches' weighted estimates and of their weights, ``(C, H, W)`` each. ``reads_pilot``
@@ -394,6 +407,7 @@ def _groups(y, pilot, variance, plan: _GroupPlan, shrink=None, *, reads_pilot=Tr
     patch, search = plan.patch, plan.search
     first_rows, first_columns = plan.first_rows.to(device), plan.first_columns.to(device)
     noise = F.avg_pool2d(variance[None, None], patch, stride=1)[0, 0]   # (rows, columns): each patch's mean
+    coefficients = _coefficients(correlation, patch, device, 3)
     total = torch.zeros(c, h, w, device=device)
     # Each patch's weight is added once, at its first pixel, and spread over its pixels at the end.
     weights = torch.zeros(pilot.shape[0], h, w, device=device)
@@ -404,7 +418,7 @@ def _groups(y, pilot, variance, plan: _GroupPlan, shrink=None, *, reads_pilot=Tr
         matches[..., 0] += top                                           # (refs, columns, group, 2)
         for part in parts:
             _filter_groups(y, pilot if reads_pilot else None, noise, matches[part:part + plan.rows_filtered], patch,
-                           total, weights, shrink or _shrink)
+                           total, weights, shrink or _shrink, coefficients)
             bands()
     # Every pixel's weight: the sum over the patch x patch window that ends there (10x faster as a
     # box mean than as a transposed convolution).
@@ -412,11 +426,12 @@ def _groups(y, pilot, variance, plan: _GroupPlan, shrink=None, *, reads_pilot=Tr
     return total, norm.repeat(c // norm.shape[0], 1, 1)
 
 
-def _filter_groups(y, pilot, noise, matches, patch, total, weights, shrink):
+def _filter_groups(y, pilot, noise, matches, patch, total, weights, shrink, coefficients=1.0):
     """Filter the groups of patches whose first pixels are ``matches`` ``(refs, columns, group, 2)``,
     adding their estimates into ``total`` ``(C, H, W)`` and their weights into ``weights`` ``(Cp, H, W)``
     at their first pixels (in place: an image's sums are built band by band, and a band's are too
-    large to return). ``pilot`` None: ``shrink`` is given None for its coefficients."""
+    large to return). ``pilot`` None: ``shrink`` is given None for its coefficients. ``coefficients``:
+    each 2-D coefficient's share of the noise's variance (:func:`_coefficients`)."""
     c, h, w = y.shape
     group = matches.shape[2]
     device = y.device
@@ -432,7 +447,7 @@ def _filter_groups(y, pilot, noise, matches, patch, total, weights, shrink):
     cy, cp = (None if t is None else
               _dct2(torch.index_select(t.reshape(t.shape[0], -1), 1, flat).reshape(t.shape[0], patch * patch, -1),
                     dct).reshape(t.shape[0], *shape) @ across.T for t in (y, pilot))  # (C, p^2, refs, columns, group)
-    v = noise[matches[..., 0], matches[..., 1]].mean(-1)[..., None]               # (refs, columns, 1)
+    v = noise[matches[..., 0], matches[..., 1]].mean(-1)[..., None] * coefficients  # ([p^2,] refs, columns, 1)
     # The group's mean (its first coefficient in both transforms) stays the observation's.
     cy, weight = shrink(cy, cp, v, dc=(slice(None), 0, ..., 0), summed=(1, 4))    # weight (Cp, 1, refs, columns, 1)
     estimate = _dct2((cy @ across).reshape(c, patch * patch, -1), dct.T)
@@ -454,7 +469,7 @@ def _shrink(cy: torch.Tensor, cp: torch.Tensor, v: torch.Tensor, *, dc, summed) 
     share = cp.square_()
     share = share.div_(share + v)
     share[dc] = 1
-    weight = (v * share.square().sum(summed, keepdim=True)).clamp_min_(1e-12).reciprocal_()
+    weight = (share.square() * v).sum(summed, keepdim=True).clamp_min_(1e-12).reciprocal_()
     cy = cy.view(-1, *share.shape).mul_(share.mul_(weight)).view_as(cy)
     return cy, weight
 
@@ -465,8 +480,44 @@ def _hard(cy: torch.Tensor, cp: torch.Tensor, v: torch.Tensor, *, dc, summed, th
     by its group's ``1 / (v * coefficients kept)``."""
     keep = cy.abs() > threshold * v.sqrt()
     keep[dc] = True
-    weight = (v * keep.sum(summed, keepdim=True)).reciprocal_()
+    weight = (keep * v).sum(summed, keepdim=True).reciprocal_()
     return cy.mul_(keep.to(cy.dtype).mul_(weight)), weight
+
+
+def coefficient_variances(correlation: torch.Tensor, patch: int) -> torch.Tensor:
+    """``(patch * patch,)``: the variance of each 2-D DCT coefficient of a patch (as :func:`_dct2`
+    orders them) under stationary noise of unit variance and autocorrelation ``correlation``
+    ``(2q+1, 2q+1)``, lags -q..q with 0 at the centre, ``q >= patch - 1``: ``diag(D S D^T)``, ``S``
+    the patch's covariance, ``D`` the 2-D DCT, at least ``1e-6``. White noise gives ones."""
+    q = correlation.shape[-1] // 2
+    if correlation.dim() != 2 or correlation.shape[0] != correlation.shape[1] or correlation.shape[0] % 2 == 0 \
+            or q < patch - 1:
+        raise ValueError(f"correlation must be square of odd side, at least {2 * patch - 1}, got "
+                         f"{tuple(correlation.shape)}")
+    i = torch.arange(patch, device=correlation.device)
+    lag = (i[:, None] - i[None, :] + q)                                  # (p, p): lag between two rows
+    covariance = correlation.double()[lag[:, None, :, None], lag[None, :, None, :]].reshape(patch**2, patch**2)
+    dct = _dct_matrix(patch, correlation.device).double()
+    basis = torch.kron(dct, dct)                                         # rows: coefficients, row-major
+    # At least a millionth of the mean: a coefficient the noise does not reach keeps a defined share.
+    return torch.einsum("ki,ij,kj->k", basis, covariance, basis).clamp_min(1e-6).float()
+
+
+def _coefficients(correlation, patch: int, device, trailing: int):
+    """:func:`coefficient_variances` shaped ``(p^2,)`` + ``(1,) * trailing`` to scale a noise level
+    per coefficient, or 1.0 for white noise (``correlation`` None)."""
+    if correlation is None:
+        return 1.0
+    return coefficient_variances(correlation.to(device), patch).view(-1, *(1,) * trailing)
+
+
+def _correlated(probe: torch.Tensor, correlation: torch.Tensor) -> torch.Tensor:
+    """``probe`` ``(N, C, H, W)`` times the noise's correlation matrix: convolved with ``correlation``,
+    zero beyond the image."""
+    kernel = correlation.to(probe)[None, None]
+    q = correlation.shape[-1] // 2
+    n, c, h, w = probe.shape
+    return F.conv2d(probe.reshape(n * c, 1, h, w), kernel, padding=q).view(n, c, h, w)
 
 
 def _dct2(patches: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:

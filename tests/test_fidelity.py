@@ -132,7 +132,7 @@ def test_blur_x_step_in_the_fourier_domain_is_preconditioned_conjugate_gradients
     x = torch.rand(2, 3, side, side, dtype=torch.float64)
     y = op.A(x) + 0.01 * torch.randn(2, 3, 41, 41, dtype=torch.float64)
     z = torch.rand_like(x)
-    transfer = op._transfer(size, z.device, z.dtype)
+    transfer = op.transfer(size, z.device, z.dtype)
     window = torch.zeros(size, dtype=z.dtype)
     window[m:side - m, m:side - m] = 1
 

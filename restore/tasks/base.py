@@ -262,10 +262,13 @@ class NoiseModel(JPEGSource):
         return params if kind == "poisson-gaussian" else None
 
     def data_term(self):
-        from ..fidelity import PoissonGaussian
+        # A JPEG file's observation is restored after its blocks are undone, which leaves some of
+        # its rounding in it: the data term is told so (used where the observation is blurred).
+        from ..fidelity import Gaussian, PoissonGaussian, jpeg_leftover
+        leftover = jpeg_leftover(self.quantisation)
         if self.sensor is not None:
-            return PoissonGaussian(*self.sensor)
-        return super().data_term()
+            return PoissonGaussian(*self.sensor, leftover=leftover)
+        return Gaussian(self.sigma / 255, leftover=leftover)
 
     def describe_noise(self):
         if self.sensor is not None:
