@@ -61,7 +61,7 @@ def without_data_filter(patch) -> None:
     (``patch``: pytest's monkeypatch or one of its contexts)."""
     from restore.fidelity import Gaussian
     patch.setattr(Gaussian, "wiener", lambda self, pilot, y, physics, **options: pilot)
-    patch.setattr(Gaussian, "pilot", lambda self, estimate, y, physics: estimate)
+    patch.setattr(Gaussian, "pilot", lambda self, estimate, y, physics, **options: estimate)
 
 
 @pytest.fixture(autouse=True)

@@ -207,9 +207,10 @@ def test_the_filter_takes_from_the_data_what_they_say_and_an_estimate_got_wrong(
     assert error(out) < 0.5 * error(estimate)
 
 
+@pytest.mark.parametrize("quick", [False, True])
 @pytest.mark.parametrize("kernel", ["gaussian:0.5", "gaussian:0.7", "motion:3,0"])
 @pytest.mark.parametrize("scene", ["yellow", "swell"])
-def test_a_lightly_blurred_smooth_image_is_deblurred_above_its_blurred_input(kernel, scene):
+def test_a_lightly_blurred_smooth_image_is_deblurred_above_its_blurred_input(kernel, scene, quick):
     """Under light blur and light noise a smooth image (a yellow whose blue is near 0; a slow swell
     of colour) came back 1.6-3.5 dB below its blurred input before the deblurring's last filter."""
     yy, xx = np.mgrid[0:64, 0:64] / 63.0
@@ -222,7 +223,7 @@ def test_a_lightly_blurred_smooth_image_is_deblurred_above_its_blurred_input(ker
     b = physics.blur_image(torch.from_numpy(clean / 255.0).float().permute(2, 0, 1)[None])[0].permute(1, 2, 0)
     damaged = np.clip(np.round(b.numpy() * 255 + np.random.default_rng(0).normal(0, 1, clean.shape)), 0, 255)
     damaged = damaged.astype(np.uint8)
-    out = restore.deblur(damaged, kernel=kernel, sigma=1)
+    out = restore.deblur(damaged, kernel=kernel, sigma=1, quick=quick)
     assert restore.psnr(clean, out) > restore.psnr(clean, damaged) + 0.5
 
 
@@ -351,3 +352,16 @@ def test_what_a_jpeg_stage_leaves_is_not_deconvolved_as_the_image():
     plain = Gaussian(3 / 255).wiener(estimate, y, physics)
     told = Gaussian(3 / 255, leftover=(10 / 255) ** 2).wiener(estimate, y, physics)
     assert (told - estimate).abs().mean() < 0.95 * (plain - estimate).abs().mean()
+
+
+def test_quick_keeps_a_light_blurs_first_stage_and_leaves_denoisings_out():
+    x = photo(48)
+    y, physics = blurred(x, gaussian_kernel(0.7), 2 / 255)
+    m = physics.margin
+    estimate = F.pad(x, (m, m, m, m), mode="reflect").add(0.02).clamp(0, 1)
+    data = Gaussian(2 / 255)
+    assert torch.equal(data.pilot(estimate, y, physics, quick=True), data.pilot(estimate, y, physics))
+    assert data.pilot(estimate, y, physics, quick=True) is not estimate
+    noisy = (x + 0.1).clamp(0, 1)
+    assert data.pilot(x, noisy, Denoising(), quick=True) is x
+    assert data.pilot(x, noisy, Denoising()) is not x
