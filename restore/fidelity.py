@@ -33,7 +33,7 @@ from torch.nn import functional as F
 from .data import is_colour, is_grey, to_gray
 from .guided import guided_filter
 from .jpeg import Planes, Quantisation, from_ycbcr, to_ycbcr
-from .physics import LAPLACIAN, Blur, Denoising, LinearPhysics, Physics, kernel_transfer
+from .physics import Blur, Denoising, LinearPhysics, Physics, smooth_inverse
 from .wiener import WINDOW, empirical_wiener, hard_thresholded, windowed_wiener
 
 
@@ -381,8 +381,7 @@ def deconvolution(pilot: torch.Tensor, y: torch.Tensor, physics: Blur, variance:
         power = torch.fft.rfft2(pilot).abs().square().mean(1, keepdim=True)
         gain = transfer.conj() * power / (transfer.abs().square() * power + noise)
     else:
-        rough = kernel_transfer(LAPLACIAN.to(pilot), (h, w)).abs().square()
-        gain = transfer.conj() / (transfer.abs().square() + smoothness * variance.mean() * rough)
+        gain = smooth_inverse(transfer, (h, w), smoothness * variance.mean())
     z = pilot + torch.fft.irfft2(gain * torch.fft.rfft2(residual), s=(h, w))
     # The noise G n is periodic over the support: its lags -q..q read circularly (an image smaller
     # than 2q + 1 repeats them), in float64, where float32 left some coefficients' variances < 0.
@@ -414,7 +413,7 @@ class PoissonGaussian(DataTerm):
     def __init__(self, a: float, b: float, *, leftover: float = 0.0):
         if not (a >= 0 and b >= 0 and a + b > 0):
             raise ValueError(f"a and b must be 0 or more and not both 0, got {a}, {b}")
-        self.a, self.b, self.leftover = float(a), float(b), leftover
+        self.a, self.b, self.leftover = float(a), float(b), float(leftover)
 
     def __repr__(self):
         return f"PoissonGaussian(a={self.a:.4g}, b={self.b:.4g})"

@@ -539,14 +539,21 @@ def wiener(y: torch.Tensor, kernel: torch.Tensor, *, sigma: float) -> torch.Tens
         blurred = torch.fft.irfft2(torch.fft.rfft2(y) * k_hat, s=y.shape[-2:])
         inside = _ramp(y.shape[-2], pad).to(y)[:, None] * _ramp(y.shape[-1], pad).to(y)[None, :]
         y = inside * y + (1 - inside) * blurred
-    lam = WIENER_WEIGHT * max(sigma, 1 / 255) ** 2
-    smoothness = lam * kernel_transfer(LAPLACIAN.to(y), y.shape[-2:]).abs() ** 2
-    x_hat = k_hat.conj() * torch.fft.rfft2(y) / (k_hat.abs() ** 2 + smoothness)
+    x_hat = smooth_inverse(k_hat, y.shape[-2:], WIENER_WEIGHT * max(sigma, 1 / 255) ** 2) * torch.fft.rfft2(y)
     return torch.fft.irfft2(x_hat, s=y.shape[-2:])[..., pad:pad + h, pad:pad + w]
 
 
 #: The discrete Laplacian, whose transfer function weighs a Wiener filter's smoothness term.
 LAPLACIAN = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])
+
+
+def smooth_inverse(transfer: torch.Tensor, shape, weight) -> torch.Tensor:
+    """The gain ``conj(K) / (|K|^2 + weight |L|^2)`` of a blur's transfer function ``K`` over an
+    image of ``shape`` (its ``rfft2``, as :func:`kernel_transfer` gives it): its inverse regularised
+    by the smoothness ``|L|^2`` of the discrete Laplacian ``L``, at ``weight`` (the noise's variance
+    over the image's power, a spectrum taken to fall as ``1 / |L|^2``)."""
+    rough = kernel_transfer(LAPLACIAN.to(transfer.real), shape).abs().square()
+    return transfer.conj() / (transfer.abs().square() + weight * rough)
 
 
 def kernel_transfer(kernel: torch.Tensor, shape) -> torch.Tensor:
