@@ -162,7 +162,10 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
 def test_bf16_networks_give_nearly_the_fp32_result(tiny_prior, name):
     model, _ = tiny_prior
     condition = conditions.BENCHMARKS[name].conditions[0]
-    clean = smooth_images(1, 32, seed=18)[0]
+    # With texture: where the small image is band-limited, superres returns the plain upscale, which
+    # takes no network at all.
+    texture = np.random.default_rng(1).uniform(-0.1, 0.1, (32, 32, 1)).astype(np.float32)
+    clean = np.clip(smooth_images(1, 32, seed=18)[0] + texture, 0, 1)
     made = condition.damage(clean, np.random.default_rng(0))
     damaged, companion = np.clip(made.pixels, 0, 1).astype(np.float32), made.companion
     out = {p: restore(damaged, condition.task, companion=companion,
@@ -304,3 +307,20 @@ def test_the_coarse_fill_of_a_large_image_follows_its_surroundings():
     filled = coarse_fill(painted, observed, side=64)
     assert torch.equal(filled[observed.expand_as(filled) > 0], ramp[observed.expand_as(ramp) > 0])
     assert float((filled - ramp)[..., 50:250, 100:600].abs().max()) < 0.03
+
+
+def test_band_ratio_tells_a_band_limited_image_from_texture():
+    """Near 0 for a smooth or softly edged image, at its borders too (padding a ramp or a bowl made
+    a kink of it there: 0.06 and 0.17), about 1 for white noise, and nothing said (infinite) where
+    the image is too small for the differences."""
+    from restore.tasks.superres import BAND_LIMITED, band_ratio
+    import cv2
+    edge = np.zeros((48, 40, 3), np.float32)
+    cv2.circle(edge, (36, 20), 14, (1, 0, 1), -1)           # a magenta disc cut by the right border
+    yy, xx = np.mgrid[0:48, 0:40].astype(np.float32)
+    for soft in (cv2.GaussianBlur(edge, (0, 0), 1.5), np.stack([0.1 + 0.02 * xx, 0.9 - 0.015 * yy, 0.5 + 0 * xx], -1),
+                 np.stack([((xx - 20) / 40) ** 2 + ((yy - 10) / 48) ** 2] * 3, -1)):
+        assert float(band_ratio(torch.from_numpy(soft).permute(2, 0, 1)[None]).max()) < BAND_LIMITED
+    noise = band_ratio(torch.rand(1, 3, 48, 40, generator=torch.Generator().manual_seed(0)))
+    assert 0.7 < float(noise.mean()) < 1.5
+    assert torch.isinf(band_ratio(torch.rand(1, 3, 6, 6))).all()
