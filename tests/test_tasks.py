@@ -162,8 +162,8 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
 def test_bf16_networks_give_nearly_the_fp32_result(tiny_prior, name):
     model, _ = tiny_prior
     condition = conditions.BENCHMARKS[name].conditions[0]
-    # With texture: where the small image is band-limited, superres returns the plain upscale, which
-    # takes no network at all.
+    # With texture: where the small image is band-limited, superres returns the plain upscale, and
+    # the network's output is not used.
     texture = np.random.default_rng(1).uniform(-0.1, 0.1, (32, 32, 1)).astype(np.float32)
     clean = np.clip(smooth_images(1, 32, seed=18)[0] + texture, 0, 1)
     made = condition.damage(clean, np.random.default_rng(0))
