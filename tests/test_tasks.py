@@ -313,7 +313,7 @@ def test_band_ratio_tells_a_band_limited_image_from_texture():
     """Near 0 for a smooth or softly edged image, at its borders too (padding a ramp or a bowl made
     a kink of it there: 0.06 and 0.17), about 1 for white noise, and nothing said (infinite) where
     the image is too small for the differences."""
-    from restore.tasks.superres import BAND_LIMITED, band_ratio
+    from restore.bands import BAND_LIMITED, band_ratio
     import cv2
     edge = np.zeros((48, 40, 3), np.float32)
     cv2.circle(edge, (36, 20), 14, (1, 0, 1), -1)           # a magenta disc cut by the right border
@@ -324,3 +324,21 @@ def test_band_ratio_tells_a_band_limited_image_from_texture():
     noise = band_ratio(torch.rand(1, 3, 48, 40, generator=torch.Generator().manual_seed(0)))
     assert 0.7 < float(noise.mean()) < 1.5
     assert torch.isinf(band_ratio(torch.rand(1, 3, 6, 6))).all()
+
+
+def test_band_limited_says_nothing_inside_a_large_hole():
+    """A smooth fill is band-limited wherever it is: inside a large hole it is all there is, and
+    there the prior keeps its say (the weight 0); along a thin hole, whose windows see the image
+    around it, 1."""
+    from restore.bands import band_limited
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 64), indexing="ij")
+    smooth = torch.stack([0.2 + 0.5 * xx, 0.3 + 0.4 * yy, 0.5 + 0 * xx])[None]
+    observed = torch.ones(1, 1, 64, 64)
+    observed[..., 12:52, 12:52] = 0
+    weight = band_limited(smooth, radius=4, observed=observed)
+    assert float(weight[..., 28:36, 28:36].max()) == 0
+    assert float(weight[..., :4, :].min()) == 1
+    thin = torch.ones(1, 1, 64, 64)
+    thin[..., 30:33, :] = 0
+    assert float(band_limited(smooth, radius=4, observed=thin).min()) == 1
+    assert torch.equal(band_limited(smooth, radius=4), torch.ones_like(weight))

@@ -13,6 +13,9 @@ from .base import CLEAN_SIGMA, Companion, CompanionError, OptionError, SolverDef
 
 #: The most pixels ``--mask-dilate`` grows the holes by (a hole of twice that is no scratch's).
 MAX_DILATE = 100
+#: How far (pixels) from a hole pixel the image must be band-limited for the smooth fill to stand
+#: there (:func:`restore.bands.band_limited`; superres's radius too).
+BAND_RADIUS = 4
 
 
 @dataclass(frozen=True)
@@ -121,10 +124,17 @@ class Inpaint(Task):
 
     def refine(self, physics, y, first):
         import torch
+        from ..bands import band_limited
         from ..fill import fill_holes, flat_holes
         observed = physics.observed
         flat = flat_holes(y, observed)
-        flat_fill = first if bool(flat.any()) else None      # the smooth fill of y (first_guess)
+        # Where what is seen around a hole is band-limited (a soft edge, a smooth swell), the smooth
+        # fill (first_guess) draws it to within a level, and the prior's own detail is all error:
+        # saturated shapes with edges blurred by 3 px and half their pixels missing came back at
+        # 40.4 dB in the holes against the biharmonic fill's 60.9. Read on the fill, where the
+        # window sees enough of the image (not inside a large hole).
+        smooth = band_limited(first, radius=BAND_RADIUS, observed=observed) * (1 - observed)
+        smooth_fill = first if bool(flat.any()) or bool(smooth.any()) else None
 
         def carry_error_into_holes(x, d):
             # The decoder's errors are not white: they follow the image's structures, so the
@@ -135,7 +145,10 @@ class Inpaint(Task):
             # Amid one colour the smooth fill is that colour, which a prior may not know.
             # A tile with no observed pixel (inside a large hole) has no error to carry.
             carried = x + (1 - observed) * fill_holes((x - d) * observed, observed, unseen=0.0)
-            return carried if flat_fill is None else torch.where(flat, flat_fill.to(x), carried)
+            if smooth_fill is None:
+                return carried
+            fill = smooth_fill.to(x)
+            return torch.where(flat, fill, torch.lerp(carried, fill, smooth.to(x)))
         return carry_error_into_holes
 
 
