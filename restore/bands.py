@@ -15,15 +15,17 @@ BAND_RICH = 0.045
 #: The window (pixels) over which :func:`band_ratio` sums each band's energy.
 BAND_WINDOW = 9
 #: With ``observed`` (:func:`band_limited`), the share of a window's pixels that must be observed for
-#: its ratio to count: inside a large hole the smooth fill is all there is, and says nothing.
+#: its ratio to count: inside a large hole the smooth fill is all there is, and says nothing. A window
+#: that does not count is taken as not band-limited, so within the radius of one the weight is 0: a
+#: hole wider than about 6 px keeps its prior's fill all over, rim and all.
 SEEN_SHARE = 0.3
 
 
 def band_limited(y: torch.Tensor, *, radius: int, observed: torch.Tensor | None = None) -> torch.Tensor:
     """``(N, 1, H, W)`` in [0, 1]: 1 where :func:`band_ratio` of ``y`` stays below
     :data:`BAND_LIMITED` within ``radius`` pixels, fading to 0 at :data:`BAND_RICH`. With
-    ``observed`` ``(N, 1, H, W)`` (1 where ``y`` was seen, the rest filled), a ratio counts only
-    where its window sees :data:`SEEN_SHARE` of observed pixels or more."""
+    ``observed`` ``(N or 1, 1, H, W)`` (1 where ``y`` was seen, the rest filled), a ratio counts only
+    where its window sees :data:`SEEN_SHARE` of observed pixels or more (else 0 within ``radius``)."""
     ratio = band_ratio(y)
     if observed is not None:
         seen = F.avg_pool2d(observed.float(), BAND_WINDOW, 1, BAND_WINDOW // 2, count_include_pad=False)
@@ -32,7 +34,7 @@ def band_limited(y: torch.Tensor, *, radius: int, observed: torch.Tensor | None 
     return ((BAND_RICH - ratio) / (BAND_RICH - BAND_LIMITED)).clamp(0, 1)
 
 
-def band_ratio(y, *, window: int = BAND_WINDOW):
+def band_ratio(y: torch.Tensor, *, window: int = BAND_WINDOW) -> torch.Tensor:
     """Per pixel of ``y`` (N, C, H, W), the energy of its fourth differences (along rows and columns,
     all channels; a filter of response ``sin(w/2)^4``, 1 at the Nyquist frequency) over the
     ``window`` (odd) around it, against that of the same differences two pixels apart

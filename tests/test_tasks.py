@@ -342,3 +342,34 @@ def test_band_limited_says_nothing_inside_a_large_hole():
     thin[..., 30:33, :] = 0
     assert float(band_limited(smooth, radius=4, observed=thin).min()) == 1
     assert torch.equal(band_limited(smooth, radius=4), torch.ones_like(weight))
+
+
+def test_inpaint_refine_takes_the_smooth_fill_where_the_seen_image_is_band_limited():
+    """No prior needed: a smooth tile's holes (scattered pixels and a 3-px stroke) take the smooth
+    fill, a noisy tile's keep the solver's, and so does the interior of a 40-px hole; the observed
+    pixels are the solver's own. bf16 steps too."""
+    from restore.fill import fill_holes
+    from restore.physics import Inpainting
+    rng = torch.Generator().manual_seed(0)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 64), indexing="ij")
+    smooth = torch.stack([0.2 + 0.5 * xx, 0.3 + 0.4 * yy, 0.5 + 0.2 * xx * yy])[None]
+    noisy = (smooth + 0.2 * torch.rand(smooth.shape, generator=rng)).clamp(0, 1)
+    missing = torch.rand(1, 1, 64, 64, generator=rng) < 0.3
+    missing[..., 40:43, :] = True
+    physics = Inpainting(missing.float())
+    y = torch.cat([smooth, noisy]) * physics.observed
+    first = fill_holes(y, physics.observed, unseen=None)
+    x = torch.full_like(y, 0.5)                        # the solver's last step: far from both
+    out = Inpaint().refine(physics, y, first)(x, x)
+    holes = missing.expand_as(out[:1])[0]
+    assert torch.allclose(out[0][holes], first[0][holes], atol=1e-6)
+    assert float((out[1][holes] - 0.5).abs().max()) < 1e-6
+    assert torch.equal(out[:, :, ~missing[0, 0]], x[:, :, ~missing[0, 0]])
+    low = Inpaint().refine(physics, y, first)(x.bfloat16(), x.bfloat16())
+    assert torch.allclose(low[0][holes].float(), first[0][holes], atol=0.01)
+    big = torch.zeros(1, 1, 64, 64, dtype=torch.bool)
+    big[..., 12:52, 12:52] = True
+    physics = Inpainting(big.float())
+    y = smooth * physics.observed
+    out = Inpaint().refine(physics, y, fill_holes(y, physics.observed, unseen=None))(x[:1], x[:1])
+    assert float((out[..., 20:44, 20:44] - 0.5).abs().max()) < 1e-6
