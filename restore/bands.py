@@ -16,8 +16,8 @@ BAND_RICH = 0.045
 BAND_WINDOW = 9
 #: With ``observed`` (:func:`band_limited`), the share of a window's pixels that must be observed for
 #: its ratio to count: inside a large hole the smooth fill is all there is, and says nothing. A window
-#: that does not count is taken as not band-limited, so within the radius of one the weight is 0: a
-#: hole wider than about 6 px keeps its prior's fill all over, rim and all.
+#: that does not count is left out of the others' maximum (a pixel none reaches weighs 0), so a large
+#: hole's rim, up to about 5 px in, follows what is seen around it, and its interior keeps the prior's.
 SEEN_SHARE = 0.3
 
 
@@ -25,13 +25,15 @@ def band_limited(y: torch.Tensor, *, radius: int, observed: torch.Tensor | None 
     """``(N, 1, H, W)`` in [0, 1]: 1 where :func:`band_ratio` of ``y`` stays below
     :data:`BAND_LIMITED` within ``radius`` pixels, fading to 0 at :data:`BAND_RICH`. With
     ``observed`` ``(N or 1, 1, H, W)`` (1 where ``y`` was seen, the rest filled), a ratio counts only
-    where its window sees :data:`SEEN_SHARE` of observed pixels or more (else 0 within ``radius``)."""
+    where its window sees :data:`SEEN_SHARE` of observed pixels or more; a pixel that no such window
+    within ``radius`` reaches weighs 0."""
     ratio = band_ratio(y)
     if observed is not None:
         seen = F.avg_pool2d(observed.float(), BAND_WINDOW, 1, BAND_WINDOW // 2, count_include_pad=False)
-        ratio = torch.where(seen >= SEEN_SHARE, ratio, torch.full_like(ratio, float("inf")))
+        ratio = torch.where(seen >= SEEN_SHARE, ratio, torch.full_like(ratio, float("-inf")))
     ratio = F.max_pool2d(ratio, 2 * radius + 1, 1, radius)
-    return ((BAND_RICH - ratio) / (BAND_RICH - BAND_LIMITED)).clamp(0, 1)
+    weight = ((BAND_RICH - ratio) / (BAND_RICH - BAND_LIMITED)).clamp(0, 1)
+    return weight.masked_fill(ratio == float("-inf"), 0)
 
 
 def band_ratio(y: torch.Tensor, *, window: int = BAND_WINDOW) -> torch.Tensor:

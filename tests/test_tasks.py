@@ -328,8 +328,8 @@ def test_band_ratio_tells_a_band_limited_image_from_texture():
 
 def test_band_limited_says_nothing_inside_a_large_hole():
     """A smooth fill is band-limited wherever it is: inside a large hole it is all there is, and
-    there the prior keeps its say (the weight 0); along a thin hole, whose windows see the image
-    around it, 1."""
+    there the prior keeps its say (the weight 0); along a thin hole and on a large one's rim, whose
+    windows see the image around them, 1."""
     from restore.bands import band_limited
     yy, xx = torch.meshgrid(torch.linspace(0, 1, 64), torch.linspace(0, 1, 64), indexing="ij")
     smooth = torch.stack([0.2 + 0.5 * xx, 0.3 + 0.4 * yy, 0.5 + 0 * xx])[None]
@@ -338,6 +338,7 @@ def test_band_limited_says_nothing_inside_a_large_hole():
     weight = band_limited(smooth, radius=4, observed=observed)
     assert float(weight[..., 28:36, 28:36].max()) == 0
     assert float(weight[..., :4, :].min()) == 1
+    assert float(weight[..., 12:17, 20:44].min()) == 1 and float(weight[..., 20:44, 12:17].min()) == 1
     thin = torch.ones(1, 1, 64, 64)
     thin[..., 30:33, :] = 0
     assert float(band_limited(smooth, radius=4, observed=thin).min()) == 1

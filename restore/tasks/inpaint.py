@@ -132,8 +132,8 @@ class Inpaint(Task):
         # fill (first_guess) draws it to within a level, and the prior's own detail is all error:
         # saturated shapes with edges blurred by 3 px and half their pixels missing came back at
         # 40.4 dB in the holes, where this fill draws them at 59 (skimage's biharmonic 60.9). Read
-        # on the fill where its window saw enough of the image: scattered pixels and holes up to
-        # about 6 px across; a wider hole keeps the prior's fill everywhere, its rim too.
+        # on the fill where its window saw enough of the image: scattered pixels, thin strokes and
+        # a large hole's rim; deeper in, the prior's fill.
         smooth = band_limited(first, radius=BAND_RADIUS, observed=observed) * (1 - observed)
         smooth_fill = first if bool(flat.any()) or bool(smooth.any()) else None
 
