@@ -14,6 +14,8 @@ BAND_LIMITED = 0.03
 BAND_RICH = 0.045
 #: The window (pixels) over which :func:`band_ratio` sums each band's energy.
 BAND_WINDOW = 9
+#: How far (pixels) around a pixel :func:`band_limited` asks the image to be band-limited.
+BAND_RADIUS = 4
 #: With ``observed`` (:func:`band_limited`), the share of a window's pixels that must be observed for
 #: its ratio to count: inside a large hole the smooth fill is all there is, and says nothing. A window
 #: that does not count is left out of the others' maximum (a pixel none reaches weighs 0), so a large
@@ -21,7 +23,7 @@ BAND_WINDOW = 9
 SEEN_SHARE = 0.3
 
 
-def band_limited(y: torch.Tensor, *, radius: int, observed: torch.Tensor | None = None) -> torch.Tensor:
+def band_limited(y: torch.Tensor, *, radius: int = BAND_RADIUS, observed: torch.Tensor | None = None) -> torch.Tensor:
     """``(N, 1, H, W)`` in [0, 1]: 1 where :func:`band_ratio` of ``y`` stays below
     :data:`BAND_LIMITED` within ``radius`` pixels, fading to 0 at :data:`BAND_RICH`. With
     ``observed`` ``(N or 1, 1, H, W)`` (1 where ``y`` was seen, the rest filled), a ratio counts only
@@ -59,14 +61,11 @@ def band_ratio(y: torch.Tensor, *, window: int = BAND_WINDOW) -> torch.Tensor:
         shape = (1, 1, 1, length) if axis == -1 else (1, 1, length, 1)
         back = (half, half, 0, 0) if axis == -1 else (0, 0, half, half)     # the valid outputs, in place
 
-        def energy(kernel):
-            out = F.conv2d(y, kernel.view(shape).expand(c, *shape[1:]), groups=c)
-            return F.pad(out.square().sum(1, keepdim=True), back)
-        near_energy += energy(near)
-        octave_energy += energy(octave)
-        valid = y.new_ones(y.shape[0], 1, *(n - (length - 1) if i == len(y.shape) + axis else n
-                                            for i, n in enumerate(y.shape) if i >= 2))
-        count += F.pad(valid, back)
+        near_out, octave_out = (F.conv2d(y, k.view(shape).expand(c, *shape[1:]), groups=c).square().sum(1, keepdim=True)
+                                for k in (near, octave))
+        near_energy += F.pad(near_out, back)
+        octave_energy += F.pad(octave_out, back)
+        count += F.pad(torch.ones_like(near_out), back)
     near_energy, octave_energy, count = (F.avg_pool2d(t, window, 1, window // 2)
                                          for t in (near_energy, octave_energy, count))
     ratio = near_energy / (octave_energy + count * 255.0**-2)

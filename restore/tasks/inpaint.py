@@ -13,9 +13,6 @@ from .base import CLEAN_SIGMA, Companion, CompanionError, OptionError, SolverDef
 
 #: The most pixels ``--mask-dilate`` grows the holes by (a hole of twice that is no scratch's).
 MAX_DILATE = 100
-#: How far (pixels) from a hole pixel the image must be band-limited for the smooth fill to stand
-#: there (:func:`restore.bands.band_limited`; superres's radius too).
-BAND_RADIUS = 4
 
 
 @dataclass(frozen=True)
@@ -134,8 +131,8 @@ class Inpaint(Task):
         # 40.4 dB in the holes, where this fill draws them at 59 (skimage's biharmonic 60.9). Read
         # on the fill where its window saw enough of the image: scattered pixels, thin strokes and
         # a large hole's rim; deeper in, the prior's fill.
-        smooth = band_limited(first, radius=BAND_RADIUS, observed=observed) * (1 - observed)
-        smooth_fill = first if bool(flat.any()) or bool(smooth.any()) else None
+        smooth = band_limited(first, observed=observed) * (1 - observed)
+        takes_fill = bool(flat.any()) or bool(smooth.any())      # first: the smooth fill of y
 
         def carry_error_into_holes(x, d):
             # The decoder's errors are not white: they follow the image's structures, so the
@@ -146,9 +143,9 @@ class Inpaint(Task):
             # Amid one colour the smooth fill is that colour, which a prior may not know.
             # A tile with no observed pixel (inside a large hole) has no error to carry.
             carried = x + (1 - observed) * fill_holes((x - d) * observed, observed, unseen=0.0)
-            if smooth_fill is None:
+            if not takes_fill:
                 return carried
-            fill = smooth_fill.to(carried)
+            fill = first.to(carried)
             return torch.where(flat, fill, torch.lerp(carried, fill, smooth.to(carried)))
         return carry_error_into_holes
 
