@@ -22,6 +22,7 @@ follow DeepInverse's ``optim.data_fidelity``. Tensors are ``(N, C, H, W)`` in [0
 """
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable
@@ -71,10 +72,12 @@ class DataTerm(ABC):
         term bounds nothing, ``x``."""
         return x
 
-    def wiener(self, pilot: torch.Tensor, y: torch.Tensor, physics: Physics, *, groups: bool = True) -> torch.Tensor:
+    def wiener(self, pilot: torch.Tensor, y: torch.Tensor, physics: Physics, *, groups: bool = True,
+               shifted: bool = False) -> torch.Tensor:
         """The data's last word around the restoration ``pilot``: for noise, the observation's
         empirical Wiener estimate (see :mod:`restore.wiener`; without ``groups``, in windows alone,
-        a fifth of the work), of its Wiener deconvolution around ``pilot`` where it is blurred;
+        a fifth of the work; ``shifted``, its groups' references between those of a pass that was
+        not), of its Wiener deconvolution around ``pilot`` where it is blurred;
         for a JPEG, the colours made to follow the luminance and the
         restoration's own filter, within the file's set; where the term has none, ``pilot``."""
         return pilot
@@ -214,7 +217,7 @@ class Gaussian(DataTerm):
         reach = NOISE_REACH * torch.as_tensor(self._sigma(y), dtype=x.dtype, device=x.device)
         return torch.minimum(torch.maximum(x, y - reach), y + reach)
 
-    def wiener(self, pilot, y, physics, *, groups=True):
+    def wiener(self, pilot, y, physics, *, groups=True, shifted=False):
         """Where ``y`` is the image blurred plus the noise (``Blur``), the filter of the pilot
         corrected by the data's Wiener deconvolution (:func:`deconvolution`, the pilot's periodogram as
         the image's spectrum), under that correction's noise: BM3D's deblurring (Dabov et al. 2008),
@@ -233,11 +236,12 @@ class Gaussian(DataTerm):
         window alone, 32.61 at sigma 25. Without the clipping's shift (an earlier form, windows of 8
         every 2 pixels), 29.60 at sigma 25, below the pilot.
         """
+        filter = functools.partial(empirical_wiener, shifted=shifted) if groups else windowed_wiener
         if isinstance(physics, Blur):
-            return self._deconvolved(empirical_wiener if groups else windowed_wiener, pilot, y, physics)
+            return self._deconvolved(filter, pilot, y, physics)
         if not isinstance(physics, Denoising):
             return pilot
-        return self._filtered(empirical_wiener if groups else windowed_wiener, pilot, y)
+        return self._filtered(filter, pilot, y)
 
     def pilot(self, estimate, y, physics, *, quick=False):
         """Where ``y`` is the image blurred plus noise (``Blur``): the estimate mixed with BM3D's first
@@ -438,14 +442,14 @@ class PoissonGaussian(DataTerm):
     def correct(self, x, y, physics):
         return self.gaussian(y).correct(x, y, physics)
 
-    def wiener(self, pilot, y, physics, *, groups=True):
+    def wiener(self, pilot, y, physics, *, groups=True, shifted=False):
         """The Gaussian term's filter at the pilot's levels where ``y`` observed it (``A(pilot)``), not
         the observation's: the pilot's are nearer the image's (held-out crops, 6 of 256px / 12 of
         128px, the benchmark's sensor noise: +0.03 / +0.02 dB in colour, +0.02 / +0.01 grey, against
         the observation's). A grey observation's levels are its grey's, where a colour prior's pilot
         may tint."""
         levels = physics.A(to_gray(pilot).expand_as(pilot) if is_grey(y) else pilot)     # where y was observed
-        return self.gaussian(levels).wiener(pilot, y, physics, groups=groups)
+        return self.gaussian(levels).wiener(pilot, y, physics, groups=groups, shifted=shifted)
 
     def pilot(self, estimate, y, physics, *, quick=False):
         """For a grey observation, the Gaussian term's (:meth:`Gaussian.pilot`) at the estimate's
@@ -623,7 +627,7 @@ class JPEGConstraint(DataTerm):
                 x = x.clamp(0, 1)
         return x[..., :h, :w]
 
-    def wiener(self, pilot, y, physics, *, groups=True):
+    def wiener(self, pilot, y, physics, *, groups=True, shifted=False):
         """Two last steps, each ending in the file's set (the projection):
 
         * where the tables are coarse (a mean luminance step of :data:`CHROMA_GUIDE_STEP` or more),
@@ -639,7 +643,7 @@ class JPEGConstraint(DataTerm):
           luminance step (0..255 units): on the 128x128 / 256x256 crops +0.14 / +0.11, +0.10 /
           +0.06, +0.20 / +0.13, +0.27 / +0.25 and +0.38 / +0.36 dB at quality 10, 20, 40, 75, 90.
 
-        ``groups`` false (``quick``): the second step left out (in windows alone, tuned for the
+        One pass (``shifted`` is for a pass after another). ``groups`` false (``quick``): the second step left out (in windows alone, tuned for the
         groups, it lost 0.1 dB on the flower sample at quality 10). Last, the file's flat runs of
         blocks keep its colour (:meth:`flat_kept`).
         """

@@ -180,9 +180,10 @@ def _opponent(device: torch.device) -> torch.Tensor:
     return (m / m.norm(dim=1, keepdim=True)).to(device=device, dtype=torch.float32)
 
 
-def _references(length: int, stride: int) -> torch.Tensor:
-    """Reference patches' first pixels along one side: every ``stride``, and the last one."""
-    first = list(range(0, length, stride))
+def _references(length: int, stride: int, offset: int = 0) -> torch.Tensor:
+    """Reference patches' first pixels along one side: every ``stride`` from ``offset``, and the
+    first and the last one."""
+    first = ([0] if offset else []) + list(range(offset, length, stride))
     if first[-1] != length - 1:
         first.append(length - 1)
     return torch.tensor(first)
@@ -190,7 +191,7 @@ def _references(length: int, stride: int) -> torch.Tensor:
 
 def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tensor | float, *,
                      patch: int = PATCH, stride: int = STRIDE, search: int = SEARCH,
-                     group: int = GROUP, select: bool = True,
+                     group: int = GROUP, select: bool = True, shifted: bool = False,
                      correlation: torch.Tensor | None = None) -> torch.Tensor:
     """The empirical Wiener estimate of ``x`` from ``y = x + n`` around ``pilot``.
 
@@ -211,6 +212,10 @@ def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tenso
         Whether each block of ``SELECT_BLOCK`` pixels of each channel takes the groups' estimate
         or that of windows of ``WINDOW`` every ``WINDOW_STRIDE`` pixels, whichever Stein's unbiased
         risk estimate says is nearer the image (else the groups' everywhere).
+    shifted : bool
+        Whether the reference patches lie every ``stride`` pixels from ``stride // 2`` (and at both
+        edges) rather than from 0: a second pass shifted so puts its groups between the first's
+        (restore.reconstructor takes every other pass so).
     correlation : tensor (2q+1, 2q+1), optional
         Where the noise is not white but stationary (a deconvolution's), its autocorrelation over
         lags of -q..q pixels, 1 at the centre, q at least ``patch - 1`` and ``WINDOW - 1`` (see
@@ -231,6 +236,7 @@ def empirical_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tenso
         return _in_opponent(y, pilot, variance, windows)
     return _in_opponent(y, pilot, variance,
                         lambda *t: _groups_or_windows(*t, patch, stride, search, group, select,
+                                                      offset=stride // 2 if shifted else 0,
                                                       correlation=correlation))
 
 
@@ -278,7 +284,7 @@ def windowed_wiener(y: torch.Tensor, pilot: torch.Tensor, variance: torch.Tensor
 
 
 def _groups_or_windows(y, pilot, variance, patch, stride, search, group, select, shrink=None, *,
-                       reads_pilot=True, correlation=None):
+                       reads_pilot=True, offset=0, correlation=None):
     """Every channel of ``(N, C, H, W)`` in groups matched on the first (the luminance), or, with
     ``select``, each block of each channel from the groups or the windows, by Stein's unbiased risk
     estimate (SURE) of each.
@@ -304,7 +310,7 @@ def _groups_or_windows(y, pilot, variance, patch, stride, search, group, select,
     extra_h, extra_w = max(0, patch - h), max(0, patch - w)
     padded, padded_pilot, padded_variance = (F.pad(t, (0, extra_w, 0, extra_h), mode="replicate")
                                              for t in (y, pilot, variance))
-    plan = _GroupPlan(*padded.shape[1:], patch, stride, search, group)
+    plan = _GroupPlan(*padded.shape[1:], patch, stride, search, group, offset)
     bands = _Bands(n * (plan.filtered + (len(_window_bands(h, w, WINDOW, WINDOW_STRIDE)) if select else 0)))
     sums = [_groups(padded[i], padded_pilot[i], padded_variance[i, 0], plan, shrink, reads_pilot=reads_pilot,
                     bands=bands, correlation=correlation) for i in range(n)]
@@ -381,12 +387,13 @@ class _GroupPlan:
     the bands of reference rows it matches (all candidates' distances at once) and filters (in
     smaller ones), sized to hold about :data:`MATCH_CHUNK` distances and :data:`CHUNK` coefficients."""
 
-    def __init__(self, c: int, h: int, w: int, patch: int, stride: int, search: int, group: int):
+    def __init__(self, c: int, h: int, w: int, patch: int, stride: int, search: int, group: int, offset: int = 0):
         self.patch, self.search = patch, search
         self.rows, self.columns = h - patch + 1, w - patch + 1          # patches' first pixels
         # Every reference has at least this many candidates, however near an edge it lies.
         self.group = min(group, min(self.rows, search + 1) * min(self.columns, search + 1))
-        self.first_rows, self.first_columns = _references(self.rows, stride), _references(self.columns, stride)
+        self.first_rows, self.first_columns = (_references(n, stride, offset if n > offset else 0)
+                                               for n in (self.rows, self.columns))
         self.rows_matched = max(1, MATCH_CHUNK // ((2 * search + 1) ** 2 * len(self.first_columns)))
         self.rows_filtered = max(1, CHUNK // (len(self.first_columns) * self.group * c * patch * patch))
         # Each band matched: (first reference row's index, [first indices of its bands filtered]).
@@ -531,7 +538,10 @@ def _dct2(patches: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
 
 def _window_means(x: torch.Tensor, starts: torch.Tensor, patch: int, dim: int) -> torch.Tensor:
     """Means of ``x`` over windows of ``patch`` along ``dim`` (0 or more) that start at ``starts``:
-    evenly spaced, but for the last (as :func:`_references` gives them)."""
+    evenly spaced, but for the first and the last (as :func:`_references` gives them)."""
+    if len(starts) > 2 and int(starts[1] - starts[0]) != int(starts[2] - starts[1]):
+        return torch.cat([x.narrow(dim, int(starts[0]), patch).mean(dim, keepdim=True),
+                          _window_means(x, starts[1:], patch, dim)], dim)
     first = int(starts[0])
     step = int(starts[1] - starts[0]) if len(starts) > 1 else 1
     even = len(starts) if len(starts) < 2 or int(starts[-1] - starts[-2]) == step else len(starts) - 1

@@ -63,14 +63,15 @@ def test_without_groups_each_colour_channel_is_filtered_in_its_windows():
         assert np.abs(out[k] - by_windows(yo[k], po[k], variance, 8, 2)).max() < 1e-5
 
 
-def by_groups(y, pilot, variance, patch, stride, search, group, match=None, shrink=None):
+def by_groups(y, pilot, variance, patch, stride, search, group, match=None, shrink=None, offset=0):
     """The filter in groups written out reference by reference with scipy's DCT (one channel),
     the groups matched on ``match`` (the pilot unless given); ``shrink(cy, cp, v)`` gives each
-    group's factors and weight (the Wiener filter's unless given)."""
+    group's factors and weight (the Wiener filter's unless given); references every ``stride``
+    from ``offset``, and at both edges."""
     match = pilot if match is None else match
     h, w = y.shape
     rows, columns = h - patch + 1, w - patch + 1
-    starts = lambda n: sorted(set(range(0, n, stride)) | {n - 1})
+    starts = lambda n: sorted(set(range(offset, n, stride)) | {0, n - 1})
     cut = lambda a, i, j: a[i:i + patch, j:j + patch]
     total, norm = np.zeros((h, w)), np.zeros((h, w))
     for i in starts(rows):
@@ -95,9 +96,10 @@ def wiener_shares(cy, cp, v):
     return share, 1 / (v * (share**2).sum())
 
 
+@pytest.mark.parametrize("shifted", [False, True])      # references from 0; from half the stride
 @pytest.mark.parametrize("chunks", [(300, 200), None])   # bands of one row and their seams; one band
 @pytest.mark.parametrize("stride", [3, 2])              # matched in windows one by one; in runs of blocks
-def test_the_filter_is_the_groups_dct_shrinkage_written_out(monkeypatch, chunks, stride):
+def test_the_filter_is_the_groups_dct_shrinkage_written_out(monkeypatch, chunks, stride, shifted):
     if chunks:
         monkeypatch.setattr(wiener_module, "CHUNK", chunks[0])
         monkeypatch.setattr(wiener_module, "MATCH_CHUNK", chunks[1])
@@ -105,8 +107,10 @@ def test_the_filter_is_the_groups_dct_shrinkage_written_out(monkeypatch, chunks,
     y, pilot = rng.random((2, 19, 23))
     variance = 0.01 + 0.02 * rng.random((19, 23))
     out = empirical_wiener(torch.tensor(y)[None, None], torch.tensor(pilot)[None, None],
-                           torch.tensor(variance)[None, None], patch=4, stride=stride, search=3, group=5, select=False)
-    assert np.abs(out[0, 0].numpy() - by_groups(y, pilot, variance, 4, stride, 3, 5)).max() < 1e-5
+                           torch.tensor(variance)[None, None], patch=4, stride=stride, search=3, group=5, select=False,
+                           shifted=shifted)
+    expected = by_groups(y, pilot, variance, 4, stride, 3, 5, offset=stride // 2 if shifted else 0)
+    assert np.abs(out[0, 0].numpy() - expected).max() < 1e-5
 
 
 def test_each_block_takes_the_estimate_its_risk_estimate_favours():
@@ -329,6 +333,22 @@ def test_a_colour_photograph_takes_a_second_pass_around_the_first(monkeypatch):
         assert two > one + 0.15
 
 
+@pytest.mark.parametrize("sigma, shifts", [(15, [False, True]), (10, [False, True, False])])
+def test_every_other_pass_puts_its_groups_between_the_last_ones(monkeypatch, sigma, shifts):
+    """The second pass's references lie between the first's (held-out crops: +0.03 to +0.08 dB at
+    no cost); a third's where the first's were."""
+    import restore.fidelity
+    calls, filter = [], restore.fidelity.empirical_wiener
+
+    def recording(*args, shifted=False, **kwargs):
+        calls.append(shifted)
+        return filter(*args, shifted=shifted, **kwargs)
+    monkeypatch.setattr(restore.fidelity, "empirical_wiener", recording)
+    clean = np.round(photo(64)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    restore.denoise(noisy(clean, sigma), sigma=sigma)
+    assert calls == shifts
+
+
 def passes_taken(patch):
     """The passes of each call of the filter's loop, as the restorations go."""
     from restore.reconstructor import Reconstructor
@@ -413,9 +433,9 @@ def test_quick_filters_once_in_windows_alone(monkeypatch):
     y = (clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(8))).clamp(0, 1)
     wiener, calls = Gaussian.wiener, []
 
-    def recording(self, pilot, y, physics, *, groups=True):
+    def recording(self, pilot, y, physics, *, groups=True, **options):
         calls.append(groups)
-        return wiener(self, pilot, y, physics, groups=groups)
+        return wiener(self, pilot, y, physics, groups=groups, **options)
     monkeypatch.setattr(Gaussian, "wiener", recording)
     error = lambda x: float((x - clean).square().mean())
     quick = Reconstructor("photo", steps=0, quick=True)(y, Denoising(), data=Gaussian(0.1)).x
