@@ -392,8 +392,7 @@ class _GroupPlan:
         self.rows, self.columns = h - patch + 1, w - patch + 1          # patches' first pixels
         # Every reference has at least this many candidates, however near an edge it lies.
         self.group = min(group, min(self.rows, search + 1) * min(self.columns, search + 1))
-        self.first_rows, self.first_columns = (_references(n, stride, offset if n > offset else 0)
-                                               for n in (self.rows, self.columns))
+        self.first_rows, self.first_columns = (_references(n, stride, offset) for n in (self.rows, self.columns))
         self.rows_matched = max(1, MATCH_CHUNK // ((2 * search + 1) ** 2 * len(self.first_columns)))
         self.rows_filtered = max(1, CHUNK // (len(self.first_columns) * self.group * c * patch * patch))
         # Each band matched: (first reference row's index, [first indices of its bands filtered]).

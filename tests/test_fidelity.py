@@ -160,3 +160,21 @@ def test_posterior_samples_take_one_noise_level_per_image(name):
     result = joint_map(y, op, _vae(), x0=op.A_adjoint(y), data=Gaussian(torch.tensor([0.02, 0.05]).view(2, 1, 1, 1)),
                        steps=1, samples=2)
     assert result.variance.shape == (2, 1, side, side) and torch.isfinite(result.variance).all()
+
+
+def test_local_means_are_the_weighted_means_over_each_window_written_out():
+    """Each window's weighted mean (0 where a window sees nothing), the windows cut at the edges."""
+    from restore.fidelity import _local_mean
+    rng = np.random.default_rng(3)
+    v = torch.tensor(rng.random((1, 2, 9, 12)))
+    weight = torch.tensor((rng.random((1, 2, 9, 12)) > 0.3).astype(np.float64))
+    weight[0, 0, :5, :6] = 0                                # a hole wider than a window
+    k, r = 3, 1
+    mean = _local_mean(weight, k)(v).numpy()
+    for c in range(2):
+        for i in range(9):
+            for j in range(12):
+                rows, columns = slice(max(0, i - r), i + r + 1), slice(max(0, j - r), j + r + 1)
+                w = weight[0, c, rows, columns].numpy()
+                expected = (w * v[0, c, rows, columns].numpy()).sum() / w.sum() if w.sum() else 0.0
+                assert abs(mean[0, c, i, j] - expected) < 1e-5
