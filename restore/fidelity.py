@@ -643,9 +643,9 @@ class JPEGConstraint(DataTerm):
           luminance step (0..255 units): on the 128x128 / 256x256 crops +0.14 / +0.11, +0.10 /
           +0.06, +0.20 / +0.13, +0.27 / +0.25 and +0.38 / +0.36 dB at quality 10, 20, 40, 75, 90.
 
-        One pass (``shifted`` is for a pass after another). ``groups`` false (``quick``): the second step left out (in windows alone, tuned for the
-        groups, it lost 0.1 dB on the flower sample at quality 10). Last, the file's flat runs of
-        blocks keep its colour (:meth:`flat_kept`).
+        One pass (``shifted`` is for a pass after another). ``groups`` false (``quick``): the second
+        step left out (in windows alone, tuned for the groups, it lost 0.1 dB on the flower sample at
+        quality 10). Last, the file's flat runs of blocks keep its colour (:meth:`flat_kept`).
         """
         self._check(physics)
         return self.flat_kept(self.self_filtered(self.colours_following_luminance(pilot, y), y, groups=groups), y)

@@ -365,8 +365,8 @@ class Reconstructor(nn.Module):
 
         Every other pass has its groups' references shifted by half their stride (``shifted``), between
         the last pass's: the patches' estimates then overlap in new places, as references twice as
-        dense (by area) would, at next to no cost (a reference more per row and column). Held-out crops (never the benchmark), 6 of 256px / 12 of 128px,
-        colour, sigma 10 / 15 / 25 / 50: +0.02 / +0.03 / +0.04 / +0.04 and +0.01 / +0.04 / +0.08 /
+        dense (by area) would, at next to no cost (a reference more per row and column). Held-out
+        crops (never the benchmark), 6 of 256px / 12 of 128px, colour, sigma 10 / 15 / 25 / 50: +0.02 / +0.03 / +0.04 / +0.04 and +0.01 / +0.04 / +0.08 /
         +0.04 dB; a sensor's noise (the benchmark's; the second stabilised pass shifted, the pass in
         the image's terms not): +0.03 / +0.04; grey at sigma 10 (its second pass): +0.02.
         References every 3 pixels instead of 4 in every pass gained as much (patches of 7: +0.03 to
