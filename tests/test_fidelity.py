@@ -178,3 +178,25 @@ def test_local_means_are_the_weighted_means_over_each_window_written_out():
                 w = weight[0, c, rows, columns].numpy()
                 expected = (w * v[0, c, rows, columns].numpy()).sum() / w.sum() if w.sum() else 0.0
                 assert abs(mean[0, c, i, j] - expected) < 1e-5
+
+
+def test_window_extremes_are_each_windows_highest_and_lowest_seen_pixel():
+    """Written out window by window, cut short at the edges; with ``observed``, only the seen pixels."""
+    from restore.fidelity import window_extremes
+    rng = np.random.default_rng(3)
+    y = torch.from_numpy(rng.random((2, 3, 13, 17))).float()
+    observed = torch.from_numpy(rng.random((1, 1, 13, 17)) > 0.3).float()
+    radius = 2
+    for seen in (None, observed):
+        high, low, share = window_extremes(y, seen, radius=radius)
+        mask = np.ones((13, 17), bool) if seen is None else seen[0, 0].numpy() > 0.5
+        for i in range(13):
+            for j in range(17):
+                rows, cols = slice(max(i - radius, 0), i + radius + 1), slice(max(j - radius, 0), j + radius + 1)
+                window = y[:, :, rows, cols].numpy()[..., mask[rows, cols]]
+                assert share[0, 0, i, j] == pytest.approx(mask[rows, cols].mean())
+                if window.shape[-1]:
+                    assert np.array_equal(high[:, :, i, j].numpy(), window.max(-1))
+                    assert np.array_equal(low[:, :, i, j].numpy(), window.min(-1))
+                else:
+                    assert (high[:, :, i, j] < low[:, :, i, j]).all()
