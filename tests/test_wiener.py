@@ -8,7 +8,7 @@ import restore
 import restore.wiener as wiener_module
 from restore.conditions import poisson_gaussian
 from restore.data import to_gray
-from restore.fidelity import Gaussian, PoissonGaussian
+from restore.fidelity import SENSOR_GROUP, SENSOR_SEARCH, Gaussian, PoissonGaussian
 from restore.images import read_image
 from restore.metrics import psnr
 from restore.physics import Denoising, Inpainting
@@ -245,8 +245,9 @@ def test_a_sensors_filter_reads_the_noise_levels_at_the_pilot():
     y = torch.from_numpy(y).float()
     term = PoissonGaussian(1 / 40, 0.0004)
     out = term.wiener(x, y, Denoising())
-    assert torch.equal(out, term.gaussian(x).wiener(x, y, Denoising()))
-    assert (out - term.gaussian(y).wiener(x, y, Denoising())).abs().max() > 1e-3
+    groups = dict(group=SENSOR_GROUP, search=SENSOR_SEARCH)
+    assert torch.equal(out, term.gaussian(x).wiener(x, y, Denoising(), **groups))
+    assert (out - term.gaussian(y).wiener(x, y, Denoising(), **groups)).abs().max() > 1e-3
 
 
 def test_a_saturated_colour_stays_where_the_clipped_noise_puts_it():
