@@ -113,7 +113,7 @@ class RestoreOptions:
         "better, and that many times slower.")))
     quick: bool = field(default=False, metadata=_cli(typer.Option(
         False, "--quick", help="Denoising's last filter of the data in windows alone, once: about 5x faster on large "
-        "photographs, 0.5-1.3 dB lower; dejpeg leaves its own last filter out (about 4x faster), and so does "
+        "photographs, 0.5-1.3 dB lower; dejpeg leaves its own last filter out (about 3x faster), and so does "
         "the JPEG stage of a JPEG file's deblur and superres; otherwise those and inpaint are unchanged.")))
     device: str = field(default="auto", metadata=_cli(DEVICE))
     precision: str = field(default="auto", metadata=_cli(typer.Option(

@@ -124,7 +124,8 @@ def dejpeg(image, *, quantisation=None, prior="photo", steps: int | None = None,
         As :func:`restore.denoise` (steps default 0: the encoder's estimate, projected).
     quick : bool
         Leave out the restoration's own last filter (:meth:`~restore.fidelity.JPEGConstraint.wiener`):
-        about four times faster, 0.02-0.4 dB lower on held-out crops.
+        about three times faster, 0.2-0.6 dB lower on held-out crops (a megapixel at quality 10:
+        7.5-9.3 s against 24 s, 2-core CPU, fp32; 6 crops of 256px at quality 10 / 40, -0.32 / -0.43 dB).
 
     Returns
     -------
