@@ -679,7 +679,7 @@ class JPEGConstraint(DataTerm):
         (restore.reconstructor): what the first pass left of the blocks, the second's groups, placed
         between the first's, see again. Held-out crops (never the benchmark), two passes against one
         (both of groups alone, :meth:`self_filtered`), dB: 6 of 256px +0.14 / +0.11 at quality 10 /
-        40, 12 of 128px +0.06 / +0.10. The smooth crops gain most (a flower +0.3 at 10), the textured
+        40, 12 of 128px +0.06 / +0.10, 6 of 384px (measured after the choice) +0.11 / +0.10. The smooth crops gain most (a flower +0.3 at 10), the textured
         lose up to 0.03 at 10. A third pass: +0.06 / +0.02 more on the 256px crops, +0.01 / 0.00 on
         the 128px ones, for a pass's time more (about 9 s for a megapixel of colour, 2-core CPU).
 
