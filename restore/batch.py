@@ -18,6 +18,7 @@ import numpy as np
 from .atomic import OutputError, check_output, check_writable, write_atomic
 from .images import (IMAGE_SUFFIXES, ImageError, Picture, dropped_by, encode_image, find_images, is_hidden,
                      is_image_file, read_image, stored_pixels, to_integer, written_bits)
+from .pipeline import RestoreError
 from .priors import PriorError
 from .uncertainty import write_uncertainty
 
@@ -447,7 +448,7 @@ def process(job: Job, restore_fn: RestoreFn, *, overwrite: bool, skip_existing: 
         _failed(result, "input", _naming(job.source, str(e)))
     except OutputError as e:
         _failed(result, "output", str(e))
-    except (PriorError, ValueError, OSError) as e:
+    except (PriorError, RestoreError, ValueError, OSError) as e:
         _failed(result, "restore", _naming(job.source, str(e) or type(e).__name__))
     except Exception as e:  # one bad file must not stop a batch
         _failed(result, "restore", f"{job.source}: unexpected {type(e).__name__}: {e}")

@@ -12,10 +12,13 @@ import contextlib
 import io
 import os
 import re
+import sys
+import tempfile
 import threading
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -151,17 +154,26 @@ def _read(path: Path, max_pixels: int) -> tuple[np.ndarray, "_Header"]:
 
 def _decode(path: Path, data: np.ndarray, max_pixels: int) -> np.ndarray:
     """OpenCV's decoding of a file's bytes, as stored: (H, W) or (H, W, C) in BGR(A) order."""
-    try:                    # OpenCV raises for some undecodable input (an empty file) and returns None for the rest
-        array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    except cv2.error:
-        array = None
+    with decoder_messages() as said:
+        try:                # OpenCV raises for some undecodable input (an empty file) and returns None for the rest
+            array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+        except cv2.error:
+            array = None
+    channels = re.search(r"'channels' is (\d+)", said.text)
+    if array is None and channels:
+        raise ImageError(f"{path}: an image of {channels.group(1)} channels; save it as grey, RGB or RGBA")
     if array is None:
-        known = _format(path) if data.size else None
+        known = _format(path) or signature_format(bytes(data[:12])) if data.size else None
         if known:
-            raise ImageError(f"{path}: a damaged or cut-short {known} file (its header reads, its pixels do not); "
+            raise ImageError(f"{path}: a damaged or cut-short {known} file (its pixels cannot be decoded); "
                              "use an intact copy")
         empty = " (the file is empty)" if data.size == 0 else ""
         raise ImageError(f"{path}: not a readable image{empty}; use PNG, JPEG, TIFF, WebP or BMP")
+    damage = next((line for line in said.lines if line.startswith(JPEG_DAMAGE)), None)
+    if damage:
+        # libjpeg decodes on past damage, filling what it cannot read: a restoration of that
+        # would restore the damage. Its words, for who wants them, after the fix.
+        raise ImageError(f"{path}: a damaged JPEG file ({damage.rstrip('.')}); use an intact copy")
     _check_size(path, (array.shape[1], array.shape[0]), max_pixels)
     if array.dtype not in (np.uint8, np.uint16) and array.dtype.kind != "f":
         raise ImageError(f"{path}: unsupported pixel type {array.dtype}; save it as 8- or 16-bit")
@@ -175,6 +187,58 @@ def _decode(path: Path, data: np.ndarray, max_pixels: int) -> np.ndarray:
 
 #: The first bytes of a TIFF file (little- and big-endian).
 _TIFF_MAGIC = (b"II*\0", b"MM\0*")
+#: Each format's first bytes: what a file cut short before Pillow can read its header still says.
+_SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"II*\0", "TIFF"), (b"MM\0*", "TIFF"),
+               (b"BM", "BMP"))
+#: How libjpeg begins its warnings of damaged data (it decodes on, filling in what it cannot read).
+JPEG_DAMAGE = ("Corrupt JPEG data", "Premature end of JPEG file", "Invalid SOS parameters")
+#: How the C decoders' own lines on the process's stderr begin (libjpeg, libpng, libtiff, OpenCV's log):
+#: restore says in one line what they mean, and shows them not.
+_DECODER_LINES = JPEG_DAMAGE + ("libpng ", "[ERROR:", "[ WARN:", "[ INFO:", "> ", "TIFF", "Warning: ")
+
+
+def signature_format(head: bytes) -> str | None:
+    """The format whose first bytes a file's ``head`` (12 bytes or more) begins with (a WebP's are
+    ``RIFF....WEBP``), else None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for magic, name in _SIGNATURES if head.startswith(magic)), None)
+
+
+@dataclass
+class _Said:
+    """What the decoders wrote while :func:`decoder_messages` listened: ``lines``, and all as ``text``."""
+    text: str = ""
+
+    @property
+    def lines(self) -> list[str]:
+        return [line.strip() for line in self.text.splitlines() if line.strip()]
+
+
+#: One listener at a time: the process has one stderr.
+_STDERR = threading.Lock()
+
+
+@contextlib.contextmanager
+def decoder_messages() -> Iterator[_Said]:
+    """What the C libraries write to the process's stderr (file descriptor 2) within the block,
+    caught rather than shown: libjpeg's warnings of damaged data, libpng's errors, OpenCV's log of
+    a file it cannot read. Lines that are none of theirs (another thread's) pass on to stderr."""
+    said = _Said()
+    with _STDERR, tempfile.TemporaryFile() as caught:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            said.text = caught.read().decode(errors="replace")
+    others = [line for line in said.text.splitlines(keepends=True) if line.strip() and not line.lstrip().startswith(_DECODER_LINES)]
+    if others:
+        sys.stderr.write("".join(others))
 
 
 #: Pillow's modes of grey images with an alpha channel.
@@ -240,7 +304,7 @@ class _Header:
         if self.frames > 1:
             said.append(f"only the first of its {self.frames} pages or frames is restored")
         if self.mode == "CMYK":
-            said.append("its CMYK inks are read as RGB colours, and written so")
+            said.append("its CMYK inks are converted to RGB colours, without a printer's colour profile, and written as RGB")
         return tuple(said)
 
 

@@ -62,14 +62,15 @@ def _starts_as_jpeg(path) -> bool:
     try:
         if hasattr(path, "read"):
             at = path.tell()
-            head = path.read(3)
+            head = path.read(12)
             path.seek(at)
         else:
             with open(path, "rb") as f:
-                head = f.read(3)
+                head = f.read(12)
     except OSError:
         return True             # unreadable: the reader's own error says so
-    return head == b"\xff\xd8\xff"
+    from .images import signature_format
+    return signature_format(head) == "JPEG"
 
 
 class NotJPEGError(ValueError):

@@ -371,7 +371,9 @@ class Reconstructor(nn.Module):
         the image's terms not): +0.03 / +0.04; grey at sigma 10 (its second pass): +0.02.
         References every 3 pixels instead of 4 in every pass gained as much (patches of 7: +0.03 to
         +0.07) for 1.55 times the time (27 -> 42 s for a 1 MP photograph at sigma 25)."""
-        if not getattr(self.prior, "data_filter", False):
+        if not getattr(self.prior, "data_filter", False) or not bool(torch.isfinite(result.x).all()):
+            # (a prior that gave non-finite values, a diverged one, is said so by the caller's check of
+            # the output; the filter's matching would index by them)
             return result
         x = data.pilot(result.x, y, physics, quick=self.quick)
         passes = torch.as_tensor(passes).expand(y.shape[0])

@@ -62,8 +62,8 @@ class TrainSettings:
                 raise OptionError(name, f"must be 1 or more, got {getattr(self, name)}")
         if self.seed < 0:
             raise OptionError("seed", f"must be 0 or more, got {self.seed}")
-        if not 0 < self.lr < math.inf:
-            raise OptionError("lr", f"must be a positive number, got {self.lr}")
+        if not 0 < self.lr <= 1:
+            raise OptionError("lr", f"must be a positive number of at most 1 (Adam's step; 1e-3 is usual), got {self.lr}")
         for name in ("degraded_fraction", "gray_fraction", "colour_fraction"):
             if not 0 <= getattr(self, name) <= 1:        # (NaN too)
                 raise OptionError(name, f"must be a share between 0 and 1, got {getattr(self, name)}")
@@ -190,6 +190,10 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
                     or stop.asked):
                 save_checkpoint(out, model, optimizer=optimizer.state_dict(), meta=meta())
     model.eval()
+    if skipped and not stop.asked:
+        # Ended within a run of skipped steps: the weights (never updated since) give no finite loss.
+        raise TrainError(f"{out}: training diverged: the loss was not finite in its last {skipped} steps, and its "
+                         "weights give none; lower --lr and train again")
     # (asked during the last step, the run has ended as it would have: nothing is left to go on with)
     if stop.asked and step < settings.steps and progress_made() < 1:
         raise TrainInterrupted(f"interrupted at step {step}: {out} holds it; to go on, run the command again with "

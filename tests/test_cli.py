@@ -512,6 +512,45 @@ def test_training_skips_non_finite_steps_and_stops_when_it_diverges(images, monk
     assert all(torch.isfinite(p).all() for p in model.parameters())   # ...holds finite weights
 
 
+def test_a_run_that_ends_within_non_finite_steps_says_it_diverged_and_a_wild_rate_is_refused(images, monkeypatch):
+    """Too few non-finite steps to stop the run, but its last: its weights give no finite loss (a rate
+    of 1e12 left them at 1e12 after one step and wrote them, exit 0)."""
+    from restore import train as training
+    real, calls = training.vae_loss, {"n": 0}
+
+    def late_nan(*args, **kwargs):
+        loss, stats = real(*args, **kwargs)
+        calls["n"] += 1
+        return (loss * float("nan"), stats) if calls["n"] > 3 else (loss, stats)
+    monkeypatch.setattr(training, "vae_loss", late_nan)
+    common = ["--width", "8", "--latent", "2", "--crop", "16", "--batch-size", "2", "--steps", "6"]
+    result = invoke("train", images / "clean", "--out", images / "late.pt", *common)
+    assert result.exit_code == 2 and _error_lines(result), result.output
+    assert "training diverged: the loss was not finite in its last 3 steps" in result.output, result.output
+    result = invoke("train", images / "clean", "--out", images / "wild.pt", *common, "--lr", "1e12")
+    assert result.exit_code == 2 and "--lr" in result.output and "at most 1" in result.output, result.output
+    assert not (images / "wild.pt").exists()
+
+
+def test_a_prior_that_gives_non_finite_values_is_said_so_in_one_line(images, tiny_prior, tmp_path):
+    """The data's filter matched patches by the NaN a diverged prior decoded, and failed inside with an
+    index error; now nothing is filtered and the output's check says what happened."""
+    import copy
+
+    import torch
+
+    from restore.model import save_checkpoint
+    model = copy.deepcopy(tiny_prior[0])
+    with torch.no_grad():
+        model.decoder[-1].bias.fill_(float("nan"))
+    save_checkpoint(tmp_path / "nan.pt", model)
+    noisy = sorted((images / "noisy").glob("*.png"))[0]
+    result = invoke("denoise", noisy, "--model", tmp_path / "nan.pt", "--sigma", "10", "-o", tmp_path / "out.png")
+    assert result.exit_code == 1 and _error_lines(result), result.output
+    assert "the restoration produced non-finite pixels; nothing was returned" in result.output, result.output
+    assert "unexpected" not in result.output and not (tmp_path / "out.png").exists()
+
+
 @pytest.fixture
 def no_restoration(monkeypatch):
     """Fails the test if a restoration starts: refusals must come before any work."""

@@ -267,7 +267,7 @@ def test_the_noises_correlation_is_read_the_right_way_round(motion, lags):
 
 
 def test_a_light_blurs_share_of_the_first_stage_grows_as_the_blur_narrows(monkeypatch):
-    import restore.fidelity as fidelity
+    import restore.fidelity.gaussian as fidelity
     x = photo(48)
     kernel = gaussian_kernel(1.5)                            # halfway between the widths 1 and 2
     y, physics = blurred(x, kernel, 2 / 255)

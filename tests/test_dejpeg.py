@@ -219,7 +219,7 @@ def test_where_the_decoder_clipped_the_pixels_are_found_as_the_file_made_them(mo
     Restored within the bins of the pixels as the file made them (``unclipped``), the flower's
     crop came out 0.6 dB nearer the image at quality 40 (37.67 against 37.06; the decoded file
     32.90); the pixels the decoder left inside stay within half a level."""
-    import restore.fidelity as fidelity
+    import restore.fidelity.quantisation as fidelity
     from restore.images import read_image
     from restore.jpeg import Planes
     from restore.metrics import psnr
@@ -309,7 +309,7 @@ def test_a_restoration_lands_at_its_mean_within_each_bin(monkeypatch):
     the bin's nearest point: the flower and lake samples at quality 20, +0.10 / +0.11 dB; still in
     the file's set, and the decoded file (its coefficients near their bins' middles, but for the
     rounding of its pixels) barely moves (0.04 / 0.13 levels on average at quality 20)."""
-    from restore import fidelity
+    from restore.fidelity import quantisation as fidelity
     from restore.images import read_image
     from restore.metrics import psnr
     as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float()
@@ -332,7 +332,7 @@ def test_a_restoration_lands_at_its_mean_within_each_bin(monkeypatch):
 def test_a_restorations_own_filter_keeps_what_recurs_within_the_files_set(monkeypatch):
     """The restoration filtered with itself as observation and pilot, projected into the file's set:
     the flower sample at quality 90 (where the colours are left alone) +0.64 dB, at 10 +0.18."""
-    from restore import fidelity
+    from restore.fidelity import quantisation as fidelity
     from restore.images import read_image
     from restore.metrics import psnr
     clean = read_image("samples/flower.png").pixels
@@ -357,7 +357,7 @@ def test_a_restorations_own_filter_keeps_what_recurs_within_the_files_set(monkey
 def test_a_jpeg_takes_a_second_pass_of_its_filter_its_groups_between_the_firsts(monkeypatch):
     """What the first pass left of the blocks the second's groups, placed between the first's, see
     again: the flower sample at quality 10 +0.28 dB (measured)."""
-    from restore import fidelity
+    from restore.fidelity import quantisation as fidelity
     from restore.images import read_image
     from restore.metrics import psnr
     clean = read_image("samples/flower.png").pixels
@@ -379,7 +379,7 @@ def test_a_jpegs_own_filter_keeps_its_groups_estimate_without_the_choice_by_bloc
     """The choice of windows by blocks scores estimates by Stein's risk under white noise, which a
     restoration filtered as its own observation does not carry: the flower sample at quality 90
     +0.13 dB without it (measured)."""
-    from restore import fidelity
+    from restore.fidelity import quantisation as fidelity
     from restore.images import read_image
     from restore.metrics import psnr
     clean = read_image("samples/flower.png").pixels

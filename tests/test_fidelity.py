@@ -164,7 +164,7 @@ def test_posterior_samples_take_one_noise_level_per_image(name):
 
 def test_local_means_are_the_weighted_means_over_each_window_written_out():
     """Each window's weighted mean (0 where a window sees nothing), the windows cut at the edges."""
-    from restore.fidelity import _local_mean
+    from restore.fidelity.consistency import _local_mean
     rng = np.random.default_rng(3)
     v = torch.tensor(rng.random((1, 2, 9, 12)))
     weight = torch.tensor((rng.random((1, 2, 9, 12)) > 0.3).astype(np.float64))

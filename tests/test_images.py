@@ -97,6 +97,50 @@ def test_missing_file_and_not_an_image_give_clear_errors(tmp_path):
         read_image(tmp_path / "cut.png")
 
 
+def test_damaged_files_are_refused_in_one_line_without_the_decoders_own_words(tmp_path, capfd):
+    """libjpeg decodes on past damaged data (a restoration would restore the damage) and says so only
+    on the process's stderr; libpng and OpenCV print there too before they give up."""
+    from io import BytesIO
+
+    from PIL import Image
+    buffer = BytesIO()
+    Image.fromarray((np.random.default_rng(0).random((48, 48, 3)) * 255).astype(np.uint8)).save(buffer, "JPEG", quality=20)
+    whole = buffer.getvalue()
+    (tmp_path / "whole.jpg").write_bytes(whole)
+    assert read_image(tmp_path / "whole.jpg").shape == (48, 48)
+    at = whole.find(b"\xff\xc4")                                  # the Huffman tables' marker
+    (tmp_path / "bytes.jpg").write_bytes(whole[:at] + b"\xaa" * 33 + whole[at:])
+    with pytest.raises(ImageError, match=r"bytes\.jpg: a damaged JPEG file \(Corrupt JPEG data: 33 extraneous "
+                                         r"bytes before marker 0xc4\); use an intact copy$"):
+        read_image(tmp_path / "bytes.jpg")
+    (tmp_path / "header.jpg").write_bytes(whole[:whole.find(b"\xff\xc0")])    # cut before its size: Pillow reads nothing
+    with pytest.raises(ImageError, match=r"header\.jpg: a damaged or cut-short JPEG file"):
+        read_image(tmp_path / "header.jpg")
+    png = BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(png, "PNG")
+    data = bytearray(png.getvalue())
+    data[data.find(b"IDAT") + 6] ^= 0xFF                           # its checksum no longer holds
+    (tmp_path / "crc.png").write_bytes(bytes(data))
+    with pytest.raises(ImageError, match=r"crc\.png: a damaged or cut-short PNG file"):
+        read_image(tmp_path / "crc.png")
+    tifffile = pytest.importorskip("tifffile")
+    tifffile.imwrite(tmp_path / "five.tif", np.zeros((8, 8, 5), np.uint8), photometric="rgb", extrasamples=[0, 0])
+    with pytest.raises(ImageError, match=r"five\.tif: an image of 5 channels; save it as grey, RGB or RGBA"):
+        read_image(tmp_path / "five.tif")
+    out, err = capfd.readouterr()
+    assert out == err == ""
+
+
+def test_lines_of_others_written_while_the_decoders_are_listened_to_pass_on(capfd):
+    import os
+
+    from restore.images import decoder_messages
+    with decoder_messages() as said:
+        os.write(2, b"libpng error: IDAT: incorrect data check\nsomeone else's line\n")
+    assert said.lines == ["libpng error: IDAT: incorrect data check", "someone else's line"]
+    assert capfd.readouterr().err == "someone else's line\n"
+
+
 def test_huge_image_is_refused_before_decoding(tmp_path):
     write_image(tmp_path / "big.png", Picture(np.zeros((100, 100, 1), np.float32)))
     with pytest.raises(ImageError, match="megapixel"):

@@ -112,7 +112,7 @@ def test_a_sensors_pass_in_the_images_terms_takes_larger_groups_from_farther(mon
     """Held-out crops under the benchmark's sensor: +0.01 to +0.04 dB with groups of 32 within 20 in
     that pass (a colour photograph's last, a grey one's only); the passes where the noise is white,
     and any white noise's, keep the filter's own 24 within 16."""
-    from restore import fidelity
+    from restore.fidelity import gaussian as fidelity, sensor as sensor_term
     calls, filter = [], fidelity.empirical_wiener
 
     def recording(*args, **kwargs):
@@ -121,7 +121,7 @@ def test_a_sensors_pass_in_the_images_terms_takes_larger_groups_from_farther(mon
     monkeypatch.setattr(fidelity, "empirical_wiener", recording)
     colour = np.round(photo(48)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
     noise = f"poisson-gaussian:{A},{B}"
-    wide = (fidelity.SENSOR_GROUP, fidelity.SENSOR_SEARCH)
+    wide = (sensor_term.SENSOR_GROUP, sensor_term.SENSOR_SEARCH)
     assert wide == (32, 20)
     restore.denoise(sensor(colour), noise=noise)
     assert calls == [(None, None), (None, None), wide]

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 import restore
 import restore.fidelity as fidelity
+import restore.fidelity.consistency as consistency
 import restore.solver as solver
 from restore.cli import app
 from restore.data import colour_augment
@@ -163,7 +164,7 @@ def test_a_clipped_colour_is_corrected_until_the_noise_explains_it():
     fixed = fidelity.consistent_means(off, y, Denoising(), sigma)
     inside = (..., slice(12, -12), slice(12, -12))
     residual = (y - fidelity.clipped_mean(fixed, torch.tensor(sigma))[0])[inside].mean(dim=(-2, -1))
-    assert residual.abs().max() <= 1.05 * fidelity.MEAN_TOLERANCE * sigma / fidelity.MEAN_WINDOW, residual * 255
+    assert residual.abs().max() <= 1.05 * consistency.MEAN_TOLERANCE * sigma / consistency.MEAN_WINDOW, residual * 255
     assert (fixed[inside].mean(dim=(-2, -1)) - clean[..., 0, 0]).abs().max() < 4 / 255
 
 

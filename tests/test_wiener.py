@@ -338,13 +338,13 @@ def test_a_colour_photograph_takes_a_second_pass_around_the_first(monkeypatch):
 def test_every_other_pass_puts_its_groups_between_the_last_ones(monkeypatch, sigma, shifts):
     """The second pass's references lie between the first's (held-out crops: +0.01 to +0.08 dB at
     no cost); a third's where the first's were."""
-    import restore.fidelity
-    calls, filter = [], restore.fidelity.empirical_wiener
+    import restore.fidelity.gaussian
+    calls, filter = [], restore.fidelity.gaussian.empirical_wiener
 
     def recording(*args, shifted=False, **kwargs):
         calls.append(shifted)
         return filter(*args, shifted=shifted, **kwargs)
-    monkeypatch.setattr(restore.fidelity, "empirical_wiener", recording)
+    monkeypatch.setattr(restore.fidelity.gaussian, "empirical_wiener", recording)
     clean = np.round(photo(64)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
     restore.denoise(noisy(clean, sigma), sigma=sigma)
     assert calls == shifts
@@ -505,7 +505,7 @@ def test_the_filters_first_pilot_takes_the_datas_first_stage_beside_the_prior(mo
     """The prior's estimate averaged with BM3D's first stage matched on it, as the first pass's
     pilot: textured crops the prior smooths gain (measured +0.32 / +0.25 dB at sigma 15 / 25 on
     the butterfly, +0.28 / +0.22 recoloured); only where the observation is the image plus noise."""
-    from restore import fidelity
+    from restore.fidelity import gaussian as fidelity
     for clean in (np.round(photo(128)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8), recoloured_photo()):
         for sigma in (15, 25):
             damaged = noisy(clean, sigma)
@@ -540,7 +540,7 @@ def test_a_grey_sensor_observation_takes_the_first_stage_a_colour_one_takes_it_w
     (the samples turned grey, two draws of the noise each: the flower +0.28 / +0.18 dB, the lake
     +0.08 / +0.10, the butterfly -0.12 / -0.12); a colour one's filter in its own terms comes after
     its restoration where the noise is white, which had the first stage, so there it is left out."""
-    from restore import fidelity
+    from restore.fidelity import gaussian as fidelity
     grey = np.round(read_image(f"{SAMPLES}/flower.png").pixels.mean(2, keepdims=True) * 255)
     clean, damaged = np.repeat(grey, 3, 2).astype(np.uint8), np.repeat(sensor(grey), 3, 2)
     mixed = psnr(clean, restore.denoise(damaged, noise="poisson-gaussian:0.025,0.0004"))
