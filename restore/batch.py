@@ -40,6 +40,7 @@ class Plan:
     jobs: list[Job]
     skipped: list[str]           # notes on files that are not images
     batch: bool                  # the input was a folder
+    folder: Path | None = None   # a batch's output folder
 
 
 class PlanError(ValueError):
@@ -98,7 +99,7 @@ def _matching(kind: str, given: Path | None, rel: Path, lookup: list[dict[str, l
 def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = False,
          companion: Path | None = None, companion_name: str = "mask", reference: Path | None = None,
          uncertainty: Path | None = None, extension: str | None = None, detect: bool = False,
-         save_found: Path | None = None) -> Plan:
+         save_found: Path | None = None, overwrite: bool = False) -> Plan:
     """The jobs for ``restore <task> source [-o output] [--mask ...] [--ref ...] [--uncertainty ...]``.
 
     ``uncertainty`` is a file for a single image (a folder takes ``<stem>_std.png``), and for a
@@ -109,6 +110,8 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
     should not take the input's format). ``detect``: the companion is found in each image
     (``--mask auto``), and written to ``save_found`` if given: a file for one image, for a folder
     a folder that mirrors the inputs, each mask named ``<stem>.png`` (so that ``--mask`` takes it back).
+    ``overwrite``: outputs may replace files (``--overwrite``), but never an image of the input folder
+    that an output folder inside it holds (with ``recursive``, the user's as much as a last run's).
     """
     if save_found is not None and not detect:
         raise PlanError(f"--save-{companion_name}: only with --{companion_name} auto (a given {companion_name} "
@@ -168,6 +171,9 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
     if out_dir.exists() and same_file(out_dir, source):
         raise PlanError(f"{out_dir}: output folder is the input folder; choose another -o so inputs stay untouched")
     for folder, option in ((uncertainty, "--uncertainty"), (save_found, f"--save-{companion_name}")):
+        if folder is not None and not folder.exists() and folder.suffix.lower() in IMAGE_SUFFIXES:
+            raise PlanError(f"{folder}: with a folder of images, {option} names a folder, not an image file; "
+                            f"give {option} {folder.with_suffix('')}")
         if folder is not None and (folder.is_file() or same_file(folder, source) or same_file(folder, out_dir)
                                    or _inside(folder, source)):
             raise PlanError(f"{folder}: with a folder of images, {option} must name a folder of its own, "
@@ -182,10 +188,11 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
     outputs_among_inputs = _inside(out_dir, source)
     jobs, skipped = [], []
     targets: dict[Path, Path] = {}
-    left_out = 0
+    left_out: set[Path] = set()
     for f in entries:
         if outputs_among_inputs and _inside(f, out_dir):
-            left_out += f.is_file() and is_image_file(f) and not is_hidden(f.relative_to(source))
+            if f.is_file() and is_image_file(f) and not is_hidden(f.relative_to(source)):
+                left_out.add(f)
             continue
         if not f.is_file():
             continue
@@ -219,9 +226,15 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
     if save_found is not None:
         _check_found(jobs, companion_name)
     if left_out:
-        skipped.append(f"leaving out the {left_out} image{'s' if left_out > 1 else ''} in {out_dir}: the output "
+        originals = {f.resolve() for f in left_out}
+        replaced = next((job.output for job in jobs if job.output.resolve() in originals), None)
+        if overwrite and replaced is not None:
+            raise PlanError(f"{replaced}: --overwrite would replace an image of the input folder {source} (its "
+                            f"subfolder {out_dir} is -o); choose an -o outside {source}")
+        n = len(left_out)
+        skipped.append(f"leaving out the {n} image{'s' if n > 1 else ''} in {out_dir}: the output "
                        f"folder's files are outputs, never inputs; choose an -o outside {source} to restore them")
-    return Plan(jobs, skipped, batch=True)
+    return Plan(jobs, skipped, batch=True, folder=out_dir)
 
 
 def _check_writable(folder: Path, output: Path, option: str) -> None:
@@ -500,7 +513,10 @@ def _check_reference(job: Job, picture: Picture, scale: int, max_pixels: int) ->
     before any work, so that no output is written for a run that must fail."""
     from .metrics import SSIM_RADIUS
     h, w = picture.pixels.shape[:2]
-    size = stored_pixels(job.reference, max_pixels=max_pixels)[0].shape[:2]
+    try:
+        size = stored_pixels(job.reference, max_pixels=max_pixels)[0].shape[:2]
+    except ImageError as e:
+        raise ImageError(f"--ref {e}") from None          # said of the reference, not of the image
     if size != (h * scale, w * scale):
         raise ImageError(f"{job.reference}: reference is {size[1]}x{size[0]} but the output will be "
                          f"{w * scale}x{h * scale}; give the clean version of {job.source.name}")
@@ -555,6 +571,9 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
                           f"{' and no '.join(lost)}; name a .png output to keep it")
         for said in picture.read_notes:
             progress.note(f"{job.source}: {said}")
+        if getattr(settings.prior, "channels", 3) == 1 and picture.pixels.shape[2] == 3 \
+                and bool(np.ptp(picture.pixels, axis=2).max() > 0):
+            progress.note(f"{job.source}: the prior sees one channel: this colour image is restored grey")
         if job.detect:
             repaired = task.detect(picture.pixels, settings=settings, progress=progress.step, return_std=sampled)
             progress.note(f"{job.source}: found {repaired.mask.mean():.2%} of the pixels damaged"

@@ -321,13 +321,15 @@ def effective_size(size: int, quick: bool) -> int:
 
 
 def image_sets(folder: Path | None, *, prior, digits_prior=None, size: int = 256, digits: int = 100,
-               quick: bool = False) -> list[ImageSet]:
+               quick: bool = False, note: Callable[[str], None] | None = None) -> list[ImageSet]:
     """What ``restore bench`` measures on: scikit-image's photographs and the digits test split
     (``folder`` None), or the images of ``folder`` restored with ``prior``.
 
-    ``quick`` takes 2 images at 128 pixels and at most 10 digits.
+    ``quick`` takes 2 images at 128 pixels and at most 10 digits. A file of ``folder`` that cannot
+    be read or is too small is told to ``note`` and left out (without ``note``, a ``ValueError``);
+    a folder without one that can be measured is a ``ValueError``.
     """
-    from .images import find_images, read_image
+    from .images import ImageError, find_images, read_image
 
     size = effective_size(size, quick)
     if folder is None:
@@ -341,11 +343,20 @@ def image_sets(folder: Path | None, *, prior, digits_prior=None, size: int = 256
         raise ValueError(f"{folder}: no images found; put PNG/JPEG/TIFF/WebP/BMP files in it")
     images = []
     for f in files:
-        whole = read_image(f).pixels
-        pixels = centre_crop(whole, size)
-        if min(pixels.shape[:2]) < MIN_SIDE:
-            h, w = whole.shape[:2]
-            raise ValueError(f"{f}: {w}x{h} pixels; bench measures on images of at least {MIN_SIDE}x{MIN_SIDE} "
-                             "(an SSIM window and a x4 reduction must fit): leave it out of the folder")
+        try:
+            whole = read_image(f).pixels
+            pixels = centre_crop(whole, size)
+            if min(pixels.shape[:2]) < MIN_SIDE:
+                h, w = whole.shape[:2]
+                raise ImageError(f"{f}: {w}x{h} pixels; bench measures on images of at least {MIN_SIDE}x{MIN_SIDE} "
+                                 "(an SSIM window and a x4 reduction must fit): leave it out of the folder")
+        except ImageError as e:
+            if note is None:
+                raise ValueError(str(e)) from None
+            note(str(e))
+            continue
         images.append((f.relative_to(folder).with_suffix("").as_posix(), pixels))     # sub/x and x apart
+    if not images:
+        raise ValueError(f"{folder}: none of its {len(files)} images can be measured (each said why); give "
+                         f"readable images of at least {MIN_SIDE}x{MIN_SIDE} pixels")
     return [ImageSet(folder.resolve().name, images, prior)]

@@ -79,12 +79,19 @@ def fail(message: str, status: int = BAD_USAGE) -> None:
     raise typer.Exit(status)
 
 
+def fail_option(error: Exception, status: int = BAD_USAGE) -> None:
+    """:func:`fail` with a library's message that begins with the option's name (``steps must be ...``),
+    said as every option's is: ``--steps: must be ...``."""
+    name, _, rest = str(error).partition(" ")
+    fail(f"--{name.rstrip(':').replace('_', '-')}: {rest}", status)
+
+
 def _device_or_fail(name: str):
     from .devices import DeviceError, resolve_device
     try:
         return resolve_device(name)
     except DeviceError as e:
-        fail(f"--{e}", UNAVAILABLE)        # its messages begin with "device"
+        fail(f"--{e}", UNAVAILABLE)        # its messages begin with "device <name>:"
     except ValueError as e:
         fail(f"--{e}")
 
@@ -109,8 +116,8 @@ class RestoreOptions:
     mode: str = field(default="joint", metadata=_cli(typer.Option(
         "joint", help="joint: MAP over image and latent (keeps detail); latent: over the latent only.")))
     ensemble: Optional[int] = field(default=None, metadata=_cli(typer.Option(
-        None, "--ensemble", help="Average the restorations of the image turned and flipped this many ways (2, 4 or 8): "
-        "better, and that many times slower.")))
+        None, "--ensemble", help="Average the restorations of the image turned and flipped this many ways (2, 4 or 8; 1, "
+        "the default, restores it as it is): better, and that many times slower.")))
     quick: bool = field(default=False, metadata=_cli(typer.Option(
         False, "--quick", help="Denoising's last filter of the data in windows alone, once: about 5x faster on large "
         "photographs, 0.5-1.3 dB lower; dejpeg leaves its own last filter out (about 3x faster), and so does "
@@ -287,7 +294,7 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
         fail(f"--{task.companion.name if task.companion else 'mask'} auto: {task.name} cannot find it; give a file")
     companion = None if detect else companion
     if not 0 < options.max_megapixels < math.inf:
-        fail(f"--max-megapixels must be a positive number, got {options.max_megapixels}")
+        fail(f"--max-megapixels: must be a positive number, got {options.max_megapixels}")
     if options.overwrite and options.skip_existing:
         fail("--overwrite and --skip-existing contradict each other; pick one")
     if options.json is not None and options.json.suffix.lower() != ".json":
@@ -331,13 +338,13 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
                                   seed=options.seed, ensemble=options.ensemble, quick=options.quick)
         settings.check(task)
     except ValueError as e:
-        fail(f"--{e}")                 # its messages begin with the option's name
+        fail_option(e)
     try:
         settings = replace(settings, prior=load_prior(options.model, dev))
         jobs = plan(source, options.output, task.name, recursive=options.recursive, companion=companion,
                     companion_name=task.companion.name if task.companion else "", reference=options.ref,
                     uncertainty=options.uncertainty, extension=task.output_suffix, detect=detect,
-                    save_found=save_found)
+                    save_found=save_found, overwrite=options.overwrite)
     except (PriorError, PlanError) as e:
         fail(str(e))
     if (options.ensemble or 1) > 1 and not getattr(settings.prior, "symmetric", False):
@@ -389,12 +396,14 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
     except Interrupted as stop:
         bars.close()
         # What was finished is kept and reported; a file under way was not written.
-        _report(stop.results, jobs.batch, where, options.json, dev, arithmetic, options.model, task.name)
+        _report(stop.results, jobs.folder if jobs.batch else None, where, options.json, dev, arithmetic,
+                options.model, task.name)
         typer.echo(f"interrupted: {len(stop.results)} of {len(todo)} files done; run the same command with "
                    "--skip-existing to restore the rest", err=True)
         raise typer.Exit(INTERRUPTED) from None
     bars.close()
-    _report(results, jobs.batch, where, options.json, dev, arithmetic, options.model, task.name)
+    _report(results, jobs.folder if jobs.batch else None, where, options.json, dev, arithmetic, options.model,
+            task.name)
     failed = [r for r in results if r.status == "failed"]
     if failed:
         # One file refused for what it was given (input or output) is bad usage, as a missing file is;
@@ -403,11 +412,12 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
         raise typer.Exit(BAD_USAGE if usage else RESTORE_FAILED)
 
 
-def _report(results, batch: bool, where: str, json: Path | None, device, arithmetic: str, model: str,
+def _report(results, folder: Path | None, where: str, json: Path | None, device, arithmetic: str, model: str,
             task: str) -> None:
-    """A batch's summary, and the ``--json`` report of ``results``."""
-    if batch:
-        _print_summary(results, where)
+    """A batch's summary (``folder``: its output folder; None for one file), and the ``--json`` report of
+    ``results``."""
+    if folder is not None:
+        _print_summary(results, where, folder)
     if json is not None:
         report = [{**asdict(r), "device": str(device), "precision": arithmetic, "model": model, "task": task}
                   for r in results]
@@ -421,7 +431,7 @@ def _arithmetic(precision: str, device) -> str:
 
 
 def _scores(r: Result) -> str:
-    spread = "" if r.uncertainty is None else f"; mean std {r.uncertainty:.2f}"
+    spread = "" if r.uncertainty is None else f"; mean std {r.uncertainty:.2f} levels of 255"
     if r.psnr is None:
         return spread
     return (f"; PSNR {r.psnr:.2f} dB (input {r.input_psnr:.2f}), "
@@ -435,7 +445,7 @@ def _short_names(paths: list[Path]) -> list[str]:
     return [os.path.relpath(p, common) for p in paths]
 
 
-def _print_summary(results: list[Result], device: str) -> None:
+def _print_summary(results: list[Result], device: str, folder: Path) -> None:
     done = [r for r in results if r.status == "ok"]
     scored = [r for r in done if r.psnr is not None]
     if scored:
@@ -452,7 +462,7 @@ def _print_summary(results: list[Result], device: str) -> None:
     n_fail = sum(r.status == "failed" for r in results)
     seconds = sum(r.seconds for r in done)
     typer.echo(f"{len(done)} restored, {n_skip} skipped, {n_fail} failed "
-               f"({seconds:.1f} s on {device})")
+               f"({seconds:.1f} s on {device}); the outputs are in {folder}")
 
 
 #: The train command's options whose names differ from the settings they set (restore.train.TrainSettings).
@@ -652,13 +662,13 @@ def bench_command(
     if not wanted or wanted - set(TASKS):
         fail(f"--tasks {task_list}: choose from {', '.join(TASKS)}")
     if not 0 <= digits <= 1000:
-        fail("--digits must be between 0 and 1000")
+        fail("--digits: must be between 0 and 1000")
     if size != 0 and not bench.MIN_SIDE <= size:
-        fail(f"--size must be 0 (whole images) or at least {bench.MIN_SIDE}")
+        fail(f"--size: must be 0 (whole images) or at least {bench.MIN_SIDE}")
     if steps is not None and not 0 <= steps <= MAX_STEPS:
-        fail(f"--steps must be 0 to {MAX_STEPS}")
+        fail(f"--steps: must be 0 to {MAX_STEPS}")
     if seed < 0:
-        fail("--seed must be 0 or more")
+        fail("--seed: must be 0 or more")
     if folder is not None and output.resolve().is_relative_to(folder.resolve()):
         default = "" if "output" in given else " (the default)"
         fail(f"-o {output}{default}: inside the folder measured, whose images the report's sheets would join; "
@@ -671,7 +681,7 @@ def bench_command(
     try:
         check_ensemble(ensemble)
     except ValueError as e:
-        fail(f"--{e}")
+        fail_option(e)
     if speed and ensemble > 1:
         fail("--ensemble: --speed times each task's defaults (and --steps); leave --ensemble out")
     if speed:
@@ -685,7 +695,8 @@ def bench_command(
     dev = _device_or_fail(device)
     try:
         sets = bench.image_sets(folder, prior=load_prior(model, dev), size=size, digits=digits, quick=quick,
-                                digits_prior=load_prior("digits", dev) if folder is None else None)
+                                digits_prior=load_prior("digits", dev) if folder is None else None,
+                                note=lambda said: typer.echo(f"note: leaving out {said}", err=True))
     except (PriorError, ImageError, ValueError) as e:
         fail(str(e))
     if ensemble > 1 and not any(getattr(s.prior, "symmetric", False) for s in sets):

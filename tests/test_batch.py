@@ -182,6 +182,12 @@ def test_uncertainty_maps_never_replace_inputs_masks_or_each_other(tmp_path):
         plan(src / "a.png", tmp_path / "o.png", "inpaint", companion=masks / "a.png", uncertainty=masks / "a.png")
     with pytest.raises(PlanError, match="does not exist"):
         plan(src / "a.png", tmp_path / "o.png", "denoise", uncertainty=tmp_path / "no" / "m.png")
+    # A folder's maps go to a folder: a file's name for it made a folder called u.png, holding a.png.png.
+    with pytest.raises(PlanError, match=rf"u\.png: with a folder of images, --uncertainty names a folder, not an "
+                                        rf"image file; give --uncertainty {tmp_path / 'u'}$"):
+        plan(src, tmp_path / "out", "denoise", uncertainty=tmp_path / "u.png")
+    with pytest.raises(PlanError, match=r"--save-mask names a folder, not an image file"):
+        plan(src, tmp_path / "out", "inpaint", detect=True, save_found=tmp_path / "found.PNG")
 
 
 def test_outputs_that_cannot_be_written_are_refused_when_planning(tmp_path):
@@ -241,6 +247,19 @@ def test_an_output_folder_inside_the_inputs_is_never_read_and_one_around_them_is
     assert said == [f"leaving out the 2 images in {src / 'out'}: the output folder's files are outputs, never "
                     f"inputs; choose an -o outside {src} to restore them"]
     assert plan(src, tmp_path / "elsewhere", "denoise", recursive=True).skipped == [f"skipping {src / 'out' / 'notes.txt'}: not an image file"]
+    # --overwrite would replace out/a.png, an image of the input folder as much as a last run's output:
+    # refused before any work (it was replaced); out/b.png, no output's, does not stop the run.
+    with pytest.raises(PlanError, match=rf"{src / 'out' / 'a.png'}: --overwrite would replace an image of the "
+                                        rf"input folder {src} \(its subfolder {src / 'out'} is -o\); choose an -o "
+                                        rf"outside {src}$"):
+        plan(src, src / "out", "denoise", recursive=True, overwrite=True)
+    with pytest.raises(PlanError, match="--overwrite would replace an image of the input folder"):
+        plan(src, src / ".." / "in" / "out", "denoise", recursive=True, overwrite=True)     # spelled otherwise
+    (tmp_path / "x").mkdir()
+    with pytest.raises(PlanError, match="--overwrite would replace an image of the input folder"):
+        plan(tmp_path / "x" / ".." / "in", src / "out", "denoise", recursive=True, overwrite=True)
+    (src / "a.png").rename(src / "c.png")
+    assert [j.output for j in plan(src, src / "out", "denoise", recursive=True, overwrite=True).jobs] == [src / "out" / "c.png"]
     inner = tmp_path / "photos" / "new"
     _touch(inner / "b.png")
     jobs = plan(inner, tmp_path / "photos", "denoise").jobs

@@ -113,6 +113,7 @@ def test_batch_with_reference_prints_table_and_writes_json(images, tiny_prior):
     assert sorted(p.name for p in (images / "out").iterdir()) == ["im0.png", "im1.png", "im2.png"]  # ... the rest went on
     assert "broken.png" in result.output and "readme.txt" in result.output
     assert "mean" in result.output and "3 restored, 0 skipped, 1 failed" in result.output
+    assert f"the outputs are in {images / 'out'}\n" in result.output      # where a terminal's bar alone said nothing
     report = json.loads((images / "r.json").read_text())
     ok = [r for r in report if r["status"] == "ok"]
     assert len(ok) == 3 and all(r["psnr"] > r["input_psnr"] for r in ok)
@@ -213,11 +214,13 @@ def test_superres_doubles_size_and_keeps_alpha(images, tiny_prior):
     (["deblur", "{noisy}/im0.png", "--kernel", "motion:15,nan"], "--kernel"),
     (["inpaint", "{noisy}/im0.png", "--mask", "{noisy}/im1.png", "--mask-dilate", "100000"], "--mask-dilate"),
     (["superres", "{noisy}/im0.png", "--max-megapixels", "0.01", "-o", "{tmp}/big.png"], "the output would be"),
-    (["denoise", "{noisy}/im0.png", "--ref", "{noisy}/readme.txt", "-o", "{tmp}/r.png"], "not a readable image"),
+    (["denoise", "{noisy}/im0.png", "--ref", "{noisy}/readme.txt", "-o", "{tmp}/r.png"],
+     "--ref {noisy}/readme.txt: not a readable image"),
 ])
 def test_bad_input_gives_one_line_error_and_nonzero_exit(images, tiny_prior, args, needle):
     _, model = tiny_prior
     args = [a.format(noisy=images / "noisy", tmp=images) for a in args]
+    needle = needle.format(noisy=images / "noisy", tmp=images)
     if "--model" not in args:
         args += ["--model", str(model)]
     result = invoke(*args)
@@ -551,6 +554,19 @@ def test_a_prior_that_gives_non_finite_values_is_said_so_in_one_line(images, tin
     assert "unexpected" not in result.output and not (tmp_path / "out.png").exists()
 
 
+def test_a_colour_image_restored_by_a_one_channel_prior_is_said_to_come_back_grey(images):
+    src = images / "noisy" / "im0.png"
+    grey = images / "grey.png"
+    write_image(grey, Picture(read_image(src).pixels[:, :, :1]))
+    said = {}
+    for path in (src, grey):
+        result = invoke("denoise", path, "--model", "digits", "--sigma", "10", "--steps", "0", "-o",
+                        images / f"{path.stem}_out.png")
+        assert result.exit_code == 0, result.output
+        said[path.name] = "the prior sees one channel: this colour image is restored grey" in result.output
+    assert said == {"im0.png": True, "grey.png": False}
+
+
 @pytest.fixture
 def no_restoration(monkeypatch):
     """Fails the test if a restoration starts: refusals must come before any work."""
@@ -793,7 +809,13 @@ def test_a_batch_output_named_like_an_image_is_refused(images, tiny_prior, no_re
 @pytest.mark.parametrize("options,needle", [
     (["--noise", "poisson-gaussian:0.01,0.0004", "--sigma", "25"], "--sigma: is the one level of Gaussian noise"),
     (["--noise", "auto", "--sigma", "25"], "noise 'auto' does not take"),
-    (["--sigma", "25", "--steps", "10001"], "--steps must be 0 to 10000"),
+    (["--sigma", "25", "--steps", "10001"], "--steps: must be 0 to 10000"),
+    (["--noise", "poisson-gaussian:"], "'poisson-gaussian:': needs two numbers A,B after the colon"),
+    (["--noise", "poisson-gaussian:0.1"], "needs two numbers A,B after the colon"),
+    (["--noise", "poisson-gaussian:0.1,-1"], "'poisson-gaussian:0.1,-1': B -1 outside [0, 1]; give"),
+    (["--noise", "poisson-gaussian:2,nan"], "A 2 and B nan outside [0, 1]"),
+    (["--noise", "poisson-gaussian:0,0"], "A and B both 0; give"),
+    (["--max-megapixels", "0"], "--max-megapixels: must be a positive number"),
 ])
 def test_contradicting_or_runaway_options_are_refused_before_any_work(images, tiny_prior, no_restoration,
                                                                       options, needle):

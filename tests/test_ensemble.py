@@ -117,7 +117,7 @@ def test_the_command_line_refuses_an_ensemble_it_cannot_run_in_one_line(tmp_path
     source = tmp_path / "in.png"
     write_image(source, Picture(smooth_images(1, 32, seed=3)[0]))
     runner = CliRunner()
-    for args, says in ((["denoise", str(source), "--ensemble", "3"], "--ensemble must be one of"),
+    for args, says in ((["denoise", str(source), "--ensemble", "3"], "--ensemble: must be one of"),
                        (["denoise", str(source), "--ensemble", "2", "-m", "digits"], "not alike turned")):
         result = runner.invoke(app, [*args, "-q"])
         assert result.exit_code == 2 and says in result.output and len(result.output.strip().splitlines()) == 1, \
@@ -153,7 +153,7 @@ def test_the_bench_measures_the_ensemble_beside_restore(tmp_path, tiny_prior):
     plain = {r["condition"] for r in rows if r["method"] == "restore"}
     assert plain and {r["condition"] for r in rows if r["method"] == "restore, 2 turns"} == plain
     on_photos = [str(photos), "--quick"]
-    for args, says in ((on_photos + ["--ensemble", "3"], "--ensemble must be one of"),
+    for args, says in ((on_photos + ["--ensemble", "3"], "--ensemble: must be one of"),
                        (on_photos + ["--ensemble", "2", "--model", "digits"], "not alike turned"),
                        (["--ensemble", "2", "--speed", "--sizes", "0.01"], "leave --ensemble out")):
         bad = CliRunner().invoke(app, ["bench", "-o", str(tmp_path / "r2"), "--tasks", "denoise", *args, "-q"])

@@ -12,6 +12,8 @@ without paying for it.
 """
 from __future__ import annotations
 
+import math
+
 import numbers
 
 from abc import ABC, abstractmethod
@@ -66,19 +68,24 @@ def parse_noise(text: str) -> tuple[str, tuple[float, float] | None]:
     """``--noise``: ``("gaussian" | "poisson-gaussian" | "auto", (A, B) or None)``."""
     if not isinstance(text, str):
         raise OptionError("noise", f"must be text: gaussian, poisson-gaussian, poisson-gaussian:A,B or auto, got {text!r}")
-    kind, _, args = text.strip().lower().partition(":")
-    if kind in ("gaussian", "auto") and not args:
+    kind, colon, args = text.strip().lower().partition(":")
+    if kind in ("gaussian", "auto", "poisson-gaussian") and not colon:
         return kind, None
+    why = ""
     if kind == "poisson-gaussian":
-        if not args:
-            return kind, None
         try:
             a, b = (float(v) for v in args.split(","))
         except ValueError:
-            a = b = -1.0
+            a = b = math.nan
+            why = "needs two numbers A,B after the colon; "
         if 0 <= a <= 1 and 0 <= b <= 1 and a + b > 0:
             return kind, (a, b)
-    raise OptionError("noise", f"{text!r}: give gaussian, poisson-gaussian, poisson-gaussian:A,B "
+        outside = [f"{name} {value:g}" for name, value in (("A", a), ("B", b)) if not 0 <= value <= 1]
+        if outside and not why:
+            why = f"{' and '.join(outside)} outside [0, 1]; "
+        elif not why:
+            why = "A and B both 0; "
+    raise OptionError("noise", f"{text!r}: {why}give gaussian, poisson-gaussian, poisson-gaussian:A,B "
                                "(A and B in [0, 1], not both 0) or auto")
 
 

@@ -100,7 +100,8 @@ class Deblur(NoiseModel, Task):
 
     kernel: str | np.ndarray | tuple = field(default="", metadata=option(KERNEL_HELP, required=True))
     sigma: float | None = field(default=None, metadata=option(
-        "Noise of the blurred pixels in 0..255 units, or 'auto' to estimate it per image (at least 1).",
+        "Noise of the blurred pixels in 0..255 units, or 'auto' to estimate it per image (an estimate below "
+        "1 counts as 1).",
         parse=parse_sigma))
     noise: str = noise_field()
     quantisation: Any = field(default=None, repr=False)     # a JPEG file's (NoiseModel, JPEGSource)
