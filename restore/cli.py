@@ -592,7 +592,8 @@ def train_command(
     typer.echo(f"training on {source}, "
                f"{sum(p.numel() for p in model.parameters()):,} parameters, device {dev}")
     try:
-        meta = train(model, sampler, settings, out, device=dev, resume=state, progress=not quiet)
+        meta = train(model, sampler, settings, out, device=dev, resume=state, progress=not quiet and _on_terminal(),
+                     log=None if quiet or _on_terminal() else lambda line: typer.echo(line, err=True))
     except TrainError as e:
         fail(str(e))
     except TrainInterrupted as e:
@@ -702,7 +703,8 @@ def bench_command(
     if ensemble > 1 and not any(getattr(s.prior, "symmetric", False) for s in sets):
         fail(f"--ensemble: the {model} prior's images are not alike turned; leave --ensemble out")
 
-    bar = _bar(total=bench.total_runs(sets, conditions, samples, ensemble), desc="bench", unit="runs", quiet=quiet)
+    bar = _bar(total=bench.total_runs(sets, conditions, samples, ensemble), desc="bench", unit="runs",
+               quiet=quiet or not _on_terminal())
     start, done = time.perf_counter(), []
 
     def ran(what: str) -> None:
@@ -769,7 +771,8 @@ def _speed(output: Path, tasks: set[str], sizes: str, *, model: str, steps: Opti
     except (PriorError, ValueError) as e:
         fail(str(e))
     output.mkdir(parents=True, exist_ok=True)
-    bar = _bar(total=len(megapixels) * len(speed.conditions(tasks)), desc="speed", unit="runs", quiet=quiet)
+    bar = _bar(total=len(megapixels) * len(speed.conditions(tasks)), desc="speed", unit="runs",
+               quiet=quiet or not _on_terminal())
     timings = speed.run_speed(megapixels, settings=settings, tasks=tasks,
                               progress=lambda what: (bar.set_postfix_str(what), bar.update(1)))
     bar.close()

@@ -1,8 +1,6 @@
 """What a VAE gives beyond restoration: samples from the prior and walks through its latent space."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -15,6 +13,11 @@ from .tasks import OptionError
 MAX_SIDE = 1024
 #: Pixels decoded at once: the decoder's features of each pixel are held in memory together.
 DECODE_PIXELS = 2**20
+
+
+#: The widest spread of the codes drawn: far beyond the prior's own (1), the decoded pixels only
+#: saturate.
+MAX_TEMPERATURE = 10.0
 
 
 @torch.no_grad()
@@ -34,8 +37,9 @@ def sample(vae: VAE, n: int, *, size: int | None = None, temperature: float = 1.
     elif not vae.size_multiple <= side <= MAX_SIDE or side % vae.size_multiple:
         raise OptionError("size", f"must be a multiple of {vae.size_multiple} from {vae.size_multiple} to "
                           f"{MAX_SIDE}, got {side}")
-    if not 0 < temperature < math.inf:
-        raise OptionError("temperature", f"must be a positive number, got {temperature}")
+    if not 0 < temperature <= MAX_TEMPERATURE:
+        raise OptionError("temperature", f"must be above 0 and at most {MAX_TEMPERATURE:g} (1 draws from the "
+                                         f"prior itself), got {temperature}")
     if n < 1:
         raise OptionError("n", f"must be at least 1, got {n}")
     if seed < 0:

@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -81,8 +81,11 @@ class TrainSettings:
 
 
 def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, *,
-          device: torch.device, resume: dict | None = None, progress: bool = True) -> dict:
-    """Train ``model`` and checkpoint it to ``out``; returns the final metadata.
+          device: torch.device, resume: dict | None = None, progress: bool = True,
+          log: Callable[[str], None] | None = None) -> dict:
+    """Train ``model`` and checkpoint it to ``out``; returns the final metadata. ``progress``: a bar
+    (for a terminal); ``log``: told a line at each checkpoint written (for a log file, where a bar's
+    redraws run into one line).
 
     A share of every batch (``degraded_fraction``) is shown to the encoder as
     the solver would hand it a damaged image (each task's view in :mod:`restore.views`, the
@@ -189,6 +192,9 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
             if (step % settings.checkpoint_every == 0 or step == settings.steps or progress_made() >= 1
                     or stop.asked):
                 save_checkpoint(out, model, optimizer=optimizer.state_dict(), meta=meta())
+                if log is not None:
+                    log(f"step {step}/{settings.steps}, {time.perf_counter() - start:.0f} s: loss {loss.item():.4f}, "
+                        f"PSNR {-10 * np.log10(max(stats['mse'], 1e-10)):.1f} dB; wrote {out}")
     model.eval()
     if skipped and not stop.asked:
         # Ended within a run of skipped steps: the weights (never updated since) give no finite loss.

@@ -983,3 +983,19 @@ def test_a_log_file_gets_each_files_line_and_no_bars(images, tiny_prior, monkeyp
     assert "%|" not in result.output and "\r" not in result.output, result.output
     wrote = [line for line in result.output.splitlines() if line.startswith("wrote ")]
     assert sorted(Path(line.split()[1]).name for line in wrote) == ["im0.png", "im1.png", "im2.png"]
+
+
+def test_training_in_a_log_file_says_each_checkpoint_on_a_line_and_draws_no_bars(images, monkeypatch):
+    """A cluster job's log got the training bar's redraws run into one line, and no word otherwise."""
+    monkeypatch.setattr("restore.cli._on_terminal", lambda: False)
+    out = images / "logged.pt"
+    result = invoke("train", images / "clean", "--out", out, "--width", "8", "--latent", "2", "--crop", "16",
+                    "--batch-size", "2", "--steps", "4", "--checkpoint-every", "2")
+    assert result.exit_code == 0, result.output
+    assert "%|" not in result.output and "\r" not in result.output, result.output
+    said = [line for line in result.output.splitlines() if line.startswith("step ")]
+    assert [line.split(",")[0] for line in said] == ["step 2/4", "step 4/4"], result.output
+    assert all(line.endswith(f"; wrote {out}") and " dB" in line for line in said), said
+    quiet = invoke("train", images / "clean", "--out", images / "quiet.pt", "--width", "8", "--latent", "2",
+                   "--crop", "16", "--batch-size", "2", "--steps", "2", "-q")
+    assert quiet.exit_code == 0 and "step 2/2" not in quiet.output, quiet.output
