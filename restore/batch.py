@@ -9,6 +9,7 @@ run the same jobs through :func:`process`.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -18,7 +19,7 @@ import numpy as np
 from .atomic import OutputError, check_output, check_writable, write_atomic
 from .images import (IMAGE_SUFFIXES, ImageError, Picture, dropped_by, encode_image, find_images, is_hidden,
                      is_image_file, read_image, stored_pixels, to_integer, written_bits)
-from .pipeline import RestoreError
+from .pipeline import CompanionWarning, RestoreError
 from .priors import PriorError
 from .uncertainty import write_uncertainty
 
@@ -590,8 +591,10 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
         if said:
             progress.note(f"{job.source}: estimated {said}")
         try:
-            pixels = restore(picture.pixels, resolved, companion=companion, settings=settings, progress=progress,
-                             return_std=sampled)
+            with warnings.catch_warnings():       # said above as a note
+                warnings.simplefilter("ignore", CompanionWarning)
+                pixels = restore(picture.pixels, resolved, companion=companion, settings=settings, progress=progress,
+                                 return_std=sampled)
         except CompanionError as e:
             raise ImageError(f"{job.companion}: {e} ({job.source})") from None
         pixels, std = pixels if sampled else (pixels, None)

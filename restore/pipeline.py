@@ -16,6 +16,7 @@ import dataclasses
 import math
 import numbers
 import os
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -186,6 +187,9 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
         out = keep_pixels(back(repaired.pixels), image, ~repaired.mask, channel_axis)
         return (out, _like(repaired.std, image)) if return_std else out
     values = task.companion_values(companion, pixels.shape[:2])     # checked before any work
+    said = None if companion is None or values is None else task.companion_note(values)
+    if said:           # the command line prints it as a note; a caller of the library is warned
+        warnings.warn(f"{task.name}: {said}", CompanionWarning, stacklevel=3)
     task = resolve(pixels, task, companion, settings=settings, progress=progress)
     vae = settings.load().for_task(task.name)
     outer = task.outer_task()
@@ -414,6 +418,10 @@ def pilot_sample(pixels: np.ndarray, *, limit: int = PILOT_PIXELS, crop: int = P
 def _like(std: np.ndarray, image):
     """``std`` as a tensor on the image's device if the image is a tensor."""
     return torch.from_numpy(std).to(image.device) if torch.is_tensor(image) else std
+
+
+class CompanionWarning(UserWarning):
+    """A companion that asks for something its giver may not mean (a mask that marks every pixel)."""
 
 
 class RestoreError(RuntimeError):

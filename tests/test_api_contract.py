@@ -160,6 +160,8 @@ def test_a_bad_checkpoint_is_still_a_prior_error(tmp_path):
     (lambda im: inpaint(im, "mask.png"), "an array \\(H, W\\).*'mask.png'"),
     (lambda im: inpaint(im, np.zeros((*im.shape[:2], 3))), "mask must be \\(H, W\\)"),
     (lambda im: inpaint(im, np.full(im.shape[:2], np.nan)), "NaN"),
+    (lambda im: inpaint(im, np.full(im.shape[:2], "a")), r"mask must hold numbers or booleans, got dtype <U1"),
+    (lambda im: inpaint(im, np.full(im.shape[:2], None)), "mask must hold numbers or booleans, got dtype object"),
     (lambda im: deblur(im, kernel="gaussian:abc", sigma=1), "STD must be a number, got 'abc'"),
     (lambda im: deblur(im, kernel="motion:9,up", sigma=1), "ANGLE must be a number"),
     (lambda im: deblur(im, kernel="kernels/missing.png", sigma=1), "missing.png: no such file"),
@@ -173,6 +175,33 @@ def test_a_wrong_option_value_is_refused_by_name_before_any_work(call, needle, m
     monkeypatch.setattr(restore.pipeline, "resolve", lambda *a, **k: pytest.fail("work started"))
     with pytest.raises(ValueError, match=needle):
         call(_digit())
+
+
+def test_a_mask_of_every_or_no_pixel_is_warned_of_as_the_command_line_notes_it():
+    """An all-true mask gave the prior's grey drawing without a word (the command line said so)."""
+    image = _digit()
+    with pytest.warns(UserWarning, match="inpaint: its mask marks every pixel: nothing of the image is kept"):
+        inpaint(image, np.ones(image.shape[:2], bool), prior="digits", steps=0)
+    with pytest.warns(UserWarning, match="inpaint: its mask marks no pixel"):
+        inpaint(image, np.zeros(image.shape[:2], bool), prior="digits", steps=0)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mask = np.zeros(image.shape[:2], bool)
+        mask[10:14, 10:14] = True
+        inpaint(image, mask, prior="digits", steps=0)
+
+
+def test_a_jpeg_path_with_a_quantisation_beside_it_is_refused(tmp_path):
+    """The path's own file was read and the quantisation given beside it silently ignored."""
+    from PIL import Image
+
+    from restore.jpeg import Quantisation
+    pixels = (np.random.default_rng(0).random((16, 16, 3)) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "q50.jpg", quality=50)
+    Image.fromarray(pixels).save(tmp_path / "q95.jpg", quality=95)
+    with pytest.raises(ValueError, match="quantisation: a path's file says its own"):
+        dejpeg(tmp_path / "q50.jpg", quantisation=Quantisation.from_file(tmp_path / "q95.jpg"))
 
 
 def test_text_options_read_as_on_the_command_line():

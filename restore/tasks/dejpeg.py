@@ -135,6 +135,9 @@ def dejpeg(image, *, quantisation=None, prior="photo", steps: int | None = None,
     from ..pipeline import SolverSettings, restore
     if isinstance(image, (str, Path)):
         from ..images import read_image
+        if quantisation is not None:
+            raise ValueError("quantisation: a path's file says its own; give the path alone, or decoded pixels "
+                             "with quantisation")
         quantisation = Quantisation.from_file(image)
         image = read_image(Path(image)).pixels
     if quantisation is None:

@@ -58,6 +58,9 @@ class Inpaint(Task):
                                  "restore.masks.missing_pixels(restore.images.read_image(path)))")
         mask = np.asarray(value.detach().cpu() if hasattr(value, "detach") else value)
         mask = mask.reshape(mask.shape[:2]) if mask.ndim == 3 and mask.shape[2] == 1 else mask
+        if mask.dtype.kind not in "biuf":      # text or objects are all "non-zero": every pixel a hole
+            raise CompanionError(f"mask must hold numbers or booleans, got dtype {mask.dtype}; give 0 where pixels "
+                                 "are kept, 1 where missing")
         if mask.ndim != 2:
             raise CompanionError(f"mask must be (H, W) or (H, W, 1), got shape {mask.shape}")
         if mask.dtype.kind == "f" and not np.isfinite(mask).all():
