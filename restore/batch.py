@@ -19,7 +19,6 @@ import numpy as np
 from .atomic import OutputError, check_output, check_writable, write_atomic
 from .images import (IMAGE_SUFFIXES, ImageError, Picture, dropped_by, encode_image, find_images, is_hidden,
                      is_image_file, read_image, stored_pixels, to_integer, written_bits)
-from .pipeline import CompanionWarning, RestoreError
 from .priors import PriorError
 from .uncertainty import write_uncertainty
 
@@ -415,6 +414,7 @@ def process(job: Job, restore_fn: RestoreFn, *, overwrite: bool, skip_existing: 
     With a reference, the scores are those of the file as written: its 8- or 16-bit pixels,
     after JPEG's loss for a ``.jpg``.
     """
+    from .pipeline import RestoreError      # here: the command line starts without torch
     progress = progress or Progress()
     result = Result(str(job.source), str(job.output), "ok")
     try:
@@ -551,7 +551,7 @@ def _companion(task, job: Job, picture: Picture, max_pixels: int):
 def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
     """The ``restore_fn`` that restores image files under ``task`` with ``settings``
     (:class:`~restore.pipeline.SolverSettings`), reading each job's companion file."""
-    from .pipeline import resolve, restore
+    from .pipeline import CompanionWarning, resolve, restore
     from .tasks.base import CompanionError
 
     def restore_file(picture: Picture, job: Job, progress: Progress) -> Restored:

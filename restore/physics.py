@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import math
 from abc import ABCMeta, abstractmethod
+from numbers import Integral
 
 import numpy as np
 import scipy.fft
@@ -205,8 +206,14 @@ class Inpainting(LinearPhysics):
 
     def __init__(self, missing: torch.Tensor):
         super().__init__()
+        if not torch.is_tensor(missing):
+            raise TypeError(f"missing must be a tensor (N or 1, 1, H, W), 1 where a pixel is missing, got "
+                            f"{type(missing).__name__}; torch.as_tensor(mask)[None, None] makes one of an (H, W) array")
         if missing.dim() != 4 or missing.shape[1] != 1:
             raise ValueError(f"missing must have shape (N, 1, H, W), got {tuple(missing.shape)}")
+        if not bool(((missing == 0) | (missing == 1)).all()):
+            raise ValueError("missing must hold 0 (observed) or 1 (missing) at every pixel; a pixel is seen or not "
+                             "(mask > 0.5 makes it so)")
         self.register_buffer("observed", 1.0 - missing.float())
 
     def A(self, x):
@@ -243,6 +250,9 @@ class Downsampling(LinearPhysics):
         super().__init__()
         if scale not in self.SCALES:
             raise ValueError(f"scale must be 2, 3, 4 or 8, got {scale}")
+        if not (isinstance(shape, (tuple, list, torch.Size)) and len(shape) == 2
+                and all(isinstance(n, Integral) and not isinstance(n, bool) and n > 0 for n in shape)):
+            raise ValueError(f"shape must be the high-resolution image's (H, W), got {shape!r}")
         h, w = shape
         if h % scale or w % scale:
             raise ValueError(f"image sides {(h, w)} must be multiples of {scale}")
@@ -322,7 +332,12 @@ class Blur(LinearPhysics):
 
     def __init__(self, kernel: torch.Tensor, *, margin: int | None = None):
         super().__init__()
+        if isinstance(kernel, str):
+            raise TypeError(f"kernel must be an array of weights, got the text {kernel!r}; gaussian_kernel(std) "
+                            "and motion_kernel(length, angle) make them (restore.deblur takes the text)")
         kernel = torch.as_tensor(kernel, dtype=torch.float32)
+        if not bool(torch.isfinite(kernel).all()):
+            raise ValueError("kernel has NaN or infinite weights")
         if kernel.dim() != 2 or kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
             raise ValueError(f"kernel must be 2-D with odd sides, got shape {tuple(kernel.shape)}")
         if bool((kernel < 0).any()) or abs(float(kernel.sum()) - 1) > 1e-3:

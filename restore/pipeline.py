@@ -30,8 +30,8 @@ from .devices import DEVICE_NAMES, PRECISIONS, Autocast, check_device, resolve_p
 from .images import out_of_range
 from .model import VAE
 from .priors import shared_prior
-from .reconstructor import MODES, Reconstructor, check_ensemble
-from .solver import ANCHORS, SAMPLERS, SolverResult
+from .reconstructor import Reconstructor, check_ensemble, check_search
+from .solver import SolverResult
 from .tasks.base import DETECT, Task
 from .tiling import run_tiled
 
@@ -77,26 +77,15 @@ class SolverSettings:
             if (value is None and name in REQUIRED) or (
                     value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral))):
                 raise ValueError(f"{name} must be a whole number, got {value!r}")
-        for name, zero_allowed in (("lr", False), ("gamma", False), ("prior_weight", True)):
-            value = getattr(self, name)
-            if value is None and name != "lr":
-                continue
-            number = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-            if not (number and (value >= 0 if zero_allowed else value > 0)):
-                raise ValueError(f"{name} must be a number {'0 or more' if zero_allowed else 'above 0'}, got {value!r}")
+        check_search(mode=self.mode, lr=self.lr, gamma=self.gamma, prior_weight=self.prior_weight,
+                     anchor=self.anchor, sampler=self.sampler, quick=self.quick)
         auto = isinstance(self.device, str) and self.device.strip().lower() == "auto"
         try:                        # whether it names a device; whether this machine has it is for later
             auto or torch.device(self.device)
         except (RuntimeError, TypeError):
             raise ValueError(f"device {self.device!r}: unknown device; use {DEVICE_NAMES}") from None
-        if not isinstance(self.quick, (bool, np.bool_)):
-            raise ValueError(f"quick must be True or False, got {self.quick!r}")
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be 'joint' or 'latent', got {self.mode!r}")
         if self.steps is not None and not 0 <= self.steps <= MAX_STEPS:
             raise ValueError(f"steps must be 0 to {MAX_STEPS}, got {self.steps}")
-        if self.anchor is not None and self.anchor not in ANCHORS:
-            raise ValueError(f"anchor must be 'prior' or 'encoder', got {self.anchor!r}")
         if self.tile is not None and not 8 <= self.tile <= MAX_TILE:
             raise ValueError(f"tile must be 8 to {MAX_TILE} pixels, got {self.tile}")
         if self.precision not in PRECISIONS:
@@ -107,8 +96,6 @@ class SolverSettings:
             raise ValueError(f"samples must be 1 or more, got {self.samples}")
         if self.seed < 0:
             raise ValueError(f"seed must be 0 or more, got {self.seed}")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be 'encoder' or 'langevin', got {self.sampler!r}")
         if self.samples > 1 and self.mode != "joint":
             raise ValueError(f"samples: posterior samples need mode 'joint', not {self.mode!r}")
         if self.ensemble is not None:

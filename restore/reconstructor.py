@@ -19,13 +19,14 @@ from dataclasses import replace
 from numbers import Integral, Real
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
 from .data import is_colour
 from .fidelity import DataTerm, Gaussian, PoissonGaussian
 from .model import _VAE
-from .physics import Physics
+from .physics import Blur, Physics
 from .solver import ANCHORS, SAMPLERS, SolverResult, csgm, joint_map
 
 MODES = {"joint": joint_map, "latent": csgm}
@@ -93,6 +94,35 @@ def _shown(value) -> str:
     return text if len(text) <= 40 else type(value).__name__
 
 
+#: The largest solver step size: the code and image move by about ``lr`` per step, and far larger
+#: steps leave any image behind (1e30 gave NaN).
+MAX_LR = 1.0
+
+
+def check_search(*, mode: str, lr, gamma, prior_weight, anchor, sampler: str, quick) -> None:
+    """A ``ValueError`` naming the first of the solver's settings it cannot take (``gamma``,
+    ``prior_weight`` and ``anchor`` may be None: the prior's or the task's), with what it takes;
+    :class:`Reconstructor` and :class:`restore.pipeline.SolverSettings` ask it alike."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'joint' or 'latent', got {_shown(mode)}")
+    for name, value, allowed in (("anchor", anchor, ANCHORS + (None,)), ("sampler", sampler, SAMPLERS)):
+        if value not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed[:2]))}, got {_shown(value)}")
+    # 0 is a step size too: the code stays where the encoder put it (the tests hold it there so).
+    for name, value, least, most, note in (("lr", lr, 0.0, MAX_LR, "default 0.05"),
+                                           ("gamma", gamma, None, 1.0, "the decoder's scale; None: the prior's"),
+                                           ("prior_weight", prior_weight, 0.0, math.inf, "default 1")):
+        if value is None and name != "lr":
+            continue
+        number = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+        if not (number and (value > 0 if least is None else value >= least) and value <= most):
+            bounds = f"above 0{'' if most == math.inf else f' and at most {most:g}'}" if least is None else \
+                f"0 or more{'' if most == math.inf else f' and at most {most:g}'}"
+            raise ValueError(f"{name} must be a number {bounds} ({note}), got {_shown(value)}")
+    if not isinstance(quick, (bool, np.bool_)):
+        raise ValueError(f"quick must be True or False, got {_shown(quick)}")
+
+
 def _check_whole(name: str, value, least: int, note: str = "") -> None:
     """A ``ValueError`` unless ``value`` is a whole number of ``least`` or more (True and 2.0 are not)."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < least:
@@ -130,6 +160,8 @@ def _observation(y, prior, name: str = "y") -> torch.Tensor:
     if not y.is_floating_point():
         raise ValueError(f"{name} must hold floats in [0, 1], got {y.dtype}; pass {name}.float() / 255 "
                          "for 8-bit values")
+    if not y.numel():
+        raise ValueError(f"{name} holds no pixels (shape {tuple(y.shape)}); give at least one image")
     y = y.detach()
     weights = next(_inner_vae(prior).parameters(), None)
     if weights is not None:
@@ -140,6 +172,30 @@ def _observation(y, prior, name: str = "y") -> torch.Tensor:
     if not bool(torch.isfinite(y).all()):
         raise ValueError(f"{name} has NaN or infinite values; replace them first (torch.nan_to_num)")
     return y
+
+
+def _first_image(y: torch.Tensor, physics: Physics, x0, prior) -> torch.Tensor:
+    """``x0`` checked to have the image's shape, ``A^T y``'s (its default); a ``ValueError`` where
+    ``physics`` does not fit ``y`` (a mask or a downsampling made for another size), before any work."""
+    try:
+        image = physics.A_adjoint(y)
+    except RuntimeError as e:           # torch's broadcasting and matrix products, in its words
+        raise ValueError(f"the forward model {type(physics).__name__} does not fit y of shape {tuple(y.shape)} "
+                         f"({str(e).splitlines()[0]}); make it for y's size") from None
+    multiple = prior.size_multiple
+    if isinstance(physics, Blur) and any(n % multiple for n in image.shape[-2:]) \
+            and not any(n % multiple for n in y.shape[-2:]):
+        # y fits the prior's grid and the blur's margin takes x off it: say which margin puts it back.
+        margin = next(m for m in range(physics.margin, physics.margin + multiple)
+                      if not (2 * m) % multiple)
+        raise ValueError(f"Blur's margin of {physics.margin} pixels makes the image {image.shape[-2]}x"
+                         f"{image.shape[-1]}, off the prior's grid of {multiple}; give Blur(kernel, margin={margin})")
+    if x0 is None:
+        return image
+    x0 = _observation(x0, prior, "x0")
+    if x0.shape != image.shape:
+        raise ValueError(f"x0 must have the image's shape {tuple(image.shape)} (A^T y's), got {tuple(x0.shape)}")
+    return x0
 
 
 #: How far beyond [0, 1] an observation may reach (:func:`_check_range`): this much, and this many
@@ -154,6 +210,12 @@ def _check_range(y: torch.Tensor, data: DataTerm, name: str = "y") -> None:
     level = 0.0
     if isinstance(data, Gaussian):
         level = float(torch.as_tensor(data.sigma).max())
+        if torch.is_tensor(data.sigma):
+            try:
+                torch.broadcast_shapes(data.sigma.shape, y.shape)
+            except RuntimeError:
+                raise ValueError(f"the data term's sigma of shape {tuple(data.sigma.shape)} does not broadcast "
+                                 f"against {name} of shape {tuple(y.shape)}; give one level per pixel of {name}") from None
     elif isinstance(data, PoissonGaussian):
         level = math.sqrt(data.a + data.b)           # the noise at white, its largest
     if not y.numel():
@@ -223,15 +285,12 @@ class Reconstructor(nn.Module):
                  prior_weight: float = 1.0, anchor: str = "prior", samples: int = 1, sampler: str = "encoder",
                  gamma: float | None = None, ensemble: int = 1, quick: bool = False):
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"mode must be 'joint' or 'latent', got {mode!r}")
-        if anchor not in ANCHORS or sampler not in SAMPLERS:
-            raise ValueError(f"anchor must be one of {ANCHORS} and sampler one of {SAMPLERS}")
+        check_search(mode=mode, lr=lr, gamma=gamma, prior_weight=prior_weight, anchor=anchor, sampler=sampler,
+                     quick=quick)
+        if anchor is None:
+            raise ValueError("anchor must be one of 'prior', 'encoder', got None")
         _check_whole("steps", steps, 0, " (0: the encoder's estimate)")
         _check_whole("samples", samples, 1)
-        # 0 is a step size too: the code stays where the encoder put it (the tests hold it there so).
-        if isinstance(lr, bool) or not isinstance(lr, Real) or not math.isfinite(lr) or lr < 0:
-            raise ValueError(f"lr must be a number, 0 or more (default 0.05), got {_shown(lr)}")
         if samples > 1 and mode != "joint":
             raise ValueError("posterior samples need the joint mode")
         check_ensemble(ensemble)
@@ -262,7 +321,7 @@ class Reconstructor(nn.Module):
         before any work, by a ``ValueError`` (a ``TypeError`` for ``data``) that says what to pass.
         """
         y, physics, data = self._checked(y, physics, data)
-        x0 = physics.A_adjoint(y) if x0 is None else _observation(x0, self.prior, "x0")
+        x0 = _first_image(y, physics, x0, self.prior)
         result = self._estimate(y, physics, data=data, x0=x0, refine=refine, callback=callback, generator=generator)
         return self._finish(result, y, physics, data=data)
 
@@ -286,7 +345,7 @@ class Reconstructor(nn.Module):
         (not three copies of one channel), which decides that; default ``y``'s. Parts of one image
         restored apart must be given the whole image's, in both calls."""
         y, physics, data = self._checked(y, physics, data)
-        x0 = physics.A_adjoint(y) if x0 is None else _observation(x0, self.prior, "x0")
+        x0 = _first_image(y, physics, x0, self.prior)
         return self._estimate(y, physics, data=data, x0=x0, refine=refine, callback=callback, generator=generator,
                               colour=colour)
 

@@ -266,7 +266,7 @@ def _pillow(image, mode):
     (lambda im: run(im, "denoise"), "task must be a task object"),
     (lambda im: run(im, Denoise), "task must be a task object"),
     (lambda im: run(im, Denoise(sigma=25), settings={}), "settings must be a SolverSettings"),
-    (lambda im: run(im, Denoise(sigma=25), settings=SolverSettings(lr=-1)), "lr must be a number above 0"),
+    (lambda im: run(im, Denoise(sigma=25), settings=SolverSettings(lr=-1)), "lr must be a number 0 or more and at most 1"),
     (lambda im: run(im, Denoise(sigma=25), settings=SolverSettings(gamma=float("nan"))), "gamma must"),
     (lambda im: run(im, Denoise(sigma=25), settings=SolverSettings(prior_weight=-1)), "prior_weight must"),
     (lambda im: run(im, Denoise(sigma="25")), "sigma must be a number"),

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from restore.devices import Autocast, DeviceError, check_device
-from restore.fidelity import Gaussian
+from restore.fidelity import Gaussian, JPEGConstraint
 from restore.metrics import psnr, ssim
 from restore.model import ConvVAE, ConvVAEConfig
-from restore.physics import Denoising
+from restore.physics import Blur, Denoising, Downsampling, Inpainting
 from restore.reconstructor import Reconstructor, Turned
 
 
@@ -50,7 +50,7 @@ def test_samples_must_be_a_whole_number_from_one(vae, samples):
 
 @pytest.mark.parametrize("lr", [-0.1, None, "0.05", math.nan, math.inf, True])
 def test_lr_must_be_a_number_from_zero(vae, lr):
-    with pytest.raises(ValueError, match=r"lr must be a number, 0 or more"):
+    with pytest.raises(ValueError, match=r"lr must be a number 0 or more and at most 1 \(default 0.05\)"):
         Reconstructor(vae, steps=0, lr=lr)
 
 
@@ -215,3 +215,69 @@ def test_the_functions_take_device_auto_as_the_command_line_does(monkeypatch):
     assert np.array_equal(denoise(image, sigma=25, prior=loaded, steps=0, device="auto"), by_name)
     with pytest.raises(DeviceError, match="CPUs and CUDA GPUs only"):
         denoise(image, sigma=25, prior=loaded, steps=0, device="meta")
+
+
+@pytest.mark.parametrize("options,needle", [
+    (dict(gamma=0), r"gamma must be a number above 0 and at most 1 \(the decoder's scale; None: the prior's\), got 0"),
+    (dict(gamma=math.nan), "gamma must be a number above 0"),
+    (dict(gamma=-1), "gamma must be a number above 0"),
+    (dict(gamma="x"), "gamma must be a number above 0"),
+    (dict(prior_weight=math.nan), r"prior_weight must be a number 0 or more \(default 1\), got nan"),
+    (dict(prior_weight=-1), "prior_weight must be a number 0 or more"),
+    (dict(prior_weight="x"), "prior_weight must be a number 0 or more"),
+    (dict(lr=1e30), "lr must be a number 0 or more and at most 1"),
+    (dict(quick="y"), "quick must be True or False, got 'y'"),
+    (dict(anchor="x"), "anchor must be one of 'prior', 'encoder', got 'x'"),
+    (dict(sampler="x"), "sampler must be one of 'encoder', 'langevin', got 'x'"),
+])
+def test_the_reconstructor_refuses_search_settings_as_the_solver_settings_do(vae, options, needle):
+    """Taken in silence, several gave an image of NaN (gamma 0, lr 1e30) or failed deep in forward."""
+    from restore.pipeline import SolverSettings
+    with pytest.raises(ValueError, match=needle):
+        Reconstructor(vae, steps=0, **options)
+    with pytest.raises(ValueError, match=needle):
+        SolverSettings(**options)
+
+
+def _missing(size=32):
+    missing = torch.zeros(1, 1, size, size)
+    missing[..., 10:16, 10:16] = 1
+    return missing
+
+
+@pytest.mark.parametrize("call,error,needle", [
+    (lambda m, y: m(torch.zeros(0, 3, 32, 32), Denoising()), ValueError, r"y holds no pixels \(shape \(0, 3, 32, 32\)\)"),
+    (lambda m, y: m(y, Denoising(), x0=torch.rand(1, 3, 16, 16)), ValueError,
+     r"x0 must have the image's shape \(1, 3, 32, 32\) \(A\^T y's\), got \(1, 3, 16, 16\)"),
+    (lambda m, y: m(y, Inpainting(_missing(16))), ValueError, "the forward model Inpainting does not fit y of shape"),
+    (lambda m, y: m(torch.rand(1, 3, 16, 16), Downsampling((64, 64), 2)), ValueError,
+     "the forward model Downsampling does not fit y of shape"),
+    (lambda m, y: m(y, Blur(torch.ones(3, 3) / 9)), ValueError,
+     r"Blur's margin of 1 pixels makes the image 34x34, off the prior's grid of 4; give Blur\(kernel, margin=2\)"),
+    (lambda m, y: Blur(torch.full((3, 3), float("nan"))), ValueError, "kernel has NaN or infinite weights"),
+    (lambda m, y: Blur("gaussian:2"), TypeError, r"kernel must be an array of weights, got the text 'gaussian:2'"),
+    (lambda m, y: Inpainting(np.zeros((32, 32), bool)), TypeError, r"missing must be a tensor .*torch.as_tensor"),
+    (lambda m, y: Inpainting(torch.full((1, 1, 32, 32), 0.5)), ValueError, "missing must hold 0 .* or 1"),
+    (lambda m, y: Downsampling(32, 2), ValueError, r"shape must be the high-resolution image's \(H, W\), got 32"),
+    (lambda m, y: Gaussian(10), ValueError, r"sigma must be from 1e-06 to 2 in \[0, 1\] units \(10 levels of 255 are"),
+    (lambda m, y: Gaussian(float("inf")), ValueError, "sigma must be from"),
+    (lambda m, y: Gaussian(1e-30), ValueError, "sigma must be from"),
+    (lambda m, y: Gaussian("0.1"), TypeError, "sigma must be a number or a tensor, got str"),
+    (lambda m, y: m(y, Denoising(), data=Gaussian(torch.full((1, 3, 16, 16), 0.04))), ValueError,
+     r"sigma of shape \(1, 3, 16, 16\) does not broadcast against y of shape \(1, 3, 32, 32\)"),
+    (lambda m, y: JPEGConstraint(None), TypeError, "quantisation must be a restore.jpeg.Quantisation, got NoneType"),
+])
+def test_the_tensor_interface_refuses_what_it_cannot_take_by_name_before_any_work(vae, call, error, needle):
+    """Each failed deep inside torch (a broadcast, a matrix product, an attribute), blamed the image, or
+    gave NaN (a NaN kernel, a level of 1e-30); Gaussian(10) restored as if 10 were a level in [0, 1]."""
+    with pytest.raises(error, match=needle):
+        call(Reconstructor(vae, steps=0), torch.rand(1, 3, 32, 32))
+
+
+def test_the_tensor_interface_still_takes_what_it_should(vae):
+    m, y = Reconstructor(vae, steps=0), torch.rand(1, 3, 32, 32)
+    assert m(y, Inpainting(_missing().bool())).x.shape == (1, 3, 32, 32)
+    assert m(torch.rand(1, 3, 16, 16), Downsampling(torch.Size((32, 32)), 2)).x.shape == (1, 3, 32, 32)
+    assert m(y, Blur(torch.ones(3, 3) / 9, margin=2)).x.shape == (1, 3, 36, 36)
+    assert m(y, Denoising(), data=Gaussian(np.full((1, 3, 32, 32), 0.04))).x.shape == (1, 3, 32, 32)
+    assert m(y, Denoising(), data=Gaussian(torch.full((1, 1, 1, 1), 0.04))).x.shape == (1, 3, 32, 32)

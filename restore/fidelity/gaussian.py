@@ -3,6 +3,7 @@ deconvolution its filter takes under a blur (:func:`deconvolution`)."""
 from __future__ import annotations
 
 import functools
+import numbers
 
 import numpy as np
 import torch
@@ -49,6 +50,12 @@ PILOT_SMOOTHNESS = 10.0
 CORRELATION_REACH = WINDOW - 1
 
 
+#: The noise levels a :class:`Gaussian` takes, [0, 1] units: below the least, a solver's weights
+#: overflow (1e-30 gave NaN); above the most (a sensor's brightest noise, ``sqrt(a + b)``, is at most
+#: 1.42), it is a level in 0..255 units given as one in [0, 1].
+SIGMA_RANGE = (1e-6, 2.0)
+
+
 class Gaussian(DataTerm):
     """``y = A(x) + n``, ``n ~ N(0, sigma^2)``: one level, or one per observed pixel.
 
@@ -64,11 +71,17 @@ class Gaussian(DataTerm):
     """
 
     def __init__(self, sigma, *, leftover: float = 0.0):
+        if isinstance(sigma, np.ndarray):
+            sigma = torch.from_numpy(sigma)
         if torch.is_tensor(sigma):
-            if not bool((sigma > 0).all()) or not bool(torch.isfinite(sigma).all()):
-                raise ValueError("sigma must be positive and finite at every pixel")
-        elif not sigma > 0:
-            raise ValueError(f"sigma must be positive, got {sigma}")
+            if not sigma.is_floating_point() or not bool(((sigma >= SIGMA_RANGE[0]) & (sigma <= SIGMA_RANGE[1])).all()):
+                raise ValueError(f"sigma must be floats from {SIGMA_RANGE[0]:g} to {SIGMA_RANGE[1]:g} at every pixel "
+                                 "([0, 1] units: 10 levels of 255 are 10 / 255)")
+        elif isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):
+            raise TypeError(f"sigma must be a number or a tensor, got {type(sigma).__name__}")
+        elif not SIGMA_RANGE[0] <= sigma <= SIGMA_RANGE[1]:
+            raise ValueError(f"sigma must be from {SIGMA_RANGE[0]:g} to {SIGMA_RANGE[1]:g} in [0, 1] units (10 levels of "
+                             f"255 are 10 / 255), got {sigma}")
         if not (isinstance(leftover, (int, float)) and leftover >= 0):
             raise ValueError(f"leftover must be a variance, 0 or more, got {leftover!r}")
         self.sigma, self.leftover = sigma, float(leftover)

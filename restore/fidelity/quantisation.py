@@ -51,6 +51,9 @@ class JPEGConstraint(DataTerm):
     noise_like = False
 
     def __init__(self, quantisation: Quantisation, *, spread: float | None = None):
+        if not isinstance(quantisation, Quantisation):
+            raise TypeError(f"quantisation must be a restore.jpeg.Quantisation, got {type(quantisation).__name__}; "
+                            "Quantisation.from_file(path) reads a JPEG file's")
         self.quantisation = quantisation
         self.planes = Planes(quantisation)
         self.spread = ESTIMATE_SPREAD * quantisation.mean_step if spread is None else float(spread)
