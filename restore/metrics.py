@@ -16,6 +16,8 @@
 """
 from __future__ import annotations
 
+import numbers
+
 import cv2
 import numpy as np
 
@@ -41,6 +43,8 @@ def _prepare(reference: np.ndarray, image: np.ndarray, crop: int):
         # An integer's range is its dtype's: 0..255 held as int64 would be scored out of 2**63.
         raise ValueError(f"images of dtype {reference.dtype} cannot be scored: give uint8 (0..255), uint16 "
                          "(0..65535) or floats in [0, 1], e.g. image.astype(np.uint8) for 8-bit values")
+    if isinstance(crop, bool) or not isinstance(crop, numbers.Integral):
+        raise ValueError(f"crop must be a whole number of pixels, got {crop!r}")
     if crop < 0 or 2 * crop >= min(reference.shape[:2]):
         raise ValueError(f"crop {crop} does not fit an image of shape {reference.shape}{_layout_hint(reference)}")
     if crop:

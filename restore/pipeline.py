@@ -90,8 +90,10 @@ class SolverSettings:
             raise ValueError(f"tile must be 8 to {MAX_TILE} pixels, got {self.tile}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
-        if self.overlap < 0 or (self.tile_batch is not None and self.tile_batch < 1):
-            raise ValueError("overlap must be 0 or more and tile_batch at least 1")
+        if self.overlap < 0:
+            raise ValueError(f"overlap must be 0 or more pixels, got {self.overlap}")
+        if self.tile_batch is not None and self.tile_batch < 1:
+            raise ValueError(f"tile_batch must be 1 or more tiles, got {self.tile_batch}")
         if self.samples < 1:
             raise ValueError(f"samples must be 1 or more, got {self.samples}")
         if self.seed < 0:

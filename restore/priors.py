@@ -38,7 +38,8 @@ def prior_path(name_or_path: str) -> Path:
         return path
     path = Path(name_or_path)
     if not path.is_file():
-        raise PriorError(f"{path}: no such prior; use --model {', '.join(SHIPPED)} or the path of a .pt checkpoint")
+        raise PriorError(f"{path}: no such prior; give one of {', '.join(SHIPPED)} (--model, or prior= in Python) or "
+                         "the path of a .pt checkpoint")
     return path
 
 

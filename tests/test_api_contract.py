@@ -169,6 +169,8 @@ def test_a_bad_checkpoint_is_still_a_prior_error(tmp_path):
     (lambda im: deblur(im, kernel=-np.ones((3, 3)), sigma=1), "kernel must be a 2-D array"),
     (lambda im: deblur(im, kernel="gaussian:1e6", sigma=1), "over the limit"),
     (lambda im: deblur(im, kernel="motion:15,nan", sigma=1), "angle a number"),
+    (lambda im: deblur(im, kernel="motion:15,", sigma=1), r"ANGLE must follow the comma \(motion:LENGTH,ANGLE\)"),
+    (lambda im: deblur(im, kernel=np.ones((3, 3), bool), sigma=1), "kernel must hold numbers .*, got dtype bool"),
 ])
 def test_a_wrong_option_value_is_refused_by_name_before_any_work(call, needle, monkeypatch):
     import restore.pipeline

@@ -281,3 +281,15 @@ def test_the_tensor_interface_still_takes_what_it_should(vae):
     assert m(y, Blur(torch.ones(3, 3) / 9, margin=2)).x.shape == (1, 3, 36, 36)
     assert m(y, Denoising(), data=Gaussian(np.full((1, 3, 32, 32), 0.04))).x.shape == (1, 3, 32, 32)
     assert m(y, Denoising(), data=Gaussian(torch.full((1, 1, 1, 1), 0.04))).x.shape == (1, 3, 32, 32)
+
+
+def test_smaller_settings_name_themselves_and_their_value():
+    """overlap and tile_batch shared one message that named neither's value; psnr's crop failed in a slice."""
+    from restore.pipeline import SolverSettings
+    with pytest.raises(ValueError, match="^overlap must be 0 or more pixels, got -1$"):
+        SolverSettings(overlap=-1)
+    with pytest.raises(ValueError, match="^tile_batch must be 1 or more tiles, got 0$"):
+        SolverSettings(tile_batch=0)
+    image = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"^crop must be a whole number of pixels, got 2.5$"):
+        psnr(image, image, crop=2.5)

@@ -27,7 +27,9 @@ def parse_kernel(spec: str) -> np.ndarray:
         if kind == "gaussian" and args:
             kernel = gaussian_kernel(_number(args, "STD"), max_side=MAX_KERNEL).numpy()
         elif kind == "motion" and args:
-            length, _, angle = args.partition(",")
+            length, comma, angle = args.partition(",")
+            if comma and not angle.strip():
+                raise ValueError("ANGLE must follow the comma (motion:LENGTH,ANGLE), or leave out the comma")
             kernel = motion_kernel(_number(length, "LENGTH"), _number(angle or "0", "ANGLE"),
                                    max_side=MAX_KERNEL).numpy()
         else:       # its size checked as the file has it, before an even side gains a row
@@ -52,8 +54,12 @@ def _within_limit(kernel: np.ndarray, given: str = "") -> np.ndarray:
 
 
 def kernel_array(kernel) -> np.ndarray:
-    """A kernel given as an array, a tensor or nested sequences, as float64 numbers."""
-    return np.asarray(kernel.detach().cpu() if hasattr(kernel, "detach") else kernel, dtype=np.float64)
+    """A kernel given as an array, a tensor or nested sequences, as float64 numbers (booleans,
+    text and objects are no weights: an ``OptionError``)."""
+    given = np.asarray(kernel.detach().cpu() if hasattr(kernel, "detach") else kernel)
+    if given.dtype.kind not in "iuf":
+        raise OptionError("kernel", f"must hold numbers (its weights), got dtype {given.dtype}")
+    return given.astype(np.float64)
 
 
 def kernel_weights(kernel) -> np.ndarray:
