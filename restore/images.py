@@ -226,8 +226,13 @@ def decoder_messages() -> Iterator[_Said]:
     a file it cannot read. Lines that are none of theirs (another thread's) pass on to stderr."""
     said = _Said()
     with _STDERR, tempfile.TemporaryFile() as caught:
-        sys.stderr.flush()
-        saved = os.dup(2)
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:             # no stderr at all (a daemon's): nothing to catch, nothing shown
+            yield said
+            return
         os.dup2(caught.fileno(), 2)
         try:
             yield said
@@ -236,8 +241,9 @@ def decoder_messages() -> Iterator[_Said]:
             os.close(saved)
             caught.seek(0)
             said.text = caught.read().decode(errors="replace")
-    others = [line for line in said.text.splitlines(keepends=True) if line.strip() and not line.lstrip().startswith(_DECODER_LINES)]
-    if others:
+    others = [line for line in said.text.splitlines(keepends=True)
+              if line.strip() and not line.lstrip().startswith(_DECODER_LINES)]
+    if others and sys.stderr is not None:
         sys.stderr.write("".join(others))
 
 

@@ -429,3 +429,14 @@ def test_an_xmp_no_jpeg_segment_holds_is_said_to_be_dropped(tmp_path):
     with Image.open(tmp_path / "big.jpg") as out:
         assert "xmp" not in out.info
     assert read_image(tmp_path / "big.jpg").pixels.shape == large.pixels.shape
+
+
+def test_an_image_is_read_in_a_process_without_a_standard_error(tmp_path):
+    """A daemon's process may have no file descriptor 2; listening to the decoders must not need one."""
+    import subprocess
+    import sys
+    write_image(tmp_path / "a.png", Picture(np.zeros((8, 8, 3), np.float32)))
+    code = ("import os, sys; os.close(2); sys.stderr = None; from restore.images import read_image; "
+            f"print(read_image({str(tmp_path / 'a.png')!r}).shape)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "(8, 8)", done
