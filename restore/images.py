@@ -93,7 +93,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Pict
     path = Path(path)
     data, header = _read(path, max_pixels)
     orientation, mode = header.orientation, header.mode
-    array = _decode(path, data, max_pixels)
+    array, warned = _decode(path, data, max_pixels)
     if array.dtype == np.uint8:
         bit_depth, scale = 8, 255.0
     elif array.dtype == np.uint16:
@@ -114,7 +114,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> Pict
     pixels = _orient(np.ascontiguousarray(np.clip(colour, 0, 1)), orientation)
     alpha = None if alpha is None else np.ascontiguousarray(_orient(alpha, orientation))
     return Picture(pixels=pixels, alpha=alpha, bit_depth=bit_depth, floating=array.dtype.kind == "f",
-                   read_notes=header.notes(), icc_profile=header.icc_profile, exif=header.exif, dpi=header.dpi,
+                   read_notes=header.notes() + warned, icc_profile=header.icc_profile, exif=header.exif, dpi=header.dpi,
                    xmp=header.xmp, text=header.text)
 
 
@@ -131,7 +131,7 @@ def stored_pixels(path: str | os.PathLike, data: bytes | None = None, *,
         orientation = header.orientation
     else:                      # bytes this package encoded: no orientation tag
         raw, orientation = np.frombuffer(data, np.uint8), 1
-    colour, _ = _colour_and_alpha(_decode(path, raw, max_pixels))
+    colour, _ = _colour_and_alpha(_decode(path, raw, max_pixels)[0])
     if colour.dtype.kind == "f":
         colour = to_integer(colour, 16)
     return np.ascontiguousarray(_orient(colour, orientation)), 8 if colour.dtype == np.uint8 else 16
@@ -152,8 +152,9 @@ def _read(path: Path, max_pixels: int) -> tuple[np.ndarray, "_Header"]:
         raise ImageError(f"{path}: cannot read it ({e.strerror}); check its permissions") from None
 
 
-def _decode(path: Path, data: np.ndarray, max_pixels: int) -> np.ndarray:
-    """OpenCV's decoding of a file's bytes, as stored: (H, W) or (H, W, C) in BGR(A) order."""
+def _decode(path: Path, data: np.ndarray, max_pixels: int) -> tuple[np.ndarray, tuple[str, ...]]:
+    """OpenCV's decoding of a file's bytes, as stored: (H, W) or (H, W, C) in BGR(A) order, and the notes
+    of what the decoder found amiss but read past (:data:`JPEG_STRAYS`)."""
     with decoder_messages() as said:
         try:                # OpenCV raises for some undecodable input (an empty file) and returns None for the rest
             array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
@@ -174,6 +175,9 @@ def _decode(path: Path, data: np.ndarray, max_pixels: int) -> np.ndarray:
         # libjpeg decodes on past damage, filling what it cannot read: a restoration of that
         # would restore the damage. Its words, for who wants them, after the fix.
         raise ImageError(f"{path}: a damaged JPEG file ({damage.rstrip('.')}); use an intact copy")
+    warned = tuple(f"libjpeg read past stray bytes in it ({line.rstrip('.')}): if the output shows grey or "
+                   "shifted blocks, the file is damaged; use an intact copy"
+                   for line in said.lines if line.startswith(JPEG_STRAYS) and not line.startswith(JPEG_DAMAGE))
     _check_size(path, (array.shape[1], array.shape[0]), max_pixels)
     if array.dtype not in (np.uint8, np.uint16) and array.dtype.kind != "f":
         raise ImageError(f"{path}: unsupported pixel type {array.dtype}; save it as 8- or 16-bit")
@@ -182,19 +186,27 @@ def _decode(path: Path, data: np.ndarray, max_pixels: int) -> np.ndarray:
         # the colour by the alpha: a transparent pixel's colour comes back black. Pillow does not.
         with opened(io.BytesIO(data.tobytes())) as im:
             array = np.asarray(im.convert("RGBA"))[:, :, [2, 1, 0, 3]]
-    return array
+    return array, warned
 
 
 #: The first bytes of a TIFF file (little- and big-endian).
 _TIFF_MAGIC = (b"II*\0", b"MM\0*")
 #: Each format's first bytes: what a file cut short before Pillow can read its header still says.
-_SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"II*\0", "TIFF"), (b"MM\0*", "TIFF"),
+_SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), *((magic, "TIFF") for magic in _TIFF_MAGIC),
                (b"BM", "BMP"))
-#: How libjpeg begins its warnings of damaged data (it decodes on, filling in what it cannot read).
-JPEG_DAMAGE = ("Corrupt JPEG data", "Premature end of JPEG file", "Invalid SOS parameters")
+#: How libjpeg begins its warnings of damaged data that it decodes on past, filling in what it
+#: cannot read (an image of 64x64 at quality 50: a restart marker written into its scan gave pixels
+#: 38 levels off on average): refused.
+JPEG_DAMAGE = ("Premature end of JPEG file", "Corrupt JPEG data: premature end of data segment",
+               "Corrupt JPEG data: bad Huffman code", "Corrupt JPEG data: found marker")
+#: Its warning of bytes it skipped to find the next marker: junk an encoder left before the end
+#: marker, or between segments, decodes to the intact file's pixels; scrambled scan data can say
+#: the same (80 levels off). Read, with a note.
+JPEG_STRAYS = ("Corrupt JPEG data",)
 #: How the C decoders' own lines on the process's stderr begin (libjpeg, libpng, libtiff, OpenCV's log):
 #: restore says in one line what they mean, and shows them not.
-_DECODER_LINES = JPEG_DAMAGE + ("libpng ", "[ERROR:", "[ WARN:", "[ INFO:", "> ", "TIFF", "Warning: ")
+_DECODER_LINES = JPEG_DAMAGE + JPEG_STRAYS + ("libpng ", "[ERROR:", "[ WARN:", "[ INFO:", "> ", "TIFFRead",
+                                              "Warning: thumbnail")
 
 
 def signature_format(head: bytes) -> str | None:
@@ -225,7 +237,12 @@ def decoder_messages() -> Iterator[_Said]:
     caught rather than shown: libjpeg's warnings of damaged data, libpng's errors, OpenCV's log of
     a file it cannot read. Lines that are none of theirs (another thread's) pass on to stderr."""
     said = _Said()
-    with _STDERR, tempfile.TemporaryFile() as caught:
+    try:
+        listening = tempfile.TemporaryFile()
+    except OSError:                 # no temporary folder to write in: the decoders speak for themselves
+        yield said
+        return
+    with _STDERR, listening as caught:
         if sys.stderr is not None:
             sys.stderr.flush()
         try:

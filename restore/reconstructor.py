@@ -180,6 +180,8 @@ def _first_image(y: torch.Tensor, physics: Physics, x0, prior) -> torch.Tensor:
     try:
         image = physics.A_adjoint(y)
     except RuntimeError as e:           # torch's broadcasting and matrix products, in its words
+        if "size" not in str(e) and "shape" not in str(e):
+            raise                       # another matter (a device, the memory): as torch says it
         raise ValueError(f"the forward model {type(physics).__name__} does not fit y of shape {tuple(y.shape)} "
                          f"({str(e).splitlines()[0]}); make it for y's size") from None
     multiple = prior.size_multiple
@@ -287,8 +289,10 @@ class Reconstructor(nn.Module):
         super().__init__()
         check_search(mode=mode, lr=lr, gamma=gamma, prior_weight=prior_weight, anchor=anchor, sampler=sampler,
                      quick=quick)
-        if anchor is None:
-            raise ValueError("anchor must be one of 'prior', 'encoder', got None")
+        for name, value in (("anchor", anchor), ("prior_weight", prior_weight)):    # no task here to default them
+            if value is None:
+                raise ValueError(f"{name} must be given to the Reconstructor (None takes a task's default only in "
+                                 "SolverSettings)")
         _check_whole("steps", steps, 0, " (0: the encoder's estimate)")
         _check_whole("samples", samples, 1)
         if samples > 1 and mode != "joint":

@@ -195,16 +195,26 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
                 if log is not None:
                     log(f"step {step}/{settings.steps}, {time.perf_counter() - start:.0f} s: loss {loss.item():.4f}, "
                         f"PSNR {-10 * np.log10(max(stats['mse'], 1e-10)):.1f} dB; wrote {out}")
+        if skipped and not stop.asked and not _finite_loss(learner, batch(step), device, torch_rng, dtype, n_bad):
+            # Ended within a run of skipped steps, and a fresh batch fails too: the weights (not
+            # updated since) give no finite loss. One bad batch at the end is no divergence.
+            raise TrainError(f"{out}: training diverged: the loss was not finite in its last {skipped} steps, nor "
+                             "on a fresh batch; lower --lr and train again")
     model.eval()
-    if skipped and not stop.asked:
-        # Ended within a run of skipped steps: the weights (never updated since) give no finite loss.
-        raise TrainError(f"{out}: training diverged: the loss was not finite in its last {skipped} steps, and its "
-                         "weights give none; lower --lr and train again")
     # (asked during the last step, the run has ended as it would have: nothing is left to go on with)
     if stop.asked and step < settings.steps and progress_made() < 1:
         raise TrainInterrupted(f"interrupted at step {step}: {out} holds it; to go on, run the command again with "
                                "--resume (and without --overwrite)")
     return meta()
+
+
+def _finite_loss(model: VAE, crops, device, generator, autocast, damaged: int) -> bool:
+    """Whether ``model`` gives a finite loss on the batch ``crops`` (clean, seen, context)."""
+    clean, seen, context = crops
+    with torch.no_grad():
+        loss, _ = step_loss(model, seen.to(device), clean.to(device), context.to(device), generator,
+                            autocast=autocast, damaged=damaged)
+    return bool(torch.isfinite(loss))
 
 
 def step_loss(model: VAE, seen: torch.Tensor, clean: torch.Tensor, context: torch.Tensor,

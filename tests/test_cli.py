@@ -534,6 +534,16 @@ def test_a_run_that_ends_within_non_finite_steps_says_it_diverged_and_a_wild_rat
     result = invoke("train", images / "clean", "--out", images / "late.pt", *common)
     assert result.exit_code == 2 and _error_lines(result), result.output
     assert "training diverged: the loss was not finite in its last 3 steps" in result.output, result.output
+    assert "nor on a fresh batch; lower --lr" in result.output, result.output
+
+    def last_step_nan(*args, **kwargs):       # the last step's batch alone: no divergence
+        loss, stats = real(*args, **kwargs)
+        calls["n"] += 1
+        return (loss * float("nan"), stats) if calls["n"] == 6 else (loss, stats)
+    calls["n"] = 0
+    monkeypatch.setattr(training, "vae_loss", last_step_nan)
+    one_bad = invoke("train", images / "clean", "--out", images / "one_bad.pt", *common)
+    assert one_bad.exit_code == 0 and (images / "one_bad.pt").exists(), one_bad.output
     result = invoke("train", images / "clean", "--out", images / "wild.pt", *common, "--lr", "1e12")
     assert result.exit_code == 2 and "--lr" in result.output and "at most 1" in result.output, result.output
     assert not (images / "wild.pt").exists()

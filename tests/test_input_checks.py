@@ -259,13 +259,15 @@ def _missing(size=32):
     (lambda m, y: Inpainting(np.zeros((32, 32), bool)), TypeError, r"missing must be a tensor .*torch.as_tensor"),
     (lambda m, y: Inpainting(torch.full((1, 1, 32, 32), 0.5)), ValueError, "missing must hold 0 .* or 1"),
     (lambda m, y: Downsampling(32, 2), ValueError, r"shape must be the high-resolution image's \(H, W\), got 32"),
-    (lambda m, y: Gaussian(10), ValueError, r"sigma must be from 1e-06 to 2 in \[0, 1\] units \(10 levels of 255 are"),
+    (lambda m, y: Gaussian(10), ValueError, r"sigma must be from 1e-09 to 2 in \[0, 1\] units \(10 levels of 255 are"),
     (lambda m, y: Gaussian(float("inf")), ValueError, "sigma must be from"),
     (lambda m, y: Gaussian(1e-30), ValueError, "sigma must be from"),
     (lambda m, y: Gaussian("0.1"), TypeError, "sigma must be a number or a tensor, got str"),
     (lambda m, y: m(y, Denoising(), data=Gaussian(torch.full((1, 3, 16, 16), 0.04))), ValueError,
      r"sigma of shape \(1, 3, 16, 16\) does not broadcast against y of shape \(1, 3, 32, 32\)"),
     (lambda m, y: JPEGConstraint(None), TypeError, "quantisation must be a restore.jpeg.Quantisation, got NoneType"),
+    (lambda m, y: Reconstructor(m.prior, steps=0, prior_weight=None), ValueError,
+     r"prior_weight must be given to the Reconstructor \(None takes a task's default only in SolverSettings\)"),
 ])
 def test_the_tensor_interface_refuses_what_it_cannot_take_by_name_before_any_work(vae, call, error, needle):
     """Each failed deep inside torch (a broadcast, a matrix product, an attribute), blamed the image, or

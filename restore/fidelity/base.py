@@ -82,14 +82,6 @@ class DataTerm(ABC):
         """``(N, 1, H, W)``: the inverse variance each pixel of ``x`` is known with from the data alone."""
 
 
-#: The white noise level (0..1 units) up to which the Wiener filter takes one pass more (a colour
-#: image's third, a grey one's second: :meth:`Gaussian.wiener_passes`). It was 22 (between the measured
-#: 20 and 25) until the first pass's pilot took BM3D's first stage (:meth:`Gaussian.pilot`), a better
-#: pilot, after which the extra pass gained less: on the held-out crops (6 of 256px / 12 of 128px) a
-#: colour image's third pass +0.07 / +0.02 dB at sigma 10, +0.02 / -0.03 at 15, -0.01 / -0.05 at 20, and
-#: -0.03 / -0.03 under the sensor's stabilised noise (19.9); a grey one's second +0.14 / -0.02 at 10,
-
-
 @dataclass(frozen=True)
 class Stabilised:
     """An observation carried where its noise is white and of one level: ``forward(y)`` is the

@@ -11,6 +11,7 @@ from torch.nn import functional as F
 from ..physics import LinearPhysics
 
 
+#: Side of the window (observed pixels) over which the decoder's residual is compared with the noise.
 CONSISTENCY_WINDOW = 7
 #: How far the residual's local mean square must exceed what the noise and the decoder's own scale
 #: allow before the scale grows to explain it.

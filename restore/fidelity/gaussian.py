@@ -16,6 +16,13 @@ from .base import DataTerm
 from .consistency import clipped_mean, consistent_means, consistent_scale
 
 
+#: The white noise level (0..1 units) up to which the Wiener filter takes one pass more (a colour
+#: image's third, a grey one's second: :meth:`Gaussian.wiener_passes`). It was 22 (between the measured
+#: 20 and 25) until the first pass's pilot took BM3D's first stage (:meth:`Gaussian.pilot`), a better
+#: pilot, after which the extra pass gained less: on the held-out crops (6 of 256px / 12 of 128px) a
+#: colour image's third pass +0.07 / +0.02 dB at sigma 10, +0.02 / -0.03 at 15, -0.01 / -0.05 at 20, and
+#: -0.03 / -0.03 under the sensor's stabilised noise (19.9); a grey one's second +0.14 / -0.02 at 10,
+#: +0.06 / -0.08 at 15, -0.01 / -0.09 at 20. Hence between 10 and 15.
 LOW_NOISE = 12 / 255
 #: The share of BM3D's first stage in the Wiener filter's first pilot (:meth:`Gaussian.pilot`), chosen
 #: on held-out crops (never the benchmark) with groups of 16 (BM3D's own) before they grew: 0.5 / 0.7
@@ -51,9 +58,9 @@ CORRELATION_REACH = WINDOW - 1
 
 
 #: The noise levels a :class:`Gaussian` takes, [0, 1] units: below the least, a solver's weights
-#: overflow (1e-30 gave NaN); above the most (a sensor's brightest noise, ``sqrt(a + b)``, is at most
-#: 1.42), it is a level in 0..255 units given as one in [0, 1].
-SIGMA_RANGE = (1e-6, 2.0)
+#: overflow (1e-30 gave NaN, 1e-10 restored); above the most (a sensor's brightest noise,
+#: ``sqrt(a + b)``, is at most 1.42), it is a level in 0..255 units given as one in [0, 1].
+SIGMA_RANGE = (1e-9, 2.0)
 
 
 class Gaussian(DataTerm):
@@ -260,13 +267,6 @@ class Gaussian(DataTerm):
             if inverse.shape[-2:] != (1, 1):     # per observed pixel: carried onto the image's pixels
                 inverse = physics.spread(inverse.expand(-1, -1, *physics.A(x[:, :1]).shape[-2:]))
         return physics.gram_diagonal(x) * inverse
-
-
-#: The share of a JPEG file's rounding (:meth:`restore.jpeg.Quantisation.rounding_variance`) that a
-#: blurred observation's last filter takes as noise after the JPEG stage (``Gaussian(leftover=...)``):
-#: the stage leaves errors that are not the image, and a filter that took only the noise before the
-#: rounding for noise deconvolved them. On the 12 held-out crops of 128px (never the benchmark), a blur
-#: then a JPEG, dB with none / a quarter / all of the rounding, and without the filter: Gaussian 2 with
 
 
 def deconvolution(pilot: torch.Tensor, y: torch.Tensor, physics: Blur, variance: torch.Tensor, *,

@@ -7,7 +7,7 @@ import torch
 from ..data import is_grey, to_gray
 from ..physics import Blur, Denoising
 from .base import DataTerm, Stabilised
-from .gaussian import Gaussian
+from .gaussian import SIGMA_RANGE, Gaussian
 
 
 class PoissonGaussian(DataTerm):
@@ -86,7 +86,7 @@ class PoissonGaussian(DataTerm):
             return None
         a, b = self.a, self.b
         top = float(anscombe(torch.tensor(1.0, dtype=torch.float64), a, b))
-        return Stabilised(forward=lambda y: anscombe(y, a, b) / top, data=Gaussian(1 / top),
+        return Stabilised(forward=lambda y: anscombe(y, a, b) / top, data=Gaussian(max(1 / top, SIGMA_RANGE[0])),
                           inverse=lambda z: anscombe_inverse(z * top, a, b),
                           slope=lambda z: anscombe_inverse_slope(z * top, a, b) * top)
 

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 #: Noise assumed in an image that is not noisy, only damaged otherwise (holes, low resolution).
 CLEAN_SIGMA = 1.0
+#: The least noise level a task takes (0..255 units): far below a file's rounding, and above the least
+#: its data term takes (restore.fidelity.gaussian.SIGMA_RANGE, [0, 1] units).
+MIN_SIGMA = 1e-6
 #: A sensor's gain or floor below this ([0, 1] units) is taken as 0 (a level's hundredth, squared,
 #: is 1.5e-9).
 NEGLIGIBLE_VARIANCE = 1e-9
@@ -61,7 +64,7 @@ def parse_sigma(text: str) -> float | None:
     try:
         return float(text)
     except ValueError:
-        raise OptionError("sigma", f"{text!r}: give a number above 0 and at most 255 (0..255 units), or 'auto'") from None
+        raise OptionError("sigma", f"{text!r}: give a number from {MIN_SIGMA:g} to 255 (0..255 units), or 'auto'") from None
 
 
 def parse_noise(text: str) -> tuple[str, tuple[float, float] | None]:
@@ -345,8 +348,8 @@ class Task(ABC):
                 raise OptionError("sigma", "must be given for this task")
         elif isinstance(self.sigma, bool) or not isinstance(self.sigma, numbers.Real):
             raise OptionError("sigma", f"must be a number (0..255 units) or None to estimate it, got {self.sigma!r}")
-        elif not 0 < self.sigma <= 255:
-            raise OptionError("sigma", f"must be above 0 and at most 255, got {self.sigma}")
+        elif not MIN_SIGMA <= self.sigma <= 255:
+            raise OptionError("sigma", f"must be at least {MIN_SIGMA:g} and at most 255, got {self.sigma}")
 
     @classmethod
     def from_options(cls, **options):
