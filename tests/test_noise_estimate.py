@@ -93,6 +93,9 @@ def test_poisson_gaussian_without_shot_noise_is_gaussian():
                           Gaussian(0.05).prox(z, y, Denoising(), 0.01))
     with pytest.raises(ValueError):
         PoissonGaussian(0, 0)
+    for a, b in ((2.0, 0.1), (0.1, 3.0), (float("nan"), 0.1)):       # levels in 0..255 units, or none
+        with pytest.raises(ValueError, match=r"a and b must be from 0 to 1 \(\[0, 1\] units"):
+            PoissonGaussian(a, b)
 
 
 def test_noise_option_on_the_command_line(tmp_path):

@@ -95,7 +95,7 @@ def test_options_are_checked_once_with_clear_errors():
         Inpaint(mask_dilate=-1)
     with pytest.raises(OptionError, match="sigma must be given"):
         Superres(sigma=None)
-    with pytest.raises(OptionError, match="sigma must be above 0"):
+    with pytest.raises(OptionError, match="sigma must be at least 1e-06 and at most 255, got 0"):
         Inpaint(sigma=0)
 
 

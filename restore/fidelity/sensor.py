@@ -26,8 +26,9 @@ class PoissonGaussian(DataTerm):
     """
 
     def __init__(self, a: float, b: float, *, leftover: float = 0.0):
-        if not (a >= 0 and b >= 0 and a + b > 0):
-            raise ValueError(f"a and b must be 0 or more and not both 0, got {a}, {b}")
+        if not (0 <= a <= 1 and 0 <= b <= 1 and a + b > 0):
+            raise ValueError(f"a and b must be from 0 to 1 ([0, 1] units, as --noise poisson-gaussian:A,B) and not "
+                             f"both 0, got {a}, {b}")
         self.a, self.b, self.leftover = float(a), float(b), float(leftover)
 
     def __repr__(self):

@@ -253,7 +253,7 @@ class NoiseModel(JPEGSource):
         """This task with a sensor's noise ``a, b`` and ``sigma`` its level at mid-grey."""
         from dataclasses import replace
         # A fit's leftovers far below a level's hundredth (2.3e-17 printed as the gain) are none.
-        a, b = (0.0 if v < NEGLIGIBLE_VARIANCE else float(v) for v in (a, b))
+        a, b = (0.0 if v < NEGLIGIBLE_VARIANCE else min(float(v), 1.0) for v in (a, b))    # in [0, 1] units
         if a + b <= 0:      # an image without noise (a flat one): the floor of a clean photograph's
             b = (CLEAN_SIGMA / 255) ** 2
         level = min(255.0, max(CLEAN_SIGMA, (a * 0.5 + b) ** 0.5 * 255))
