@@ -8,6 +8,7 @@ run the same jobs through :func:`process`.
 """
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -193,6 +194,9 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
         if outputs_among_inputs and _inside(f, out_dir):
             if f.is_file() and is_image_file(f) and not is_hidden(f.relative_to(source)):
                 left_out.add(f)
+            continue
+        if f.is_symlink() and not f.exists():
+            skipped.append(f"skipping {f}: a link to {os.readlink(f)}, which does not exist")
             continue
         if not f.is_file():
             continue
@@ -431,8 +435,11 @@ def process(job: Job, restore_fn: RestoreFn, *, overwrite: bool, skip_existing: 
         for extra in (job.uncertainty, job.found):
             if extra is not None:
                 _make_folder(extra.parent)
-                check_output(extra, overwrite=overwrite or skip_existing or extra in replaceable,
-                             hint="pass --overwrite to replace it")
+                # Not with --skip-existing alone: a mask corrected by hand, beside an output not yet
+                # written, is the user's (a run stops between the two writes only if it dies there).
+                check_output(extra, overwrite=overwrite or extra in replaceable,
+                             hint=f"it is no output of a finished run ({job.output} does not exist); delete it or "
+                                  "pass --overwrite to replace it" if skip_existing else "pass --overwrite to replace it")
         check_writable(job.output.parent, output=job.output, hint="choose another -o")
         start = time.perf_counter()
         picture = read_image(job.source, max_pixels=max_pixels)

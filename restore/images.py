@@ -15,6 +15,7 @@ import re
 import sys
 import tempfile
 import threading
+import warnings
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -297,14 +298,18 @@ _PILLOW_LIMIT = threading.Lock()
 def opened(path):
     """``PIL.Image.open(path)`` (a path or a binary file object) without Pillow's own size limit,
     for the header: restore applies its own before decoding."""
-    with _PILLOW_LIMIT:
-        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-        try:
-            image = Image.open(path)
-        finally:
-            Image.MAX_IMAGE_PIXELS = saved
-    with image:
-        yield image
+    # Pillow's warnings of a damaged header ("Corrupt EXIF data", two lines naming its own source) are
+    # not the user's to read: restore reads the file without what it cannot, or says in one line why not.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with _PILLOW_LIMIT:
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                image = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+        with image:
+            yield image
 
 
 @dataclass(frozen=True)

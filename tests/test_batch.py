@@ -264,3 +264,38 @@ def test_an_output_folder_inside_the_inputs_is_never_read_and_one_around_them_is
     _touch(inner / "b.png")
     jobs = plan(inner, tmp_path / "photos", "denoise").jobs
     assert [(j.source, j.output) for j in jobs] == [(inner / "b.png", tmp_path / "photos" / "b.png")]
+
+
+def test_skip_existing_never_replaces_a_map_or_mask_beside_an_output_not_yet_written(tmp_path):
+    """An archivist corrects a saved mask by hand and resumes the batch: --skip-existing replaced it."""
+    import numpy as np
+
+    from restore.batch import Restored, process
+    from restore.images import Picture, write_image
+    from restore.tasks import Inpaint
+
+    src = tmp_path / "in"
+    src.mkdir()
+    write_image(src / "a.png", Picture(np.full((4, 4, 1), 0.5, np.float32)))
+    job = plan(src, tmp_path / "out", "inpaint", detect=True, save_found=tmp_path / "masks").jobs[0]
+    (tmp_path / "masks").mkdir()
+    job.found.write_bytes(b"corrected by hand")
+
+    def found(picture, job, progress):
+        return Restored(picture.pixels, Inpaint(), picture.pixels, None, np.zeros((4, 4), bool))
+    resumed = process(job, found, overwrite=False, skip_existing=True, max_pixels=10**6)
+    assert resumed.status == "failed" and resumed.failure == "output", resumed
+    assert f"{job.found}: exists; it is no output of a finished run ({job.output} does not exist)" in resumed.message
+    assert job.found.read_bytes() == b"corrected by hand" and not job.output.exists()
+    replaced = process(job, found, overwrite=True, skip_existing=False, max_pixels=10**6)
+    assert replaced.status == "ok" and job.found.read_bytes() != b"corrected by hand"
+    assert process(job, found, overwrite=False, skip_existing=True, max_pixels=10**6).status == "skipped"
+
+
+def test_a_link_to_nothing_in_a_folder_is_said_not_passed_over(tmp_path):
+    src = tmp_path / "in"
+    _touch(src / "a.png")
+    (src / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    found = plan(src, tmp_path / "out", "denoise")
+    assert [j.source.name for j in found.jobs] == ["a.png"]
+    assert found.skipped == [f"skipping {src / 'gone.png'}: a link to {tmp_path / 'nowhere.png'}, which does not exist"]

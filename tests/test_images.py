@@ -451,3 +451,14 @@ def test_an_image_is_read_in_a_process_without_a_standard_error(tmp_path):
             f"print(read_image({str(tmp_path / 'a.png')!r}).shape)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "(8, 8)", done
+
+
+def test_pillows_warnings_of_a_damaged_header_are_not_shown(tmp_path, capfd):
+    """A TIFF of four bytes and junk: Pillow warned "Corrupt EXIF data" in two lines naming its own source."""
+    import warnings
+    (tmp_path / "t.tif").write_bytes(b"II*\0junk")
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        with pytest.raises(ImageError, match=r"t\.tif: "):
+            read_image(tmp_path / "t.tif")
+    assert not warned and capfd.readouterr().err == ""
