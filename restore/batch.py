@@ -584,7 +584,8 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
             progress.note(f"{job.source}: the prior sees one channel: this colour image is restored grey")
         if job.detect:
             repaired = task.detect(picture.pixels, settings=settings, progress=progress.step, return_std=sampled)
-            progress.note(f"{job.source}: found {repaired.mask.mean():.2%} of the pixels damaged"
+            grown = f", grown by --mask-dilate {task.mask_dilate}" if getattr(task, "mask_dilate", 0) else ""
+            progress.note(f"{job.source}: found {repaired.mask.mean():.2%} of the pixels damaged{grown}"
                           + (f" (mask: {job.found})" if job.found else ""))
             return Restored(repaired.pixels, task, picture.pixels, repaired.std, repaired.mask)
         said = task.companion_note(companion) if job.companion is not None else None

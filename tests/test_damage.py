@@ -155,7 +155,10 @@ def test_command_line_auto_mask_save_mask_and_batch(tiny_prior, tmp_path):
     one = runner.invoke(app, ["inpaint", str(folder / "a.png"), "--mask", "auto", "--save-mask",
                               str(tmp_path / "a_mask.png"), "-o", str(tmp_path / "a.png"), *common])
     assert one.exit_code == 0, one.output
-    assert "of the pixels damaged" in one.output
+    assert "of the pixels damaged" in one.output and "grown by" not in one.output
+    grown = runner.invoke(app, ["inpaint", str(folder / "a.png"), "--mask", "auto", "--mask-dilate", "1", "--steps",
+                                "0", "-o", str(tmp_path / "grown.png"), *common])
+    assert grown.exit_code == 0 and "of the pixels damaged, grown by --mask-dilate 1" in grown.output, grown.output
     # The bar says what it counts: the encoder's passes for the second look beside the kept fill's steps.
     assert "1 per batch for the second look" in one.output, one.output
     saved = read_image(tmp_path / "a_mask.png").pixels[:, :, 0] > 0.5
