@@ -345,15 +345,18 @@ def image_sets(folder: Path | None, *, prior, digits_prior=None, size: int = 256
     for f in files:
         try:
             whole = read_image(f).pixels
-            pixels = centre_crop(whole, size)
-            if min(pixels.shape[:2]) < MIN_SIDE:
-                h, w = whole.shape[:2]
-                raise ImageError(f"{f}: {w}x{h} pixels; bench measures on images of at least {MIN_SIDE}x{MIN_SIDE} "
-                                 "(an SSIM window and a x4 reduction must fit): leave it out of the folder")
         except ImageError as e:
+            problem = str(e)
+        else:
+            pixels = centre_crop(whole, size)
+            h, w = whole.shape[:2]
+            problem = None if min(pixels.shape[:2]) >= MIN_SIDE else (
+                f"{f}: {w}x{h} pixels; bench measures on images of at least {MIN_SIDE}x{MIN_SIDE} "
+                "(an SSIM window and a x4 reduction must fit): leave it out of the folder")
+        if problem:
             if note is None:
-                raise ValueError(str(e)) from None
-            note(str(e))
+                raise ValueError(problem)
+            note(problem)
             continue
         images.append((f.relative_to(folder).with_suffix("").as_posix(), pixels))     # sub/x and x apart
     if not images:

@@ -116,9 +116,9 @@ def check_search(*, mode: str, lr, gamma, prior_weight, anchor, sampler: str, qu
             continue
         number = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
         if not (number and (value > 0 if least is None else value >= least) and value <= most):
-            bounds = f"above 0{'' if most == math.inf else f' and at most {most:g}'}" if least is None else \
-                f"0 or more{'' if most == math.inf else f' and at most {most:g}'}"
-            raise ValueError(f"{name} must be a number {bounds} ({note}), got {_shown(value)}")
+            lower = "above 0" if least is None else "0 or more"
+            upper = "" if most == math.inf else f" and at most {most:g}"
+            raise ValueError(f"{name} must be a number {lower}{upper} ({note}), got {_shown(value)}")
     if not isinstance(quick, (bool, np.bool_)):
         raise ValueError(f"quick must be True or False, got {_shown(quick)}")
 

@@ -187,14 +187,15 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
                 bar.update(1)
             else:
                 bar.n = min(round(budget), round(time.perf_counter() - start))
+            psnr = -10 * np.log10(max(stats["mse"], 1e-10))
             bar.set_postfix(**({} if budget is None else {"step": step}), loss=f"{loss.item():.3f}",
-                            psnr=f"{-10 * np.log10(max(stats['mse'], 1e-10)):.1f}", gamma=f"{stats['gamma']:.3f}")
+                            psnr=f"{psnr:.1f}", gamma=f"{stats['gamma']:.3f}")
             if (step % settings.checkpoint_every == 0 or step == settings.steps or progress_made() >= 1
                     or stop.asked):
                 save_checkpoint(out, model, optimizer=optimizer.state_dict(), meta=meta())
                 if log is not None:
                     log(f"step {step}/{settings.steps}, {time.perf_counter() - start:.0f} s: loss {loss.item():.4f}, "
-                        f"PSNR {-10 * np.log10(max(stats['mse'], 1e-10)):.1f} dB; wrote {out}")
+                        f"PSNR {psnr:.1f} dB; wrote {out}")
         if skipped and not stop.asked and not _finite_loss(learner, batch(step), device, torch_rng, dtype, n_bad):
             # Ended within a run of skipped steps, and a fresh batch fails too: the weights (not
             # updated since) give no finite loss. One bad batch at the end is no divergence.
