@@ -419,8 +419,9 @@ def _report(results, folder: Path | None, where: str, json: Path | None, device,
     if folder is not None:
         _print_summary(results, where, folder)
     if json is not None:
-        report = [{**asdict(r), "device": str(device), "precision": arithmetic, "model": model, "task": task}
-                  for r in results]
+        # A failed file's output was never written: null, so that a reader never looks for it.
+        report = [{**asdict(r), "output": r.output if r.status != "failed" else None, "device": str(device),
+                   "precision": arithmetic, "model": model, "task": task} for r in results]
         write_atomic(json, strict_json(report).encode())
 
 
@@ -445,6 +446,13 @@ def _short_names(paths: list[Path]) -> list[str]:
     return [os.path.relpath(p, common) for p in paths]
 
 
+def _mean(results: list[Result], key: str) -> float:
+    """The mean of ``key`` over ``results``, leaving out infinite values (a PSNR of an image identical to
+    its reference): one such file would make every mean infinite. NaN where none is finite."""
+    values = [getattr(r, key) for r in results if math.isfinite(getattr(r, key))]
+    return sum(values) / len(values) if values else math.nan
+
+
 def _print_summary(results: list[Result], device: str, folder: Path) -> None:
     done = [r for r in results if r.status == "ok"]
     scored = [r for r in done if r.psnr is not None]
@@ -455,9 +463,12 @@ def _print_summary(results: list[Result], device: str, folder: Path) -> None:
         for r, name in zip(scored, names):
             typer.echo(f"{name:<{width}}  {r.input_psnr:7.2f}  {r.psnr:8.2f}  "
                        f"{r.input_ssim:7.4f}  {r.ssim:8.4f}  {r.seconds:7.1f}")
-        mean = lambda key: sum(getattr(r, key) for r in scored) / len(scored)
-        typer.echo(f"{'mean':<{width}}  {mean('input_psnr'):7.2f}  {mean('psnr'):8.2f}  "
-                   f"{mean('input_ssim'):7.4f}  {mean('ssim'):8.4f}  {mean('seconds'):7.1f}")
+        typer.echo(f"{'mean':<{width}}  {_mean(scored, 'input_psnr'):7.2f}  {_mean(scored, 'psnr'):8.2f}  "
+                   f"{_mean(scored, 'input_ssim'):7.4f}  {_mean(scored, 'ssim'):8.4f}  "
+                   f"{_mean(scored, 'seconds'):7.1f}")
+        infinite = sum(not math.isfinite(getattr(r, key)) for r in scored for key in ("psnr", "input_psnr"))
+        if infinite:
+            typer.echo(f"(the means leave out {infinite} infinite PSNR(s): an image identical to its reference)")
     n_skip = sum(r.status == "skipped" for r in results)
     n_fail = sum(r.status == "failed" for r in results)
     seconds = sum(r.seconds for r in done)

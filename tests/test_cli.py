@@ -118,6 +118,27 @@ def test_batch_with_reference_prints_table_and_writes_json(images, tiny_prior):
     ok = [r for r in report if r["status"] == "ok"]
     assert len(ok) == 3 and all(r["psnr"] > r["input_psnr"] for r in ok)
     assert {"seconds", "device", "model", "sigma", "ssim"} <= set(ok[0])
+    assert all(Path(r["output"]).is_file() for r in ok)
+    failed = [r for r in report if r["status"] == "failed"]     # never written: no path to look for
+    assert [r["output"] for r in failed] == [None] and failed[0]["source"].endswith("broken.png")
+
+
+def test_a_batch_mean_leaves_out_an_image_equal_to_its_reference(images, tiny_prior):
+    """One file identical to its reference (infinite PSNR) made every mean of the summary ``inf``."""
+    _, model = tiny_prior
+    refs = images / "refs"
+    refs.mkdir()
+    for name in ("im0.png", "im1.png", "im2.png"):       # im0's reference is its noisy input itself
+        source = images / ("noisy" if name == "im0.png" else "clean") / name
+        (refs / name).write_bytes(source.read_bytes())
+    result = invoke("denoise", images / "noisy", "-o", images / "out", "--sigma", "25", "--model", model,
+                    "--steps", "1", "--ref", refs, "--json", images / "r.json")
+    assert result.exit_code == 0, result.output
+    mean = next(line for line in result.output.splitlines() if line.startswith("mean")).split()
+    report = json.loads((images / "r.json").read_text())
+    finite = [r["input_psnr"] for r in report if r["input_psnr"] is not None]
+    assert len(finite) == 2 and float(mean[1]) == pytest.approx(sum(finite) / 2, abs=0.01), result.output
+    assert "leave out 1 infinite PSNR(s)" in result.output, result.output
 
 
 def test_inpaint_with_mask_and_alpha_only_mask(images, tiny_prior):
