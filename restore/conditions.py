@@ -156,14 +156,14 @@ def _denoising() -> TaskBenchmark:
 
 def _super_resolution() -> TaskBenchmark:
     def upscale(s):
-        task = Superres(factor=s)
+        task = Superres(scale=s)
         return Condition(f"superres{s}", task, _downsampled(task), (
             Baseline("bicubic", None, lambda y, _: b.bicubic(y, s)),
             Baseline("Lanczos", None, lambda y, _: b.lanczos(y, s))))
     # A small JPEG: restore undoes the file's rounding first (Superres.outer_task); the baselines
     # upscale the decoded file, or smooth its blocks first at the strength that did best of 5, 10,
     # 15, 20 and 30 on 12 held-out crops (never the benchmark's): BM3D 15, OpenCV NLM 5.
-    task = Superres(factor=4)
+    task = Superres(scale=4)
     thumbnail = Condition("superres4-jpeg30", task, _then_jpeg(_downsampled(task), 30), (
         Baseline("bicubic", None, lambda y, _: b.bicubic(y, 4)),
         Baseline("Lanczos", None, lambda y, _: b.lanczos(y, 4)),

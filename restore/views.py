@@ -60,7 +60,7 @@ def downsampled(x: torch.Tensor, rng: np.random.Generator) -> View:
     scales = [s for s in (2, 4) if x.shape[2] % s == 0 and x.shape[3] % s == 0 and x.shape[2] // s >= 4]
     if not scales:
         return x, clean_context(x)
-    task = Superres(factor=int(rng.choice(scales)))
+    task = Superres(scale=int(rng.choice(scales)))
     physics = task.physics(x.shape[-2:], None)
     first = task.first_guess(physics, physics.A(x)).clamp(0, 1)
     return first, encoder_context(task.data_term(), physics, first)

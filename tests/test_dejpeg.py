@@ -423,7 +423,7 @@ def test_the_latent_mode_is_refused_before_any_work(tmp_path, tiny_prior, monkey
 def _thumbnail(clean, factor, quality):
     """``clean`` made ``factor`` times smaller (as ``superres`` models it), then a JPEG of ``quality``."""
     from restore.tasks.superres import Superres
-    small = Superres(factor=factor).physics(clean.shape[:2], None).A(
+    small = Superres(scale=factor).physics(clean.shape[:2], None).A(
         torch.from_numpy(np.ascontiguousarray(clean)).permute(2, 0, 1)[None])[0].permute(1, 2, 0).numpy()
     return jpeg_round_trip(small, quality)
 
@@ -440,7 +440,7 @@ def test_a_small_jpeg_is_upscaled_after_its_rounding_is_undone(quality):
     from restore.tasks.superres import Superres
     clean = read_image("samples/flower.png").pixels[:128, :128]
     decoded, quantisation = _thumbnail(clean, 4, quality)
-    task = Superres(factor=4)
+    task = Superres(scale=4)
     u8 = lambda a: np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)
     score = lambda a: psnr(u8(clean), u8(a), crop=4)
     with_file = score(run(decoded, task, companion=quantisation))

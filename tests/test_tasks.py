@@ -90,7 +90,7 @@ def test_kernel_specs(tmp_path):
 
 def test_options_are_checked_once_with_clear_errors():
     with pytest.raises(OptionError, match="scale must be 2, 3, 4 or 8, got 3.5"):
-        Superres(factor=3.5)
+        Superres(scale=3.5)
     with pytest.raises(OptionError, match="mask_dilate"):
         Inpaint(mask_dilate=-1)
     with pytest.raises(OptionError, match="sigma must be given"):

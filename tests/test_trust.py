@@ -86,7 +86,7 @@ def test_a_saturated_jpeg_is_never_restored_below_its_file():
     image[40:90, 30:100] = (1, 0.4, 0)
     u8 = lambda a: np.round(np.clip(a, 0, 1) * 255).astype(np.uint8)
     score = lambda a, crop=0: psnr(u8(image), u8(a), crop=crop)
-    upscale = Superres(factor=4)
+    upscale = Superres(scale=4)
     small = upscale.physics(image.shape[:2], None).A(torch.from_numpy(image).permute(2, 0, 1)[None])[0]
     decoded, quantisation = jpeg_round_trip(small.permute(1, 2, 0).numpy(), 30)
     assert score(run(decoded, upscale, companion=quantisation), 4) > score(bicubic(decoded, 4), 4) + 0.3

@@ -44,7 +44,7 @@ SHARED = [
 
 
 def _api_name(f) -> str:
-    """A field's keyword: its first long command-line flag (``factor`` is ``--scale``), else its name."""
+    """A field's keyword: its first long command-line flag (``mask_dilate`` is ``--mask-dilate``), else its name."""
     long = [flag for flag in f.metadata["flags"] if flag.startswith("--")]
     return long[0][2:].replace("-", "_") if long else f.name
 

@@ -25,28 +25,25 @@ class Superres(JPEGSource, Task):
     defaults = SolverDefaults(steps=20)
 
     sigma: float = field(default=CLEAN_SIGMA, metadata=option("Noise of the low-resolution pixels in 0..255 units."))
-    factor: int = field(default=4, metadata=option("Upscaling factor: 2, 3, 4 or 8.", "--scale", "-s"))
+    # Named as Task.scale (restored pixels per observed pixel), which this field is.
+    scale: int = field(default=4, metadata=option("Upscaling factor: 2, 3, 4 or 8.", "--scale", "-s"))
     quantisation: Any = field(default=None, repr=False)     # a JPEG file's (JPEGSource.outer_task)
 
     def __post_init__(self):
         super().__post_init__()
-        if isinstance(self.factor, bool) or not isinstance(self.factor, numbers.Integral) or self.factor not in SCALES:
-            raise OptionError("scale", f"must be 2, 3, 4 or 8, got {self.factor!r}")
-
-    @property
-    def scale(self) -> int:
-        return self.factor
+        if isinstance(self.scale, bool) or not isinstance(self.scale, numbers.Integral) or self.scale not in SCALES:
+            raise OptionError("scale", f"must be 2, 3, 4 or 8, got {self.scale!r}")
 
     def resolve(self, pixels, companion=None):
         return super().resolve(pixels, companion).with_source(companion)
 
     def physics(self, shape, companion):
         from ..physics import Downsampling
-        return Downsampling(shape, self.factor)
+        return Downsampling(shape, self.scale)
 
     def first_guess(self, physics, y):
         from ..resize import imresize
-        return imresize(y, (y.shape[-2] * self.factor, y.shape[-1] * self.factor))
+        return imresize(y, (y.shape[-2] * self.scale, y.shape[-1] * self.scale))
 
     def refine(self, physics, y, first):
         # Where the small image is smooth, the plain (bicubic) upscale is nearer the image than the
@@ -73,12 +70,12 @@ class Superres(JPEGSource, Task):
         weight = torch.maximum(weight, band_limited(y, radius=DETAIL_RADIUS))
         if not bool(weight.any()):
             return None
-        weight = weight.repeat_interleave(self.factor, -2).repeat_interleave(self.factor, -1)
+        weight = weight.repeat_interleave(self.scale, -2).repeat_interleave(self.scale, -1)
         return lambda x, d: torch.lerp(x, first.to(x), weight.to(x))      # first: the bicubic upscale
 
     def input_estimate(self, damaged):
         from ..baselines import bicubic
-        return bicubic(damaged, self.factor)
+        return bicubic(damaged, self.scale)
 
 
 
