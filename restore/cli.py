@@ -96,7 +96,7 @@ def _device_or_fail(name: str):
         fail(f"--{e}")
 
 
-MODEL = typer.Option("photo", "--model", "-m", help="Prior: photo, photo-large (3.5-5x slower; up to 0.3 dB better denoising), digits, or the path of a checkpoint from 'restore train'.")
+MODEL = typer.Option("photo", "--model", "-m", help="Prior: photo, photo-large (3.5-5x slower; 0.1-0.3 dB better super-resolution, inpainting and deblurring, not denoising), digits, or the path of a checkpoint from 'restore train'.")
 DEVICE = typer.Option("auto", help="auto (GPU if present), cpu, cuda or cuda:N.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress bars (results, notes and the estimated sigma still print).")
 
