@@ -25,7 +25,7 @@ from .metrics import strict_json
 from .priors import SHIPPED, PriorError, load_prior
 from .tasks import TASKS, OptionError, Task
 from .speed import SIZES as SPEED_SIZES
-from .tasks.base import DETECT, option_fields
+from .tasks.base import DETECT, MAX_SEED, option_fields
 from .uncertainty import HEAT_MAP_TOP, SUFFIXES as MAP_SUFFIXES
 
 app = typer.Typer(help="Repair damaged photos with a learned VAE prior.", no_args_is_help=True,
@@ -483,7 +483,7 @@ def _typed(ctx: typer.Context) -> list:
     return [p for p in ctx.command.params if ctx.get_parameter_source(p.name).name == "COMMANDLINE"]
 
 
-RESUME_TAKES = ("folder", "out", "steps", "loaders", "seed", "resume", "device", "quiet")
+RESUME_TAKES = ("folder", "out", "steps", "minutes", "loaders", "seed", "resume", "device", "quiet")
 #: What a checkpoint given to ``train --init`` decides itself: its architecture.
 INIT_DECIDES = ("arch", "width", "levels", "blocks")
 TRAIN_FLAGS = {"degraded_fraction": "degraded", "gray_fraction": "gray", "colour_fraction": "colour"}
@@ -513,7 +513,7 @@ def train_command(
     gray: float = typer.Option(0.0, help="photo: share of crops turned gray, so the prior also learns gray photographs."),
     colour: float = typer.Option(0.0, "--colour", help="photo: share of crops recoloured (hue turned, channels permuted, saturation raised), so the prior also learns colours its photographs lack."),
     loaders: int = typer.Option(1, "--loaders", help="Threads making batches ahead of the training step (more for a GPU)."),
-    minutes: Optional[float] = typer.Option(None, "--minutes", help="Train for this long (the learning rate decays over it), or --steps, whichever ends first."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", help="Train for this long (the learning rate decays over it), or --steps, whichever ends first; with --resume, counted from the run's start."),
     checkpoint_every: int = typer.Option(500, help="Write a checkpoint every N steps."),
     pixel_scale: bool = typer.Option(False, "--pixel-scale", help="Also learn the decoder's scale per pixel (where it is sure, the solver trusts it over the data)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this checkpoint's weights (fine-tuning); layers it lacks start new."),
@@ -521,7 +521,7 @@ def train_command(
     context: bool = typer.Option(False, "--context", help="photo: the encoder also reads what the solver knows of each pixel (the noise's level, the holes); with --init, the checkpoint's encoders grow to read it."),
     encoder_only: bool = typer.Option(False, "--encoder-only", help="Train only the encoder, against the frozen decoder (the prior itself does not change)."),
     prior_from_clean: bool = typer.Option(False, "--prior-from-clean", help="The prior (decoder) learns from the undamaged crops alone; the damaged ones (--degraded) teach only the encoder."),
-    resume: bool = typer.Option(False, "--resume", help="Continue training from the checkpoint at --out."),
+    resume: bool = typer.Option(False, "--resume", help="Continue training from the checkpoint at --out, to its --steps (and --minutes) in all, counted from its start; give more to train longer."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out instead of refusing."),
     device: str = DEVICE,
     precision: str = typer.Option("auto", help="The networks' arithmetic: auto (bf16 on GPUs and on CPUs with AMX/AVX512-BF16), fp32, bf16."),
@@ -533,6 +533,7 @@ def train_command(
 
     from .train import (TrainError, TrainInterrupted, TrainSettings, build_model, check_crop, model_from, resume_from,
                         sampler_for, train)
+    from .data import CropPackError
 
     if out.suffix.lower() != ".pt":      # (so it can replace no training image)
         fail(f"{out}: --out writes a checkpoint; give a name ending in .pt")
@@ -555,7 +556,7 @@ def train_command(
             raise OutputError(f"{out}: is the --init checkpoint, which training reads; choose another --out")
         state = None
         if resume:
-            model, settings, state = resume_from(out, steps)
+            model, settings, state = resume_from(out, steps, minutes)
             settings.loaders = loaders
             unused = [p.opts[0] for p in given if p.name not in RESUME_TAKES]
             if unused:
@@ -591,6 +592,8 @@ def train_command(
         typer.echo(f"note: skipping {e}", err=True)
     try:
         sampler = sampler_for(model, files, crop=settings.crop, seed=seed, note=left_out)
+    except CropPackError as e:
+        fail(str(e))
     except ValueError as e:
         fail(f"{folder}: none of its {len(files)} image files could be read; replace them with readable images"
              if len(unreadable) == len(files) else f"{folder}: {e}; lower --crop or add larger images")
@@ -679,8 +682,8 @@ def bench_command(
         fail(f"--size: must be 0 (whole images) or at least {bench.MIN_SIDE}")
     if steps is not None and not 0 <= steps <= MAX_STEPS:
         fail(f"--steps: must be 0 to {MAX_STEPS}")
-    if seed < 0:
-        fail("--seed: must be 0 or more")
+    if not 0 <= seed <= MAX_SEED:
+        fail(f"--seed: must be 0 to {MAX_SEED} (2**32 - 1)")
     if folder is not None and output.resolve().is_relative_to(folder.resolve()):
         default = "" if "output" in given else " (the default)"
         fail(f"-o {output}{default}: inside the folder measured, whose images the report's sheets would join; "

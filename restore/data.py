@@ -71,10 +71,24 @@ def write_crop_pack(files: list[Path], out: Path, *, size: int = 128, max_bytes:
     return len(crops)
 
 
+class CropPackError(ValueError):
+    """A file given as a pack of crops that is not one :func:`write_crop_pack` writes."""
+
+
 def read_crop_pack(path: Path, channels: int) -> list[np.ndarray]:
-    """The crops of a file written by :func:`write_crop_pack`, as (S, S, C) float32 in [0, 1]."""
-    with np.load(path) as pack:
-        crops = pack["crops"]
+    """The crops of a file written by :func:`write_crop_pack`, as (S, S, C) float32 in [0, 1];
+    a :class:`CropPackError` naming the file where it holds none."""
+    fix = "make one with pretrained/pack_crops.py, or give a folder of images"
+    try:
+        with np.load(path, allow_pickle=False) as pack:
+            crops = pack["crops"] if "crops" in getattr(pack, "files", ()) else None
+    except (OSError, ValueError, EOFError) as e:
+        raise CropPackError(f"{path}: not a pack of crops ({type(e).__name__}); {fix}") from None
+    if crops is None:
+        raise CropPackError(f"{path}: holds no 'crops' array, so it is no pack of crops; {fix}")
+    if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[-1] not in (1, 3) or not len(crops):
+        raise CropPackError(f"{path}: its crops are {crops.dtype} of shape {crops.shape}, where a pack holds "
+                            f"(count, size, size, 1 or 3) 8-bit crops, at least one; {fix}")
     return [to_channels(c.astype(np.float32) / 255, channels) for c in crops]
 
 
@@ -124,7 +138,8 @@ class CropSampler:
         if given and len(self.unreadable) == given:
             raise ValueError(f"none of the {given} image files could be read")
         if not self.images:
-            raise ValueError(f"no training image is at least {crop}x{crop} pixels")
+            what = "crop of the pack" if files == [] and given else "training image"
+            raise ValueError(f"no {what} is at least {crop}x{crop} pixels")
 
     def __len__(self) -> int:
         return len(self.images)

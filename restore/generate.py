@@ -8,6 +8,7 @@ from .data import to_channels
 from .images import MAX_PIXELS
 from .model import VAE, DigitsVAE
 from .tasks import OptionError
+from .tasks.base import check_seed
 
 #: The largest side of a sample: four of the photo priors' tiles (a sample is decoded whole).
 MAX_SIDE = 1024
@@ -42,8 +43,7 @@ def sample(vae: VAE, n: int, *, size: int | None = None, temperature: float = 1.
                                          f"prior itself), got {temperature}")
     if n < 1:
         raise OptionError("n", f"must be at least 1, got {n}")
-    if seed < 0:
-        raise OptionError("seed", f"must be 0 or more, got {seed}")
+    check_seed(seed)
     _check_pixels("n", n, side, side)
     device = next(vae.parameters()).device
     g = torch.Generator().manual_seed(seed)

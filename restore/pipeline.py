@@ -32,7 +32,7 @@ from .model import VAE
 from .priors import shared_prior
 from .reconstructor import Reconstructor, check_ensemble, check_search
 from .solver import SolverResult
-from .tasks.base import DETECT, Task
+from .tasks.base import DETECT, Task, check_seed
 from .tiling import run_tiled
 
 if TYPE_CHECKING:
@@ -96,8 +96,7 @@ class SolverSettings:
             raise ValueError(f"tile_batch must be 1 or more tiles, got {self.tile_batch}")
         if self.samples < 1:
             raise ValueError(f"samples must be 1 or more, got {self.samples}")
-        if self.seed < 0:
-            raise ValueError(f"seed must be 0 or more, got {self.seed}")
+        check_seed(self.seed)
         if self.samples > 1 and self.mode != "joint":
             raise ValueError(f"samples: posterior samples need mode 'joint', not {self.mode!r}")
         if self.ensemble is not None:

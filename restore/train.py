@@ -20,6 +20,7 @@ from .data import CropSampler, colour_augment, to_gray
 from .devices import PRECISIONS, resolve_precision
 from .model import VAE, save_checkpoint, vae_loss
 from .tasks import OptionError
+from .tasks.base import check_seed
 from .views import TRAINING_VIEWS, clean_context
 
 
@@ -60,8 +61,7 @@ class TrainSettings:
         for name in ("steps", "batch_size", "checkpoint_every", "loaders"):      # crop: check_crop
             if getattr(self, name) < 1:
                 raise OptionError(name, f"must be 1 or more, got {getattr(self, name)}")
-        if self.seed < 0:
-            raise OptionError("seed", f"must be 0 or more, got {self.seed}")
+        check_seed(self.seed)
         if not 0 < self.lr <= 1:
             raise OptionError("lr", f"must be a positive number of at most 1 (Adam's step; 1e-3 is usual), got {self.lr}")
         for name in ("degraded_fraction", "gray_fraction", "colour_fraction"):
@@ -112,7 +112,9 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
     torch_rng = torch.Generator(device=device).manual_seed(settings.seed + step)
     n_bad = int(round(settings.batch_size * settings.degraded_fraction))
     start = time.perf_counter() - seconds
-    budget = None if settings.minutes is None else seconds + 60 * settings.minutes
+    # The budget counts from the run's start, as the steps do: a resumed run goes on to the same end,
+    # its learning rate on the same schedule.
+    budget = None if settings.minutes is None else 60 * settings.minutes
     if budget is None:
         bar = tqdm(total=settings.steps, initial=step, disable=not progress, desc="training", unit="step")
     else:                 # the time budget is what ends the run (or the steps, if they end first)
@@ -332,8 +334,9 @@ def model_from(path: Path, *, pixel_scale: bool = False, latent: int | None = No
     return model.with_pixel_scale() if pixel_scale else model
 
 
-def resume_from(out: Path, steps: int) -> tuple[VAE, TrainSettings, dict]:
-    """The model, settings (with the new total of ``steps``) and training state saved at ``out``."""
+def resume_from(out: Path, steps: int, minutes: float | None = None) -> tuple[VAE, TrainSettings, dict]:
+    """The model, settings (with the new total of ``steps``, and of ``minutes`` where given: both count
+    from the run's start, not the resumption's) and training state saved at ``out``."""
     from .model import load_checkpoint
     if not out.exists():
         raise TrainError(f"{out}: nothing to resume; run without --resume first")
@@ -357,6 +360,12 @@ def resume_from(out: Path, steps: int) -> tuple[VAE, TrainSettings, dict]:
     saved.setdefault("task_encoder", None)
     saved.setdefault("encoder_only", False)
     saved.setdefault("prior_from_clean", False)
+    if minutes is not None:
+        saved["minutes"] = minutes
+    spent = state["meta"]["seconds"] / 60
+    if saved["minutes"] is not None and spent >= saved["minutes"]:
+        raise TrainError(f"{out}: has trained {spent:.1f} minutes already, its --minutes {saved['minutes']:g}; "
+                         f"give --minutes more than {spent:.1f} to go on")
     return model, TrainSettings(**{**saved, "steps": steps}), state
 
 

@@ -195,7 +195,8 @@ def test_a_folder_s_unreadable_or_too_small_files_are_left_out_of_the_benchmark_
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--seed", "-1"], "--seed: must be 0 or more"),
+    (["--seed", "-1"], "--seed: must be 0 to 4294967295"),
+    (["--seed", str(2**64)], "--seed: must be 0 to 4294967295"),
     (["--steps", "100000"], "--steps: must be 0 to 10000"),
     (["--size", "8"], "--size: must be 0 (whole images) or at least 24"),
     (["--speed", "--sizes", "nan"], "--sizes nan: give megapixels from 0.001 to 100"),

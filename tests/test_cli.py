@@ -349,7 +349,8 @@ def test_train_from_a_checkpoint_adds_a_per_pixel_scale(images):
     (["--gray", "nan"], "--gray: must be a share between 0 and 1, got nan"),
     (["--checkpoint-every", "0"], "--checkpoint-every: must be 1 or more, got 0"),
     (["--minutes", "0"], "--minutes: must be a positive number"),
-    (["--seed", "-1"], "--seed: must be 0 or more, got -1"),
+    (["--seed", "-1"], "--seed: must be 0 to 4294967295 (2**32 - 1), got -1"),
+    (["--seed", str(2**70)], "--seed: must be 0 to 4294967295"),     # torch's generator overflowed
     (["--tasks", "sharpen"], "--tasks: must be some of"),
     (["--prior-from-clean", "--degraded", "1"], "--prior-from-clean: needs clean crops"),
     (["--out", "{tmp}/p.txt"], "p.txt: --out writes a checkpoint; give a name ending in .pt"),
@@ -1034,3 +1035,25 @@ def test_training_in_a_log_file_says_each_checkpoint_on_a_line_and_draws_no_bars
     quiet = invoke("train", images / "clean", "--out", images / "quiet.pt", "--width", "8", "--latent", "2",
                    "--crop", "16", "--batch-size", "2", "--steps", "2", "-q")
     assert quiet.exit_code == 0 and "step 2/2" not in quiet.output, quiet.output
+
+
+@pytest.mark.parametrize("content, needle", [
+    (lambda p: p.write_text("not an archive"), "not a pack of crops"),
+    (lambda p: np.savez(p, other=np.zeros((2, 8, 8, 3), np.uint8)), "holds no 'crops' array"),
+    (lambda p: np.savez(p, crops=np.zeros(3, np.uint8)), "its crops are uint8 of shape (3,)"),
+    (lambda p: np.savez(p, crops=np.zeros((3, 16, 16, 5), np.uint8)), "of shape (3, 16, 16, 5)"),
+    (lambda p: np.savez(p, crops=np.zeros((0, 16, 16, 3), np.uint8)), "at least one"),
+    (lambda p: np.savez(p, crops=np.zeros((2, 8, 8, 3), np.uint8)), "no crop of the pack is at least 16x16"),
+])
+def test_train_refuses_a_file_that_is_no_pack_of_crops(tmp_path, content, needle):
+    """A broken .npz ended in a traceback (a KeyError, an IndexError, a convolution's channels) or in
+    a fix that did not fit ("lower --crop")."""
+    pack = tmp_path / "crops.npz"
+    content(pack)
+    result = invoke("train", pack, "--out", tmp_path / "p.pt", "--width", "8", "--latent", "2", "--crop", "16",
+                    "--batch-size", "2", "--steps", "1")
+    errors = _error_lines(result)
+    assert result.exit_code == 2 and len(errors) == 1 and needle in errors[0], result.output
+    assert "Traceback" not in result.output
+    assert ("lower --crop" in errors[0]) == ("no crop" in needle)      # the one fix that fits each
+    assert not (tmp_path / "p.pt").exists()

@@ -60,6 +60,21 @@ def test_a_budget_in_minutes_ends_the_run_with_a_checkpoint(tmp_path):
     assert (tmp_path / "timed.pt").is_file()
 
 
+def test_a_resumed_budget_in_minutes_counts_from_the_run_s_start(tmp_path):
+    """Resuming a run its minutes ended trained a whole budget again (the learning rate back up its
+    schedule): a spent budget is refused, and a larger one goes on to that total."""
+    from restore.train import TrainError, resume_from
+    _, meta = _run(tmp_path, "timed", steps=10**6, minutes=0.02)
+    out = tmp_path / "timed.pt"
+    with pytest.raises(TrainError, match="give --minutes more than"):
+        resume_from(out, 10**6)
+    model, settings, state = resume_from(out, 10**6, minutes=0.03)
+    more = train(model, CropSampler(photos(tmp_path / "photos"), channels=3, crop=16), settings, out,
+                 device=torch.device("cpu"), resume=state, progress=False)
+    # 1.8 s in all (a second budget on top of the first would end at 3.0)
+    assert more["steps"] > meta["steps"] and meta["seconds"] < more["seconds"] < 0.03 * 60 + 0.6
+
+
 def test_the_gpu_stage_script_trains_the_large_prior_on_the_cpu(tmp_path):
     pack = tmp_path / "crops.npz"
     write_crop_pack(photos(tmp_path / "photos", size=64), pack, size=48, scales=(1.0,))

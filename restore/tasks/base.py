@@ -51,6 +51,17 @@ class OptionError(ValueError):
         self.option, self.reason = option, reason
 
 
+#: The largest seed taken (NumPy's classic bound): torch's generators overflow past 2**63, and training
+#: seeds each step's generator with the seed plus the step.
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed: int) -> None:
+    """Refuse a seed outside 0..MAX_SEED (an :class:`OptionError` naming ``seed``)."""
+    if not 0 <= seed <= MAX_SEED:
+        raise OptionError("seed", f"must be 0 to {MAX_SEED} (2**32 - 1), got {seed}")
+
+
 def option(help: str, *flags: str, parse: Callable[[str], Any] | None = None, required: bool = False) -> dict:
     """Field metadata: the command line's help, its flags (default ``--name``), a parser for
     text values, and whether the command line insists on it."""
