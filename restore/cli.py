@@ -6,6 +6,7 @@ options every restoring command shares (:class:`RestoreOptions`).
 """
 from __future__ import annotations
 
+import errno
 import inspect
 import math
 import sys
@@ -70,6 +71,14 @@ def command_line(args: list[str] | None = None) -> None:
             hint = f" (see '{e.ctx.command_path if e.ctx is not None else 'restore'} --help')"
         typer.echo(f"error: {e.format_message()}{hint}", err=True)
         sys.exit(e.exit_code)
+    except OSError as e:
+        # A path no file system takes (a name past its 255 bytes), met by the first check that looks
+        # at it, whichever argument it is: the checks come before any work.
+        if e.errno != errno.ENAMETOOLONG:
+            raise
+        typer.echo(f"error: {e.filename}: a name too long for the file system (at most 255 bytes each); "
+                   "give a shorter one", err=True)
+        sys.exit(BAD_USAGE)
     sys.exit(status if isinstance(status, int) else 0)
 
 

@@ -959,6 +959,24 @@ def test_usage_errors_take_one_line(args, named, capsys):
     assert "╭" not in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("args", [
+    ["denoise", "{long}.png"],
+    ["denoise", "{sample}", "-o", "{tmp}/{long}.png"],
+    ["train", "{samples}", "--out", "{tmp}/{long}.pt"],
+    ["bench", "--quick", "-o", "{tmp}/{long}"],
+])
+def test_a_name_too_long_for_the_file_system_takes_one_line(tmp_path, capsys, args):
+    """Any path argument with a name over 255 bytes ended in a traceback (OSError: File name too long)."""
+    from restore.cli import command_line
+    sample = Path(__file__).resolve().parents[1] / "samples" / "butterfly_noisy.png"
+    with pytest.raises(SystemExit) as stopped:
+        command_line([a.format(long="a" * 300, tmp=tmp_path, sample=sample, samples=sample.parent) for a in args])
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert stopped.value.code == 2 and len(lines) == 1 and "name too long" in lines[0], err
+    assert "a" * 300 in lines[0] and list(tmp_path.iterdir()) == []
+
+
 def test_console_script_passes_statuses_on(tmp_path, capsys):
     """command_line() exits with what the command said: 0 for help, 2 for a missing input (restore's own
     one-line error)."""
