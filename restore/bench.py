@@ -262,7 +262,9 @@ def sheet(panels_per_image: list[list[tuple[str, np.ndarray]]], cell: int = 192)
 def write_report(folder, rows, shown, meta) -> list[str]:
     """results.md, results.json, results.csv and one sheet per (set, condition); returns the file names."""
     summary = summarise(rows)
-    files = {"results.md": markdown_table(summary).encode(), "results.json": json_text(rows, summary, meta).encode(),
+    said = (f"restore: the {meta['model']} prior, {meta['precision']} on {meta['device']}, steps: {meta['steps']}"
+            f"{', ensemble ' + str(meta['ensemble']) if meta.get('ensemble', 1) > 1 else ''}\n\n")
+    files = {"results.md": (said + markdown_table(summary)).encode(), "results.json": json_text(rows, summary, meta).encode(),
              "results.csv": csv_text(rows).encode()}
     for (set_name, condition), panels in shown.items():
         files[f"sheet_{set_name}_{condition}.png"] = sheet(panels)
@@ -313,6 +315,10 @@ def digits_test(limit: int) -> list[tuple[str, np.ndarray]]:
 
 #: The crop side of ``--quick``'s photographs.
 QUICK_SIZE = 128
+#: What --quick measures besides its conditions: images (of a folder, its first that can be
+#: measured) and digits at most.
+QUICK_IMAGES = 2
+QUICK_DIGITS = 10
 
 
 def effective_size(size: int, quick: bool) -> int:
@@ -325,7 +331,7 @@ def image_sets(folder: Path | None, *, prior, digits_prior=None, size: int = 256
     """What ``restore bench`` measures on: scikit-image's photographs and the digits test split
     (``folder`` None), or the images of ``folder`` restored with ``prior``.
 
-    ``quick`` takes 2 images at 128 pixels and at most 10 digits. A file of ``folder`` that cannot
+    ``quick`` takes 2 images (a folder's first 2 that can be measured) at 128 pixels and at most 10 digits. A file of ``folder`` that cannot
     be read or is too small is told to ``note`` and left out (without ``note``, a ``ValueError``);
     a folder without one that can be measured is a ``ValueError``.
     """
@@ -333,16 +339,18 @@ def image_sets(folder: Path | None, *, prior, digits_prior=None, size: int = 256
 
     size = effective_size(size, quick)
     if folder is None:
-        sets = [ImageSet("photos", skimage_photos(size, PHOTOS[:2] if quick else PHOTOS), prior)]
-        n_digits = min(digits, 10) if quick else digits
+        sets = [ImageSet("photos", skimage_photos(size, PHOTOS[:QUICK_IMAGES] if quick else PHOTOS), prior)]
+        n_digits = min(digits, QUICK_DIGITS) if quick else digits
         if n_digits and digits_prior is not None:
             sets.append(ImageSet("digits", digits_test(n_digits), digits_prior))
         return sets
-    files = find_images(folder)[:2 if quick else None]
+    files = find_images(folder)
     if not files:
         raise ValueError(f"{folder}: no images found; put PNG/JPEG/TIFF/WebP/BMP files in it")
     images = []
     for f in files:
+        if quick and len(images) == QUICK_IMAGES:       # the first that can be measured
+            break
         try:
             whole = read_image(f).pixels
         except ImageError as e:

@@ -687,6 +687,11 @@ def bench_command(
         fail(f"--tasks {task_list}: choose from {', '.join(TASKS)}")
     if not 0 <= digits <= 1000:
         fail("--digits: must be between 0 and 1000")
+    if folder is not None and "digits" in given:
+        fail(f"--digits: the digits are measured with scikit-image's photographs, not with {folder}; leave "
+             "--digits out")
+    if quick and digits > bench.QUICK_DIGITS and "digits" in given:
+        fail(f"--digits: --quick measures at most {bench.QUICK_DIGITS} digits; leave one of them out")
     if size != 0 and not bench.MIN_SIDE <= size:
         fail(f"--size: must be 0 (whole images) or at least {bench.MIN_SIDE}")
     if steps is not None and not 0 <= steps <= MAX_STEPS:
@@ -718,7 +723,11 @@ def bench_command(
     _check_report_folder(output / "results.json", overwrite)
     dev = _device_or_fail(device)
     try:
-        sets = bench.image_sets(folder, prior=load_prior(model, dev), size=size, digits=digits, quick=quick,
+        prior = load_prior(model, dev)
+        if prior.fixed_size:
+            fail(f"--model {model}: a prior of 28x28 digits cannot restore photographs (the digits are measured "
+                 "with the shipped digits prior in every run); give --model a photo prior")
+        sets = bench.image_sets(folder, prior=prior, size=size, digits=digits, quick=quick,
                                 digits_prior=load_prior("digits", dev) if folder is None else None,
                                 note=lambda said: typer.echo(f"note: leaving out {said}", err=True))
     except (PriorError, ImageError, ValueError) as e:

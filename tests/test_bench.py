@@ -59,6 +59,7 @@ def test_quick_bench_on_a_folder_writes_every_report(tmp_path, tiny_prior):
             "skimage biharmonic"} <= methods
     assert all(r["hole_psnr"] is not None for r in report["results"] if r["condition"] == "inpaint-box")
     assert "**" in (out / "results.md").read_text() and "(2 images)" in (out / "results.md").read_text()
+    assert (out / "results.md").read_text().startswith(f"restore: the {model} prior, ")   # which was measured
     assert report["meta"]["size"] == bench.QUICK_SIZE          # what was measured, not --size's default
     # A second run refuses to overwrite the report.
     again = CliRunner().invoke(app, ["bench", str(folder), "-o", str(out), "--quick", "--model", str(model)])
@@ -194,6 +195,19 @@ def test_a_folder_s_unreadable_or_too_small_files_are_left_out_of_the_benchmark_
         bench.image_sets(folder, prior=None)           # no one to tell: refused
 
 
+def test_a_quick_bench_of_a_folder_takes_its_first_images_that_can_be_measured(tmp_path):
+    """It took the first two files and then found neither could be measured, the folder's good
+    images left unread."""
+    folder = tmp_path / "photos"
+    (folder / "a").mkdir(parents=True)
+    (folder / "a" / "broken.png").write_text("not an image")
+    write_image(folder / "a" / "tiny.png", Picture(np.full((16, 16, 3), 0.5, np.float32)))
+    write_smooth_folder(folder / "b", n=3)
+    notes = []
+    sets = bench.image_sets(folder, prior=None, quick=True, note=notes.append)
+    assert [name for name, _ in sets[0].images] == ["b/im0", "b/im1"] and len(notes) == 2
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--seed", "-1"], "--seed: must be 0 to 4294967295"),
     (["--seed", str(2**64)], "--seed: must be 0 to 4294967295"),
@@ -210,6 +224,9 @@ def test_a_folder_s_unreadable_or_too_small_files_are_left_out_of_the_benchmark_
     (["--speed", "--size", "16"], "--size: not used by --speed"),
     (["{folder}", "-o", "{folder}/report"], "report: inside the folder measured"),
     (["{small}"], "small: none of its 1 images can be measured (each said why)"),
+    (["{folder}", "--digits", "5"], "--digits: the digits are measured with scikit-image's photographs"),
+    (["--quick", "--digits", "50"], "--digits: --quick measures at most 10 digits"),
+    (["--model", "digits"], "--model digits: a prior of 28x28 digits cannot restore photographs"),
 ])
 def test_bench_refuses_what_it_cannot_run_before_any_work(tmp_path, tiny_prior, monkeypatch, args, needle):
     """Each in one line, exit status 2, before a single run and with no report folder made."""
@@ -226,7 +243,8 @@ def test_bench_refuses_what_it_cannot_run_before_any_work(tmp_path, tiny_prior, 
     write_image(small / "t.png", Picture(np.full((16, 16, 3), 0.5, np.float32)))
     args = [a.format(folder=folder, small=small) for a in args]
     output = [] if "-o" in args else ["-o", str(tmp_path / "report")]
-    result = CliRunner().invoke(app, ["bench", *args, *output, "--model", str(model), "--tasks", "denoise"])
+    prior = [] if "--model" in args else ["--model", str(model)]
+    result = CliRunner().invoke(app, ["bench", *args, *output, *prior, "--tasks", "denoise"])
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert result.exit_code == 2 and len(errors) == 1 and needle in errors[0], result.output
     assert not (tmp_path / "report").exists() and not (folder / "report").exists()
