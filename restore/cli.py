@@ -30,7 +30,7 @@ from .tasks.base import DETECT, MAX_SEED, option_fields
 from .uncertainty import HEAT_MAP_TOP, SUFFIXES as MAP_SUFFIXES
 
 app = typer.Typer(help="Repair damaged photos with a learned VAE prior.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+                  add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
 @app.callback()
@@ -495,6 +495,8 @@ def _typed(ctx: typer.Context) -> list:
 RESUME_TAKES = ("folder", "out", "steps", "minutes", "loaders", "seed", "resume", "device", "quiet")
 #: What a checkpoint given to ``train --init`` decides itself: its architecture.
 INIT_DECIDES = ("arch", "width", "levels", "blocks")
+#: The train command's options that only a photo prior reads (--context and --task-encoder say so themselves).
+PHOTO_ONLY = ("width", "levels", "blocks", "gray", "colour")
 TRAIN_FLAGS = {"degraded_fraction": "degraded", "gray_fraction": "gray", "colour_fraction": "colour"}
 
 
@@ -580,11 +582,15 @@ def train_command(
                      if init is not None else
                      build_model(arch.value, width=width, latent=latent, levels=levels, blocks=blocks,
                                  pixel_scale=pixel_scale, context=context))
+            photo_only = [p.opts[0] for p in given if p.name in PHOTO_ONLY]
+            if model.fixed_size and photo_only:
+                raise TrainError(f"{', '.join(photo_only)}: for photo priors; the digits prior has its own fixed "
+                                 "size and one channel: leave them out")
             if task_encoder is not None:
                 model, task_list = _with_task_encoder(model, task_encoder, init), task_encoder
             settings = TrainSettings(steps=steps, batch_size=batch_size, lr=lr, degraded_fraction=degraded,
                                      gray_fraction=gray, colour_fraction=colour, loaders=loaders, minutes=minutes,
-                                     crop=crop if crop is not None else (28 if arch is Architecture.digits else 64),
+                                     crop=crop if crop is not None else model.config.image_size if model.fixed_size else 64,
                                      checkpoint_every=checkpoint_every, seed=seed, init=str(init) if init else None,
                                      tasks=tuple(t.strip() for t in task_list.split(",") if t.strip()),
                                      precision=precision, task_encoder=task_encoder, encoder_only=encoder_only,
@@ -643,21 +649,21 @@ def _with_task_encoder(model, task: str, init: Path | None):
 @app.command("bench")
 def bench_command(
     ctx: typer.Context,
-    folder: Optional[Path] = typer.Argument(None, metavar="FOLDER", help="Folder of clean images (default: scikit-image's photographs and the digits test split)."),
+    folder: Optional[Path] = typer.Argument(None, metavar="FOLDER", help="Folder of clean images (default: scikit-image's photographs and the digits test split; --digits is for those)."),
     output: Path = typer.Option(Path("bench-report"), "--output", "-o", help="Report folder: results.md/.json/.csv and comparison sheets."),
     task_list: str = typer.Option(",".join(TASKS), "--tasks", help="Comma-separated tasks to measure."),
     quick: bool = typer.Option(False, "--quick", help="A small subset (one condition per task, 2 small images, 10 digits) for smoke tests."),
     size: int = typer.Option(256, help="Centre-crop photographs to this size (0 = whole images)."),
     digits: int = typer.Option(100, help="Digits from the test split, spread over the classes (0 = none; max 1000)."),
     model: str = MODEL,
-    steps: Optional[int] = typer.Option(None, help="Solver steps per tile (default: each task's)."),
+    steps: Optional[int] = typer.Option(None, help="Solver steps per tile (default: each task's; 0: the encoder alone)."),
     device: str = DEVICE,
     precision: str = typer.Option("auto", help="restore's arithmetic: auto, fp32 or bf16 (as the restoring commands)."),
     seed: int = typer.Option(0, help="Seed of the damage (noise, masks)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a report folder that already has results."),
     speed: bool = typer.Option(False, "--speed", help="Time each task on generated photographs of growing size instead (speed.md, speed.json)."),
     sizes: str = typer.Option(",".join(f"{s:g}" for s in SPEED_SIZES), "--sizes", help="--speed: the photographs' sizes in megapixels."),
-    samples: int = typer.Option(1, "--samples", help="Also measure the mean of this many posterior samples (2 or more)."),
+    samples: int = typer.Option(1, "--samples", help="2 or more: also measure the mean of this many posterior samples (1, the default: the estimate alone)."),
     ensemble: int = typer.Option(1, "--ensemble", help="Also measure restore's ensemble of this many turns "
                                  "(2, 4 or 8; photographs only)."),
     quiet: bool = QUIET,
@@ -888,3 +894,9 @@ def _write_generated(output: Path, model: str, device: str, overwrite: bool, dra
         fail(f"{'-n' if e.option == 'n' else '--' + e.option}: {e.reason}")
     except (PriorError, ImageError, ValueError) as e:
         fail(str(e))
+
+
+# 'restore --help' lists each command with its docstring's first paragraph whole (click cuts it at
+# 45 characters, mid-sentence).
+for _info in app.registered_commands:
+    _info.short_help = _info.short_help or inspect.cleandoc(_info.callback.__doc__ or "").split("\n\n")[0]

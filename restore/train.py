@@ -56,7 +56,8 @@ class TrainSettings:
             raise OptionError("precision", f"must be auto, fp32 or bf16, got {self.precision!r}")
         unknown = set(self.tasks) - set(TRAINING_VIEWS)
         if unknown or not self.tasks:
-            raise OptionError("tasks", f"must be some of {', '.join(TRAINING_VIEWS)}, got {', '.join(self.tasks) or 'none'}")
+            raise OptionError("tasks", f"must be some of {', '.join(TRAINING_VIEWS)}; "
+                                       f"{'not ' + ', '.join(sorted(unknown)) if unknown else 'none given'}")
         self.tasks = tuple(self.tasks)
         for name in ("steps", "batch_size", "checkpoint_every", "loaders"):      # crop: check_crop
             if getattr(self, name) < 1:
@@ -69,13 +70,16 @@ class TrainSettings:
                 raise OptionError(name, f"must be a share between 0 and 1, got {getattr(self, name)}")
         if self.minutes is not None and not 0 < self.minutes < math.inf:
             raise OptionError("minutes", f"must be a positive number, got {self.minutes}")
+        if self.encoder_only and self.init is None:
+            raise OptionError("encoder_only", "needs --init: the prior whose frozen decoder the encoder learns "
+                              "against (a new model's decoder is random)")
         if self.encoder_only and self.task_encoder is not None:
-            raise ValueError("a task encoder is trained alone already; leave out encoder_only")
+            raise OptionError("encoder_only", "a task encoder is trained alone already; leave out --encoder-only")
         if self.prior_from_clean and (self.encoder_only or self.task_encoder is not None):
             raise OptionError("prior_from_clean", "trains the prior on clean crops; an encoder trained alone "
                               "leaves the prior as it is")
         if self.prior_from_clean and self.degraded_fraction == 1:
-            raise OptionError("prior_from_clean", "needs clean crops: lower degraded_fraction below 1")
+            raise OptionError("prior_from_clean", "needs clean crops: lower --degraded below 1")
         if self.task_encoder is not None and self.tasks != (self.task_encoder,):
             raise ValueError(f"a task encoder learns its own task's damage alone: tasks must be {self.task_encoder!r}")
 
@@ -183,7 +187,8 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
                 if skipped >= MAX_SKIPPED_STEPS:
                     raise TrainError(f"{out}: training diverged at step {step + 1} (the loss was not finite "
                                      f"{skipped} steps running); lower --lr, or train without --pixel-scale first "
-                                     "and add it with --init")
+                                     f"and add it with --init ({out} holds the last checkpoint written: pass "
+                                     "--overwrite to start again)")
             step += 1
             if budget is None:
                 bar.update(1)
@@ -202,7 +207,8 @@ def train(model: VAE, sampler: CropSampler, settings: TrainSettings, out: Path, 
             # Ended within a run of skipped steps, and a fresh batch fails too: the weights (not
             # updated since) give no finite loss. One bad batch at the end is no divergence.
             raise TrainError(f"{out}: training diverged: the loss was not finite in its last {skipped} steps, nor "
-                             "on a fresh batch; lower --lr and train again")
+                             f"on a fresh batch; lower --lr and train again with --overwrite ({out} holds the "
+                             "weights that diverged)")
     model.eval()
     # (asked during the last step, the run has ended as it would have: nothing is left to go on with)
     if stop.asked and step < settings.steps and progress_made() < 1:
@@ -397,4 +403,5 @@ def check_crop(model: VAE, crop: int) -> None:
     least = max(multiple, -(-MIN_CROP // multiple) * multiple)
     if crop < least or crop % multiple:
         raise OptionError("crop", f"must be a multiple of {multiple} (the prior's {model.config.levels} "
-                          f"downsamplings) of at least {least}, got {crop}")
+                          f"downsamplings) of at least {least}, got {crop}; give such a --crop, or a prior of "
+                          "fewer --levels")

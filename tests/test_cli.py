@@ -57,6 +57,16 @@ def test_help_lists_every_command_and_option(command, options):
         assert option in result.output, f"{command} --help lacks {option}"
 
 
+def test_help_shows_flags_as_flags_and_each_command_s_summary_whole():
+    """A flag read ``--resume <bool>`` (and ``--resume true`` is refused); the command list cut each
+    summary at 45 characters."""
+    for command in ("train", "denoise", "bench"):
+        result = invoke(command, "--help")
+        assert "<bool>" not in result.output and "--overwrite" in result.output, result.output
+    listing = invoke("--help").output.split("Commands:")[1]
+    assert "..." not in listing and " ".join(listing.split()).count("the file's own tables allow.") == 1, listing
+
+
 def test_denoise_single_file_default_output(images, tiny_prior):
     _, model = tiny_prior
     src = images / "noisy" / "im0.png"
@@ -339,7 +349,8 @@ def test_train_from_a_checkpoint_adds_a_per_pixel_scale(images):
     (["--crop", "0"], "--crop: must be a multiple of 4"),
     (["--crop", "4"], "of at least 8, got 4"),
     (["--crop", "12", "--levels", "3"], "--crop: must be a multiple of 8 (the prior's 3 downsamplings)"),
-    (["--arch", "digits"], "--crop: must be 28 for the digits prior (its image size), got 16"),
+    (["--arch", "digits"], "--width: for photo priors; the digits prior has its own fixed size"),   # was passed over
+    (["--arch", "digits", "--gray", "0.5"], "--width, --gray: for photo priors"),
     (["--width", "0"], "--width: must be 1 or more, got 0"),
     (["--latent", "0"], "--latent: must be 1 or more, got 0"),
     (["--levels", "-1"], "--levels: must be 0 or more, got -1"),
@@ -351,8 +362,9 @@ def test_train_from_a_checkpoint_adds_a_per_pixel_scale(images):
     (["--minutes", "0"], "--minutes: must be a positive number"),
     (["--seed", "-1"], "--seed: must be 0 to 4294967295 (2**32 - 1), got -1"),
     (["--seed", str(2**70)], "--seed: must be 0 to 4294967295"),     # torch's generator overflowed
-    (["--tasks", "sharpen"], "--tasks: must be some of"),
-    (["--prior-from-clean", "--degraded", "1"], "--prior-from-clean: needs clean crops"),
+    (["--tasks", "denoise,sharpen"], "--tasks: must be some of denoise, superres, inpaint, deblur, dejpeg; not sharpen"),
+    (["--encoder-only"], "--encoder-only: needs --init"),        # it trained against a random decoder
+    (["--prior-from-clean", "--degraded", "1"], "--prior-from-clean: needs clean crops: lower --degraded below 1"),
     (["--out", "{tmp}/p.txt"], "p.txt: --out writes a checkpoint; give a name ending in .pt"),
 ])
 def test_train_refuses_bad_options_before_any_work(images, monkeypatch, options, needle):
@@ -535,6 +547,7 @@ def test_training_skips_non_finite_steps_and_stops_when_it_diverges(images, monk
     result = invoke("train", images / "clean", "--out", out, "--width", "8", "--latent", "2", "--crop", "16",
                     "--batch-size", "4", "--checkpoint-every", "2", "--steps", "40")
     assert result.exit_code == 2 and _error_lines(result) and "diverged at step 26" in result.output, result.output
+    assert "pass --overwrite to start again" in result.output      # "train again" alone met "exists"
     from restore.model import load_checkpoint
     model, state = load_checkpoint(out)              # the last checkpoint before it stopped...
     assert state["meta"]["steps"] == 24
@@ -556,7 +569,7 @@ def test_a_run_that_ends_within_non_finite_steps_says_it_diverged_and_a_wild_rat
     result = invoke("train", images / "clean", "--out", images / "late.pt", *common)
     assert result.exit_code == 2 and _error_lines(result), result.output
     assert "training diverged: the loss was not finite in its last 3 steps" in result.output, result.output
-    assert "nor on a fresh batch; lower --lr" in result.output, result.output
+    assert "nor on a fresh batch; lower --lr and train again with --overwrite" in result.output, result.output
 
     def last_step_nan(*args, **kwargs):       # the last step's batch alone: no divergence
         loss, stats = real(*args, **kwargs)
