@@ -616,8 +616,11 @@ def train_command(
         typer.echo(f"note: skipping {path}: {w}x{h} pixels, under --crop {settings.crop} at every scale it is "
                    "trained at (its long side at most 1024)", err=True)
     torch.manual_seed(seed)
+    count = sampler.image_count
     source = f"{len(sampler)} crops from {folder}" if folder.suffix == ".npz" else \
-        f"{sampler.image_count} images ({len(sampler)} at all scales)"
+        f"{count} image{'' if count == 1 else 's'}" + ("" if len(sampler) == count else
+                                                      f" (cropped from {len(sampler)} copies: each at full and, "
+                                                      "where a crop fits, half size)")
     typer.echo(f"training on {source}, "
                f"{sum(p.numel() for p in model.parameters()):,} parameters, device {dev}")
     try:
@@ -738,8 +741,6 @@ def bench_command(
                                 note=lambda said: typer.echo(f"note: leaving out {said}", err=True))
     except (PriorError, ImageError, ValueError) as e:
         fail(str(e))
-    if ensemble > 1 and not any(getattr(s.prior, "symmetric", False) for s in sets):
-        fail(f"--ensemble: the {model} prior's images are not alike turned; leave --ensemble out")
 
     bar = _bar(total=bench.total_runs(sets, conditions, samples, ensemble), desc="bench", unit="runs",
                quiet=quiet or not _on_terminal())

@@ -428,7 +428,7 @@ def test_train_names_the_images_it_cannot_read_and_counts_only_the_rest(images):
                              f"note: skipping {mixed / 'text.png'}: not a readable image; use PNG, JPEG, TIFF, WebP or BMP",
                              f"note: skipping {mixed / 'tiny.png'}: 12x8 pixels, under --crop 16 at every scale it "
                              "is trained at (its long side at most 1024)"]
-    assert "training on 2 images (4 at all scales)" in result.output, result.output
+    assert "training on 2 images (cropped from 4 copies: each at full and, where a crop fits, half size)" in result.output, result.output
     from restore.model import load_checkpoint
     meta = load_checkpoint(images / "m.pt")[1]["meta"]
     assert (meta["images"], meta["at_all_scales"]) == (2, 4)

@@ -329,7 +329,7 @@ def test_a_colour_photograph_under_a_sensors_noise_takes_the_first_stage_when_li
 
 
 def test_a_jpeg_files_leftover_rounding_is_a_quarter_of_its_tables_variance():
-    from restore.fidelity import JPEG_LEFTOVER, PoissonGaussian, jpeg_leftover
+    from restore.fidelity import JPEG_LEFTOVER, jpeg_leftover
     from restore.jpeg import Quantisation
     flat = Quantisation((np.full((8, 8), 12), np.full((8, 8), 30), np.full((8, 8), 30)), (2, 2))
     assert flat.rounding_variance() == pytest.approx(12 / 255**2)       # 12^2 / 12, the luma's alone

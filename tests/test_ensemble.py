@@ -154,7 +154,7 @@ def test_the_bench_measures_the_ensemble_beside_restore(tmp_path, tiny_prior):
     assert plain and {r["condition"] for r in rows if r["method"] == "restore, 2 turns"} == plain
     on_photos = [str(photos), "--quick"]
     for args, says in ((on_photos + ["--ensemble", "3"], "--ensemble: must be one of"),
-                       (on_photos + ["--ensemble", "2", "--model", "digits"], "not alike turned"),
+                       (on_photos + ["--ensemble", "2", "--model", "digits"], "a prior of 28x28 digits cannot"),
                        (["--ensemble", "2", "--speed", "--sizes", "0.01"], "leave --ensemble out")):
         bad = CliRunner().invoke(app, ["bench", "-o", str(tmp_path / "r2"), "--tasks", "denoise", *args, "-q"])
         assert bad.exit_code == 2 and says in bad.output, bad.output
