@@ -592,7 +592,7 @@ def train_command(
                                      gray_fraction=gray, colour_fraction=colour, loaders=loaders, minutes=minutes,
                                      crop=crop if crop is not None else model.config.image_size if model.fixed_size else 64,
                                      checkpoint_every=checkpoint_every, seed=seed, init=str(init) if init else None,
-                                     tasks=tuple(t.strip() for t in task_list.split(",") if t.strip()),
+                                     tasks=tuple(t.strip().lower() for t in task_list.split(",") if t.strip()),
                                      precision=precision, task_encoder=task_encoder, encoder_only=encoder_only,
                                      prior_from_clean=prior_from_clean)
         check_crop(model, settings.crop)
@@ -691,7 +691,7 @@ def bench_command(
         fail(f"{', '.join(ignored)}: not used {why}; leave {'it' if len(ignored) == 1 else 'them'} out")
     if quick and "size" in given:
         fail(f"--size: --quick measures at {bench.QUICK_SIZE} pixels; leave one of them out")
-    wanted = {t.strip() for t in task_list.split(",") if t.strip()}
+    wanted = {t.strip().lower() for t in task_list.split(",") if t.strip()}
     if not wanted or wanted - set(TASKS):
         fail(f"--tasks {task_list}: choose from {', '.join(TASKS)}")
     if not 0 <= digits <= 1000:

@@ -324,7 +324,7 @@ def test_train_from_a_checkpoint_adds_a_per_pixel_scale(images):
     assert state["meta"]["settings"]["init"] == str(first)
     assert state["meta"]["settings"]["gray_fraction"] == 0.5
     result = invoke("train", *common, "--out", images / "bf16.pt", "--width", "8", "--latent", "2",
-                    "--precision", "bf16", "--tasks", "deblur,inpaint")
+                    "--precision", "bf16", "--tasks", "Deblur, INPAINT")         # names as a user may type them
     assert result.exit_code == 0, result.output
     settings = load_checkpoint(images / "bf16.pt")[1]["meta"]["settings"]
     assert settings["precision"] == "bf16" and tuple(settings["tasks"]) == ("deblur", "inpaint")
