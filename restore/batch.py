@@ -144,16 +144,6 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
         job = Job(source, output, _matching(companion_name, companion, rel, companions),
                   _matching("ref", reference, rel, references, optional=True), detect=detect)
         _check_outputs([job], companion_name)
-        if save_found is not None:
-            job.found = save_found / f"{output.stem}_{companion_name}.png" if save_found.is_dir() else save_found
-            if job.found.suffix.lower() not in LOSSLESS:
-                raise PlanError(f"{job.found}: a {companion_name} is saved as .png, .tif or .bmp (a JPEG would blur "
-                                "it); rename it")
-            if not job.found.parent.is_dir():
-                raise PlanError(f"{job.found}: folder {job.found.parent} does not exist; create it or choose "
-                                f"another --save-{companion_name}")
-            _check_writable(job.found.parent, job.found, f"--save-{companion_name}")
-            _check_found([job], companion_name)
         if uncertainty is not None:
             job.uncertainty = uncertainty / f"{output.stem}_std.png" if uncertainty.is_dir() else uncertainty
             if not job.uncertainty.parent.is_dir():
@@ -161,6 +151,16 @@ def plan(source: Path, output: Path | None, suffix: str, *, recursive: bool = Fa
                                 "create it or choose another --uncertainty")
             _check_writable(job.uncertainty.parent, job.uncertainty, "--uncertainty")
             _check_maps([job])
+        if save_found is not None:
+            job.found = save_found / f"{output.stem}_{companion_name}.png" if save_found.is_dir() else save_found
+            if job.found.suffix.lower() not in LOSSLESS:
+                lossy = " (a JPEG would blur it)" if job.found.suffix.lower() in (".jpg", ".jpeg", ".webp") else ""
+                raise PlanError(f"{job.found}: a {companion_name} is saved as .png, .tif or .bmp{lossy}; rename it")
+            if not job.found.parent.is_dir():
+                raise PlanError(f"{job.found}: folder {job.found.parent} does not exist; create it or choose "
+                                f"another --save-{companion_name}")
+            _check_writable(job.found.parent, job.found, f"--save-{companion_name}")
+            _check_found([job], companion_name)
         return Plan([job], [], batch=False)
 
     out_dir = output if output is not None else default_output(source, suffix)
@@ -583,12 +583,21 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
                 and bool(np.ptp(picture.pixels, axis=2).max() > 0):
             progress.note(f"{job.source}: the prior sees one channel: this colour image is restored grey")
         if job.detect:
-            repaired = task.detect(picture.pixels, settings=settings, progress=progress.step, return_std=sampled)
-            grown = f", grown by --mask-dilate {task.mask_dilate}" if getattr(task, "mask_dilate", 0) else ""
-            progress.note(f"{job.source}: found {repaired.mask.mean():.2%} of the pixels damaged{grown}"
-                          + (f" (mask: {job.found})" if job.found else ""))
+            with warnings.catch_warnings():       # said below as a note
+                warnings.simplefilter("ignore", CompanionWarning)
+                repaired = task.detect(picture.pixels, settings=settings, progress=progress.step, return_std=sampled)
+            share = f"{repaired.mask.mean():.2%} of the pixels"
+            found = (f"found {share} damaged" if not getattr(task, "mask_dilate", 0) else
+                     f"{share} filled: the damage found, grown by --mask-dilate {task.mask_dilate}")
+            progress.note(f"{job.source}: {found}" + (f" (mask: {job.found})" if job.found else ""))
+            if repaired.mask.all():
+                progress.note(f"{job.source}: {task.companion_note(repaired.mask)}")
             return Restored(repaired.pixels, task, picture.pixels, repaired.std, repaired.mask)
-        said = task.companion_note(companion) if job.companion is not None else None
+        try:        # the note is of the holes as filled: grown by --mask-dilate
+            values = task.companion_values(companion, picture.pixels.shape[:2]) if job.companion is not None else None
+        except CompanionError:
+            values = None       # refused below, by the restoration, in the file's own words
+        said = task.companion_note(values) if values is not None else None
         if said:
             progress.note(f"{job.source}: {said}")
         advice = task.advice(job.source)

@@ -302,6 +302,12 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
     if detect and not (task.companion and task.companion.detectable):
         fail(f"--{task.companion.name if task.companion else 'mask'} auto: {task.name} cannot find it; give a file")
     companion = None if detect else companion
+    # The detector's own options (inpaint's --sensitivity) mean nothing to a companion given as a file.
+    tuned = [f"--{f.name}" for f in option_fields(type(task))
+             if f.metadata.get("detector") and getattr(task, f.name) != f.default]
+    if tuned and not detect:
+        fail(f"{', '.join(tuned)}: only with --{task.companion.name} auto (how readily the damage is found); a "
+             f"{task.companion.name} given as a file is taken as it is")
     if not 0 < options.max_megapixels < math.inf:
         fail(f"--max-megapixels: must be a positive number, got {options.max_megapixels}")
     if options.overwrite and options.skip_existing:

@@ -158,7 +158,8 @@ def test_command_line_auto_mask_save_mask_and_batch(tiny_prior, tmp_path):
     assert "of the pixels damaged" in one.output and "grown by" not in one.output
     grown = runner.invoke(app, ["inpaint", str(folder / "a.png"), "--mask", "auto", "--mask-dilate", "1", "--steps",
                                 "0", "-o", str(tmp_path / "grown.png"), *common])
-    assert grown.exit_code == 0 and "of the pixels damaged, grown by --mask-dilate 1" in grown.output, grown.output
+    assert grown.exit_code == 0 and "of the pixels filled: the damage found, grown by --mask-dilate 1" in grown.output, \
+        grown.output
     # The bar says what it counts: the encoder's passes for the second look beside the kept fill's steps.
     assert "1 per batch for the second look" in one.output, one.output
     saved = read_image(tmp_path / "a_mask.png").pixels[:, :, 0] > 0.5
@@ -193,6 +194,42 @@ def test_command_line_auto_mask_save_mask_and_batch(tiny_prior, tmp_path):
                                 *common])
     assert other.exit_code == 0                                  # other tasks take no --save-mask
     assert "Traceback" not in one.output + batch.output + lone.output + bad.output
+
+
+def test_holes_grown_over_every_pixel_are_said_in_a_note_found_or_given(tiny_prior, tmp_path):
+    """--mask-dilate 64 over a found mask leaked a raw CompanionWarning (file, line and source) onto the
+    terminal; over a given mask it said nothing, though nothing of the image was kept."""
+    import warnings
+
+    from restore.pipeline import CompanionWarning
+    _, model = tiny_prior
+    damaged, truth = scratched(textured(size=48))
+    write_image(tmp_path / "a.png", Picture(damaged))
+    write_image(tmp_path / "m.png", Picture(truth[:, :, None].astype(np.float32)))
+    common = ["--model", str(model), "--steps", "0", "--mask-dilate", "64"]
+    for mask in ("auto", str(tmp_path / "m.png")):
+        with warnings.catch_warnings(record=True) as heard:
+            warnings.simplefilter("always")
+            result = runner.invoke(app, ["inpaint", str(tmp_path / "a.png"), "--mask", mask, "-o",
+                                         str(tmp_path / "o.png"), "--overwrite", *common])
+        assert result.exit_code == 0, result.output
+        assert "its mask marks every pixel" in result.output, (mask, result.output)
+        assert not [w for w in heard if issubclass(w.category, CompanionWarning)], mask
+
+
+def test_detector_options_and_a_shared_map_and_mask_path_are_refused_before_any_work(tiny_prior, tmp_path):
+    """--sensitivity beside a mask file was passed over; --uncertainty and --save-mask of one path wrote
+    the mask over the map (exit 0)."""
+    _, model = tiny_prior
+    write_image(tmp_path / "a.png", Picture(textured(size=48)))
+    write_image(tmp_path / "m.png", Picture(np.zeros((48, 48, 1), np.float32)))
+    common = [str(tmp_path / "a.png"), "-o", str(tmp_path / "o.png"), "--model", str(model)]
+    tuned = runner.invoke(app, ["inpaint", *common, "--mask", str(tmp_path / "m.png"), "--sensitivity", "5"])
+    assert tuned.exit_code == 2 and "--sensitivity: only with --mask auto" in tuned.output, tuned.output
+    shared = runner.invoke(app, ["inpaint", *common, "--mask", "auto", "--samples", "2", "--uncertainty",
+                                 str(tmp_path / "s.png"), "--save-mask", str(tmp_path / "s.png")])
+    assert shared.exit_code == 2 and "s.png: the saved mask would replace" in shared.output, shared.output
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "s.png").exists()
 
 
 def test_the_benchmark_condition_hands_no_mask_to_anyone():

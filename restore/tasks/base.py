@@ -62,10 +62,12 @@ def check_seed(seed: int) -> None:
         raise OptionError("seed", f"must be 0 to {MAX_SEED} (2**32 - 1), got {seed}")
 
 
-def option(help: str, *flags: str, parse: Callable[[str], Any] | None = None, required: bool = False) -> dict:
+def option(help: str, *flags: str, parse: Callable[[str], Any] | None = None, required: bool = False,
+           detector: bool = False) -> dict:
     """Field metadata: the command line's help, its flags (default ``--name``), a parser for
-    text values, and whether the command line insists on it."""
-    return {"help": help, "flags": flags, "parse": parse, "required": required}
+    text values, whether the command line insists on it, and whether it tunes the finding of a
+    companion (``--mask auto``), so that it is refused beside a companion given as a file."""
+    return {"help": help, "flags": flags, "parse": parse, "required": required, "detector": detector}
 
 
 def parse_sigma(text: str) -> float | None:

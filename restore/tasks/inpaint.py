@@ -34,7 +34,7 @@ class Inpaint(Task):
     mask_dilate: int = field(default=0, metadata=option("Grow the holes by N pixels first.", "--mask-dilate"))
     sensitivity: float = field(default=1.0, metadata=option(
         "With --mask auto: above 1 finds fainter scratches and specks (and takes more texture for them), "
-        "below 1 only clear ones."))
+        "below 1 only clear ones.", detector=True))
 
     def __post_init__(self):
         super().__post_init__()
