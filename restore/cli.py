@@ -296,7 +296,7 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
                    save_found: Optional[Path] = None) -> None:
     """Plan the jobs, run them with progress bars, print the summary; exit with the status of
     what failed, if anything did. A companion given as ``auto`` is found in each image."""
-    from .pipeline import SolverSettings
+    from .pipeline import MAX_SAMPLES, SolverSettings
 
     detect = companion is not None and str(companion) == DETECT
     if detect and not (task.companion and task.companion.detectable):
@@ -326,8 +326,8 @@ def _restore_files(task: Task, source: Path, companion: Optional[Path], options:
             fail(str(e))
         if options.json.exists() and not options.overwrite:
             fail(f"{options.json}: exists; pass --overwrite to replace it or choose another --json")
-    if options.samples < 1:
-        fail("--samples: give 1 or more")
+    if not 1 <= options.samples <= MAX_SAMPLES:
+        fail(f"--samples: give 1 to {MAX_SAMPLES} (each one more restoration of the image)")
     if options.uncertainty is not None and options.samples < 2:
         fail("--uncertainty: the spread needs samples; add --samples 8 (or any number of 2 or more)")
     on_ray = options.ray or options.ray_address is not None
@@ -684,7 +684,7 @@ def bench_command(
 
     from . import bench
 
-    from .pipeline import MAX_STEPS
+    from .pipeline import MAX_SAMPLES, MAX_STEPS
 
     typed = _typed(ctx)
     given = {p.name for p in typed}
@@ -719,8 +719,8 @@ def bench_command(
              "give -o a folder outside it")
     if precision not in ("auto", "fp32", "bf16"):
         fail(f"--precision {precision}: use auto, fp32 or bf16")
-    if samples < 1:
-        fail("--samples: give 1 or more")
+    if not 1 <= samples <= MAX_SAMPLES:
+        fail(f"--samples: give 1 to {MAX_SAMPLES} (each one more restoration of every image)")
     from .reconstructor import check_ensemble
     try:
         check_ensemble(ensemble)

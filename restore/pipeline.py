@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 #: The most solver steps a restoration takes (the defaults are 0 to 30; 30 steps of a 12 MP
 #: photograph take minutes on a CPU, and a mistyped count would run for days).
 MAX_STEPS = 10_000
+#: The most posterior samples a restoration averages: each is a restoration's work again (16 give a
+#: usable map; a mistyped count ran silently for hours).
+MAX_SAMPLES = 1000
 #: The settings that count something: whole numbers (or None where they may be left out).
 WHOLE_NUMBERS = ("steps", "tile", "overlap", "tile_batch", "samples", "seed")     # ensemble: check_ensemble
 REQUIRED = ("overlap", "samples", "seed")   # of those, the ones without a default to fall back on
@@ -94,8 +97,8 @@ class SolverSettings:
             raise ValueError(f"overlap must be 0 or more pixels, got {self.overlap}")
         if self.tile_batch is not None and self.tile_batch < 1:
             raise ValueError(f"tile_batch must be 1 or more tiles, got {self.tile_batch}")
-        if self.samples < 1:
-            raise ValueError(f"samples must be 1 or more, got {self.samples}")
+        if not 1 <= self.samples <= MAX_SAMPLES:
+            raise ValueError(f"samples must be 1 to {MAX_SAMPLES} (each one more restoration), got {self.samples}")
         check_seed(self.seed)
         if self.samples > 1 and self.mode != "joint":
             raise ValueError(f"samples: posterior samples need mode 'joint', not {self.mode!r}")

@@ -281,6 +281,8 @@ def _pillow(image, mode):
     (lambda im: denoise(im, sigma=25, channel_axis=None), "channel_axis must be the number"),
     (lambda im: denoise(im, sigma=25, samples=2, return_std="yes"), "return_std must be True or False"),
     (lambda im: denoise(im, sigma=25, samples=2, mode="latent"), "need mode 'joint', not 'latent'"),
+    (lambda im: denoise(im, sigma=25, samples=10**8), "samples must be 1 to 1000"),
+    (lambda im: denoise(im, sigma=25, samples=2, seed=2**70), "seed must be 0 to 4294967295"),
     (lambda im: denoise(_pillow(im, "RGBA"), sigma=25), "with alpha \\(RGBA\\).*convert\\('RGB'\\)"),
     (lambda im: estimate_noise(im, quantisation=5), "quantisation must be the JPEG file's"),
     (lambda im: run(im, Denoise(quantisation="photo.jpg")), "quantisation must be a JPEG file's tables.*from_file"),

@@ -211,6 +211,7 @@ def test_a_quick_bench_of_a_folder_takes_its_first_images_that_can_be_measured(t
 @pytest.mark.parametrize("args, needle", [
     (["--seed", "-1"], "--seed: must be 0 to 4294967295"),
     (["--seed", str(2**64)], "--seed: must be 0 to 4294967295"),
+    (["--samples", "1001"], "--samples: give 1 to 1000"),
     (["--steps", "100000"], "--steps: must be 0 to 10000"),
     (["--size", "8"], "--size: must be 0 (whole images) or at least 24"),
     (["--speed", "--sizes", "nan"], "--sizes nan: give megapixels from 0.001 to 100"),
