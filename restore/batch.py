@@ -581,7 +581,8 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
             progress.note(f"{job.source}: {said}")
         if getattr(settings.prior, "channels", 3) == 1 and picture.pixels.shape[2] == 3 \
                 and bool(np.ptp(picture.pixels, axis=2).max() > 0):
-            progress.note(f"{job.source}: the prior sees one channel: this colour image is restored grey")
+            progress.note(f"{job.source}: the prior sees one channel: what it restores of this colour image "
+                          "comes back grey")
         if job.detect:
             with warnings.catch_warnings():       # said below as a note
                 warnings.simplefilter("ignore", CompanionWarning)

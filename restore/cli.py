@@ -155,7 +155,8 @@ class RestoreOptions:
         0, "--seed", help="Random seed of the samples: the same seed gives the same output.")))
     uncertainty: Optional[Path] = field(default=None, metadata=_cli(typer.Option(
         None, "--uncertainty", help="Write where the result is unsure (the samples' std per pixel): .png heat map "
-        f"(black 0 to yellow {HEAT_MAP_TOP:g}+ in 0..255 units) or .tif raw values; a folder in batch mode.")))
+        f"(black 0 to yellow {HEAT_MAP_TOP:g}+ in 0..255 units) or .tif raw values, or an existing folder "
+        "(<output>_std.png in it); in batch mode a folder of .png heat maps, <name>.png each.")))
     shard: Optional[str] = field(default=None, metadata=_cli(typer.Option(
         None, "--shard", help="I/N: restore only the I-th of N disjoint parts of the sorted files (cluster job arrays).")))
     ray: bool = field(default=False, metadata=_cli(typer.Option(
@@ -187,7 +188,9 @@ def _task_command(task_type: type[Task]):
         params.append(inspect.Parameter(found, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path],
                                         default=typer.Option(None, f"--save-{companion.name}", help=(
                                             f"With --{companion.name} auto: write the {companion.name} found here "
-                                            f"(.png; a folder in batch mode, one <name>.png per image)."))))
+                                            f"(a .png, .tif or .bmp file, or an existing folder: <output>_"
+                                            f"{companion.name}.png in it; in batch mode a folder, one <name>.png "
+                                            f"per image)."))))
     hints = get_type_hints(RestoreOptions)
     params += [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, annotation=hints[f.name],
                                  default=f.metadata["cli"]) for f in fields(RestoreOptions)]

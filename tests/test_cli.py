@@ -612,7 +612,7 @@ def test_a_colour_image_restored_by_a_one_channel_prior_is_said_to_come_back_gre
         result = invoke("denoise", path, "--model", "digits", "--sigma", "10", "--steps", "0", "-o",
                         images / f"{path.stem}_out.png")
         assert result.exit_code == 0, result.output
-        said[path.name] = "the prior sees one channel: this colour image is restored grey" in result.output
+        said[path.name] = "the prior sees one channel: what it restores of this colour image comes back grey" in result.output
     assert said == {"im0.png": True, "grey.png": False}
 
 
