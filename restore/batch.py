@@ -8,6 +8,7 @@ run the same jobs through :func:`process`.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import warnings
@@ -555,10 +556,29 @@ def _companion(task, job: Job, picture: Picture, max_pixels: int):
     return companion
 
 
+@contextlib.contextmanager
+def _companion_notes(job: Job, progress: Progress):
+    """Within it, what the restoration warns of its companion (a mask grown over every pixel:
+    :class:`~restore.pipeline.CompanionWarning`) is a note of ``job``'s, said as it is found (before
+    the work), every time; other warnings go on as they would."""
+    from .pipeline import CompanionWarning
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", CompanionWarning)
+        shown = warnings.showwarning
+
+        def show(message, *args, **kwargs):
+            if isinstance(message, CompanionWarning):
+                progress.note(f"{job.source}: {message.said}")
+            else:
+                shown(message, *args, **kwargs)
+        warnings.showwarning = show
+        yield
+
+
 def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
     """The ``restore_fn`` that restores image files under ``task`` with ``settings``
     (:class:`~restore.pipeline.SolverSettings`), reading each job's companion file."""
-    from .pipeline import CompanionWarning, resolve, restore
+    from .pipeline import resolve, restore
     from .tasks.base import CompanionError
 
     def restore_file(picture: Picture, job: Job, progress: Progress) -> Restored:
@@ -584,23 +604,13 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
             progress.note(f"{job.source}: the prior sees one channel: what it restores of this colour image "
                           "comes back grey")
         if job.detect:
-            with warnings.catch_warnings():       # said below as a note
-                warnings.simplefilter("ignore", CompanionWarning)
+            with _companion_notes(job, progress):
                 repaired = task.detect(picture.pixels, settings=settings, progress=progress.step, return_std=sampled)
             share = f"{repaired.mask.mean():.2%} of the pixels"
             found = (f"found {share} damaged" if not getattr(task, "mask_dilate", 0) else
                      f"{share} filled: the damage found, grown by --mask-dilate {task.mask_dilate}")
             progress.note(f"{job.source}: {found}" + (f" (mask: {job.found})" if job.found else ""))
-            if repaired.mask.all():
-                progress.note(f"{job.source}: {task.companion_note(repaired.mask)}")
             return Restored(repaired.pixels, task, picture.pixels, repaired.std, repaired.mask)
-        try:        # the note is of the holes as filled: grown by --mask-dilate
-            values = task.companion_values(companion, picture.pixels.shape[:2]) if job.companion is not None else None
-        except CompanionError:
-            values = None       # refused below, by the restoration, in the file's own words
-        said = task.companion_note(values) if values is not None else None
-        if said:
-            progress.note(f"{job.source}: {said}")
         advice = task.advice(job.source)
         if advice:
             progress.note(advice)
@@ -609,8 +619,7 @@ def file_restorer(task, settings, *, max_pixels: int) -> RestoreFn:
         if said:
             progress.note(f"{job.source}: estimated {said}")
         try:
-            with warnings.catch_warnings():       # said above as a note
-                warnings.simplefilter("ignore", CompanionWarning)
+            with _companion_notes(job, progress):
                 pixels = restore(picture.pixels, resolved, companion=companion, settings=settings, progress=progress,
                                  return_std=sampled)
         except CompanionError as e:

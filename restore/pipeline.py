@@ -180,7 +180,7 @@ def restore(image, task: Task, *, companion: Any = None, settings: SolverSetting
     values = task.companion_values(companion, pixels.shape[:2])     # checked before any work
     said = None if companion is None or values is None else task.companion_note(values)
     if said:           # the command line prints it as a note; a caller of the library is warned
-        warnings.warn(f"{task.name}: {said}", CompanionWarning, stacklevel=3)
+        warnings.warn(CompanionWarning(task.name, said), stacklevel=3)
     task = resolve(pixels, task, companion, settings=settings, progress=progress)
     vae = settings.load().for_task(task.name)
     outer = task.outer_task()
@@ -412,7 +412,12 @@ def _like(std: np.ndarray, image):
 
 
 class CompanionWarning(UserWarning):
-    """A companion that asks for something its giver may not mean (a mask that marks every pixel)."""
+    """A companion that asks for something its giver may not mean (a mask that marks every pixel);
+    ``said``: what of it, as the command line notes it."""
+
+    def __init__(self, task: str, said: str):
+        super().__init__(f"{task}: {said}")
+        self.said = said
 
 
 class RestoreError(RuntimeError):
